@@ -1,0 +1,2 @@
+//! libreqos (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! lqos-bpf (work in progress).

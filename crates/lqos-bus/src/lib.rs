@@ -1,0 +1,1 @@
+//! lqos-bus (work in progress).

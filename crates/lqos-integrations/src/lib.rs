@@ -1,0 +1,1 @@
+//! lqos-integrations (work in progress).

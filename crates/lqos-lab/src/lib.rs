@@ -1,0 +1,1 @@
+//! lqos-lab (work in progress).

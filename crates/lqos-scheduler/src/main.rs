@@ -1,0 +1,2 @@
+//! lqos_scheduler (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! lqos-tc (work in progress).

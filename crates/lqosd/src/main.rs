@@ -1,0 +1,2 @@
+//! lqosd (work in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! lqtop (work in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! lqusers (work in progress).
+fn main() {}
