@@ -1,0 +1,281 @@
+//! The typed commands lqosd accepts and its answers. Every caller (libreqos, lqos_scheduler,
+//! lqtop, the web API) sends one of these; lqosd's single apply task answers.
+
+use lqos_config::Diagnostic;
+use serde::{Deserialize, Serialize};
+
+/// Version of the message set. A peer with another version is refused with a clear error.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// How much a reload may rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadMode {
+    /// Apply only the differences against the applied plan (the normal case).
+    Incremental,
+    /// Tear the managed tree down and build it again (the scheduler's start-up setup and
+    /// `libreqos --full`). Still never applies an invalid plan.
+    Full,
+}
+
+/// Everything that may be asked of lqosd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "command")]
+pub enum Command {
+    /// Liveness check.
+    Ping,
+    /// Read the inputs, validate, plan, diff against the applied plan and apply.
+    Reload {
+        /// Incremental or full.
+        mode: ReloadMode,
+    },
+    /// Like Reload but apply nothing: the ChangeSet summary that Reload would apply.
+    DryRun,
+    /// Validate the inputs on disk.
+    Validate,
+    /// Daemon state: interfaces, queues, counts, last apply, scheduler state, warnings.
+    Status,
+    /// The IP → class mappings in force.
+    ListMappings,
+    /// Current per-circuit rates and counters; `None` = all circuits.
+    CircuitStats {
+        /// One circuit, or all.
+        circuit: Option<String>,
+    },
+    /// The `n` busiest circuits by current rate.
+    TopCircuits {
+        /// How many.
+        n: usize,
+    },
+    /// Per-node (site/AP) rates.
+    NodeStats,
+    /// Remove the managed queue tree and all mappings (traffic passes unshaped).
+    ClearTree,
+    /// The scheduler reports its state (shown by Status and the GUI).
+    SchedulerReport(SchedulerState),
+}
+
+/// What the scheduler is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SchedulerState {
+    /// `starting`, `importing`, `reloading`, `idle`, `failed`…
+    pub phase: String,
+    /// The integration in use (`uisp`, `splynx`, `netzur`, or `none`).
+    pub integration: String,
+    /// Unix time of the last finished cycle.
+    pub last_run_unix: Option<u64>,
+    /// `ok` or a one-line failure summary of the last cycle.
+    pub last_result: Option<String>,
+    /// Unix time of the next planned cycle.
+    pub next_run_unix: Option<u64>,
+    /// The last error with the integration's own message.
+    pub last_error: Option<String>,
+}
+
+/// Counts of kernel objects touched by an apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ObjectCounts {
+    /// Classes and qdiscs added.
+    pub added: usize,
+    /// Changed in place.
+    pub changed: usize,
+    /// Deleted.
+    pub deleted: usize,
+    /// IP mappings added or updated.
+    pub mappings_added: usize,
+    /// IP mappings removed.
+    pub mappings_removed: usize,
+}
+
+/// The answer to Reload / DryRun.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReloadReport {
+    /// True when the new plan is now in force (false for DryRun and for refused input).
+    pub applied: bool,
+    /// Incremental or full, as actually done.
+    pub full_rebuild: bool,
+    /// Circuits and nodes in the new plan.
+    pub circuits: usize,
+    /// Nodes in the new plan.
+    pub nodes: usize,
+    /// Shaping queues.
+    pub queues: u16,
+    /// What changed (or would change).
+    pub counts: ObjectCounts,
+    /// Owners rebuilt because they moved.
+    pub rebuilt: Vec<String>,
+    /// Milliseconds spent reading and validating the inputs.
+    pub validate_ms: u64,
+    /// Milliseconds spent planning and diffing.
+    pub plan_ms: u64,
+    /// Milliseconds spent changing the kernel.
+    pub apply_ms: u64,
+    /// Every input problem (errors block the reload) and planner warning.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Planner warnings, one line each.
+    pub warnings: Vec<String>,
+    /// `tc -batch` lines of the change (DryRun only, when asked).
+    pub tc_lines: Option<String>,
+}
+
+/// One mapping in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappingEntry {
+    /// Host or prefix.
+    pub net: String,
+    /// CPU.
+    pub cpu: u32,
+    /// Class `major:minor` (hex).
+    pub class: String,
+    /// Circuit ID.
+    pub circuit: String,
+}
+
+/// Live numbers for one circuit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CircuitStat {
+    /// Circuit ID.
+    pub id: String,
+    /// Circuit Name.
+    pub name: String,
+    /// Parent node name.
+    pub parent: String,
+    /// Plan download ceil, kbit/s.
+    pub download_max_kbit: u64,
+    /// Plan upload ceil, kbit/s.
+    pub upload_max_kbit: u64,
+    /// Current download rate, bits/s.
+    pub download_bps: u64,
+    /// Current upload rate, bits/s.
+    pub upload_bps: u64,
+    /// Total download bytes.
+    pub download_bytes: u64,
+    /// Total upload bytes.
+    pub upload_bytes: u64,
+    /// Total download packets.
+    pub download_packets: u64,
+    /// Total upload packets.
+    pub upload_packets: u64,
+    /// Queue drops (both directions).
+    pub drops: u64,
+    /// Queue backlog in bytes (both directions).
+    pub backlog_bytes: u64,
+    /// Download class `major:minor`.
+    pub class: String,
+    /// Addresses.
+    pub addresses: Vec<String>,
+}
+
+/// Live numbers for one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NodeStat {
+    /// Node name.
+    pub name: String,
+    /// Parent node name.
+    pub parent: Option<String>,
+    /// Configured download ceil, kbit/s.
+    pub download_max_kbit: u64,
+    /// Configured upload ceil, kbit/s.
+    pub upload_max_kbit: u64,
+    /// Current download rate, bits/s.
+    pub download_bps: u64,
+    /// Current upload rate, bits/s.
+    pub upload_bps: u64,
+    /// Drops.
+    pub drops: u64,
+    /// Circuits directly under it.
+    pub circuits: usize,
+}
+
+/// lqosd's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DaemonStatus {
+    /// lqosd version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// `bridge` or `stick`.
+    pub mode: String,
+    /// Shaping interfaces.
+    pub interfaces: Vec<String>,
+    /// Shaping queues per direction.
+    pub queues: u16,
+    /// Circuits in the applied plan.
+    pub circuits: usize,
+    /// Nodes in the applied plan.
+    pub nodes: usize,
+    /// Mappings in force.
+    pub mappings: usize,
+    /// Unix time of the last successful apply.
+    pub last_apply_unix: Option<u64>,
+    /// One-line result of the last reload attempt.
+    pub last_reload: Option<String>,
+    /// Total current download rate, bits/s (shaped + unshaped).
+    pub download_bps: u64,
+    /// Total current upload rate, bits/s.
+    pub upload_bps: u64,
+    /// Part of the download rate that belongs to mapped circuits.
+    pub shaped_download_bps: u64,
+    /// Part of the upload rate that belongs to mapped circuits.
+    pub shaped_upload_bps: u64,
+    /// Queue drops across all classes.
+    pub drops: u64,
+    /// Scheduler state, if it reported.
+    pub scheduler: Option<SchedulerState>,
+    /// Current warnings (interface down, unsupported qdisc…).
+    pub warnings: Vec<String>,
+}
+
+/// lqosd's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "response", content = "body")]
+pub enum Response {
+    /// Answer to Ping.
+    Pong,
+    /// Done, nothing to report.
+    Ack,
+    /// Answer to Reload and DryRun.
+    Reload(Box<ReloadReport>),
+    /// Answer to Validate: every problem (empty = valid).
+    Validation(Vec<Diagnostic>),
+    /// Answer to Status.
+    Status(Box<DaemonStatus>),
+    /// Answer to ListMappings.
+    Mappings(Vec<MappingEntry>),
+    /// Answer to CircuitStats and TopCircuits.
+    Circuits(Vec<CircuitStat>),
+    /// Answer to NodeStats.
+    Nodes(Vec<NodeStat>),
+    /// The command failed.
+    Error(CommandError),
+}
+
+/// Why a command failed, as shown to the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CommandError {
+    /// The inputs are invalid; nothing was changed.
+    #[error("inputs are invalid ({} problems); nothing was changed", diagnostics.len())]
+    InvalidInput {
+        /// Every problem.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The kernel refused a change; the previous state is kept where possible.
+    #[error("kernel apply failed: {message}")]
+    ApplyFailed {
+        /// The error chain.
+        message: String,
+    },
+    /// Something else went wrong.
+    #[error("{message}")]
+    Internal {
+        /// The error chain.
+        message: String,
+    },
+    /// The command is not available in this state (e.g. observe mode).
+    #[error("not available: {message}")]
+    Unavailable {
+        /// Why.
+        message: String,
+    },
+}
