@@ -1,0 +1,214 @@
+//! The `lqos-lab` command line.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::lab::{Lab, LabSpec, SHAPER_TO_INTERNET, SHAPER_TO_NETWORK, down_by_prefix};
+use crate::traffic::{Way, iperf};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lqos-lab",
+    version,
+    about = "A network-namespace lab with subscribers shaped by lqosd"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+    /// Namespace name prefix.
+    #[arg(long, global = true, default_value = "lqlab")]
+    pub prefix: String,
+    /// Directory for the lab's inputs, state, bus socket and lqosd log.
+    #[arg(long, global = true, default_value = "/run/lqos-lab")]
+    pub dir: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Build the lab, start lqosd in the shaper namespace and apply the lab inputs.
+    Up {
+        /// Number of subscribers (each gets an IPv4 and an IPv6 address).
+        #[arg(long, default_value_t = 4)]
+        subscribers: usize,
+        /// Print the lab description as JSON.
+        #[arg(long)]
+        json: bool,
+        /// lqosd binary (default: next to lqos-lab, else $PATH).
+        #[arg(long)]
+        lqosd: Option<PathBuf>,
+    },
+    /// Remove everything `up` created.
+    Down,
+    /// `up`, forward the GUI to this host's port 9123, generate traffic, stay until Ctrl-C.
+    Run {
+        /// Number of subscribers.
+        #[arg(long, default_value_t = 8)]
+        subscribers: usize,
+        /// lqosd binary.
+        #[arg(long)]
+        lqosd: Option<PathBuf>,
+        /// Host address for the GUI.
+        #[arg(long, default_value = "0.0.0.0:9123")]
+        gui: SocketAddr,
+        /// Stop by itself after this many seconds (0 = until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        duration: u64,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct Description<'a> {
+    namespaces: [String; 3],
+    shaper_interfaces: [&'a str; 2],
+    lqos_conf: PathBuf,
+    bus: PathBuf,
+    lqosd_log: PathBuf,
+    subscribers: &'a [crate::Subscriber],
+}
+
+fn bring_up(cli: &Cli, subscribers: usize, lqosd: &Option<PathBuf>) -> anyhow::Result<Lab> {
+    if !crate::is_root() {
+        bail!("lqos-lab needs root (network namespaces, XDP, tc)");
+    }
+    down_by_prefix(&cli.prefix, &cli.dir);
+    let _ = std::fs::remove_dir_all(&cli.dir);
+    let spec = LabSpec::demo(&cli.prefix, subscribers, cli.dir.clone());
+    let mut lab = Lab::up(spec).context("build the lab namespaces")?;
+    let bin = lqosd.clone().unwrap_or_else(|| crate::find_binary("lqosd"));
+    lab.start_lqosd(&bin).with_context(|| format!("start {}", bin.display()))?;
+    let mut bus = lab.bus().context("connect to the lab's lqosd")?;
+    match bus.request(&lqos_bus::Command::Reload { mode: lqos_bus::ReloadMode::Full })? {
+        lqos_bus::Response::Reload(r) => tracing::info!(
+            circuits = r.circuits,
+            added = r.counts.added,
+            mappings = r.counts.mappings_added,
+            apply_ms = r.apply_ms,
+            "lab inputs applied"
+        ),
+        other => bail!("lqosd refused the lab inputs: {other:?}"),
+    }
+    Ok(lab)
+}
+
+fn describe(lab: &Lab, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (a, b, c) = lab.spec.ns_names();
+    let d = Description {
+        namespaces: [a, b, c],
+        shaper_interfaces: [SHAPER_TO_INTERNET, SHAPER_TO_NETWORK],
+        lqos_conf: lab.spec.config_path(),
+        bus: lab.spec.bus_path(),
+        lqosd_log: lab.spec.dir.join("lqosd.log"),
+        subscribers: &lab.spec.subscribers,
+    };
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &d)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "namespaces: internet {} | shaper {} | subscribers {}",
+        d.namespaces[0], d.namespaces[1], d.namespaces[2]
+    )?;
+    writeln!(
+        out,
+        "shaper: bridge br0 over {SHAPER_TO_INTERNET} (to_internet) and {SHAPER_TO_NETWORK} (to_network), 4 queues each"
+    )?;
+    writeln!(
+        out,
+        "config: {}   bus: {}   log: {}",
+        d.lqos_conf.display(),
+        d.bus.display(),
+        d.lqosd_log.display()
+    )?;
+    writeln!(
+        out,
+        "{:<6} {:<16} {:<22} {:>9} {:>7}  parent",
+        "id", "ipv4", "ipv6", "down Mbps", "up Mbps"
+    )?;
+    for s in d.subscribers {
+        writeln!(
+            out,
+            "{:<6} {:<16} {:<22} {:>9} {:>7}  {}",
+            s.circuit_id, s.ipv4, s.ipv6, s.download_mbps, s.upload_mbps, s.parent
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs the command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    match &cli.command {
+        Cmd::Up { subscribers, json, lqosd } => {
+            let lab = bring_up(&cli, *subscribers, lqosd)?;
+            describe(&lab, *json, &mut out)?;
+            let _ = lab.detach();
+            Ok(())
+        }
+        Cmd::Down => {
+            down_by_prefix(&cli.prefix, &cli.dir);
+            let _ = std::fs::remove_dir_all(&cli.dir);
+            writeln!(out, "lab {} removed", cli.prefix)?;
+            Ok(())
+        }
+        Cmd::Run { subscribers, lqosd, gui, duration } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let s2 = stop.clone();
+            ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst))
+                .context("install Ctrl-C handler")?;
+            let lab = bring_up(&cli, *subscribers, lqosd)?;
+            describe(&lab, false, &mut out)?;
+            crate::forward::forward_into_netns(*gui, &lab.shaper.path(), "127.0.0.1:9123".parse()?)
+                .context("forward the GUI port")?;
+            writeln!(
+                out,
+                "GUI: http://<this host>:{} (first start: see {} for the one-time setup link)",
+                gui.port(),
+                lab.spec.dir.join("lqosd.log").display()
+            )?;
+            writeln!(out, "generating traffic; Ctrl-C to stop and remove the lab")?;
+            let start = Instant::now();
+            let mut round = 0usize;
+            while !stop.load(Ordering::SeqCst)
+                && (*duration == 0 || start.elapsed() < Duration::from_secs(*duration))
+            {
+                let n = lab.spec.subscribers.len().max(1);
+                let idx = round % n;
+                let way = if round % 3 == 2 { Way::Upload } else { Way::Download };
+                match iperf(&lab, idx, way, 5, round % 4 == 3, 5201 + (round % 50) as u16) {
+                    Ok(r) => tracing::info!(
+                        subscriber = idx + 1,
+                        ?way,
+                        mbps = r.received_bps / 1e6,
+                        "traffic"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(subscriber = idx + 1, error = %e, "traffic run failed")
+                    }
+                }
+                round += 1;
+                for _ in 0..20 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            writeln!(out, "stopping; removing the lab")?;
+            lab.down();
+            Ok(())
+        }
+    }
+}
