@@ -1,2 +1,2 @@
-//! lqosd (work in progress).
+//! `lqosd`: the lqos daemon. Thin: arguments, logging, then `lqosd::daemon::run`.
 fn main() {}

@@ -1,0 +1,202 @@
+//! Subscribers shaped end to end: real lqosd, real XDP/tc/HTB, bounded iperf3 runs between the
+//! lab's own namespaces.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lqos_bus::{Command, ReloadMode, Response};
+use lqos_lab::lab::{Lab, LabSpec, SHAPER_TO_INTERNET, SHAPER_TO_NETWORK, Subscriber, subscriber_v4, subscriber_v6};
+use lqos_lab::traffic::{Way, iperf, ping_from_internet};
+
+static KERNEL: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    KERNEL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sub(i: usize, down: f64, up: f64, shaped: bool) -> Subscriber {
+    Subscriber {
+        circuit_id: format!("c{}", i + 1),
+        name: format!("Subscriber {}", i + 1),
+        ipv4: subscriber_v4(i),
+        ipv6: subscriber_v6(i),
+        download_mbps: down,
+        upload_mbps: up,
+        parent: if i % 2 == 0 { "AP_A1".into() } else { "Site_B".into() },
+        shaped,
+    }
+}
+
+/// Builds a lab with `subs`, starts lqosd and applies the inputs. `None` when not root.
+fn lab(prefix: &str, subs: Vec<Subscriber>) -> Option<Lab> {
+    if !lqos_lab::is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("lqos-e2e-{prefix}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = LabSpec { prefix: prefix.into(), subscribers: subs, dir, web_listen: "127.0.0.1:0".into() };
+    let mut lab = Lab::up(spec).expect("build lab namespaces");
+    lab.start_lqosd(&lqos_lab::find_binary("lqosd")).expect("start lqosd in the shaper namespace");
+    let r = reload(&lab, ReloadMode::Full);
+    assert!(r.applied, "initial apply: {r:?}");
+    Some(lab)
+}
+
+fn reload(lab: &Lab, mode: ReloadMode) -> lqos_bus::ReloadReport {
+    let mut bus = lab.bus().expect("bus");
+    match bus.request(&Command::Reload { mode }).expect("reload request") {
+        Response::Reload(r) => *r,
+        other => panic!("reload refused: {other:?}\nlqosd log:\n{}", lab.lqosd_log_tail(40)),
+    }
+}
+
+/// `(handle string "1:3", bytes)` for every class on `dev`, read with `tc -s -j`.
+fn class_bytes(lab: &Lab, dev: &str) -> Vec<(String, u64)> {
+    let out = lab.shaper.exec_stdout("tc", &["-s", "-j", "class", "show", "dev", dev]).expect("tc class show");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("tc json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|c| Some((c["handle"].as_str()?.to_owned(), c["stats"]["bytes"].as_u64()?)))
+        .collect()
+}
+
+fn class_of(lab: &Lab, circuit: &str) -> String {
+    let mut bus = lab.bus().expect("bus");
+    let Response::Mappings(m) = bus.request(&Command::ListMappings).expect("mappings") else { panic!("no mappings") };
+    m.into_iter().find(|e| e.circuit == circuit).map(|e| e.class).expect("circuit mapped")
+}
+
+fn bytes_of(lab: &Lab, dev: &str, class: &str) -> u64 {
+    class_bytes(lab, dev).into_iter().find(|(h, _)| h == class).map(|(_, b)| b).unwrap_or(0)
+}
+
+/// Runs iperf3 for `secs` in the background and measures the HTB class rate (bits/s) between
+/// 1.5 s and secs-1 s. Returns (class rate, iperf3 payload rate).
+fn measure(lab: &Lab, idx: usize, way: Way, v6: bool, secs: u32, port: u16) -> (f64, f64) {
+    let circuit = lab.spec.subscribers[idx].circuit_id.clone();
+    let class = class_of(lab, &circuit);
+    let dev = match way {
+        Way::Download => SHAPER_TO_NETWORK,
+        Way::Upload => SHAPER_TO_INTERNET,
+    };
+    std::thread::scope(|s| {
+        let h = s.spawn(|| iperf(lab, idx, way, secs, v6, port));
+        std::thread::sleep(Duration::from_millis(1500));
+        let (b1, t1) = (bytes_of(lab, dev, &class), Instant::now());
+        std::thread::sleep(Duration::from_secs(u64::from(secs) - 2));
+        let (b2, t2) = (bytes_of(lab, dev, &class), Instant::now());
+        let iperf_result = h.join().expect("iperf thread").expect("iperf3 run");
+        let class_bps = (b2 - b1) as f64 * 8.0 / t2.duration_since(t1).as_secs_f64();
+        (class_bps, iperf_result.received_bps)
+    })
+}
+
+fn assert_shaped(what: &str, plan_mbps: f64, class_bps: f64, payload_bps: f64) {
+    let plan = plan_mbps * 1e6;
+    let c = class_bps / plan - 1.0;
+    let p = payload_bps / plan - 1.0;
+    eprintln!("{what}: plan {plan_mbps} Mbit/s, HTB {:.2} Mbit/s ({:+.1}%), iperf3 {:.2} Mbit/s ({:+.1}%)",
+        class_bps / 1e6, c * 100.0, payload_bps / 1e6, p * 100.0);
+    assert!(c.abs() <= 0.05, "{what}: HTB class rate off by {:+.1}%", c * 100.0);
+    assert!((-0.08..=0.02).contains(&p), "{what}: iperf3 payload off by {:+.1}%", p * 100.0);
+}
+
+#[test]
+fn two_subscribers_are_shaped_to_their_plans_in_both_directions() {
+    let _g = lock();
+    let Some(lab) = lab("lqe2a", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else { return };
+    let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5301);
+    assert_shaped("subscriber 1 download", 10.0, c, p);
+    let (c, p) = measure(&lab, 1, Way::Download, false, 6, 5302);
+    assert_shaped("subscriber 2 download", 25.0, c, p);
+    let (c, p) = measure(&lab, 0, Way::Upload, false, 6, 5303);
+    assert_shaped("subscriber 1 upload", 5.0, c, p);
+    let (c, p) = measure(&lab, 1, Way::Upload, false, 6, 5304);
+    assert_shaped("subscriber 2 upload", 5.0, c, p);
+}
+
+#[test]
+fn ipv6_subscriber_is_shaped_and_unmapped_host_passes_unshaped() {
+    let _g = lock();
+    let Some(lab) = lab("lqe2b", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, false)]) else { return };
+    let (c, p) = measure(&lab, 0, Way::Download, true, 6, 5311);
+    assert_shaped("IPv6 subscriber download", 10.0, c, p);
+    // Subscriber 2 is not in ShapedDevices.csv: no class limits it.
+    let r = iperf(&lab, 1, Way::Download, 3, false, 5312).expect("iperf3 to the unmapped host");
+    eprintln!("unmapped host: {:.1} Mbit/s", r.received_bps / 1e6);
+    assert!(r.received_bps > 100e6, "unmapped host looks shaped: {:.1} Mbit/s", r.received_bps / 1e6);
+}
+
+#[test]
+fn rate_edit_changes_the_class_in_place_and_the_other_subscriber_loses_nothing() {
+    let _g = lock();
+    let Some(lab) = lab("lqe2c", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else { return };
+    let class1 = class_of(&lab, "c1");
+    let class2 = class_of(&lab, "c2");
+    // Traffic through subscriber 1's class so its counters are non-zero before the edit.
+    iperf(&lab, 0, Way::Download, 2, false, 5321).expect("warm-up");
+    let before1 = bytes_of(&lab, SHAPER_TO_NETWORK, &class1);
+    assert!(before1 > 0);
+    std::thread::scope(|s| {
+        // A flow on subscriber 2 runs across the reload.
+        let h = s.spawn(|| iperf(&lab, 1, Way::Download, 6, false, 5322));
+        std::thread::sleep(Duration::from_secs(2));
+        let before2 = bytes_of(&lab, SHAPER_TO_NETWORK, &class2);
+        let csv = lab.spec.dir.join("ShapedDevices.csv");
+        let text = std::fs::read_to_string(&csv).expect("read csv");
+        let edited = text.replacen(",10,5,lab", ",20,5,lab", 1);
+        assert_ne!(text, edited, "edit applied to the csv");
+        std::fs::write(&csv, edited).expect("write csv");
+        let r = reload(&lab, ReloadMode::Incremental);
+        assert_eq!((r.counts.added, r.counts.deleted), (0, 0), "an edit must not add or delete: {r:?}");
+        assert!(r.counts.changed >= 1);
+        let after2 = bytes_of(&lab, SHAPER_TO_NETWORK, &class2);
+        assert!(after2 >= before2, "subscriber 2's class was recreated (counters went back)");
+        let res = h.join().expect("join").expect("subscriber 2 flow survives the reload");
+        eprintln!("subscriber 2 during reload: {:.2} Mbit/s", res.received_bps / 1e6);
+        assert!(res.received_bps > 25e6 * 0.9, "subscriber 2 lost throughput: {:.2}", res.received_bps / 1e6);
+    });
+    let after1 = bytes_of(&lab, SHAPER_TO_NETWORK, &class1);
+    assert!(after1 >= before1, "subscriber 1's class was recreated instead of changed in place");
+    let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5323);
+    assert_shaped("subscriber 1 after the edit", 20.0, c, p);
+}
+
+#[test]
+fn invalid_inputs_leave_the_running_shaping_untouched() {
+    let _g = lock();
+    let Some(lab) = lab("lqe2d", vec![sub(0, 10.0, 5.0, true)]) else { return };
+    let csv = lab.spec.dir.join("ShapedDevices.csv");
+    let good = std::fs::read_to_string(&csv).expect("read");
+    std::fs::write(&csv, format!("{good}c9,Bad,d9,bad,Nowhere,,,,not-an-ip,,1,1,abc,5,lab\n")).expect("write");
+    let mut bus = lab.bus().expect("bus");
+    match bus.request(&Command::Reload { mode: ReloadMode::Incremental }).expect("request") {
+        Response::Error(lqos_bus::CommandError::InvalidInput { diagnostics }) => {
+            assert!(diagnostics.iter().any(|d| d.is_error()));
+        }
+        other => panic!("invalid inputs were accepted: {other:?}"),
+    }
+    let (c, p) = measure(&lab, 0, Way::Download, false, 5, 5331);
+    assert_shaped("subscriber 1 after the refused reload", 10.0, c, p);
+}
+
+#[test]
+fn kill_9_fails_open_and_restart_restores_shaping_without_recreating_classes() {
+    let _g = lock();
+    let Some(mut lab) = lab("lqe2e", vec![sub(0, 10.0, 5.0, true)]) else { return };
+    let class = class_of(&lab, "c1");
+    iperf(&lab, 0, Way::Download, 2, false, 5341).expect("warm-up");
+    let before = bytes_of(&lab, SHAPER_TO_NETWORK, &class);
+    assert!(before > 0);
+    lab.stop_lqosd(nix::sys::signal::Signal::SIGKILL);
+    let target = lab.spec.subscribers[0].ipv4.to_string();
+    let answered = ping_from_internet(&lab, &target, 10);
+    assert!(answered >= 9, "bridge stopped forwarding after kill -9: {answered}/10 pings answered");
+    lab.start_lqosd(&lqos_lab::find_binary("lqosd")).expect("restart lqosd");
+    let after = bytes_of(&lab, SHAPER_TO_NETWORK, &class);
+    assert!(after >= before, "class was recreated on restart (counters reset)");
+    let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5342);
+    assert_shaped("subscriber 1 after restart", 10.0, c, p);
+}

@@ -1,0 +1,519 @@
+//! The apply engine: the only place where lqosd decides what to do to the kernel.
+//!
+//! Reload = read the inputs, validate, plan with the stored identities, diff against the
+//! applied plan, then apply in a safe order:
+//! 1. unmap the addresses that go away or move (their traffic passes unshaped, never dropped);
+//! 2. change the queue tree (deletions, then additions parents-first, then in-place changes);
+//! 3. map the new addresses (their classes exist by now);
+//! 4. store the plan as applied.
+//!
+//! Invalid inputs change nothing. A failed kernel step keeps the previous plan on disk and
+//! latches `needs_reconcile`, so the next reload compares the wanted plan with what the kernel
+//! really holds instead of trusting a diff.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use lqos_bus::{CommandError, ObjectCounts, ReloadMode, ReloadReport};
+use lqos_config::{Config, Diagnostic, has_errors};
+use lqos_plan::{ChangeSet, HostFacts, Identities, IpMapping, Plan, PlanInput};
+
+use crate::kernel::{Kernel, KernelError};
+
+/// File (in `state_directory`) holding the applied plan and its identities.
+pub const APPLIED_PLAN_FILE: &str = "applied_plan.json";
+
+/// Reads and writes the applied plan.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// Failure to read or write the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading failed.
+    #[error("cannot read applied plan {}", path.display())]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a plan (written by another version?).
+    #[error("applied plan {} is unreadable; it will be rebuilt from the inputs", path.display())]
+    Decode {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Writing failed.
+    #[error("cannot store applied plan in {}", path.display())]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: lqos_config::ConfigError,
+    },
+}
+
+impl StateStore {
+    /// A store in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StateStore { dir: dir.into() }
+    }
+
+    /// The applied-plan file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(APPLIED_PLAN_FILE)
+    }
+
+    /// Loads the applied plan, `Ok(None)` when there is none yet.
+    pub fn load(&self) -> Result<Option<Plan>, StateError> {
+        let path = self.path();
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        serde_json::from_slice(&text).map(Some).map_err(|source| StateError::Decode { path, source })
+    }
+
+    /// Stores `plan` atomically.
+    pub fn save(&self, plan: &Plan) -> Result<(), StateError> {
+        let path = self.path();
+        std::fs::create_dir_all(&self.dir).map_err(|e| StateError::Write {
+            path: path.clone(),
+            source: lqos_config::ConfigError::Write { path: self.dir.clone(), source: e },
+        })?;
+        let bytes = serde_json::to_vec(plan).map_err(|e| StateError::Write {
+            path: path.clone(),
+            source: lqos_config::ConfigError::Write {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            },
+        })?;
+        lqos_config::write_atomic(&path, &bytes)
+            .map_err(|source| StateError::Write { path: path.clone(), source })
+    }
+
+    /// Removes the stored plan (after `ClearTree`).
+    pub fn remove(&self) -> Result<(), StateError> {
+        let path = self.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+}
+
+/// Inputs read, validated and planned, not yet applied.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The plan (only when the inputs are valid).
+    pub plan: Plan,
+    /// Every diagnostic (warnings only, since errors refuse).
+    pub diagnostics: Vec<Diagnostic>,
+    /// Milliseconds reading and validating.
+    pub validate_ms: u64,
+    /// Milliseconds planning.
+    pub plan_ms: u64,
+}
+
+/// Reads `network.json` and `ShapedDevices.csv` from `config.lqos_directory`, validates them,
+/// and plans. Any input error refuses with every diagnostic.
+pub fn prepare(
+    config: &Config,
+    facts: HostFacts,
+    previous: &Identities,
+) -> Result<Prepared, CommandError> {
+    let t0 = Instant::now();
+    let inputs = lqos_config::load_inputs(config)
+        .map_err(|e| CommandError::Internal { message: error_chain(&e) })?;
+    let validate_ms = t0.elapsed().as_millis() as u64;
+    if has_errors(&inputs.diagnostics) {
+        return Err(CommandError::InvalidInput { diagnostics: inputs.diagnostics });
+    }
+    let t1 = Instant::now();
+    let plan = lqos_plan::plan(&PlanInput {
+        config,
+        network: &inputs.network,
+        circuits: &inputs.circuits,
+        facts,
+        previous,
+    })
+    .map_err(|e| CommandError::InvalidInput {
+        diagnostics: vec![
+            Diagnostic::error(config.path.display().to_string(), error_chain(&e))
+                .hint("the plan cannot be built from these inputs; nothing was changed"),
+        ],
+    })?;
+    Ok(Prepared {
+        plan,
+        diagnostics: inputs.diagnostics,
+        validate_ms,
+        plan_ms: t1.elapsed().as_millis() as u64,
+    })
+}
+
+/// Formats an error with its whole source chain (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Mapping differences between two mapping lists (both sorted by the planner).
+pub fn mapping_diff(old: &[IpMapping], new: &[IpMapping]) -> (Vec<IpMapping>, Vec<IpMapping>) {
+    use std::collections::HashMap;
+    let old_by_net: HashMap<_, _> = old.iter().map(|m| (m.net, m)).collect();
+    let new_by_net: HashMap<_, _> = new.iter().map(|m| (m.net, m)).collect();
+    let del = old.iter().filter(|m| !new_by_net.contains_key(&m.net)).cloned().collect();
+    let add = new.iter().filter(|m| old_by_net.get(&m.net) != Some(m)).cloned().collect();
+    (del, add)
+}
+
+/// The engine: owns the kernel handle and the applied plan.
+#[derive(Debug)]
+pub struct Engine<K: Kernel> {
+    kernel: K,
+    store: StateStore,
+    applied: Option<Plan>,
+    needs_reconcile: bool,
+    /// Unix time of the last successful apply.
+    pub last_apply_unix: Option<u64>,
+    /// One line about the last reload attempt.
+    pub last_reload: Option<String>,
+}
+
+impl<K: Kernel> Engine<K> {
+    /// A new engine; loads the stored plan (an unreadable one is logged and ignored, so the
+    /// next reload reconciles with the kernel).
+    pub fn new(kernel: K, store: StateStore) -> Self {
+        let (applied, needs_reconcile) = match store.load() {
+            Ok(p) => (p, true),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "ignoring stored plan");
+                (None, true)
+            }
+        };
+        Engine {
+            kernel,
+            store,
+            applied,
+            needs_reconcile,
+            last_apply_unix: None,
+            last_reload: None,
+        }
+    }
+
+    /// The plan in force.
+    pub fn applied(&self) -> Option<&Plan> {
+        self.applied.as_ref()
+    }
+
+    /// The kernel handle (for stats reads).
+    pub fn kernel_mut(&mut self) -> &mut K {
+        &mut self.kernel
+    }
+
+    /// The stored identities (empty before the first apply).
+    pub fn identities(&self) -> Identities {
+        self.applied.as_ref().map(|p| p.identities.clone()).unwrap_or_default()
+    }
+
+    /// After a restart: make the kernel hold the stored plan again without rebuilding what is
+    /// already right. Returns the number of kernel objects that had to be repaired.
+    pub fn restore(&mut self) -> Result<Option<ReloadReport>, CommandError> {
+        let Some(plan) = self.applied.clone() else { return Ok(None) };
+        let t0 = Instant::now();
+        let cs = self.kernel.reconcile(&plan).map_err(apply_failed)?;
+        let report = self.apply_changeset(&plan, cs, true)?;
+        tracing::info!(
+            added = report.counts.added,
+            changed = report.counts.changed,
+            deleted = report.counts.deleted,
+            mappings = report.counts.mappings_added,
+            ms = t0.elapsed().as_millis() as u64,
+            "restored the stored plan"
+        );
+        Ok(Some(report))
+    }
+
+    /// Validates, plans and applies the inputs. `Full` compares with the live kernel instead
+    /// of the stored plan (a repair that rebuilds only what is wrong).
+    pub fn reload(
+        &mut self,
+        config: &Config,
+        facts: HostFacts,
+        mode: ReloadMode,
+    ) -> Result<ReloadReport, CommandError> {
+        let result = self.reload_inner(config, facts, mode);
+        self.last_reload = Some(match &result {
+            Ok(r) => format!(
+                "ok: {} added, {} changed, {} deleted",
+                r.counts.added, r.counts.changed, r.counts.deleted
+            ),
+            Err(e) => format!("failed: {e}"),
+        });
+        result
+    }
+
+    fn reload_inner(
+        &mut self,
+        config: &Config,
+        facts: HostFacts,
+        mode: ReloadMode,
+    ) -> Result<ReloadReport, CommandError> {
+        let prepared = prepare(config, facts, &self.identities())?;
+        let t_plan = Instant::now();
+        let reconcile = mode == ReloadMode::Full || self.needs_reconcile || self.applied.is_none();
+        let cs = if reconcile {
+            self.kernel.reconcile(&prepared.plan).map_err(apply_failed)?
+        } else if let Some(old) = &self.applied {
+            lqos_plan::diff(old, &prepared.plan)
+        } else {
+            ChangeSet::default()
+        };
+        let diff_ms = t_plan.elapsed().as_millis() as u64;
+        let mut report = self.apply_changeset(&prepared.plan, cs, reconcile)?;
+        report.full_rebuild = reconcile;
+        report.validate_ms = prepared.validate_ms;
+        report.plan_ms = prepared.plan_ms + diff_ms;
+        report.diagnostics = prepared.diagnostics;
+        Ok(report)
+    }
+
+    /// What a reload would do, without doing it.
+    pub fn dry_run(&self, config: &Config, facts: HostFacts) -> Result<ReloadReport, CommandError> {
+        let prepared = prepare(config, facts, &self.identities())?;
+        let cs = match &self.applied {
+            Some(old) => lqos_plan::diff(old, &prepared.plan),
+            None => lqos_plan::diff(&empty_like(&prepared.plan), &prepared.plan),
+        };
+        let mut report = report_for(&prepared.plan, &cs);
+        report.validate_ms = prepared.validate_ms;
+        report.plan_ms = prepared.plan_ms;
+        report.diagnostics = prepared.diagnostics;
+        report.tc_lines = Some(lqos_plan::render_changeset_tc(&cs));
+        Ok(report)
+    }
+
+    fn apply_changeset(
+        &mut self,
+        plan: &Plan,
+        cs: ChangeSet,
+        _reconciled: bool,
+    ) -> Result<ReloadReport, CommandError> {
+        let mut report = report_for(plan, &cs);
+        let t0 = Instant::now();
+        if cs.is_empty() {
+            tracing::info!("reload: nothing to change");
+        }
+        // Mark dirty until the whole sequence has succeeded.
+        self.needs_reconcile = true;
+        if !cs.map_del.is_empty() {
+            self.kernel.unmap(&cs.map_del).map_err(apply_failed)?;
+        }
+        let counts = self.kernel.apply_tc(&cs).map_err(apply_failed)?;
+        if !cs.map_add.is_empty() {
+            self.kernel.map(&cs.map_add).map_err(apply_failed)?;
+        }
+        self.store.save(plan).map_err(|e| CommandError::Internal { message: error_chain(&e) })?;
+        self.applied = Some(plan.clone());
+        self.needs_reconcile = false;
+        self.last_apply_unix = Some(now_unix());
+        report.applied = true;
+        report.counts.added = counts.added;
+        report.counts.changed = counts.changed;
+        report.counts.deleted = counts.deleted;
+        report.apply_ms = t0.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Removes the managed tree and every mapping.
+    pub fn clear(&mut self) -> Result<(), CommandError> {
+        if let Some(plan) = self.applied.clone() {
+            self.kernel.clear(&plan).map_err(apply_failed)?;
+        }
+        self.store.remove().map_err(|e| CommandError::Internal { message: error_chain(&e) })?;
+        self.applied = None;
+        self.needs_reconcile = true;
+        Ok(())
+    }
+}
+
+fn apply_failed(e: KernelError) -> CommandError {
+    tracing::error!(error = %e, "kernel apply failed; the next reload reconciles with the kernel");
+    CommandError::ApplyFailed { message: e.to_string() }
+}
+
+/// A plan with the same queues and interfaces but nothing in them (for "diff against
+/// nothing").
+pub fn empty_like(plan: &Plan) -> Plan {
+    Plan {
+        queues: plan.queues,
+        stick_offset: plan.stick_offset,
+        observe_only: plan.observe_only,
+        interfaces: Vec::new(),
+        mappings: Vec::new(),
+        nodes: Vec::new(),
+        circuits: Vec::new(),
+        identities: Identities::default(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Counts a ChangeSet into a report.
+pub fn report_for(plan: &Plan, cs: &ChangeSet) -> ReloadReport {
+    ReloadReport {
+        applied: false,
+        full_rebuild: false,
+        circuits: plan.circuits.len(),
+        nodes: plan.nodes.len(),
+        queues: plan.queues,
+        counts: ObjectCounts {
+            added: cs.mq_add.len() + cs.htb_add.len() + cs.class_add.len() + cs.leaf_add.len(),
+            changed: cs.class_change.len() + cs.leaf_change.len(),
+            deleted: cs.leaf_del.len() + cs.class_del.len() + cs.htb_del.len(),
+            mappings_added: cs.map_add.len(),
+            mappings_removed: cs.map_del.len(),
+        },
+        rebuilt: cs.rebuilt.iter().map(|o| o.to_string()).collect(),
+        validate_ms: 0,
+        plan_ms: 0,
+        apply_ms: 0,
+        diagnostics: Vec::new(),
+        warnings: plan.warnings.iter().map(|w| format!("{}: {}", w.owner, w.message)).collect(),
+        tc_lines: None,
+    }
+}
+
+/// The state directory's store for `config`.
+pub fn store_for(config: &Config) -> StateStore {
+    StateStore::new(Path::new(&config.state_directory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::fake::{Call, FakeKernel};
+    use lqos_plan::testkit::config_bridge;
+
+    const NETWORK: &str = r#"{"Site_A": {"downloadBandwidthMbps": 1000, "uploadBandwidthMbps": 1000,
+        "children": {"AP_1": {"downloadBandwidthMbps": 300, "uploadBandwidthMbps": 100}}}}"#;
+    const HEADER: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,Parent Node ID,Anchor Node ID,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n";
+
+    fn setup(rows: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("network.json"), NETWORK).expect("write");
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{rows}")).expect("write");
+        let mut config = config_bridge(1000, 1000);
+        config.lqos_directory = dir.path().to_owned();
+        config.state_directory = dir.path().join("state");
+        (dir, config)
+    }
+
+    const FACTS: HostFacts = HostFacts { cpus: 2, download_tx_queues: 2, upload_tx_queues: 2 };
+    const TWO: &str = "c1,Alice,d1,r1,AP_1,,,,100.64.0.1,,1,1,50,10,\nc2,Bob,d2,r2,Site_A,,,,100.64.0.2,,1,1,20,5,\n";
+
+    #[test]
+    fn first_reload_reconciles_maps_and_stores_the_plan() {
+        let (_dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("reload");
+        assert!(r.applied && r.full_rebuild);
+        assert_eq!(r.circuits, 2);
+        assert_eq!(e.kernel.calls.first(), Some(&Call::Reconcile));
+        assert!(store_for(&config).load().expect("load").is_some());
+    }
+
+    #[test]
+    fn unchanged_inputs_send_nothing_to_the_kernel() {
+        let (_dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        // First apply: the fake's reconcile says "nothing to do", so use the real diff from an
+        // empty plan to get the kernel into the planned state.
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        e.kernel.calls.clear();
+        let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("second");
+        assert!(r.applied && !r.full_rebuild);
+        assert_eq!(r.counts, lqos_bus::ObjectCounts::default());
+        assert_eq!(e.kernel.calls, vec![Call::ApplyTc { adds: 0, changes: 0, deletes: 0 }]);
+    }
+
+    #[test]
+    fn a_rate_edit_is_an_in_place_change_and_nothing_else() {
+        let (dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        let edited = TWO.replace(",1,1,50,10,", ",1,1,60,10,");
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{edited}")).expect("write");
+        e.kernel.calls.clear();
+        let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("edit");
+        assert_eq!(r.counts.added, 0);
+        assert_eq!(r.counts.deleted, 0);
+        assert!(r.counts.changed >= 1, "{:?}", r.counts);
+        assert_eq!(r.counts.mappings_added + r.counts.mappings_removed, 0);
+    }
+
+    #[test]
+    fn invalid_inputs_touch_nothing_and_keep_the_applied_plan() {
+        let (dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        let before = e.applied().cloned();
+        e.kernel.calls.clear();
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}c3,Carol,d3,r3,Nowhere,,,,100.64.0.3,,1,1,x,10,\n"))
+            .expect("write");
+        let err = e.reload(&config, FACTS, ReloadMode::Incremental).expect_err("invalid");
+        let CommandError::InvalidInput { diagnostics } = err else { panic!("wrong error: {err:?}") };
+        assert!(diagnostics.iter().any(|d| d.line == Some(2)), "{diagnostics:?}");
+        assert!(e.kernel.calls.is_empty(), "{:?}", e.kernel.calls);
+        assert_eq!(e.applied().cloned(), before);
+    }
+
+    #[test]
+    fn failed_tc_apply_keeps_the_old_plan_and_latches_reconcile() {
+        let (dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        let before = e.applied().cloned();
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{}", TWO.replace(",50,10,", ",70,10,")))
+            .expect("write");
+        e.kernel.fail_next_tc = Some("add class 1:3 on eth1: File exists".into());
+        e.kernel.calls.clear();
+        let err = e.reload(&config, FACTS, ReloadMode::Incremental).expect_err("tc fails");
+        assert!(matches!(err, CommandError::ApplyFailed { .. }));
+        assert_eq!(e.applied().cloned(), before);
+        assert_eq!(store_for(&config).load().expect("load"), before);
+        e.kernel.calls.clear();
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("retry");
+        assert_eq!(e.kernel.calls.first(), Some(&Call::Reconcile));
+    }
+
+    #[test]
+    fn restart_restores_by_reconciling_not_rebuilding() {
+        let (_dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        let mut e2 = Engine::new(FakeKernel::default(), store_for(&config));
+        assert!(e2.applied().is_some());
+        e2.restore().expect("restore");
+        assert_eq!(e2.kernel.calls, vec![Call::Reconcile, Call::ApplyTc { adds: 0, changes: 0, deletes: 0 }]);
+    }
+}

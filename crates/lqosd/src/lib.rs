@@ -1,0 +1,18 @@
+//! lqosd is the daemon and the only process that changes kernel state: it loads and attaches
+//! the eBPF programs (lqos-bpf), owns the tc queue tree (lqos-tc), applies plans (lqos-plan)
+//! built from the validated inputs (lqos-config), collects live statistics, and serves the
+//! local bus and the web GUI. Everything that changes the kernel goes through one apply task
+//! ([`service::Service`]) that answers [`lqos_bus::Command`]s one at a time.
+//!
+//! Main types: [`engine::Engine`] (validate → plan → diff → apply, with the applied plan kept
+//! in `state_directory`), [`kernel::Kernel`] (the kernel door, with a recording fake),
+//! [`service::Service`] (the apply task), [`stats::StatsTracker`].
+#![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod engine;
+pub mod facts;
+pub mod kernel;
+pub mod preflight;
+pub mod service;
+pub mod stats;

@@ -1,0 +1,304 @@
+//! The apply task: owns the [`Engine`] (and through it the kernel handles) and answers every
+//! [`Command`], one at a time, from the bus, the web API and the scheduler alike. Between
+//! commands it ticks the statistics once per second.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lqos_bus::server::Request;
+use lqos_bus::{
+    Command, CommandError, DaemonStatus, MappingEntry, ReloadMode, Response, SchedulerState,
+};
+use lqos_config::{Config, ConfigError, InterfaceMode};
+use lqos_plan::HostFacts;
+use tokio::sync::mpsc;
+
+use crate::engine::{Engine, error_chain};
+use crate::kernel::Kernel;
+use crate::stats::StatsTracker;
+
+/// The apply task's state.
+#[derive(Debug)]
+pub struct Service<K: Kernel> {
+    engine: Engine<K>,
+    config_path: PathBuf,
+    config: Config,
+    facts: HostFacts,
+    stats: StatsTracker,
+    mapped_hosts: HashSet<IpAddr>,
+    started: Instant,
+    scheduler: Option<SchedulerState>,
+    /// Warnings shown by Status (interface down, …).
+    pub warnings: Vec<String>,
+}
+
+impl<K: Kernel> Service<K> {
+    /// A service over `engine`, planning for `facts`.
+    pub fn new(engine: Engine<K>, config: Config, facts: HostFacts) -> Self {
+        let mut s = Service {
+            engine,
+            config_path: config.path.clone(),
+            config,
+            facts,
+            stats: StatsTracker::default(),
+            mapped_hosts: HashSet::new(),
+            started: Instant::now(),
+            scheduler: None,
+            warnings: Vec::new(),
+        };
+        s.refresh_mapped();
+        s
+    }
+
+    /// The engine (tests).
+    pub fn engine(&self) -> &Engine<K> {
+        &self.engine
+    }
+
+    fn refresh_mapped(&mut self) {
+        self.mapped_hosts = self
+            .engine
+            .applied()
+            .map(|p| {
+                p.mappings
+                    .iter()
+                    .filter(|m| m.net.prefix_len() == m.net.max_prefix_len())
+                    .map(|m| m.net.addr())
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+
+    /// Re-reads lqos.conf (reloads pick up edited rates and SQM; interface changes need a
+    /// restart).
+    fn reread_config(&mut self) -> Result<(), CommandError> {
+        match lqos_config::load_config(&self.config_path) {
+            Ok((config, _warnings)) => {
+                if config.interfaces != self.config.interfaces {
+                    tracing::warn!("interface settings changed in lqos.conf; restart lqosd to use them");
+                    let mut c = config;
+                    c.interfaces = self.config.interfaces.clone();
+                    self.config = c;
+                } else {
+                    self.config = config;
+                }
+                Ok(())
+            }
+            Err(ConfigError::Invalid { diagnostics, .. }) => {
+                Err(CommandError::InvalidInput { diagnostics })
+            }
+            Err(e) => Err(CommandError::Internal { message: error_chain(&e) }),
+        }
+    }
+
+    /// Answers one command.
+    pub fn handle(&mut self, command: Command) -> Response {
+        let span = tracing::info_span!("command", kind = command_name(&command));
+        let _g = span.enter();
+        match command {
+            Command::Ping => Response::Pong,
+            Command::Reload { mode } => {
+                if let Err(e) = self.reread_config() {
+                    return Response::Error(e);
+                }
+                let r = self.engine.reload(&self.config, self.facts, mode);
+                self.refresh_mapped();
+                match r {
+                    Ok(report) => {
+                        tracing::info!(
+                            circuits = report.circuits,
+                            added = report.counts.added,
+                            changed = report.counts.changed,
+                            deleted = report.counts.deleted,
+                            mappings_added = report.counts.mappings_added,
+                            mappings_removed = report.counts.mappings_removed,
+                            apply_ms = report.apply_ms,
+                            "reload applied"
+                        );
+                        Response::Reload(Box::new(report))
+                    }
+                    Err(e) => {
+                        log_refusal(&e);
+                        Response::Error(e)
+                    }
+                }
+            }
+            Command::DryRun => {
+                if let Err(e) = self.reread_config() {
+                    return Response::Error(e);
+                }
+                match self.engine.dry_run(&self.config, self.facts) {
+                    Ok(r) => Response::Reload(Box::new(r)),
+                    Err(e) => Response::Error(e),
+                }
+            }
+            Command::Validate => match lqos_config::load_inputs(&self.config) {
+                Ok(inputs) => Response::Validation(inputs.diagnostics),
+                Err(e) => Response::Error(CommandError::Internal { message: error_chain(&e) }),
+            },
+            Command::Status => Response::Status(Box::new(self.status())),
+            Command::ListMappings => Response::Mappings(
+                self.engine
+                    .applied()
+                    .map(|p| {
+                        p.mappings
+                            .iter()
+                            .map(|m| MappingEntry {
+                                net: m.net.to_string(),
+                                cpu: m.cpu,
+                                class: m.class.to_string(),
+                                circuit: m.circuit.0.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Command::CircuitStats { circuit } => {
+                let Some(plan) = self.engine.applied() else { return Response::Circuits(Vec::new()) };
+                let mut all = self.stats.circuits(plan);
+                if let Some(id) = circuit {
+                    all.retain(|c| c.id == id);
+                }
+                Response::Circuits(all)
+            }
+            Command::TopCircuits { n } => {
+                let Some(plan) = self.engine.applied() else { return Response::Circuits(Vec::new()) };
+                let mut all = self.stats.circuits(plan);
+                all.sort_by_key(|c| std::cmp::Reverse(c.download_bps + c.upload_bps));
+                all.truncate(n);
+                Response::Circuits(all)
+            }
+            Command::NodeStats => Response::Nodes(
+                self.engine.applied().map(|p| self.stats.nodes(p)).unwrap_or_default(),
+            ),
+            Command::ClearTree => match self.engine.clear() {
+                Ok(()) => {
+                    self.refresh_mapped();
+                    tracing::info!("queue tree and mappings removed on request");
+                    Response::Ack
+                }
+                Err(e) => Response::Error(e),
+            },
+            Command::SchedulerReport(state) => {
+                if self.scheduler.as_ref().map(|s| (&s.phase, &s.last_error))
+                    != Some((&state.phase, &state.last_error))
+                {
+                    tracing::info!(phase = %state.phase, error = ?state.last_error, "scheduler state");
+                }
+                self.scheduler = Some(state);
+                Response::Ack
+            }
+        }
+    }
+
+    /// Reads counters and updates rates.
+    pub fn tick(&mut self) {
+        let Some(plan) = self.engine.applied().cloned() else { return };
+        let kernel = self.engine.kernel_mut();
+        let mut classes = Vec::with_capacity(plan.interfaces.len());
+        for iface in &plan.interfaces {
+            match kernel.class_counters(&iface.name) {
+                Ok(c) => classes.push((iface.name.clone(), c)),
+                Err(e) => tracing::debug!(interface = %iface.name, error = %e, "class counters"),
+            }
+        }
+        let hosts = kernel.host_counters().unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "host counters");
+            Vec::new()
+        });
+        let mapped = &self.mapped_hosts;
+        self.stats.update(&plan, &classes, &hosts, &|ip| mapped.contains(&ip), Instant::now());
+    }
+
+    /// The Status answer.
+    pub fn status(&self) -> DaemonStatus {
+        let plan = self.engine.applied();
+        let (mode, interfaces) = match &self.config.interfaces {
+            Some(InterfaceMode::Bridge { to_internet, to_network, .. }) => {
+                ("bridge".to_owned(), vec![to_internet.0.clone(), to_network.0.clone()])
+            }
+            Some(InterfaceMode::Stick { interface, .. }) => ("stick".to_owned(), vec![interface.0.clone()]),
+            None => ("none".to_owned(), Vec::new()),
+        };
+        DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            mode,
+            interfaces,
+            queues: plan.map(|p| p.queues).unwrap_or(0),
+            circuits: plan.map(|p| p.circuits.len()).unwrap_or(0),
+            nodes: plan.map(|p| p.nodes.len()).unwrap_or(0),
+            mappings: plan.map(|p| p.mappings.len()).unwrap_or(0),
+            last_apply_unix: self.engine.last_apply_unix,
+            last_reload: self.engine.last_reload.clone(),
+            download_bps: self.stats.total_bps.0,
+            upload_bps: self.stats.total_bps.1,
+            shaped_download_bps: self.stats.shaped_bps.0,
+            shaped_upload_bps: self.stats.shaped_bps.1,
+            drops: self.stats.total_drops,
+            scheduler: self.scheduler.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// Runs the apply task until the queue closes: commands as they come, a stats tick every
+    /// `tick`. Blocking kernel work happens on this thread only.
+    pub fn run(mut self, mut queue: mpsc::Receiver<Request>, tick: Duration) {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the apply task");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let mut ticker = tokio::time::interval(tick);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    req = queue.recv() => {
+                        let Some(req) = req else { break };
+                        let answer = self.handle(req.command);
+                        let _ = req.reply.send(answer);
+                    }
+                    _ = ticker.tick() => self.tick(),
+                }
+            }
+        });
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Ping => "ping",
+        Command::Reload { mode: ReloadMode::Full } => "reload-full",
+        Command::Reload { .. } => "reload",
+        Command::DryRun => "dry-run",
+        Command::Validate => "validate",
+        Command::Status => "status",
+        Command::ListMappings => "list-mappings",
+        Command::CircuitStats { .. } => "circuit-stats",
+        Command::TopCircuits { .. } => "top-circuits",
+        Command::NodeStats => "node-stats",
+        Command::ClearTree => "clear-tree",
+        Command::SchedulerReport(_) => "scheduler-report",
+    }
+}
+
+fn log_refusal(e: &CommandError) {
+    match e {
+        CommandError::InvalidInput { diagnostics } => {
+            let errors: Vec<_> = diagnostics.iter().filter(|d| d.is_error()).collect();
+            for d in errors.iter().take(20) {
+                tracing::error!(problem = %d, "input rejected");
+            }
+            tracing::error!(
+                errors = errors.len(),
+                "reload refused: inputs invalid; the running shaping is unchanged"
+            );
+        }
+        other => tracing::error!(error = %other, "reload failed"),
+    }
+}
