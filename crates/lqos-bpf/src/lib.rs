@@ -18,6 +18,7 @@
 pub mod abi;
 mod dataplane;
 mod error;
+pub mod frames;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod kernel;
