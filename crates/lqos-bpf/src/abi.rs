@@ -141,11 +141,7 @@ fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
             size_of::<BatchAttr>() as libc::c_uint,
         )
     };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Outcome of one `BPF_MAP_LOOKUP_BATCH` call.
@@ -210,7 +206,11 @@ pub fn update_batch(
 }
 
 /// `BPF_MAP_DELETE_BATCH`: `keys` holds `count` packed keys.
-pub fn delete_batch(fd: BorrowedFd<'_>, keys: &[u8], count: usize) -> Result<(), (usize, io::Error)> {
+pub fn delete_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    count: usize,
+) -> Result<(), (usize, io::Error)> {
     let mut attr = BatchAttr {
         keys: keys.as_ptr() as u64,
         count: u32::try_from(count).unwrap_or(u32::MAX),

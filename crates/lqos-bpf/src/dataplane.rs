@@ -38,12 +38,8 @@ const PROG_TC_EGRESS: &str = "lqos_tc_egress";
 const PROG_TC_STICK: &str = "lqos_tc_stick_ingress";
 
 /// Maps pinned (and reused across restarts) when a pin directory is given.
-pub const PINNED_MAPS: [&str; 4] = [
-    maps::IP_MAP,
-    maps::HOT_CACHE,
-    maps::EPOCH,
-    maps::HOST_COUNTERS,
-];
+pub const PINNED_MAPS: [&str; 4] =
+    [maps::IP_MAP, maps::HOT_CACHE, maps::EPOCH, maps::HOST_COUNTERS];
 
 /// `XDP_PASS`.
 pub const XDP_PASS: u32 = 2;
@@ -66,10 +62,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            pin_dir: None,
-            cpumap_queue_size: DEFAULT_CPUMAP_QUEUE_SIZE,
-        }
+        LoadOptions { pin_dir: None, cpumap_queue_size: DEFAULT_CPUMAP_QUEUE_SIZE }
     }
 }
 
@@ -142,10 +135,8 @@ fn possible_cpus() -> Result<usize, BpfError> {
 }
 
 fn ifindex(ifname: &str) -> Result<u32, BpfError> {
-    nix::net::if_::if_nametoindex(ifname).map_err(|source| BpfError::NoInterface {
-        ifname: ifname.to_string(),
-        source,
-    })
+    nix::net::if_::if_nametoindex(ifname)
+        .map_err(|source| BpfError::NoInterface { ifname: ifname.to_string(), source })
 }
 
 impl Dataplane {
@@ -159,10 +150,8 @@ impl Dataplane {
         loader.map_max_entries(maps::CPU_MAP, ncpus_u32);
         let pin_paths: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| BpfError::PinDir {
-                    path: dir.clone(),
-                    source,
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| BpfError::PinDir { path: dir.clone(), source })?;
                 PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect()
             }
             None => Vec::new(),
@@ -170,18 +159,14 @@ impl Dataplane {
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf = loader
-            .load(OBJECT)
-            .map_err(|source| BpfError::Object { source })?;
+        let mut ebpf = loader.load(OBJECT).map_err(|source| BpfError::Object { source })?;
         for name in [PROG_XDP, PROG_XDP_PASS] {
             let prog: &mut Xdp = prog_mut(&mut ebpf, name)?;
-            prog.load()
-                .map_err(|source| BpfError::ProgramLoad { program: name, source })?;
+            prog.load().map_err(|source| BpfError::ProgramLoad { program: name, source })?;
         }
         for name in [PROG_TC_EGRESS, PROG_TC_STICK] {
             let prog: &mut SchedClassifier = prog_mut(&mut ebpf, name)?;
-            prog.load()
-                .map_err(|source| BpfError::ProgramLoad { program: name, source })?;
+            prog.load().map_err(|source| BpfError::ProgramLoad { program: name, source })?;
         }
         let ip_map = IpMap::new(
             take_map(&mut ebpf, maps::IP_MAP)?,
@@ -192,17 +177,19 @@ impl Dataplane {
         let counters = HostCounters::new(take_map(&mut ebpf, maps::HOST_COUNTERS)?, ncpus)?;
         let if_config = InterfaceConfig::new(take_map(&mut ebpf, maps::IF_CONFIG)?);
         let cpus = cpu_map.fill_online(opts.cpumap_queue_size)?;
-        tracing::info!(possible_cpus = ncpus, online = cpus.len(), pinned = opts.pin_dir.is_some(), "eBPF data plane loaded");
+        tracing::info!(
+            possible_cpus = ncpus,
+            online = cpus.len(),
+            pinned = opts.pin_dir.is_some(),
+            "eBPF data plane loaded"
+        );
         Ok(Dataplane {
             ebpf,
             ip_map,
             cpu_map,
             counters,
             if_config,
-            attached: Attached {
-                xdp: Vec::new(),
-                tc: Vec::new(),
-            },
+            attached: Attached { xdp: Vec::new(), tc: Vec::new() },
             cpus,
         })
     }
@@ -215,27 +202,34 @@ impl Dataplane {
     }
 
     /// Sets the role of an ifindex directly (tests: `lo` is ifindex 1).
-    pub fn set_interface_index(&mut self, ifindex: u32, role: InterfaceRole) -> Result<(), BpfError> {
+    pub fn set_interface_index(
+        &mut self,
+        ifindex: u32,
+        role: InterfaceRole,
+    ) -> Result<(), BpfError> {
         self.if_config.set(ifindex, role)
     }
 
     /// Attaches XDP to the ingress of `ifname` (driver mode, generic as fallback).
     /// Equivalent: `ip link set dev IF xdpdrv …` through a bpf_link.
-    pub fn attach_xdp(&mut self, ifname: &str, role: InterfaceRole) -> Result<XdpAttachMode, BpfError> {
+    pub fn attach_xdp(
+        &mut self,
+        ifname: &str,
+        role: InterfaceRole,
+    ) -> Result<XdpAttachMode, BpfError> {
         self.set_interface(ifname, role)?;
         let prog: &mut Xdp = prog_mut(&mut self.ebpf, PROG_XDP)?;
-        let (id, mode) = match prog.attach(ifname, XdpMode::Driver) {
-            Ok(id) => (id, XdpAttachMode::Driver),
-            Err(err) => {
-                tracing::warn!(ifname, error = %err, "driver XDP refused, using generic XDP");
-                let id = prog.attach(ifname, XdpMode::Skb).map_err(|source| BpfError::Attach {
-                    program: PROG_XDP,
-                    ifname: ifname.to_string(),
-                    source,
-                })?;
-                (id, XdpAttachMode::Generic)
-            }
-        };
+        let (id, mode) =
+            match prog.attach(ifname, XdpMode::Driver) {
+                Ok(id) => (id, XdpAttachMode::Driver),
+                Err(err) => {
+                    tracing::warn!(ifname, error = %err, "driver XDP refused, using generic XDP");
+                    let id = prog.attach(ifname, XdpMode::Skb).map_err(|source| {
+                        BpfError::Attach { program: PROG_XDP, ifname: ifname.to_string(), source }
+                    })?;
+                    (id, XdpAttachMode::Generic)
+                }
+            };
         self.attached.xdp.push((ifname.to_string(), id));
         tracing::info!(ifname, ?mode, ?role, "XDP attached");
         Ok(mode)
@@ -253,7 +247,12 @@ impl Dataplane {
         Ok(())
     }
 
-    fn attach_tc(&mut self, ifname: &str, name: &'static str, at: TcAttachType) -> Result<(), BpfError> {
+    fn attach_tc(
+        &mut self,
+        ifname: &str,
+        name: &'static str,
+        at: TcAttachType,
+    ) -> Result<(), BpfError> {
         let prog: &mut SchedClassifier = prog_mut(&mut self.ebpf, name)?;
         let id = prog.attach(ifname, at).map_err(|source| BpfError::Attach {
             program: name,
@@ -316,22 +315,40 @@ impl Dataplane {
     }
 
     /// Runs the XDP program once per `repeat` over `frame` as if received on `ingress_ifindex`.
-    pub fn test_run_xdp(&mut self, frame: &[u8], ingress_ifindex: u32, repeat: u32) -> Result<XdpTestResult, BpfError> {
+    pub fn test_run_xdp(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<XdpTestResult, BpfError> {
         run_xdp(&mut self.ebpf, PROG_XDP, frame, ingress_ifindex, repeat)
     }
 
     /// Same as [`Dataplane::test_run_xdp`] for the empty benchmark anchor (`return XDP_PASS`).
-    pub fn test_run_xdp_pass(&mut self, frame: &[u8], ingress_ifindex: u32, repeat: u32) -> Result<XdpTestResult, BpfError> {
+    pub fn test_run_xdp_pass(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<XdpTestResult, BpfError> {
         run_xdp(&mut self.ebpf, PROG_XDP_PASS, frame, ingress_ifindex, repeat)
     }
 
     /// Runs the egress classifier over `frame` as if leaving `ifindex` (no XDP metadata).
-    pub fn test_run_tc_egress(&mut self, frame: &[u8], ifindex: u32) -> Result<TcTestResult, BpfError> {
+    pub fn test_run_tc_egress(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+    ) -> Result<TcTestResult, BpfError> {
         run_tc(&mut self.ebpf, PROG_TC_EGRESS, frame, ifindex)
     }
 
     /// Runs the stick ingress hairpin over `frame` as if received on `ifindex`.
-    pub fn test_run_tc_stick_ingress(&mut self, frame: &[u8], ifindex: u32) -> Result<TcTestResult, BpfError> {
+    pub fn test_run_tc_stick_ingress(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+    ) -> Result<TcTestResult, BpfError> {
         run_tc(&mut self.ebpf, PROG_TC_STICK, frame, ifindex)
     }
 }
@@ -348,14 +365,17 @@ fn prog_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, 
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program>,
 {
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or(BpfError::Missing { kind: "program", name })?;
-    prog.try_into()
-        .map_err(|_| BpfError::Missing { kind: "program", name })
+    let prog = ebpf.program_mut(name).ok_or(BpfError::Missing { kind: "program", name })?;
+    prog.try_into().map_err(|_| BpfError::Missing { kind: "program", name })
 }
 
-fn run_xdp(ebpf: &mut Ebpf, name: &'static str, frame: &[u8], ingress_ifindex: u32, repeat: u32) -> Result<XdpTestResult, BpfError> {
+fn run_xdp(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    frame: &[u8],
+    ingress_ifindex: u32,
+    repeat: u32,
+) -> Result<XdpTestResult, BpfError> {
     let prog: &mut Xdp = prog_mut(ebpf, name)?;
     // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
     let mut ctx_in = [0u8; 24];
@@ -370,9 +390,7 @@ fn run_xdp(ebpf: &mut Ebpf, name: &'static str, frame: &[u8], ingress_ifindex: u
     opts.ctx_in = Some(&ctx_in);
     opts.ctx_out = Some(&mut ctx_out);
     opts.repeat = repeat.max(1);
-    let res = prog
-        .test_run(opts)
-        .map_err(|source| BpfError::TestRun { program: name, source })?;
+    let res = prog.test_run(opts).map_err(|source| BpfError::TestRun { program: name, source })?;
     // ctx_out.data = bytes of metadata in front of the frame in data_out.
     let meta_len = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]) as usize;
     let out_len = (res.data_size_out as usize).min(data_out.len());
@@ -385,7 +403,12 @@ fn run_xdp(ebpf: &mut Ebpf, name: &'static str, frame: &[u8], ingress_ifindex: u
     })
 }
 
-fn run_tc(ebpf: &mut Ebpf, name: &'static str, frame: &[u8], ifindex: u32) -> Result<TcTestResult, BpfError> {
+fn run_tc(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    frame: &[u8],
+    ifindex: u32,
+) -> Result<TcTestResult, BpfError> {
     let prog: &mut SchedClassifier = prog_mut(ebpf, name)?;
     // struct __sk_buff: priority at 32, ifindex at 40; only allowed fields may be non-zero.
     let mut ctx_in = [0u8; 48];
@@ -397,9 +420,7 @@ fn run_tc(ebpf: &mut Ebpf, name: &'static str, frame: &[u8], ifindex: u32) -> Re
     opts.data_out = Some(&mut data_out);
     opts.ctx_in = Some(&ctx_in);
     opts.ctx_out = Some(&mut ctx_out);
-    let res = prog
-        .test_run(opts)
-        .map_err(|source| BpfError::TestRun { program: name, source })?;
+    let res = prog.test_run(opts).map_err(|source| BpfError::TestRun { program: name, source })?;
     Ok(TcTestResult {
         action: res.return_value,
         priority: u32::from_ne_bytes([ctx_out[32], ctx_out[33], ctx_out[34], ctx_out[35]]),
@@ -423,21 +444,10 @@ pub fn ensure_bpffs_at(path: &Path) -> Result<bool, BpfError> {
             return Ok(false);
         }
     }
-    std::fs::create_dir_all(path).map_err(|source| BpfError::PinDir {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    nix::mount::mount(
-        Some("bpf"),
-        path,
-        Some("bpf"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|source| BpfError::Mount {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(path)
+        .map_err(|source| BpfError::PinDir { path: path.to_path_buf(), source })?;
+    nix::mount::mount(Some("bpf"), path, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
+        .map_err(|source| BpfError::Mount { path: path.to_path_buf(), source })?;
     tracing::info!(path = %path.display(), "mounted bpffs");
     Ok(true)
 }
@@ -449,10 +459,7 @@ pub fn remove_pins(dir: &Path) -> Result<(), BpfError> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
-                return Err(BpfError::PinDir {
-                    path: dir.join(name),
-                    source,
-                });
+                return Err(BpfError::PinDir { path: dir.join(name), source });
             }
         }
     }

@@ -85,8 +85,13 @@ mod tests {
 
     #[test]
     fn two_tags_put_8021ad_outside_and_ip_after_both() {
-        let f = udp_frame("198.18.0.1".parse().expect("ip"), "198.18.0.2".parse().expect("ip"), &[100, 200], 10)
-            .expect("frame");
+        let f = udp_frame(
+            "198.18.0.1".parse().expect("ip"),
+            "198.18.0.2".parse().expect("ip"),
+            &[100, 200],
+            10,
+        )
+        .expect("frame");
         assert_eq!(&f[12..14], &[0x88, 0xa8]);
         assert_eq!(outer_vid(&f), Some(100));
         assert_eq!(&f[16..18], &[0x81, 0x00]);
@@ -98,13 +103,22 @@ mod tests {
 
     #[test]
     fn ipv4_header_checksum_verifies() {
-        let f = udp_frame("198.18.0.1".parse().expect("ip"), "198.18.0.2".parse().expect("ip"), &[], 0)
-            .expect("frame");
+        let f =
+            udp_frame("198.18.0.1".parse().expect("ip"), "198.18.0.2".parse().expect("ip"), &[], 0)
+                .expect("frame");
         assert_eq!(checksum(&f[14..34]), 0);
     }
 
     #[test]
     fn mixed_families_give_none() {
-        assert!(udp_frame("198.18.0.1".parse().expect("ip"), "2001:db8::1".parse().expect("ip"), &[], 0).is_none());
+        assert!(
+            udp_frame(
+                "198.18.0.1".parse().expect("ip"),
+                "2001:db8::1".parse().expect("ip"),
+                &[],
+                0
+            )
+            .is_none()
+        );
     }
 }

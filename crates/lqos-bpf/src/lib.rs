@@ -18,9 +18,9 @@
 pub mod abi;
 mod dataplane;
 mod error;
-pub mod frames;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod frames;
 mod kernel;
 mod maps;
 

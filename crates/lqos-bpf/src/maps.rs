@@ -132,19 +132,13 @@ pub enum InterfaceRole {
 impl InterfaceRole {
     pub(crate) fn to_raw(self) -> IfConfig {
         match self {
-            InterfaceRole::ToInternet => IfConfig {
-                direction: abi::DIR_TO_INTERNET,
-                ..IfConfig::default()
-            },
-            InterfaceRole::ToNetwork => IfConfig {
-                direction: abi::DIR_TO_NETWORK,
-                ..IfConfig::default()
-            },
-            InterfaceRole::Stick {
-                internet_vlan,
-                network_vlan,
-                stick_offset,
-            } => IfConfig {
+            InterfaceRole::ToInternet => {
+                IfConfig { direction: abi::DIR_TO_INTERNET, ..IfConfig::default() }
+            }
+            InterfaceRole::ToNetwork => {
+                IfConfig { direction: abi::DIR_TO_NETWORK, ..IfConfig::default() }
+            }
+            InterfaceRole::Stick { internet_vlan, network_vlan, stick_offset } => IfConfig {
                 direction: abi::DIR_STICK,
                 internet_vid: internet_vlan & 0x0fff,
                 isp_vid: network_vlan & 0x0fff,
@@ -170,13 +164,12 @@ fn fd_or_err<'a>(map: &'a Map, name: &'static str) -> Result<BorrowedFd<'a>, Bpf
     })
 }
 
-fn map_err(map: &'static str, operation: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> BpfError {
+fn map_err(
+    map: &'static str,
+    operation: impl Into<String>,
+) -> impl FnOnce(aya::maps::MapError) -> BpfError {
     let operation = operation.into();
-    move |source| BpfError::Map {
-        map,
-        operation,
-        source,
-    }
+    move |source| BpfError::Map { map, operation, source }
 }
 
 fn is_not_found(e: &aya::maps::MapError) -> bool {
@@ -242,7 +235,7 @@ impl IpMap {
                 out.push((net, IpMapping::from(info)));
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|e| e.0);
         Ok(out)
     }
 
@@ -266,8 +259,8 @@ impl IpMap {
     /// Invalidates every hot-cache entry by moving to the next epoch. Returns the new epoch.
     pub fn bump_epoch(&mut self) -> Result<u32, BpfError> {
         let next = self.epoch()?.wrapping_add(1);
-        let mut arr =
-            Array::<&mut MapData, u32>::try_from(&mut self.epoch).map_err(map_err(EPOCH, "open"))?;
+        let mut arr = Array::<&mut MapData, u32>::try_from(&mut self.epoch)
+            .map_err(map_err(EPOCH, "open"))?;
         arr.set(0, next, 0).map_err(map_err(EPOCH, "write"))?;
         Ok(next)
     }
@@ -347,7 +340,8 @@ impl CpuMap {
 
     /// Enables every online CPU as a redirect target. Returns the CPUs filled.
     pub fn fill_online(&mut self, queue_size: u32) -> Result<Vec<u32>, BpfError> {
-        let cpus = aya::util::online_cpus().map_err(|(path, source)| BpfError::Cpus { path, source })?;
+        let cpus =
+            aya::util::online_cpus().map_err(|(path, source)| BpfError::Cpus { path, source })?;
         let mut cm = aya::maps::CpuMap::<&mut MapData>::try_from(&mut self.map)
             .map_err(map_err(CPU_MAP, "open"))?;
         for cpu in &cpus {
@@ -427,7 +421,7 @@ impl HostCounters {
             }
             Err(e) => return Err(e),
         };
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|e| e.0);
         Ok(out)
     }
 
@@ -494,8 +488,9 @@ impl HostCounters {
 
     /// Deletes hosts (e.g. ones idle for too long). Missing ones are ignored.
     pub fn remove(&mut self, hosts: &[IpAddr]) -> Result<(), BpfError> {
-        let mut map = PerCpuHashMap::<&mut MapData, [u8; 16], RawHostCounter>::try_from(&mut self.map)
-            .map_err(map_err(HOST_COUNTERS, "open"))?;
+        let mut map =
+            PerCpuHashMap::<&mut MapData, [u8; 16], RawHostCounter>::try_from(&mut self.map)
+                .map_err(map_err(HOST_COUNTERS, "open"))?;
         for ip in hosts {
             match map.remove(&encode_addr(*ip)) {
                 Ok(()) => {}
@@ -572,9 +567,27 @@ mod tests {
     #[test]
     fn host_counter_sum_takes_class_of_newest_cpu() {
         let mut sum = HostCounter::default();
-        sum.add(&RawHostCounter { download_bytes: 10, download_packets: 1, last_seen_ns: 5, class_handle: 1, ..Default::default() });
-        sum.add(&RawHostCounter { download_bytes: 20, download_packets: 2, last_seen_ns: 9, class_handle: 2, ..Default::default() });
-        sum.add(&RawHostCounter { upload_bytes: 7, upload_packets: 1, last_seen_ns: 3, class_handle: 3, ..Default::default() });
+        sum.add(&RawHostCounter {
+            download_bytes: 10,
+            download_packets: 1,
+            last_seen_ns: 5,
+            class_handle: 1,
+            ..Default::default()
+        });
+        sum.add(&RawHostCounter {
+            download_bytes: 20,
+            download_packets: 2,
+            last_seen_ns: 9,
+            class_handle: 2,
+            ..Default::default()
+        });
+        sum.add(&RawHostCounter {
+            upload_bytes: 7,
+            upload_packets: 1,
+            last_seen_ns: 3,
+            class_handle: 3,
+            ..Default::default()
+        });
         assert_eq!(sum.download_bytes, 30);
         assert_eq!(sum.download_packets, 3);
         assert_eq!(sum.upload_bytes, 7);

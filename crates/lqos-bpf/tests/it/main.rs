@@ -1,5 +1,6 @@
 //! lqos-bpf integration tests. All of them need root (they load eBPF programs); they print
 //! "skipped: needs root" otherwise. They hold one process-wide lock, so they run serially.
+#![expect(clippy::print_stdout, reason = "tests report skips and diagnostics on stdout")]
 
 mod test_run;
 mod veth;

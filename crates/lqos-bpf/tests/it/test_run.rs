@@ -76,14 +76,10 @@ fn ipv6_upload_uses_source_address() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(InterfaceRole::ToNetwork);
     upsert(&mut dp, &[("2001:db8:1::/48", mapping(0, 2, 0x21))]);
-    let r = dp
-        .test_run_xdp(&udp("2001:db8:1::5", "2001:db8:ff::1", &[]), LO, 1)
-        .expect("run");
+    let r = dp.test_run_xdp(&udp("2001:db8:1::5", "2001:db8:ff::1", &[]), LO, 1).expect("run");
     assert_eq!(r.action, XDP_REDIRECT);
     assert_eq!(meta_handle(&r.meta), Some(0x0002_0021));
-    let r = dp
-        .test_run_xdp(&udp("2001:db8:ff::1", "2001:db8:1::5", &[]), LO, 1)
-        .expect("run");
+    let r = dp.test_run_xdp(&udp("2001:db8:ff::1", "2001:db8:1::5", &[]), LO, 1).expect("run");
     assert_eq!(r.action, XDP_PASS);
 }
 
@@ -91,14 +87,16 @@ fn ipv6_upload_uses_source_address() {
 fn one_and_two_vlan_tags_are_parsed() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(InterfaceRole::ToInternet);
-    upsert(&mut dp, &[("198.18.1.0/24", mapping(1, 1, 0x30)), ("2001:db8:2::/48", mapping(1, 1, 0x31))]);
+    upsert(
+        &mut dp,
+        &[("198.18.1.0/24", mapping(1, 1, 0x30)), ("2001:db8:2::/48", mapping(1, 1, 0x31))],
+    );
     for vlans in [&[][..], &[7][..], &[7, 8][..]] {
         let r = dp.test_run_xdp(&udp("198.19.0.1", "198.18.1.9", vlans), LO, 1).expect("run");
         assert_eq!(r.action, XDP_REDIRECT, "ipv4 with {vlans:?}");
         assert_eq!(meta_handle(&r.meta), Some(0x0001_0030), "ipv4 with {vlans:?}");
-        let r = dp
-            .test_run_xdp(&udp("2001:db8:ff::1", "2001:db8:2::9", vlans), LO, 1)
-            .expect("run");
+        let r =
+            dp.test_run_xdp(&udp("2001:db8:ff::1", "2001:db8:2::9", vlans), LO, 1).expect("run");
         assert_eq!(meta_handle(&r.meta), Some(0x0001_0031), "ipv6 with {vlans:?}");
     }
     // Three tags are beyond the parser: passed unshaped.
@@ -201,7 +199,10 @@ fn ip_map_list_and_clear() {
     let mut dp = loaded(InterfaceRole::ToInternet);
     upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 1)), ("2001:db8::/32", mapping(1, 2, 2))]);
     let list = dp.ip_map().list().expect("list");
-    assert_eq!(list, vec![(net("198.18.0.0/24"), mapping(0, 1, 1)), (net("2001:db8::/32"), mapping(1, 2, 2))]);
+    assert_eq!(
+        list,
+        vec![(net("198.18.0.0/24"), mapping(0, 1, 1)), (net("2001:db8::/32"), mapping(1, 2, 2))]
+    );
     assert_eq!(dp.ip_map().get(&net("2001:db8::/32")).expect("get"), Some(mapping(1, 2, 2)));
     dp.ip_map().clear().expect("clear");
     assert!(dp.ip_map().list().expect("list").is_empty());
@@ -211,7 +212,10 @@ fn ip_map_list_and_clear() {
 fn tc_egress_classifies_by_own_lookup_without_metadata() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(InterfaceRole::ToNetwork);
-    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 3, 0x10)), ("2001:db8:1::/48", mapping(0, 2, 0x11))]);
+    upsert(
+        &mut dp,
+        &[("198.18.0.0/24", mapping(0, 3, 0x10)), ("2001:db8:1::/48", mapping(0, 2, 0x11))],
+    );
     // Egress of to_network carries downloads: subscriber = destination.
     let r = dp.test_run_tc_egress(&udp("198.19.0.1", "198.18.0.5", &[]), LO).expect("run");
     assert_eq!((r.action, r.priority), (TC_ACT_OK, 0x0003_0010));
@@ -228,7 +232,8 @@ fn tc_egress_classifies_by_own_lookup_without_metadata() {
 #[test]
 fn stick_direction_from_vlan_offset_on_upload_and_tag_swapped() {
     let Some(_k) = kernel_test() else { return };
-    let mut dp = loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 2 });
+    let mut dp =
+        loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 2 });
     upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
     // Download: arrives on the Internet VLAN, subscriber = dst, leaves on the network VLAN.
     let r = dp.test_run_xdp(&udp("198.19.0.1", "198.18.0.5", &[100]), LO, 1).expect("run");
@@ -242,7 +247,9 @@ fn stick_direction_from_vlan_offset_on_upload_and_tag_swapped() {
     let r = dp.test_run_xdp(&udp("198.19.0.1", "198.18.0.5", &[300]), LO, 1).expect("run");
     assert_eq!((r.action, frames::outer_vid(&r.frame)), (XDP_PASS, Some(300)));
     // Ingress hairpin sends both VLANs back out, nothing else.
-    let h = |dp: &mut Dataplane, v: &[u16]| dp.test_run_tc_stick_ingress(&udp("198.19.0.1", "198.18.0.5", v), LO).expect("run").action;
+    let h = |dp: &mut Dataplane, v: &[u16]| {
+        dp.test_run_tc_stick_ingress(&udp("198.19.0.1", "198.18.0.5", v), LO).expect("run").action
+    };
     assert_eq!(h(&mut dp, &[100]), TC_ACT_REDIRECT);
     assert_eq!(h(&mut dp, &[200]), TC_ACT_REDIRECT);
     assert_eq!(h(&mut dp, &[300]), TC_ACT_OK);
@@ -259,7 +266,8 @@ fn cpumap_is_sized_from_possible_cpus() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
     let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").expect("possible");
-    let last: u32 = possible.trim().rsplit(['-', ',']).next().and_then(|s| s.parse().ok()).expect("parse");
+    let last: u32 =
+        possible.trim().rsplit(['-', ',']).next().and_then(|s| s.parse().ok()).expect("parse");
     assert_eq!(dp.cpu_map().len(), last + 1);
     assert!(!dp.cpus().is_empty());
 }

@@ -16,18 +16,20 @@ use nix::sched::{CloneFlags, setns};
 use crate::kernel_test;
 
 fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("run {args:?}: {e}"));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
 fn in_ns(ns: &str, cmd: &str) -> Output {
     let mut args = vec!["ip", "netns", "exec", ns, "sh", "-c", cmd];
-    let out = Command::new(args.remove(0)).args(&args).output().unwrap_or_else(|e| panic!("run in {ns}: {cmd}: {e}"));
+    let out = Command::new(args.remove(0))
+        .args(&args)
+        .output()
+        .unwrap_or_else(|e| panic!("run in {ns}: {cmd}: {e}"));
     assert!(out.status.success(), "in {ns}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
@@ -62,11 +64,53 @@ fn veth_udp_is_counted_and_lands_in_mapped_htb_class() {
     }
     // client c0 <-> s0 (to_network), s1 (to_internet) <-> i0; 4 TX/RX queues on the shaper side
     // (veth starts with 1 real queue: `ethtool -L` makes all 4 usable).
-    run(&["ip", "link", "add", "c0", "netns", &c, "type", "veth", "peer", "name", "s0", "netns", &s, "numtxqueues", "4", "numrxqueues", "4"]);
-    run(&["ip", "link", "add", "i0", "netns", &i, "type", "veth", "peer", "name", "s1", "netns", &s, "numtxqueues", "4", "numrxqueues", "4"]);
+    run(&[
+        "ip",
+        "link",
+        "add",
+        "c0",
+        "netns",
+        &c,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "s0",
+        "netns",
+        &s,
+        "numtxqueues",
+        "4",
+        "numrxqueues",
+        "4",
+    ]);
+    run(&[
+        "ip",
+        "link",
+        "add",
+        "i0",
+        "netns",
+        &i,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "s1",
+        "netns",
+        &s,
+        "numtxqueues",
+        "4",
+        "numrxqueues",
+        "4",
+    ]);
     // Lab hygiene: checksum offload on veth breaks frames redirected through the cpumap.
-    in_ns(&c, "ethtool -K c0 tx off tso off gso off gro off >/dev/null && ip link set lo up && ip link set c0 up && ip addr add 198.18.0.1/24 dev c0");
-    in_ns(&i, "ethtool -K i0 tx off tso off gso off gro off >/dev/null && ip link set lo up && ip link set i0 up && ip addr add 198.18.0.2/24 dev i0");
+    in_ns(
+        &c,
+        "ethtool -K c0 tx off tso off gso off gro off >/dev/null && ip link set lo up && ip link set c0 up && ip addr add 198.18.0.1/24 dev c0",
+    );
+    in_ns(
+        &i,
+        "ethtool -K i0 tx off tso off gso off gro off >/dev/null && ip link set lo up && ip link set i0 up && ip addr add 198.18.0.2/24 dev i0",
+    );
     in_ns(
         &s,
         "ethtool -K s0 tx off tso off gso off gro off >/dev/null && ethtool -K s1 tx off tso off gso off gro off >/dev/null \
@@ -122,9 +166,15 @@ fn veth_udp_is_counted_and_lands_in_mapped_htb_class() {
     }
     let got = receive(&rx_c, n);
     if got != n {
-        let diag = in_ns(&s, "tc -s class show dev s0; tc -s qdisc show dev s0; ip -s link show s0; ip -s link show s1");
+        let diag = in_ns(
+            &s,
+            "tc -s class show dev s0; tc -s qdisc show dev s0; ip -s link show s0; ip -s link show s1",
+        );
         let counters = dp.host_counters().read_all();
-        panic!("download datagrams lost: got {got} of {n}\n{}\ncounters {counters:?}", String::from_utf8_lossy(&diag.stdout));
+        panic!(
+            "download datagrams lost: got {got} of {n}\n{}\ncounters {counters:?}",
+            String::from_utf8_lossy(&diag.stdout)
+        );
     }
     for k in 0..n {
         rx_c.send_to(&k.to_be_bytes(), "198.18.0.2:9999").expect("send upload");
@@ -134,20 +184,31 @@ fn veth_udp_is_counted_and_lands_in_mapped_htb_class() {
     let after = class_packets(&s, "3:10");
     if after - before < n {
         let diag = in_ns(&s, "tc -s qdisc show dev s0; tc -s class show dev s0");
-        println!("{}\ncounters {:?}", String::from_utf8_lossy(&diag.stdout), dp.host_counters().read_all());
+        println!(
+            "{}\ncounters {:?}",
+            String::from_utf8_lossy(&diag.stdout),
+            dp.host_counters().read_all()
+        );
     }
     assert!(after - before >= n, "HTB 3:10 got {} packets, expected ≥ {n}", after - before);
     println!("3:10 packets {}, default 3:2 {}", after - before, class_packets(&s, "3:2"));
 
     let counters = dp.host_counters().read_all().expect("counters");
-    let c = counters.iter().find(|(a, _)| *a == "198.18.0.1".parse::<std::net::IpAddr>().expect("ip")).expect("client counted").1;
+    let c = counters
+        .iter()
+        .find(|(a, _)| *a == "198.18.0.1".parse::<std::net::IpAddr>().expect("ip"))
+        .expect("client counted")
+        .1;
     assert!(c.download_packets >= n, "download packets {}", c.download_packets);
     assert!(c.upload_packets >= n, "upload packets {}", c.upload_packets);
     assert_eq!(c.class_handle, 0x0003_0010);
 
     dp.detach().expect("detach");
     let out = in_ns(&s, "ip -d link show s0");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("prog/xdp"), "xdp still attached after detach");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("prog/xdp"),
+        "xdp still attached after detach"
+    );
 }
 
 /// Packets sent by one HTB class, from `tc -s class show` (tc 6.1 prints no JSON for classes).
