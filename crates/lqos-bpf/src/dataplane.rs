@@ -1,0 +1,494 @@
+//! [`Dataplane`]: loads the embedded object, owns its maps and attachments.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::Map,
+    programs::{
+        SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode,
+        tc::SchedClassifierLinkId, xdp::XdpLinkId,
+    },
+};
+use ipnet::IpNet;
+
+use crate::{
+    BpfError, BpfKernel,
+    maps::{
+        self, CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, HostCounter, HostCounters, InterfaceConfig,
+        InterfaceRole, IpMap, IpMapping, MappingBatch,
+    },
+};
+
+/// The compiled object (`bpf/lqos_kern.c`), embedded at build time.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lqos_kern.o"));
+
+/// Where lqosd pins the maps that survive a restart.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/lqos";
+/// bpffs mount point.
+pub const BPFFS_PATH: &str = "/sys/fs/bpf";
+
+const PROG_XDP: &str = "lqos_xdp";
+const PROG_XDP_PASS: &str = "lqos_xdp_pass";
+const PROG_TC_EGRESS: &str = "lqos_tc_egress";
+const PROG_TC_STICK: &str = "lqos_tc_stick_ingress";
+
+/// Maps pinned (and reused across restarts) when a pin directory is given.
+pub const PINNED_MAPS: [&str; 4] =
+    [maps::IP_MAP, maps::HOT_CACHE, maps::EPOCH, maps::HOST_COUNTERS];
+
+/// `XDP_PASS`.
+pub const XDP_PASS: u32 = 2;
+/// `XDP_REDIRECT`.
+pub const XDP_REDIRECT: u32 = 4;
+/// `TC_ACT_OK`.
+pub const TC_ACT_OK: u32 = 0;
+/// `TC_ACT_REDIRECT`.
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+/// How to load the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Pin (or reuse pinned) IP map, hot cache, epoch and counters here, e.g.
+    /// [`DEFAULT_PIN_DIR`]. `None`: private maps that die with the process.
+    pub pin_dir: Option<PathBuf>,
+    /// Queue size of each cpumap slot.
+    pub cpumap_queue_size: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { pin_dir: None, cpumap_queue_size: DEFAULT_CPUMAP_QUEUE_SIZE }
+    }
+}
+
+/// How XDP ended up attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpAttachMode {
+    /// Native (driver) XDP: metadata reaches tc.
+    Driver,
+    /// Generic (skb) XDP: tc does its own lookup.
+    Generic,
+}
+
+/// Result of one `BPF_PROG_TEST_RUN` of an XDP program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpTestResult {
+    /// The XDP action (see [`XDP_PASS`], [`XDP_REDIRECT`]).
+    pub action: u32,
+    /// Average time per run as measured by the kernel.
+    pub duration: Duration,
+    /// Metadata the program left in front of the frame.
+    pub meta: Vec<u8>,
+    /// The frame after the program (e.g. rewritten VLAN tag).
+    pub frame: Vec<u8>,
+}
+
+/// Result of one `BPF_PROG_TEST_RUN` of a tc program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcTestResult {
+    /// The tc action (see [`TC_ACT_OK`], [`TC_ACT_REDIRECT`]).
+    pub action: u32,
+    /// `skb->priority` after the program (the class handle).
+    pub priority: u32,
+    /// Average time per run.
+    pub duration: Duration,
+}
+
+struct Attached {
+    xdp: Vec<(String, XdpLinkId)>,
+    tc: Vec<(String, &'static str, SchedClassifierLinkId)>,
+}
+
+/// The loaded data plane: programs, typed maps and attachments. Dropping it detaches every
+/// program (the links belong to this process), leaving pinned maps in place.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    ip_map: IpMap,
+    cpu_map: CpuMap,
+    counters: HostCounters,
+    if_config: InterfaceConfig,
+    attached: Attached,
+    cpus: Vec<u32>,
+}
+
+impl std::fmt::Debug for Dataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataplane")
+            .field("xdp", &self.attached.xdp.iter().map(|a| &a.0).collect::<Vec<_>>())
+            .field("tc", &self.attached.tc.iter().map(|a| (&a.0, a.1)).collect::<Vec<_>>())
+            .field("cpus", &self.cpus)
+            .finish_non_exhaustive()
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, BpfError> {
+    ebpf.take_map(name).ok_or(BpfError::Missing { kind: "map", name })
+}
+
+fn possible_cpus() -> Result<usize, BpfError> {
+    aya::util::nr_cpus().map_err(|(path, source)| BpfError::Cpus { path, source })
+}
+
+fn ifindex(ifname: &str) -> Result<u32, BpfError> {
+    nix::net::if_::if_nametoindex(ifname)
+        .map_err(|source| BpfError::NoInterface { ifname: ifname.to_string(), source })
+}
+
+impl Dataplane {
+    /// Loads the embedded object: creates (or reopens pinned) maps, sizes the cpumap from the
+    /// possible CPUs and fills it for the online ones, and verifies every program. Nothing is
+    /// attached yet, so a verifier failure leaves any running data plane untouched.
+    pub fn load(opts: &LoadOptions) -> Result<Self, BpfError> {
+        let ncpus = possible_cpus()?;
+        let mut loader = EbpfLoader::new();
+        let ncpus_u32 = u32::try_from(ncpus).unwrap_or(u32::MAX);
+        loader.map_max_entries(maps::CPU_MAP, ncpus_u32);
+        let pin_paths: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| BpfError::PinDir { path: dir.clone(), source })?;
+                PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect()
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(|source| BpfError::Object { source })?;
+        for name in [PROG_XDP, PROG_XDP_PASS] {
+            let prog: &mut Xdp = prog_mut(&mut ebpf, name)?;
+            prog.load().map_err(|source| BpfError::ProgramLoad { program: name, source })?;
+        }
+        for name in [PROG_TC_EGRESS, PROG_TC_STICK] {
+            let prog: &mut SchedClassifier = prog_mut(&mut ebpf, name)?;
+            prog.load().map_err(|source| BpfError::ProgramLoad { program: name, source })?;
+        }
+        let ip_map = IpMap::new(
+            take_map(&mut ebpf, maps::IP_MAP)?,
+            take_map(&mut ebpf, maps::HOT_CACHE)?,
+            take_map(&mut ebpf, maps::EPOCH)?,
+        )?;
+        let mut cpu_map = CpuMap::new(take_map(&mut ebpf, maps::CPU_MAP)?);
+        let counters = HostCounters::new(take_map(&mut ebpf, maps::HOST_COUNTERS)?, ncpus)?;
+        let if_config = InterfaceConfig::new(take_map(&mut ebpf, maps::IF_CONFIG)?);
+        let cpus = cpu_map.fill_online(opts.cpumap_queue_size)?;
+        tracing::info!(
+            possible_cpus = ncpus,
+            online = cpus.len(),
+            pinned = opts.pin_dir.is_some(),
+            "eBPF data plane loaded"
+        );
+        Ok(Dataplane {
+            ebpf,
+            ip_map,
+            cpu_map,
+            counters,
+            if_config,
+            attached: Attached { xdp: Vec::new(), tc: Vec::new() },
+            cpus,
+        })
+    }
+
+    /// Stores the interface's role for the programs (done by the attach calls too).
+    pub fn set_interface(&mut self, ifname: &str, role: InterfaceRole) -> Result<u32, BpfError> {
+        let idx = ifindex(ifname)?;
+        self.if_config.set(idx, role)?;
+        Ok(idx)
+    }
+
+    /// Sets the role of an ifindex directly (tests: `lo` is ifindex 1).
+    pub fn set_interface_index(
+        &mut self,
+        ifindex: u32,
+        role: InterfaceRole,
+    ) -> Result<(), BpfError> {
+        self.if_config.set(ifindex, role)
+    }
+
+    /// Attaches XDP to the ingress of `ifname` (driver mode, generic as fallback).
+    /// Equivalent: `ip link set dev IF xdpdrv …` through a bpf_link.
+    pub fn attach_xdp(
+        &mut self,
+        ifname: &str,
+        role: InterfaceRole,
+    ) -> Result<XdpAttachMode, BpfError> {
+        self.set_interface(ifname, role)?;
+        let prog: &mut Xdp = prog_mut(&mut self.ebpf, PROG_XDP)?;
+        let (id, mode) =
+            match prog.attach(ifname, XdpMode::Driver) {
+                Ok(id) => (id, XdpAttachMode::Driver),
+                Err(err) => {
+                    tracing::warn!(ifname, error = %err, "driver XDP refused, using generic XDP");
+                    let id = prog.attach(ifname, XdpMode::Skb).map_err(|source| {
+                        BpfError::Attach { program: PROG_XDP, ifname: ifname.to_string(), source }
+                    })?;
+                    (id, XdpAttachMode::Generic)
+                }
+            };
+        self.attached.xdp.push((ifname.to_string(), id));
+        tracing::info!(ifname, ?mode, ?role, "XDP attached");
+        Ok(mode)
+    }
+
+    /// Attaches the egress classifier to `ifname` with TCX (kernel ≥ 6.6; aya falls back to a
+    /// netlink clsact filter on older kernels). On a stick, also attaches the ingress hairpin
+    /// that sends tagged frames back out of the same NIC.
+    pub fn attach_tc_egress(&mut self, ifname: &str, role: InterfaceRole) -> Result<(), BpfError> {
+        self.set_interface(ifname, role)?;
+        self.attach_tc(ifname, PROG_TC_EGRESS, TcAttachType::Egress)?;
+        if matches!(role, InterfaceRole::Stick { .. }) {
+            self.attach_tc(ifname, PROG_TC_STICK, TcAttachType::Ingress)?;
+        }
+        Ok(())
+    }
+
+    fn attach_tc(
+        &mut self,
+        ifname: &str,
+        name: &'static str,
+        at: TcAttachType,
+    ) -> Result<(), BpfError> {
+        let prog: &mut SchedClassifier = prog_mut(&mut self.ebpf, name)?;
+        let id = prog.attach(ifname, at).map_err(|source| BpfError::Attach {
+            program: name,
+            ifname: ifname.to_string(),
+            source,
+        })?;
+        self.attached.tc.push((ifname.to_string(), name, id));
+        tracing::info!(ifname, program = name, "tc program attached");
+        Ok(())
+    }
+
+    /// Detaches every program this data plane attached (maps stay).
+    pub fn detach(&mut self) -> Result<(), BpfError> {
+        let mut first_err = None;
+        for (ifname, id) in std::mem::take(&mut self.attached.xdp) {
+            let res = prog_mut::<Xdp>(&mut self.ebpf, PROG_XDP).and_then(|p| {
+                p.detach(id).map_err(|source| BpfError::Detach {
+                    program: PROG_XDP,
+                    ifname: ifname.clone(),
+                    source,
+                })
+            });
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        for (ifname, name, id) in std::mem::take(&mut self.attached.tc) {
+            let res = prog_mut::<SchedClassifier>(&mut self.ebpf, name).and_then(|p| {
+                p.detach(id).map_err(|source| BpfError::Detach {
+                    program: name,
+                    ifname: ifname.clone(),
+                    source,
+                })
+            });
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The IP mapping table.
+    pub fn ip_map(&mut self) -> &mut IpMap {
+        &mut self.ip_map
+    }
+
+    /// The cpumap.
+    pub fn cpu_map(&mut self) -> &mut CpuMap {
+        &mut self.cpu_map
+    }
+
+    /// Host counters.
+    pub fn host_counters(&mut self) -> &mut HostCounters {
+        &mut self.counters
+    }
+
+    /// Online CPUs enabled in the cpumap at load.
+    pub fn cpus(&self) -> &[u32] {
+        &self.cpus
+    }
+
+    /// Runs the XDP program once per `repeat` over `frame` as if received on `ingress_ifindex`.
+    pub fn test_run_xdp(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<XdpTestResult, BpfError> {
+        run_xdp(&mut self.ebpf, PROG_XDP, frame, ingress_ifindex, repeat)
+    }
+
+    /// Same as [`Dataplane::test_run_xdp`] for the empty benchmark anchor (`return XDP_PASS`).
+    pub fn test_run_xdp_pass(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<XdpTestResult, BpfError> {
+        run_xdp(&mut self.ebpf, PROG_XDP_PASS, frame, ingress_ifindex, repeat)
+    }
+
+    /// Runs the egress classifier over `frame` as if leaving `ifindex` (no XDP metadata).
+    pub fn test_run_tc_egress(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+    ) -> Result<TcTestResult, BpfError> {
+        run_tc(&mut self.ebpf, PROG_TC_EGRESS, frame, ifindex)
+    }
+
+    /// Runs the stick ingress hairpin over `frame` as if received on `ifindex`.
+    pub fn test_run_tc_stick_ingress(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+    ) -> Result<TcTestResult, BpfError> {
+        run_tc(&mut self.ebpf, PROG_TC_STICK, frame, ifindex)
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        if let Err(e) = self.detach() {
+            tracing::warn!(error = %e, "detach on drop failed; links close with the process");
+        }
+    }
+}
+
+fn prog_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, BpfError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program>,
+{
+    let prog = ebpf.program_mut(name).ok_or(BpfError::Missing { kind: "program", name })?;
+    prog.try_into().map_err(|_| BpfError::Missing { kind: "program", name })
+}
+
+fn run_xdp(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    frame: &[u8],
+    ingress_ifindex: u32,
+    repeat: u32,
+) -> Result<XdpTestResult, BpfError> {
+    let prog: &mut Xdp = prog_mut(ebpf, name)?;
+    // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
+    let mut ctx_in = [0u8; 24];
+    let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+    ctx_in[4..8].copy_from_slice(&len.to_ne_bytes());
+    ctx_in[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+    let mut ctx_out = [0u8; 24];
+    let mut data_out = vec![0u8; frame.len() + 256];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.data_out = Some(&mut data_out);
+    opts.ctx_in = Some(&ctx_in);
+    opts.ctx_out = Some(&mut ctx_out);
+    opts.repeat = repeat.max(1);
+    let res = prog.test_run(opts).map_err(|source| BpfError::TestRun { program: name, source })?;
+    // ctx_out.data = bytes of metadata in front of the frame in data_out.
+    let meta_len = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]) as usize;
+    let out_len = (res.data_size_out as usize).min(data_out.len());
+    let meta_len = meta_len.min(out_len);
+    Ok(XdpTestResult {
+        action: res.return_value,
+        duration: res.duration,
+        meta: data_out[..meta_len].to_vec(),
+        frame: data_out[meta_len..out_len].to_vec(),
+    })
+}
+
+fn run_tc(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    frame: &[u8],
+    ifindex: u32,
+) -> Result<TcTestResult, BpfError> {
+    let prog: &mut SchedClassifier = prog_mut(ebpf, name)?;
+    // struct __sk_buff: priority at 32, ifindex at 40; only allowed fields may be non-zero.
+    let mut ctx_in = [0u8; 48];
+    ctx_in[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    let mut ctx_out = [0u8; 192];
+    let mut data_out = vec![0u8; frame.len() + 256];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.data_out = Some(&mut data_out);
+    opts.ctx_in = Some(&ctx_in);
+    opts.ctx_out = Some(&mut ctx_out);
+    let res = prog.test_run(opts).map_err(|source| BpfError::TestRun { program: name, source })?;
+    Ok(TcTestResult {
+        action: res.return_value,
+        priority: u32::from_ne_bytes([ctx_out[32], ctx_out[33], ctx_out[34], ctx_out[35]]),
+        duration: res.duration,
+    })
+}
+
+/// Mounts bpffs on `/sys/fs/bpf` unless it is already there. Returns true if it mounted.
+/// Equivalent: `mount -t bpf bpf /sys/fs/bpf`.
+pub fn ensure_bpffs() -> Result<bool, BpfError> {
+    ensure_bpffs_at(Path::new(BPFFS_PATH))
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// [`ensure_bpffs`] on another mount point.
+pub fn ensure_bpffs_at(path: &Path) -> Result<bool, BpfError> {
+    if let Ok(st) = nix::sys::statfs::statfs(path) {
+        #[expect(clippy::unnecessary_cast, reason = "fsword type differs between libc targets")]
+        if st.filesystem_type().0 as i64 == BPF_FS_MAGIC {
+            return Ok(false);
+        }
+    }
+    std::fs::create_dir_all(path)
+        .map_err(|source| BpfError::PinDir { path: path.to_path_buf(), source })?;
+    nix::mount::mount(Some("bpf"), path, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
+        .map_err(|source| BpfError::Mount { path: path.to_path_buf(), source })?;
+    tracing::info!(path = %path.display(), "mounted bpffs");
+    Ok(true)
+}
+
+/// Removes the pins [`Dataplane::load`] creates under `dir` (for `--clear` and tests).
+pub fn remove_pins(dir: &Path) -> Result<(), BpfError> {
+    for name in PINNED_MAPS {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(BpfError::PinDir { path: dir.join(name), source });
+            }
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Something else lives there; leave it.
+        Err(_) => Ok(()),
+    }
+}
+
+impl BpfKernel for Dataplane {
+    fn apply_mappings(&mut self, batch: &MappingBatch) -> Result<u32, BpfError> {
+        self.ip_map.apply(batch)
+    }
+
+    fn clear_mappings(&mut self) -> Result<u32, BpfError> {
+        self.ip_map.clear()
+    }
+
+    fn list_mappings(&self) -> Result<Vec<(IpNet, IpMapping)>, BpfError> {
+        self.ip_map.list()
+    }
+
+    fn host_counters(&self) -> Result<Vec<(IpAddr, HostCounter)>, BpfError> {
+        self.counters.read_all()
+    }
+
+    fn remove_hosts(&mut self, hosts: &[IpAddr]) -> Result<(), BpfError> {
+        self.counters.remove(hosts)
+    }
+}
