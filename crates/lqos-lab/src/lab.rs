@@ -269,6 +269,8 @@ fn veth_pair(a_ns: &Netns, a: &str, b_ns: &Netns, b: &str) -> Result<(), LabErro
         ],
     )?;
     for (ns, dev) in [(a_ns, a), (b_ns, b)] {
+        // A veth uses one real queue until told otherwise; the lab wants 4 of each.
+        let _ = ns.exec("ethtool", &["-L", dev, "tx", "4", "rx", "4"]);
         // TCP through XDP redirect on veth needs these offloads off.
         let _ =
             ns.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);

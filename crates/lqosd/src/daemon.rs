@@ -1,0 +1,216 @@
+//! Start-up and shutdown of the daemon: configuration, preflight, data plane, restore of the
+//! applied plan, the bus, the web server, and the apply task.
+//!
+//! Order matters: programs are loaded (verified) before anything is attached; the stored plan
+//! is reconciled with the kernel (no rebuild when the tree is intact, so a restart causes no
+//! shaping gap); SIGTERM/SIGINT stop the bus and web server, then the apply task drops the
+//! data plane, which detaches the programs. The queue tree and pinned maps stay for the next
+//! start. After SIGKILL the kernel closes the program links, so the bridge forwards unshaped.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lqos_bpf::{Dataplane, InterfaceRole, LoadOptions};
+use lqos_config::{Config, ConfigError, InterfaceMode};
+use lqos_tc::TcHandle;
+use tokio::sync::mpsc;
+
+use crate::engine::{Engine, error_chain, store_for};
+use crate::real::RealKernel;
+use crate::service::Service;
+
+/// Why lqosd stopped; each maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// lqos.conf is missing or invalid (exit 1).
+    #[error("configuration problem: {0}")]
+    Config(String),
+    /// A preflight check failed (exit 2).
+    #[error("preflight failed: {count} problem(s), see the lines above")]
+    Preflight {
+        /// How many.
+        count: usize,
+    },
+    /// Anything else at run time (exit 2).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl DaemonError {
+    /// The documented exit code: 1 invalid input, 2 runtime failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Arguments of `lqosd`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "lqosd", version, about = "lqos daemon: eBPF data plane, queue tree, stats, bus and web GUI")]
+pub struct Args {
+    /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+fn load(path: &Path) -> Result<Config, DaemonError> {
+    match lqos_config::load_config(path) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                tracing::warn!(problem = %w, "configuration");
+            }
+            Ok(config)
+        }
+        Err(ConfigError::Invalid { diagnostics, .. }) => {
+            for d in diagnostics.iter().filter(|d| d.is_error()) {
+                tracing::error!(problem = %d, "configuration");
+            }
+            Err(DaemonError::Config(format!("{} is invalid", path.display())))
+        }
+        Err(e) => Err(DaemonError::Config(error_chain(&e))),
+    }
+}
+
+/// Turns XPS off on every TX queue so `skb->queue_mapping` set by the tc program is kept.
+fn disable_xps(ifname: &str) {
+    let dir = Path::new("/sys/class/net").join(ifname).join("queues");
+    let Ok(rd) = std::fs::read_dir(&dir) else { return };
+    for e in rd.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().starts_with("tx-") {
+            let f = e.path().join("xps_cpus");
+            if f.exists()
+                && let Err(err) = std::fs::write(&f, "0")
+            {
+                tracing::debug!(file = %f.display(), error = %err, "cannot disable XPS");
+            }
+        }
+    }
+}
+
+fn runtime(context: &str, e: &dyn std::error::Error) -> DaemonError {
+    DaemonError::Runtime(format!("{context}: {}", error_chain(e)))
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(args: Args) -> Result<(), DaemonError> {
+    let path = lqos_config::config_path_from_env(args.config.as_deref());
+    let config = load(&path)?;
+    tracing::info!(config = %path.display(), "lqosd starting");
+
+    let failures = crate::preflight::run_checks(&config, Path::new("/sys/class/net"), nix::unistd::Uid::effective().is_root());
+    for f in &failures {
+        tracing::error!(cause = %f.cause, fix = %f.fix, "preflight");
+    }
+    if !failures.is_empty() {
+        return Err(DaemonError::Preflight { count: failures.len() });
+    }
+    let facts = crate::facts::host_facts(&config).map_err(|e| runtime("host facts", &e))?;
+    let Some(mode) = config.interfaces.clone() else {
+        return Err(DaemonError::Preflight { count: 1 });
+    };
+    let mut tc = TcHandle::new().map_err(|e| runtime("open netlink", &e))?;
+    if let Some(leaf) = &config.queues.default_sqm.leaf
+        && !tc.probe_qdisc_support(leaf).map_err(|e| runtime("probe qdisc support", &e))?
+    {
+        let e = lqos_tc::TcError::UnsupportedQdisc {
+            kind: leaf.kind().to_owned(),
+            module: lqos_tc::error::module_for(leaf.kind()),
+            hint: lqos_tc::error::hint_for(leaf.kind()),
+        };
+        tracing::error!(error = %error_chain(&e), "preflight");
+        return Err(DaemonError::Preflight { count: 1 });
+    }
+
+    match lqos_bpf::ensure_bpffs() {
+        Ok(true) => tracing::info!("mounted bpffs on /sys/fs/bpf"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), fix = "mount -t bpf bpf /sys/fs/bpf", "preflight: bpffs");
+            return Err(DaemonError::Preflight { count: 1 });
+        }
+    }
+    let mut dp = Dataplane::load(&LoadOptions {
+        pin_dir: Some(PathBuf::from(lqos_bpf::DEFAULT_PIN_DIR)),
+        cpumap_queue_size: 2048,
+    })
+    .map_err(|e| runtime("load eBPF programs", &e))?;
+    let roles: Vec<(String, InterfaceRole)> = match &mode {
+        InterfaceMode::Bridge { to_internet, to_network, .. } => vec![
+            (to_internet.0.clone(), InterfaceRole::ToInternet),
+            (to_network.0.clone(), InterfaceRole::ToNetwork),
+        ],
+        InterfaceMode::Stick { interface, internet_vlan, network_vlan, .. } => {
+            let (_, offset) = lqos_plan::queue_count(&mode, &config, facts)
+                .map_err(|e| runtime("queue count", &e))?;
+            vec![(
+                interface.0.clone(),
+                InterfaceRole::Stick {
+                    internet_vlan: *internet_vlan,
+                    network_vlan: *network_vlan,
+                    stick_offset: u32::from(offset),
+                },
+            )]
+        }
+    };
+    for (ifname, role) in &roles {
+        disable_xps(ifname);
+        let xdp_mode = dp.attach_xdp(ifname, *role).map_err(|e| runtime(&format!("attach XDP to {ifname}"), &e))?;
+        dp.attach_tc_egress(ifname, *role).map_err(|e| runtime(&format!("attach tc egress to {ifname}"), &e))?;
+        tracing::info!(interface = %ifname, ?xdp_mode, "data plane attached");
+    }
+
+    let kernel = RealKernel { tc, dp };
+    let mut engine = Engine::new(kernel, store_for(&config));
+    match engine.restore() {
+        Ok(Some(r)) => tracing::info!(circuits = r.circuits, repaired = r.counts.added + r.counts.changed + r.counts.deleted, "applied plan restored"),
+        Ok(None) => tracing::info!("no applied plan yet; waiting for a Reload (libreqos or lqos_scheduler)"),
+        Err(e) => tracing::error!(error = %e, "could not restore the applied plan; the next Reload will retry"),
+    }
+    let tick = Duration::from_millis(config.queue_check_period_ms.clamp(250, 10_000));
+    let service = Service::new(engine, config.clone(), facts);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| runtime("start tokio", &e))?;
+    let (tx, rx) = mpsc::channel(64);
+    let apply_thread = std::thread::Builder::new()
+        .name("apply".into())
+        .spawn(move || service.run(rx, tick))
+        .map_err(|e| runtime("spawn the apply task", &e))?;
+    let bus_path = lqos_bus::bus_path();
+    let result = rt.block_on(async move {
+        let listener = lqos_bus::server::bind(&bus_path).map_err(|e| runtime("bind the bus", &e))?;
+        tracing::info!(path = %bus_path.display(), "bus listening");
+        let bus = tokio::spawn(lqos_bus::server::serve(listener, tx.clone()));
+        let web = crate::web_task(&config, tx.clone());
+        drop(tx);
+        wait_for_signal().await;
+        tracing::info!("stopping: detaching the data plane (the queue tree stays for the next start)");
+        bus.abort();
+        if let Some(w) = web {
+            w.abort();
+        }
+        let _ = std::fs::remove_file(&bus_path);
+        Ok::<(), DaemonError>(())
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let _ = apply_thread.join();
+    result
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
