@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// A rate in kilobits per second (1 Mbps = 1000 kbit/s). Plans and tc use integer kbit so
 /// that 1150 Mbps stays 1150 Mbps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct RateKbit(pub u64);
 
 impl RateKbit {
