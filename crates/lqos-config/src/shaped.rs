@@ -7,6 +7,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::diag::Diagnostic;
 use crate::model::{Circuit, CircuitId, Device, RateKbit, SqmOverride};
+use crate::pos::LineIndex;
 use crate::sqm::{format_sqm_override, parse_sqm_override};
 
 /// The smallest rate accepted anywhere (LibreQoS's Rust validator: 0.01 Mbps = 10 kbit/s).
@@ -521,6 +522,28 @@ fn add_row(
     }
 }
 
+/// The line of a record starting at `byte`. csv may report the offset of the previous line's
+/// terminator (CRLF) or of comment lines before the record, so those are skipped first.
+fn line_at(text: &str, lines: &LineIndex, byte: u64) -> usize {
+    let mut i = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+    let b = text.as_bytes();
+    loop {
+        while i < b.len() && (b[i] == b'\r' || b[i] == b'\n') {
+            i += 1;
+        }
+        // csv also reports the start of skipped comment lines before the record.
+        if i < b.len() && b[i] == b'#' {
+            match b[i..].iter().position(|&c| c == b'\n') {
+                Some(n) => i += n + 1,
+                None => i = b.len(),
+            }
+        } else {
+            break;
+        }
+    }
+    lines.line(i)
+}
+
 /// Parses ShapedDevices.csv text. `label` names the file in diagnostics. Rows with errors are
 /// left out of the result; every problem is in the returned diagnostics.
 ///
@@ -528,6 +551,8 @@ fn add_row(
 /// legacy 13/14-column or current 15/16-column positional layout. `#` lines are comments.
 pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<Diagnostic>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // csv's own line counter skips comment lines and miscounts CRLF; map byte offsets instead.
+    let lines = LineIndex::new(text);
     let mut cx = Cx { label, diags: Vec::new(), errors: 0 };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -544,14 +569,14 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = e.position().map_or(1, |p| line_at(text, &lines, p.byte()));
                 cx.diags.push(
                     Diagnostic::error(label, format!("unreadable CSV: {e}")).at_line(line.max(1)),
                 );
                 break;
             }
         }
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec.position().map_or(1, |p| line_at(text, &lines, p.byte()));
         if rec.get(0).is_some_and(|f| f.starts_with('#')) || rec.iter().all(str::is_empty) {
             continue;
         }
