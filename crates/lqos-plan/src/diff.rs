@@ -8,7 +8,7 @@
 //!   `class_del`/`leaf_del` (they are re-listed in the add lists).
 //! * A class whose id or parent changed, or whose parent class is re-created, is deleted (with
 //!   its whole old subtree, children first, each leaf listed in `leaf_del`) and re-added; the
-//!   owners whose own id/parent changed are recorded in `rebuilt`. A class kept in place with a
+//!   owners whose own id/parent changed (not merely an ancestor's) are recorded in `rebuilt`. A class kept in place with a
 //!   different rate/ceil/quantum/prio goes to `class_change`.
 //! * A leaf is deleted and re-added when its class is re-created, its kind or handle changed, or
 //!   a parameter would go back to the kernel default (tc cannot express "unset"); otherwise
@@ -55,7 +55,12 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
     let mut cs = ChangeSet::default();
     let mut rebuilt: HashSet<&Owner> = HashSet::new();
     let mut rebuilt_order: Vec<Owner> = Vec::new();
-    let empty = InterfacePlan { name: String::new(), htbs: Vec::new(), classes: Vec::new(), leaves: Vec::new() };
+    let empty = InterfacePlan {
+        name: String::new(),
+        htbs: Vec::new(),
+        classes: Vec::new(),
+        leaves: Vec::new(),
+    };
 
     // Interfaces that disappear: drop their HTBs (the root mq stays, as on a drain).
     for oi in &old.interfaces {
@@ -117,7 +122,11 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
             } else if own_change || id_taken || parent_gone {
                 del_ids.insert(c.id);
                 class_del.push(c);
-                if own_change && nv.classes.contains_key(&key) && rebuilt.insert(&c.owner) {
+                if own_change
+                    && !parent_gone
+                    && nv.classes.contains_key(&key)
+                    && rebuilt.insert(&c.owner)
+                {
                     rebuilt_order.push(c.owner.clone());
                 }
             }
@@ -140,7 +149,10 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
                 add_ids.insert(c.id);
                 cs.class_add.push(on(name, c));
             } else if let Some(o) = ov.classes.get(&key)
-                && (o.rate != c.rate || o.ceil != c.ceil || o.quantum != c.quantum || o.prio != c.prio)
+                && (o.rate != c.rate
+                    || o.ceil != c.ceil
+                    || o.quantum != c.quantum
+                    || o.prio != c.prio)
             {
                 cs.class_change.push(on(name, c));
             }
@@ -156,7 +168,9 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
             }
             let key = (oc.direction, &l.owner);
             let keep = !del_ids.contains(&l.parent)
-                && nv.leaves.get(&key).is_some_and(|n| n.parent == l.parent && n.handle == l.handle && changeable(&l.qdisc, &n.qdisc));
+                && nv.leaves.get(&key).is_some_and(|n| {
+                    n.parent == l.parent && n.handle == l.handle && changeable(&l.qdisc, &n.qdisc)
+                });
             if !keep {
                 leaf_del_parents.insert(l.parent);
                 cs.leaf_del.push(on(name, l));
@@ -166,7 +180,9 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
             let Some(nc) = nv.by_id.get(&l.parent) else { continue };
             let key = (nc.direction, &l.owner);
             match ov.leaves.get(&key) {
-                Some(o) if !add_ids.contains(&l.parent) && !leaf_del_parents.contains(&o.parent) => {
+                Some(o)
+                    if !add_ids.contains(&l.parent) && !leaf_del_parents.contains(&o.parent) =>
+                {
                     if o.qdisc != l.qdisc {
                         cs.leaf_change.push(on(name, l));
                     }
@@ -179,8 +195,10 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
     }
 
     // Mappings.
-    let old_maps: HashMap<&ipnet::IpNet, &IpMapping> = old.mappings.iter().map(|m| (&m.net, m)).collect();
-    let new_maps: HashMap<&ipnet::IpNet, &IpMapping> = new.mappings.iter().map(|m| (&m.net, m)).collect();
+    let old_maps: HashMap<&ipnet::IpNet, &IpMapping> =
+        old.mappings.iter().map(|m| (&m.net, m)).collect();
+    let new_maps: HashMap<&ipnet::IpNet, &IpMapping> =
+        new.mappings.iter().map(|m| (&m.net, m)).collect();
     cs.map_del = old.mappings.iter().filter(|m| !new_maps.contains_key(&m.net)).cloned().collect();
     cs.map_add = new.mappings.iter().filter(|m| old_maps.get(&m.net) != Some(m)).cloned().collect();
     cs.rebuilt = rebuilt_order;
@@ -232,7 +250,12 @@ pub fn apply(plan: &Plan, cs: &ChangeSet) -> Plan {
         if let Some(i) = p.interfaces.iter().position(|i| i.name == name) {
             i
         } else {
-            p.interfaces.push(InterfacePlan { name: name.to_string(), htbs: Vec::new(), classes: Vec::new(), leaves: Vec::new() });
+            p.interfaces.push(InterfacePlan {
+                name: name.to_string(),
+                htbs: Vec::new(),
+                classes: Vec::new(),
+                leaves: Vec::new(),
+            });
             p.interfaces.len() - 1
         }
     };

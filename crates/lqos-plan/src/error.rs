@@ -6,7 +6,9 @@ use crate::model::Direction;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// Neither `[bridge]` nor `[single_interface]` is configured.
-    #[error("no shaping interfaces configured: add a [bridge] or [single_interface] section to lqos.conf")]
+    #[error(
+        "no shaping interfaces configured: add a [bridge] or [single_interface] section to lqos.conf"
+    )]
     NoInterfaces,
     /// Fewer than one shaping queue per direction.
     #[error(
@@ -34,7 +36,9 @@ pub enum PlanError {
         min: u64,
     },
     /// More objects on one queue than there are minors.
-    #[error("minor class id overflow on queue {queue}: {count} objects need a minor, at most {max} fit")]
+    #[error(
+        "minor class id overflow on queue {queue}: {count} objects need a minor, at most {max} fit"
+    )]
     MinorOverflow {
         /// Queue (1-based).
         queue: u16,
@@ -44,7 +48,9 @@ pub enum PlanError {
         max: usize,
     },
     /// More leaf qdiscs on one interface than there are qdisc handles.
-    #[error("leaf qdisc handle overflow on interface {interface}: {count} leaf qdiscs, at most {max} fit")]
+    #[error(
+        "leaf qdisc handle overflow on interface {interface}: {count} leaf qdiscs, at most {max} fit"
+    )]
     LeafHandleOverflow {
         /// Interface.
         interface: String,

@@ -48,7 +48,11 @@ pub fn generated_pn_key(k: u16) -> String {
 /// the two interfaces; `q = min(tx, cpus)` (the override is still capped by the CPUs, because
 /// queue k is served by CPU k-1); on a stick `N = q / 2` and `stick_offset = N`, on a bridge
 /// `N = q`, offset 0. N is capped at [`MAX_QUEUES`]. N < 1 is an error.
-pub fn queue_count(mode: &InterfaceMode, config: &Config, facts: HostFacts) -> Result<(u16, u16), PlanError> {
+pub fn queue_count(
+    mode: &InterfaceMode,
+    config: &Config,
+    facts: HostFacts,
+) -> Result<(u16, u16), PlanError> {
     let tx = match config.queues.override_available_queues {
         Some(n) if n > 0 => n,
         _ => facts.download_tx_queues.min(facts.upload_tx_queues),
@@ -136,7 +140,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let (n, offset) = queue_count(mode, config, input.facts)?;
     let down_if = mode.download_interface().0.clone();
     let up_if = mode.upload_interface().0.clone();
-    let if_names: Vec<String> = if mode.is_stick() { vec![down_if.clone()] } else { vec![down_if.clone(), up_if.clone()] };
+    let if_names: Vec<String> =
+        if mode.is_stick() { vec![down_if.clone()] } else { vec![down_if.clone(), up_if.clone()] };
 
     if q.queue_mode == QueueMode::Observe {
         return Ok(Plan {
@@ -145,7 +150,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             observe_only: true,
             interfaces: if_names
                 .into_iter()
-                .map(|name| InterfacePlan { name, htbs: Vec::new(), classes: Vec::new(), leaves: Vec::new() })
+                .map(|name| InterfacePlan {
+                    name,
+                    htbs: Vec::new(),
+                    classes: Vec::new(),
+                    leaves: Vec::new(),
+                })
                 .collect(),
             mappings: Vec::new(),
             nodes: Vec::new(),
@@ -190,7 +200,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let mut depth: Vec<usize> = vec![0; net.nodes.len() + usize::from(n)];
     let mut seen_keys: HashSet<String> = tree.iter().map(|t| t.key.clone()).collect();
     // Depth-first from the roots with an explicit stack: (src index, attach point of parent).
-    let mut stack: Vec<(usize, Option<usize>)> = net.roots.iter().rev().map(|r| (*r, None)).collect();
+    let mut stack: Vec<(usize, Option<usize>)> =
+        net.roots.iter().rev().map(|r| (*r, None)).collect();
     let mut visited = vec![false; net.nodes.len()];
     while let Some((src, up)) = stack.pop() {
         let Some(node) = net.nodes.get(src) else { continue };
@@ -205,7 +216,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             warn(
                 &mut warnings,
                 Owner::Node(key),
-                format!("node {:?} is deeper than {MAX_NODE_DEPTH} levels; merged into its ancestor", node.name),
+                format!(
+                    "node {:?} is deeper than {MAX_NODE_DEPTH} levels; merged into its ancestor",
+                    node.name
+                ),
             );
             up
         } else {
@@ -244,18 +258,28 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             stack.push((*c, here));
         }
     }
-    let top_real: Vec<usize> = (usize::from(n)..tree.len()).filter(|i| tree[*i].parent.is_none()).collect();
+    let top_real: Vec<usize> =
+        (usize::from(n)..tree.len()).filter(|i| tree[*i].parent.is_none()).collect();
 
     // Circuit parents.
-    let by_name: HashMap<&str, usize> = net.nodes.iter().enumerate().map(|(i, nd)| (nd.name.as_str(), i)).collect();
-    let by_id: HashMap<&str, usize> =
-        net.nodes.iter().enumerate().filter_map(|(i, nd)| nd.id.as_deref().map(|id| (id, i))).collect();
+    let by_name: HashMap<&str, usize> =
+        net.nodes.iter().enumerate().map(|(i, nd)| (nd.name.as_str(), i)).collect();
+    let by_id: HashMap<&str, usize> = net
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, nd)| nd.id.as_deref().map(|id| (id, i)))
+        .collect();
     // None = unparented (generated PN), Some(Some(t)) = under t, Some(None) = unattached.
     let mut cparent: Vec<Option<Option<usize>>> = Vec::with_capacity(input.circuits.len());
     let mut seen_circuits: HashSet<&str> = HashSet::with_capacity(input.circuits.len());
     for c in input.circuits {
         if !seen_circuits.insert(c.id.0.as_str()) {
-            warn(&mut warnings, Owner::Circuit(c.id.clone()), "duplicate circuit id; later copy ignored".into());
+            warn(
+                &mut warnings,
+                Owner::Circuit(c.id.clone()),
+                "duplicate circuit id; later copy ignored".into(),
+            );
             cparent.push(Some(None));
             continue;
         }
@@ -276,7 +300,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                         Owner::Circuit(c.id.clone()),
                         format!(
                             "parent {:?} not found in network.json; circuit left unshaped",
-                            c.parent_node_id.as_deref().or(c.parent_node.as_deref()).unwrap_or_default()
+                            c.parent_node_id
+                                .as_deref()
+                                .or(c.parent_node.as_deref())
+                                .unwrap_or_default()
                         ),
                     );
                     Some(None)
@@ -309,7 +336,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     for t in &tree[..nq] {
         loads[usize::from(t.queue) - 1] += t.weight;
     }
-    let argmin = |v: &[u64]| v.iter().enumerate().min_by_key(|(i, x)| (**x, *i)).map_or(0, |(i, _)| i);
+    let argmin =
+        |v: &[u64]| v.iter().enumerate().min_by_key(|(i, x)| (**x, *i)).map_or(0, |(i, _)| i);
     let mut new_top = Vec::new();
     for &t in &top_real {
         match prev.nodes.get(&tree[t].key) {
@@ -338,7 +366,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
     }
     if binpack {
-        new_top.sort_by(|a, b| tree[*b].weight.cmp(&tree[*a].weight).then_with(|| tree[*a].key.cmp(&tree[*b].key)));
+        new_top.sort_by(|a, b| {
+            tree[*b].weight.cmp(&tree[*a].weight).then_with(|| tree[*a].key.cmp(&tree[*b].key))
+        });
     }
     for &t in &new_top {
         let k = if binpack { argmin(&loads) } else { argmin(&counts) };
@@ -394,7 +424,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     }
     for (k, count) in per_queue.iter().enumerate() {
         if *count > MinorAlloc::CAPACITY {
-            return Err(PlanError::MinorOverflow { queue: k as u16 + 1, count: *count, max: MinorAlloc::CAPACITY });
+            return Err(PlanError::MinorOverflow {
+                queue: k as u16 + 1,
+                count: *count,
+                max: MinorAlloc::CAPACITY,
+            });
         }
     }
     for t in tree.iter_mut() {
@@ -454,7 +488,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 warn(
                     &mut warnings,
                     Owner::Node(tree[t].key.clone()),
-                    format!("{dir:?} rate {want} kbit exceeds its parent's ceil {parent_ceil} kbit; capped"),
+                    format!(
+                        "{dir:?} rate {want} kbit exceeds its parent's ceil {parent_ceil} kbit; capped"
+                    ),
                 );
             }
             pick_mut(&mut tree[t], dir).ceil = want.clamp(MIN_RATE_KBIT, parent_ceil);
@@ -505,7 +541,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     warn(
                         &mut warnings,
                         Owner::Node(tree[*t].key.clone()),
-                        format!("{dir:?} minimum scaled down: siblings' minimums exceed the queue capacity"),
+                        format!(
+                            "{dir:?} minimum scaled down: siblings' minimums exceed the queue capacity"
+                        ),
                     );
                 }
                 let x = pick_mut(&mut tree[*t], dir);
@@ -562,10 +600,16 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let r2q_up = r2q(q.uplink);
     let mut ifaces: Vec<InterfacePlan> = if_names
         .iter()
-        .map(|name| InterfacePlan { name: name.clone(), htbs: Vec::new(), classes: Vec::new(), leaves: Vec::new() })
+        .map(|name| InterfacePlan {
+            name: name.clone(),
+            htbs: Vec::new(),
+            classes: Vec::new(),
+            leaves: Vec::new(),
+        })
         .collect();
     let if_of = |dir: Direction| if mode.is_stick() || dir == Direction::Download { 0 } else { 1 };
-    let major_of = |queue: u16, dir: Direction| if dir == Direction::Upload { queue + offset } else { queue };
+    let major_of =
+        |queue: u16, dir: Direction| if dir == Direction::Upload { queue + offset } else { queue };
     // Leaf handles.
     let reserved = |h: u16| {
         h < FIRST_LEAF_HANDLE
@@ -576,9 +620,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     };
     let mut leaf_alloc: Vec<HandleAlloc> = ifaces.iter().map(|_| HandleAlloc::new()).collect();
     // Per circuit: chosen leaves.
-    let mut cleaf: Vec<[Option<(lqos_config::LeafQdisc, u16)>; 2]> = Vec::with_capacity(input.circuits.len());
+    let mut cleaf: Vec<[Option<(lqos_config::LeafQdisc, u16)>; 2]> =
+        Vec::with_capacity(input.circuits.len());
     let mut leaf_want = vec![0usize; ifaces.len()];
-    let mut leaf_tmp: Vec<[Option<lqos_config::LeafQdisc>; 2]> = Vec::with_capacity(input.circuits.len());
+    let mut leaf_tmp: Vec<[Option<lqos_config::LeafQdisc>; 2]> =
+        Vec::with_capacity(input.circuits.len());
     for (i, c) in input.circuits.iter().enumerate() {
         let Some(s) = cstate[i].as_ref() else {
             leaf_tmp.push([None, None]);
@@ -608,7 +654,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         for (d, dir) in [Direction::Download, Direction::Upload].into_iter().enumerate() {
             if let Some(leaf) = leaf_tmp[i][d].take() {
                 let old = pid.and_then(|p| if d == 0 { p.down_leaf } else { p.up_leaf });
-                let h = old.filter(|h| !reserved(*h) && leaf_alloc[if_of(dir)].claim(*h)).unwrap_or(0);
+                let h =
+                    old.filter(|h| !reserved(*h) && leaf_alloc[if_of(dir)].claim(*h)).unwrap_or(0);
                 out[d] = Some((leaf, h));
             }
         }
@@ -619,10 +666,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             if let Some((_, h)) = out[d].as_mut()
                 && *h == 0
             {
-                *h = leaf_alloc[if_of(dir)].next(&reserved).ok_or_else(|| PlanError::LeafHandleOverflow {
-                    interface: ifaces[if_of(dir)].name.clone(),
-                    count: leaf_want[if_of(dir)],
-                    max: capacity,
+                *h = leaf_alloc[if_of(dir)].next(&reserved).ok_or_else(|| {
+                    PlanError::LeafHandleOverflow {
+                        interface: ifaces[if_of(dir)].name.clone(),
+                        count: leaf_want[if_of(dir)],
+                        max: capacity,
+                    }
                 })?;
             }
         }
@@ -639,7 +688,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         let iface = &mut ifaces[ix];
         for k in 1..=n {
             let major = major_of(k, dir);
-            iface.htbs.push(HtbQdisc { mq_slot: major, major, default_minor: QUEUE_DEFAULT_MINOR, r2q: rq });
+            iface.htbs.push(HtbQdisc {
+                mq_slot: major,
+                major,
+                default_minor: QUEUE_DEFAULT_MINOR,
+                r2q: rq,
+            });
             iface.classes.push(HtbClass {
                 id: ClassId::new(major, QUEUE_ROOT_MINOR),
                 parent: ClassParent::Qdisc(major),
@@ -705,7 +759,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             });
             let d = usize::from(dir == Direction::Upload);
             if let Some((leaf, h)) = &cleaf[i][d] {
-                iface.leaves.push(LeafPlan { parent: id, handle: *h, qdisc: leaf.clone(), owner: Owner::Circuit(c.id.clone()) });
+                iface.leaves.push(LeafPlan {
+                    parent: id,
+                    handle: *h,
+                    qdisc: leaf.clone(),
+                    owner: Owner::Circuit(c.id.clone()),
+                });
             }
         }
     }
@@ -723,7 +782,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     warn(
                         &mut warnings,
                         Owner::Circuit(c.id.clone()),
-                        format!("address {net_} already belongs to circuit {:?}; ignored here", other.circuit.0),
+                        format!(
+                            "address {net_} already belongs to circuit {:?}; ignored here",
+                            other.circuit.0
+                        ),
                     );
                 }
                 continue;
@@ -748,7 +810,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let mut identities = Identities::default();
     let mut nodes = Vec::with_capacity(tree.len());
     for t in &tree {
-        identities.nodes.insert(t.key.clone(), Identity { queue: t.queue, minor: t.minor, down_leaf: None, up_leaf: None });
+        identities.nodes.insert(
+            t.key.clone(),
+            Identity { queue: t.queue, minor: t.minor, down_leaf: None, up_leaf: None },
+        );
         nodes.push(PlannedNode {
             key: t.key.clone(),
             name: t.name.clone(),
@@ -820,8 +885,14 @@ fn rebalance(tree: &mut [TNode], top_real: &[usize], loads: &mut [u64]) {
     let budget = (top_real.len() / 100).max(1);
     for _ in 0..budget {
         let total: u64 = loads.iter().sum();
-        let Some((hi, &hl)) = loads.iter().enumerate().max_by_key(|(i, l)| (**l, std::cmp::Reverse(*i))) else { return };
-        let Some((lo, &ll)) = loads.iter().enumerate().min_by_key(|(i, l)| (**l, *i)) else { return };
+        let Some((hi, &hl)) =
+            loads.iter().enumerate().max_by_key(|(i, l)| (**l, std::cmp::Reverse(*i)))
+        else {
+            return;
+        };
+        let Some((lo, &ll)) = loads.iter().enumerate().min_by_key(|(i, l)| (**l, *i)) else {
+            return;
+        };
         // heaviest ≤ mean × (1 + 1/DIV)  ⇔  hl × nq × DIV ≤ total × (DIV + 1)
         if u128::from(hl) * u128::from(nq) * u128::from(HYSTERESIS_DIV)
             <= u128::from(total) * u128::from(HYSTERESIS_DIV + 1)
@@ -859,7 +930,9 @@ impl MinorAlloc {
         if !(FIRST_FREE_MINOR..=MAX_MINOR).contains(&minor) {
             return false;
         }
-        let Some(bits) = self.used.get_mut(usize::from(queue).wrapping_sub(1)) else { return false };
+        let Some(bits) = self.used.get_mut(usize::from(queue).wrapping_sub(1)) else {
+            return false;
+        };
         if bits.is_empty() {
             bits.resize(1024, 0);
         }

@@ -116,7 +116,13 @@ fn htb_line(out: &mut String, dev: &str, h: &HtbQdisc) {
 }
 
 fn leaf_line(out: &mut String, verb: &str, dev: &str, l: &LeafPlan) {
-    let _ = writeln!(out, "qdisc {verb} dev {dev} parent {} handle {:x}: {}", l.parent, l.handle, leaf_args(&l.qdisc));
+    let _ = writeln!(
+        out,
+        "qdisc {verb} dev {dev} parent {} handle {:x}: {}",
+        l.parent,
+        l.handle,
+        leaf_args(&l.qdisc)
+    );
 }
 
 fn mq_line(out: &mut String, dev: &str) {
@@ -136,14 +142,27 @@ pub fn render_plan_tc(plan: &Plan) -> String {
 pub fn render_changeset_tc(cs: &ChangeSet) -> String {
     let mut out = String::new();
     for l in &cs.leaf_del {
-        let _ = writeln!(out, "qdisc del dev {} parent {} handle {:x}:", l.interface, l.item.parent, l.item.handle);
+        let _ = writeln!(
+            out,
+            "qdisc del dev {} parent {} handle {:x}:",
+            l.interface, l.item.parent, l.item.handle
+        );
     }
     for c in &cs.class_del {
-        let _ = writeln!(out, "class del dev {} parent {} classid {}", c.interface, parent_str(c.item.parent), c.item.id);
+        let _ = writeln!(
+            out,
+            "class del dev {} parent {} classid {}",
+            c.interface,
+            parent_str(c.item.parent),
+            c.item.id
+        );
     }
     for h in &cs.htb_del {
-        let _ =
-            writeln!(out, "qdisc del dev {} parent {MQ_MAJOR:x}:{:x} handle {:x}:", h.interface, h.item.mq_slot, h.item.major);
+        let _ = writeln!(
+            out,
+            "qdisc del dev {} parent {MQ_MAJOR:x}:{:x} handle {:x}:",
+            h.interface, h.item.mq_slot, h.item.major
+        );
     }
     for m in &cs.mq_add {
         mq_line(&mut out, m);

@@ -48,7 +48,13 @@ impl PlanSummary {
     /// Summarises `plan`.
     pub fn of(plan: &Plan) -> Self {
         let mut per_queue: Vec<QueueSummary> = (1..=plan.queues)
-            .map(|queue| QueueSummary { queue, nodes: 0, circuits: 0, download_max_kbit: 0, upload_max_kbit: 0 })
+            .map(|queue| QueueSummary {
+                queue,
+                nodes: 0,
+                circuits: 0,
+                download_max_kbit: 0,
+                upload_max_kbit: 0,
+            })
             .collect();
         for n in &plan.nodes {
             if let Some(q) = per_queue.get_mut(usize::from(n.queue).wrapping_sub(1)) {

@@ -175,7 +175,14 @@ pub fn network(roots: Vec<NodeSpec>) -> Network {
 }
 
 /// A circuit with one device `<id>-d` holding `ipv4` (/32), rates in Mbps, min 1 Mbps.
-pub fn circuit(id: &str, name: &str, parent: Option<&str>, down_mbps: u64, up_mbps: u64, ipv4: Ipv4Addr) -> Circuit {
+pub fn circuit(
+    id: &str,
+    name: &str,
+    parent: Option<&str>,
+    down_mbps: u64,
+    up_mbps: u64,
+    ipv4: Ipv4Addr,
+) -> Circuit {
     Circuit {
         id: CircuitId(id.into()),
         name: name.into(),
@@ -247,14 +254,20 @@ pub fn random_network(seed: u64, sites: usize, max_depth: usize) -> Network {
             None
         } else {
             let cand = rng.below(i as u64) as usize;
-            if depth.get(cand).copied().unwrap_or(0) + 1 < max_depth.max(1) { Some(cand) } else { None }
+            if depth.get(cand).copied().unwrap_or(0) + 1 < max_depth.max(1) {
+                Some(cand)
+            } else {
+                None
+            }
         };
         depth.push(p.and_then(|p| depth.get(p).copied()).map_or(0, |d| d + 1));
         parent.push(p);
     }
     let mut specs: Vec<NodeSpec> = (0..sites)
         .map(|i| {
-            let r = |rng: &mut Rng| if rng.below(8) == 0 { None } else { Some(mbps(10 + rng.below(991))) };
+            let r = |rng: &mut Rng| {
+                if rng.below(8) == 0 { None } else { Some(mbps(10 + rng.below(991))) }
+            };
             NodeSpec {
                 name: format!("site{i}"),
                 id: if rng.below(2) == 0 { Some(format!("test:site:{i}")) } else { None },
