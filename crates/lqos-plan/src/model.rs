@@ -345,3 +345,26 @@ impl ChangeSet {
             && self.map_add.is_empty()
     }
 }
+
+impl Plan {
+    /// The plan of a host where nothing is built yet (no root `mq`, no classes, no mappings).
+    /// `diff(&Plan::empty(), &p)` is the full build of `p`.
+    pub fn empty() -> Plan {
+        Plan {
+            queues: 0,
+            stick_offset: 0,
+            observe_only: false,
+            interfaces: Vec::new(),
+            mappings: Vec::new(),
+            nodes: Vec::new(),
+            circuits: Vec::new(),
+            identities: Identities::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The interface plan named `name`, if any.
+    pub fn interface(&self, name: &str) -> Option<&InterfacePlan> {
+        self.interfaces.iter().find(|i| i.name == name)
+    }
+}
