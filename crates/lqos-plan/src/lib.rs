@@ -11,7 +11,8 @@
 //! Class IDs are stable: an object (node by `id`, else path; circuit by Circuit ID) that stays
 //! on its queue keeps its minor, new objects take the lowest free minor, and objects that
 //! disappear free theirs. Adding, removing or re-rating one circuit touches only that circuit.
-//! The full rules are in [`planner::plan`]'s documentation and in `docs/planner.md`.
+//! The full rules are in [`planner::plan`]'s documentation and in the [`rules`] module
+//! (`docs/planner.md`).
 //!
 //! ```
 //! use lqos_plan::{diff, plan, Identities, Plan, PlanInput};
@@ -34,6 +35,8 @@
 #![warn(missing_docs)]
 
 pub mod diff;
+#[doc = include_str!("../docs/planner.md")]
+pub mod rules {}
 pub mod error;
 pub mod hash;
 pub mod model;

@@ -416,11 +416,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     for t in &tree {
         per_queue[usize::from(t.queue) - 1] += 1;
     }
-    for (i, s) in cstate.iter().enumerate() {
-        if let Some(s) = s {
-            let _ = i;
-            per_queue[usize::from(tree[s.parent].queue) - 1] += 1;
-        }
+    for s in cstate.iter().flatten() {
+        per_queue[usize::from(tree[s.parent].queue) - 1] += 1;
     }
     for (k, count) in per_queue.iter().enumerate() {
         if *count > MinorAlloc::CAPACITY {
@@ -661,7 +658,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
         cleaf.push(out);
     }
-    for (i, out) in cleaf.iter_mut().enumerate() {
+    for out in cleaf.iter_mut() {
         for (d, dir) in [Direction::Download, Direction::Upload].into_iter().enumerate() {
             if let Some((_, h)) = out[d].as_mut()
                 && *h == 0
@@ -675,7 +672,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 })?;
             }
         }
-        let _ = i;
     }
 
     for dir in [Direction::Download, Direction::Upload] {

@@ -55,7 +55,7 @@ fn moving_a_circuit_rebuilds_only_it() {
     let b = run(&config, &net, &circuits, facts(2), &a.identities).expect("plan");
     let cs = diff(&a, &b);
     let owner = Owner::Circuit(circuits[2].id.clone());
-    assert_eq!(cs.rebuilt, [owner.clone()]);
+    assert_eq!(cs.rebuilt, std::slice::from_ref(&owner));
     assert_eq!(cs.class_del.len(), 2);
     assert_eq!(cs.class_add.len(), 2);
     assert_eq!(cs.leaf_del.len(), 2);

@@ -197,11 +197,11 @@ fn queue_count_rules() {
     config.queues.override_available_queues = Some(0); // 0 = auto
     assert_eq!(fresh(&config, &net, &circuits, f).queues, 4);
     config.interfaces = config_stick(1000, 1000).interfaces;
-    let e = run(&config, &net, &circuits, facts(1), &Identities::default()).unwrap_err();
+    let e = run(&config, &net, &circuits, facts(1), &Identities::default()).expect_err("must fail");
     assert!(matches!(e, PlanError::TooFewQueues { queues: 0, stick: true, .. }), "{e}");
     config.interfaces = None;
     assert_eq!(
-        run(&config, &net, &circuits, facts(4), &Identities::default()).unwrap_err(),
+        run(&config, &net, &circuits, facts(4), &Identities::default()).expect_err("must fail"),
         PlanError::NoInterfaces
     );
 }
@@ -334,8 +334,8 @@ fn minor_overflow_names_the_queue() {
     config.queues.default_sqm = lqos_config::DefaultSqm { tokens: "none".into(), leaf: None };
     let circuits: Vec<_> =
         (0..65_533).map(|i| circuit(&format!("c{i}"), "x", None, 1, 1, nth_ipv4(i))).collect();
-    let e =
-        run(&config, &network(vec![]), &circuits, facts(1), &Identities::default()).unwrap_err();
+    let e = run(&config, &network(vec![]), &circuits, facts(1), &Identities::default())
+        .expect_err("must fail");
     // 65,533 circuits + Generated_PN_1 on queue 1; minors 3..=0xFFFE hold 65,532.
     assert_eq!(e, PlanError::MinorOverflow { queue: 1, count: 65_534, max: 65_532 });
     assert!(e.to_string().contains("queue 1"));
@@ -346,8 +346,8 @@ fn leaf_handle_overflow_is_an_error_not_a_collision() {
     let config = config_bridge(100_000, 100_000);
     let circuits: Vec<_> =
         (0..66_000).map(|i| circuit(&format!("c{i}"), "x", None, 1, 1, nth_ipv4(i))).collect();
-    let e =
-        run(&config, &network(vec![]), &circuits, facts(2), &Identities::default()).unwrap_err();
+    let e = run(&config, &network(vec![]), &circuits, facts(2), &Identities::default())
+        .expect_err("must fail");
     assert!(
         matches!(&e, PlanError::LeafHandleOverflow { interface, count: 66_000, .. } if interface == "eth1"),
         "{e}"

@@ -201,8 +201,10 @@ proptest! {
         prop_assert_eq!(KernelView::of(&apply(&a, &cs)), KernelView::of(&b));
     }
 
-    // Removing a site (and the circuits beneath) renumbers nothing else: every remaining node
-    // and circuit keeps its queue and minor.
+    // Removing a site (and the circuits beneath) renumbers nothing else: in round-robin mode
+    // every remaining node and circuit keeps its queue and minor. With bin-packing the removal
+    // may trigger the hysteresis, which moves at most max(1, top-level nodes/100) top-level
+    // subtrees; everything that stays on its queue keeps its minor.
     #[test]
     fn removing_a_site_renumbers_nothing_else(c in case(), pick in any::<u64>()) {
         let c = Case { sites: c.sites.max(2), ..c };
@@ -214,13 +216,23 @@ proptest! {
         let names: HashSet<&str> = net2.nodes.iter().map(|n| n.name.as_str()).collect();
         let circuits2: Vec<_> = circuits.iter().filter(|x| x.parent_node.as_deref().is_none_or(|p| names.contains(p))).cloned().collect();
         let b = run(&config, &net2, &circuits2, f, &a.identities).expect("plan");
-        for (k, id) in &b.identities.nodes {
-            if let Some(old) = a.identities.nodes.get(k) {
-                prop_assert_eq!((old.queue, old.minor), (id.queue, id.minor), "node {} after removing {}", k, victim_name);
+        let mut moved_top = 0;
+        for n in &b.nodes {
+            if let Some(old) = a.identities.nodes.get(&n.key) {
+                if old.queue == n.queue {
+                    prop_assert_eq!(old.minor, n.class.minor, "node {} after removing {}", n.key, victim_name);
+                } else {
+                    prop_assert!(c.binpack, "node {} moved queue after removing {}", n.key, victim_name);
+                    moved_top += usize::from(n.parent.is_none());
+                }
             }
         }
+        let tops = b.nodes.iter().filter(|n| n.parent.is_none() && !n.generated).count();
+        prop_assert!(moved_top <= (tops / 100).max(1));
         for (k, id) in &b.identities.circuits {
-            if let Some(old) = a.identities.circuits.get(k) {
+            if let Some(old) = a.identities.circuits.get(k)
+                && (old.queue == id.queue || !c.binpack)
+            {
                 prop_assert_eq!(old, id, "circuit {} after removing {}", k, victim_name);
             }
         }
