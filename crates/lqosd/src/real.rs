@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lqos_bpf::{Dataplane, MappingBatch};
-use lqos_plan::{ChangeSet, CircuitId, ClassId, IpMapping, Plan};
+use lqos_config::CircuitId;
+use lqos_plan::{ChangeSet, ClassId, IpMapping, Plan};
 use lqos_tc::TcHandle;
 
 use crate::engine::error_chain;
