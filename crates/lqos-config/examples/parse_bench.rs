@@ -47,31 +47,36 @@ fn main() {
             i & 255
         );
     }
-    let t0 = Instant::now();
-    let (network, d1) = parse_network_str(&net, "network.json");
-    let t1 = Instant::now();
-    let (circuits, d2) = parse_shaped_devices_str(&csv, "ShapedDevices.csv");
-    let t2 = Instant::now();
-    let d3 = validate_inputs(&network, &circuits, "network.json", "ShapedDevices.csv");
-    let t3 = Instant::now();
-    let csv_out = shaped_devices_to_string(&circuits);
-    let net_out = network_to_string(&network);
-    let t4 = Instant::now();
+    // Best of 5: the machine may be shared, the minimum is the least disturbed run.
+    let mut best = [f64::MAX; 4];
+    let mut result = None;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let (network, d1) = parse_network_str(&net, "network.json");
+        let t1 = Instant::now();
+        let (circuits, d2) = parse_shaped_devices_str(&csv, "ShapedDevices.csv");
+        let t2 = Instant::now();
+        let d3 = validate_inputs(&network, &circuits, "network.json", "ShapedDevices.csv");
+        let t3 = Instant::now();
+        let csv_out = shaped_devices_to_string(&circuits);
+        let net_out = network_to_string(&network);
+        let t4 = Instant::now();
+        for (b, t) in best.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
+            *b = b.min(t.as_secs_f64() * 1e3);
+        }
+        result =
+            Some((network, circuits, d1.len() + d2.len() + d3.len(), csv_out.len(), net_out.len()));
+    }
+    let Some((network, circuits, ndiag, csv_len, net_len)) = result else { return };
     println!(
-        "nodes={} circuits={} diagnostics={} csv_bytes={}",
+        "nodes={} circuits={} diagnostics={ndiag} csv_bytes={} (best of 5 runs)",
         network.nodes.len(),
         circuits.len(),
-        d1.len() + d2.len() + d3.len(),
         csv.len()
     );
-    println!("parse network.json   {:>8.1} ms", (t1 - t0).as_secs_f64() * 1e3);
-    println!("parse ShapedDevices  {:>8.1} ms", (t2 - t1).as_secs_f64() * 1e3);
-    println!("validate_inputs      {:>8.1} ms", (t3 - t2).as_secs_f64() * 1e3);
-    println!("parse + validate     {:>8.1} ms", (t3 - t0).as_secs_f64() * 1e3);
-    println!(
-        "write both           {:>8.1} ms ({} + {} bytes)",
-        (t4 - t3).as_secs_f64() * 1e3,
-        csv_out.len(),
-        net_out.len()
-    );
+    println!("parse network.json   {:>8.1} ms", best[0]);
+    println!("parse ShapedDevices  {:>8.1} ms", best[1]);
+    println!("validate_inputs      {:>8.1} ms", best[2]);
+    println!("parse + validate     {:>8.1} ms", best[0] + best[1] + best[2]);
+    println!("write both           {:>8.1} ms ({csv_len} + {net_len} bytes)", best[3]);
 }
