@@ -140,11 +140,11 @@ impl NetlinkTransport {
                 }
                 let Some((orig_seq, ack)) = parse_ack(&m) else { continue };
                 let idx = orig_seq.wrapping_sub(first) as usize;
-                if idx < chunk.len() {
-                    if let Some(slot) = out.get_mut(base + idx) {
-                        *slot = ack;
-                        pending -= 1;
-                    }
+                if idx < chunk.len()
+                    && let Some(slot) = out.get_mut(base + idx)
+                {
+                    *slot = ack;
+                    pending -= 1;
                 }
             }
         }
