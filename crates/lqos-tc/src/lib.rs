@@ -17,6 +17,7 @@
 //!
 //! A netlink socket stays bound to the network namespace of the thread that opened it: create
 //! [`Tc`] after `setns`.
+#![doc = include_str!("../docs/kernel.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
