@@ -92,6 +92,12 @@ fn run(sizes: &[u32]) -> Result<(), String> {
         let fd = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
         setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
         let mut nl = Tc::new().map_err(|e| e.to_string())?;
+        // LQOS_TC_CHUNK_BYTES=1 sends one message per sendmsg (to separate batching from
+        // message size in the comparison).
+        if let Some(b) = std::env::var("LQOS_TC_CHUNK_BYTES").ok().and_then(|v| v.parse().ok()) {
+            nl.transport_mut().set_chunk_bytes(b);
+            println!("chunk: {b} bytes per sendmsg");
+        }
         let mut tcb = Tc::with_transport(TcBatchTransport::open().map_err(|e| e.to_string())?);
         println!("full build: mq + 4 HTB + (4 + 4·4) queue/site classes + N circuits (class + pfifo)");
         println!("{:>7} {:>12} {:>12} {:>9}   (best of 2 runs each, alternating)", "N", "lqos-tc s", "tc -batch s", "tc/lqos");
