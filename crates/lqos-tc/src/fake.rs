@@ -94,10 +94,10 @@ impl FakeTransport {
 
     fn exec(&mut self, r: &Request) -> Ack {
         let op = &r.op;
-        if let Some((pat, errno)) = &self.fail_on {
-            if op.to_string().contains(pat.as_str()) {
-                return refuse(*errno, "refused by the fake");
-            }
+        if let Some((pat, errno)) = &self.fail_on
+            && op.to_string().contains(pat.as_str())
+        {
+            return refuse(*errno, "refused by the fake");
         }
         let ifx = op.ifindex;
         let mq = u32::from(MQ_MAJOR) << 16;

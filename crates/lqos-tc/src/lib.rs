@@ -17,6 +17,7 @@
 //!
 //! A netlink socket stays bound to the network namespace of the thread that opened it: create
 //! [`Tc`] after `setns`.
+#![doc = include_str!("../docs/kernel.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -432,10 +433,10 @@ impl<T: Transport> Tc<T> {
         }
         if let Some((i, e)) = first {
             let op = &reqs[i].op;
-            if matches!(op.object, TcObject::Leaf(_)) && transport::is_unknown_kind(&e) {
-                if let TcObject::Leaf(l) = &op.object {
-                    return Err(error::unsupported(l.qdisc.kind()));
-                }
+            if let TcObject::Leaf(l) = &op.object
+                && transport::is_unknown_kind(&e)
+            {
+                return Err(error::unsupported(l.qdisc.kind()));
             }
             return Err(kernel_err(op, e, failures - 1));
         }
@@ -472,10 +473,11 @@ impl<T: Transport> Tc<T> {
             let ifindex = self.resolve(&ifp.name)?;
             let mut ours = false;
             self.transport.query(&Query::Qdiscs { ifindex }, &mut |m| {
-                if let Some((ifx, q)) = dump::parse_qdisc(m) {
-                    if ifx == ifindex && q.parent == wire::TC_H_ROOT {
-                        ours = q.kind == "mq" && q.major() == MQ_MAJOR;
-                    }
+                if let Some((ifx, q)) = dump::parse_qdisc(m)
+                    && ifx == ifindex
+                    && q.parent == wire::TC_H_ROOT
+                {
+                    ours = q.kind == "mq" && q.major() == MQ_MAJOR;
                 }
             })?;
             let mut rep = InterfaceReport { interface: ifp.name.clone(), ..Default::default() };
@@ -502,10 +504,10 @@ impl<T: Transport> Tc<T> {
         let ifindex = self.resolve(ifname)?;
         let mut tree = LiveTree { interface: ifname.to_string(), ifindex, ..Default::default() };
         self.transport.query(&Query::Qdiscs { ifindex }, &mut |m| {
-            if let Some((ifx, q)) = dump::parse_qdisc(m) {
-                if ifx == ifindex {
-                    tree.qdiscs.push(q);
-                }
+            if let Some((ifx, q)) = dump::parse_qdisc(m)
+                && ifx == ifindex
+            {
+                tree.qdiscs.push(q);
             }
         })?;
         self.transport.query(&Query::Classes { ifindex }, &mut |m| {

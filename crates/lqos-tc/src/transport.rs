@@ -96,9 +96,10 @@ impl NetlinkTransport {
         Ok(NetlinkTransport { sock, seq: 1, chunk_bytes: DEFAULT_CHUNK_BYTES, rx: Vec::new() })
     }
 
-    /// Changes how many bytes of requests go into one `sendmsg` (benchmarks).
+    /// Changes how many bytes of requests go into one `sendmsg` (benchmarks; 1 = one message
+    /// per `sendmsg`, like `tc`).
     pub fn set_chunk_bytes(&mut self, bytes: usize) {
-        self.chunk_bytes = bytes.max(4096);
+        self.chunk_bytes = bytes.max(1);
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -140,11 +141,11 @@ impl NetlinkTransport {
                 }
                 let Some((orig_seq, ack)) = parse_ack(&m) else { continue };
                 let idx = orig_seq.wrapping_sub(first) as usize;
-                if idx < chunk.len() {
-                    if let Some(slot) = out.get_mut(base + idx) {
-                        *slot = ack;
-                        pending -= 1;
-                    }
+                if idx < chunk.len()
+                    && let Some(slot) = out.get_mut(base + idx)
+                {
+                    *slot = ack;
+                    pending -= 1;
                 }
             }
         }

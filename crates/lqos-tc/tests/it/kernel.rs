@@ -59,12 +59,10 @@ fn tc_classes(ns: &Netns) -> BTreeMap<String, TcClass> {
                 TcClass { parent, rate_kbit: at("rate"), ceil_kbit: at("ceil"), bytes: 0 },
             );
             current = Some(handle);
-        } else if t.first() == Some(&"Sent") {
-            if let Some(h) = &current {
-                if let Some(c) = out.get_mut(h) {
-                    c.bytes = t[1].parse().unwrap_or(0);
-                }
-            }
+        } else if t.first() == Some(&"Sent")
+            && let Some(c) = current.as_ref().and_then(|h| out.get_mut(h))
+        {
+            c.bytes = t[1].parse().unwrap_or(0);
         }
     }
     out
