@@ -48,7 +48,11 @@ impl DaemonError {
 
 /// Arguments of `lqosd`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "lqosd", version, about = "lqos daemon: eBPF data plane, queue tree, stats, bus and web GUI")]
+#[command(
+    name = "lqosd",
+    version,
+    about = "lqos daemon: eBPF data plane, queue tree, stats, bus and web GUI"
+)]
 pub struct Args {
     /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
     #[arg(long, value_name = "PATH")]
@@ -99,7 +103,11 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     let config = load(&path)?;
     tracing::info!(config = %path.display(), "lqosd starting");
 
-    let failures = crate::preflight::run_checks(&config, Path::new("/sys/class/net"), nix::unistd::Uid::effective().is_root());
+    let failures = crate::preflight::run_checks(
+        &config,
+        Path::new("/sys/class/net"),
+        nix::unistd::Uid::effective().is_root(),
+    );
     for f in &failures {
         tracing::error!(cause = %f.cause, fix = %f.fix, "preflight");
     }
@@ -156,17 +164,28 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     };
     for (ifname, role) in &roles {
         disable_xps(ifname);
-        let xdp_mode = dp.attach_xdp(ifname, *role).map_err(|e| runtime(&format!("attach XDP to {ifname}"), &e))?;
-        dp.attach_tc_egress(ifname, *role).map_err(|e| runtime(&format!("attach tc egress to {ifname}"), &e))?;
+        let xdp_mode = dp
+            .attach_xdp(ifname, *role)
+            .map_err(|e| runtime(&format!("attach XDP to {ifname}"), &e))?;
+        dp.attach_tc_egress(ifname, *role)
+            .map_err(|e| runtime(&format!("attach tc egress to {ifname}"), &e))?;
         tracing::info!(interface = %ifname, ?xdp_mode, "data plane attached");
     }
 
     let kernel = RealKernel { tc, dp };
     let mut engine = Engine::new(kernel, store_for(&config));
     match engine.restore() {
-        Ok(Some(r)) => tracing::info!(circuits = r.circuits, repaired = r.counts.added + r.counts.changed + r.counts.deleted, "applied plan restored"),
-        Ok(None) => tracing::info!("no applied plan yet; waiting for a Reload (libreqos or lqos_scheduler)"),
-        Err(e) => tracing::error!(error = %e, "could not restore the applied plan; the next Reload will retry"),
+        Ok(Some(r)) => tracing::info!(
+            circuits = r.circuits,
+            repaired = r.counts.added + r.counts.changed + r.counts.deleted,
+            "applied plan restored"
+        ),
+        Ok(None) => {
+            tracing::info!("no applied plan yet; waiting for a Reload (libreqos or lqos_scheduler)")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not restore the applied plan; the next Reload will retry")
+        }
     }
     let tick = Duration::from_millis(config.queue_check_period_ms.clamp(250, 10_000));
     let service = Service::new(engine, config.clone(), facts);
@@ -183,13 +202,16 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         .map_err(|e| runtime("spawn the apply task", &e))?;
     let bus_path = lqos_bus::bus_path();
     let result = rt.block_on(async move {
-        let listener = lqos_bus::server::bind(&bus_path).map_err(|e| runtime("bind the bus", &e))?;
+        let listener =
+            lqos_bus::server::bind(&bus_path).map_err(|e| runtime("bind the bus", &e))?;
         tracing::info!(path = %bus_path.display(), "bus listening");
         let bus = tokio::spawn(lqos_bus::server::serve(listener, tx.clone()));
         let web = crate::web_task(&config, tx.clone());
         drop(tx);
         wait_for_signal().await;
-        tracing::info!("stopping: detaching the data plane (the queue tree stays for the next start)");
+        tracing::info!(
+            "stopping: detaching the data plane (the queue tree stays for the next start)"
+        );
         bus.abort();
         if let Some(w) = web {
             w.abort();
@@ -204,7 +226,9 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         // Without signal handlers, run until killed.
         std::future::pending::<()>().await;
         return;

@@ -80,7 +80,9 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateError::Read { path, source }),
         };
-        serde_json::from_slice(&text).map(Some).map_err(|source| StateError::Decode { path, source })
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|source| StateError::Decode { path, source })
     }
 
     /// Stores `plan` atomically.
@@ -211,14 +213,7 @@ impl<K: Kernel> Engine<K> {
                 (None, true)
             }
         };
-        Engine {
-            kernel,
-            store,
-            applied,
-            needs_reconcile,
-            last_apply_unix: None,
-            last_reload: None,
-        }
+        Engine { kernel, store, applied, needs_reconcile, last_apply_unix: None, last_reload: None }
     }
 
     /// The plan in force.
@@ -421,7 +416,8 @@ mod tests {
     fn setup(rows: &str) -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("network.json"), NETWORK).expect("write");
-        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{rows}")).expect("write");
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{rows}"))
+            .expect("write");
         let mut config = config_bridge(1000, 1000);
         config.lqos_directory = dir.path().to_owned();
         config.state_directory = dir.path().join("state");
@@ -462,7 +458,8 @@ mod tests {
         let mut e = Engine::new(FakeKernel::default(), store_for(&config));
         e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
         let edited = TWO.replace(",1,1,50,10,", ",1,1,60,10,");
-        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{edited}")).expect("write");
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{edited}"))
+            .expect("write");
         e.kernel.calls.clear();
         let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("edit");
         assert_eq!(r.counts.added, 0);
@@ -478,10 +475,15 @@ mod tests {
         e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
         let before = e.applied().cloned();
         e.kernel.calls.clear();
-        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}c3,Carol,d3,r3,Nowhere,,,,100.64.0.3,,1,1,x,10,\n"))
-            .expect("write");
+        std::fs::write(
+            dir.path().join("ShapedDevices.csv"),
+            format!("{HEADER}c3,Carol,d3,r3,Nowhere,,,,100.64.0.3,,1,1,x,10,\n"),
+        )
+        .expect("write");
         let err = e.reload(&config, FACTS, ReloadMode::Incremental).expect_err("invalid");
-        let CommandError::InvalidInput { diagnostics } = err else { panic!("wrong error: {err:?}") };
+        let CommandError::InvalidInput { diagnostics } = err else {
+            panic!("wrong error: {err:?}")
+        };
         assert!(diagnostics.iter().any(|d| d.line == Some(2)), "{diagnostics:?}");
         assert!(e.kernel.calls.is_empty(), "{:?}", e.kernel.calls);
         assert_eq!(e.applied().cloned(), before);
@@ -493,8 +495,11 @@ mod tests {
         let mut e = Engine::new(FakeKernel::default(), store_for(&config));
         e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
         let before = e.applied().cloned();
-        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{}", TWO.replace(",50,10,", ",70,10,")))
-            .expect("write");
+        std::fs::write(
+            dir.path().join("ShapedDevices.csv"),
+            format!("{HEADER}{}", TWO.replace(",50,10,", ",70,10,")),
+        )
+        .expect("write");
         e.kernel.fail_next_tc = Some("add class 1:3 on eth1: File exists".into());
         e.kernel.calls.clear();
         let err = e.reload(&config, FACTS, ReloadMode::Incremental).expect_err("tc fails");
@@ -514,6 +519,9 @@ mod tests {
         let mut e2 = Engine::new(FakeKernel::default(), store_for(&config));
         assert!(e2.applied().is_some());
         e2.restore().expect("restore");
-        assert_eq!(e2.kernel.calls, vec![Call::Reconcile, Call::ApplyTc { adds: 0, changes: 0, deletes: 0 }]);
+        assert_eq!(
+            e2.kernel.calls,
+            vec![Call::Reconcile, Call::ApplyTc { adds: 0, changes: 0, deletes: 0 }]
+        );
     }
 }

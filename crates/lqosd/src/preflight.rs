@@ -91,7 +91,9 @@ pub fn run_checks(config: &Config, sys_class_net: &Path, is_root: bool) -> Vec<F
         Some(InterfaceMode::Stick { interface, internet_vlan, network_vlan, .. }) => {
             if internet_vlan == network_vlan {
                 out.push(fail(
-                    format!("[single_interface] internet_vlan and network_vlan are both {internet_vlan}"),
+                    format!(
+                        "[single_interface] internet_vlan and network_vlan are both {internet_vlan}"
+                    ),
                     "give the Internet side and the subscriber side different VLAN IDs",
                 ));
             }
@@ -129,7 +131,11 @@ mod tests {
         let text: Vec<String> = out.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:#?}");
         assert!(text[0].contains("eth0") && text[0].contains("does not exist"));
-        assert!(text[1].contains("eth1") && text[1].contains("down") && text[1].contains("ip link set eth1 up"));
+        assert!(
+            text[1].contains("eth1")
+                && text[1].contains("down")
+                && text[1].contains("ip link set eth1 up")
+        );
         assert!(text[2].contains("eth2") && text[2].contains("1 RX and 1 TX"));
     }
 

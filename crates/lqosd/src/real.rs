@@ -75,7 +75,8 @@ impl Kernel for RealKernel {
     }
 
     fn map(&mut self, mappings: &[IpMapping]) -> Result<(), KernelError> {
-        let batch = MappingBatch { upsert: mappings.iter().map(to_bpf).collect(), delete: Vec::new() };
+        let batch =
+            MappingBatch { upsert: mappings.iter().map(to_bpf).collect(), delete: Vec::new() };
         self.dp.ip_map().apply(&batch).map(|_| ()).map_err(bpf_err)
     }
 

@@ -77,7 +77,9 @@ impl<K: Kernel> Service<K> {
         match lqos_config::load_config(&self.config_path) {
             Ok((config, _warnings)) => {
                 if config.interfaces != self.config.interfaces {
-                    tracing::warn!("interface settings changed in lqos.conf; restart lqosd to use them");
+                    tracing::warn!(
+                        "interface settings changed in lqos.conf; restart lqosd to use them"
+                    );
                     let mut c = config;
                     c.interfaces = self.config.interfaces.clone();
                     self.config = c;
@@ -156,7 +158,9 @@ impl<K: Kernel> Service<K> {
                     .unwrap_or_default(),
             ),
             Command::CircuitStats { circuit } => {
-                let Some(plan) = self.engine.applied() else { return Response::Circuits(Vec::new()) };
+                let Some(plan) = self.engine.applied() else {
+                    return Response::Circuits(Vec::new());
+                };
                 let mut all = self.stats.circuits(plan);
                 if let Some(id) = circuit {
                     all.retain(|c| c.id == id);
@@ -164,7 +168,9 @@ impl<K: Kernel> Service<K> {
                 Response::Circuits(all)
             }
             Command::TopCircuits { n } => {
-                let Some(plan) = self.engine.applied() else { return Response::Circuits(Vec::new()) };
+                let Some(plan) = self.engine.applied() else {
+                    return Response::Circuits(Vec::new());
+                };
                 let mut all = self.stats.circuits(plan);
                 all.sort_by_key(|c| std::cmp::Reverse(c.download_bps + c.upload_bps));
                 all.truncate(n);
@@ -219,7 +225,9 @@ impl<K: Kernel> Service<K> {
             Some(InterfaceMode::Bridge { to_internet, to_network, .. }) => {
                 ("bridge".to_owned(), vec![to_internet.0.clone(), to_network.0.clone()])
             }
-            Some(InterfaceMode::Stick { interface, .. }) => ("stick".to_owned(), vec![interface.0.clone()]),
+            Some(InterfaceMode::Stick { interface, .. }) => {
+                ("stick".to_owned(), vec![interface.0.clone()])
+            }
             None => ("none".to_owned(), Vec::new()),
         };
         DaemonStatus {

@@ -16,7 +16,6 @@ use crate::kernel::{ClassCounter, HostCounter};
 #[derive(Debug, Clone, Copy, Default)]
 struct Prev {
     bytes: u64,
-    packets: u64,
 }
 
 /// Rates and totals of one owner in one direction.
@@ -78,10 +77,12 @@ impl StatsTracker {
         let mut seen = HashSet::new();
         for (ifname, counters) in classes {
             for cc in counters {
-                let Some((owner, dir)) = owners.get(&(ifname.as_str(), cc.handle)) else { continue };
+                let Some((owner, dir)) = owners.get(&(ifname.as_str(), cc.handle)) else {
+                    continue;
+                };
                 let key = (*dir, cc.handle);
                 seen.insert(key);
-                let prev = self.prev_class.insert(key, Prev { bytes: cc.bytes, packets: cc.packets });
+                let prev = self.prev_class.insert(key, Prev { bytes: cc.bytes });
                 let delta = prev.map(|p| cc.bytes.saturating_sub(p.bytes)).unwrap_or(0);
                 drops += cc.drops;
                 flows.insert(
@@ -175,7 +176,10 @@ impl StatsTracker {
                 let u = self.flow(&owner, Direction::Upload);
                 NodeStat {
                     name: n.name.clone(),
-                    parent: n.parent.as_deref().map(|p| names.get(p).copied().unwrap_or(p).to_owned()),
+                    parent: n
+                        .parent
+                        .as_deref()
+                        .map(|p| names.get(p).copied().unwrap_or(p).to_owned()),
                     download_max_kbit: n.download.0,
                     upload_max_kbit: n.upload.0,
                     download_bps: d.bps,

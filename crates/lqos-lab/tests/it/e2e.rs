@@ -5,7 +5,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lqos_bus::{Command, ReloadMode, Response};
-use lqos_lab::lab::{Lab, LabSpec, SHAPER_TO_INTERNET, SHAPER_TO_NETWORK, Subscriber, subscriber_v4, subscriber_v6};
+use lqos_lab::lab::{
+    Lab, LabSpec, SHAPER_TO_INTERNET, SHAPER_TO_NETWORK, Subscriber, subscriber_v4, subscriber_v6,
+};
 use lqos_lab::traffic::{Way, iperf, ping_from_internet};
 
 static KERNEL: Mutex<()> = Mutex::new(());
@@ -35,7 +37,8 @@ fn lab(prefix: &str, subs: Vec<Subscriber>) -> Option<Lab> {
     }
     let dir = std::env::temp_dir().join(format!("lqos-e2e-{prefix}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let spec = LabSpec { prefix: prefix.into(), subscribers: subs, dir, web_listen: "127.0.0.1:0".into() };
+    let spec =
+        LabSpec { prefix: prefix.into(), subscribers: subs, dir, web_listen: "127.0.0.1:0".into() };
     let mut lab = Lab::up(spec).expect("build lab namespaces");
     lab.start_lqosd(&lqos_lab::find_binary("lqosd")).expect("start lqosd in the shaper namespace");
     let r = reload(&lab, ReloadMode::Full);
@@ -53,7 +56,10 @@ fn reload(lab: &Lab, mode: ReloadMode) -> lqos_bus::ReloadReport {
 
 /// `(handle string "1:3", bytes)` for every class on `dev`, read with `tc -s -j`.
 fn class_bytes(lab: &Lab, dev: &str) -> Vec<(String, u64)> {
-    let out = lab.shaper.exec_stdout("tc", &["-s", "-j", "class", "show", "dev", dev]).expect("tc class show");
+    let out = lab
+        .shaper
+        .exec_stdout("tc", &["-s", "-j", "class", "show", "dev", dev])
+        .expect("tc class show");
     let v: serde_json::Value = serde_json::from_str(&out).expect("tc json");
     v.as_array()
         .expect("array")
@@ -64,7 +70,9 @@ fn class_bytes(lab: &Lab, dev: &str) -> Vec<(String, u64)> {
 
 fn class_of(lab: &Lab, circuit: &str) -> String {
     let mut bus = lab.bus().expect("bus");
-    let Response::Mappings(m) = bus.request(&Command::ListMappings).expect("mappings") else { panic!("no mappings") };
+    let Response::Mappings(m) = bus.request(&Command::ListMappings).expect("mappings") else {
+        panic!("no mappings")
+    };
     m.into_iter().find(|e| e.circuit == circuit).map(|e| e.class).expect("circuit mapped")
 }
 
@@ -97,8 +105,13 @@ fn assert_shaped(what: &str, plan_mbps: f64, class_bps: f64, payload_bps: f64) {
     let plan = plan_mbps * 1e6;
     let c = class_bps / plan - 1.0;
     let p = payload_bps / plan - 1.0;
-    eprintln!("{what}: plan {plan_mbps} Mbit/s, HTB {:.2} Mbit/s ({:+.1}%), iperf3 {:.2} Mbit/s ({:+.1}%)",
-        class_bps / 1e6, c * 100.0, payload_bps / 1e6, p * 100.0);
+    eprintln!(
+        "{what}: plan {plan_mbps} Mbit/s, HTB {:.2} Mbit/s ({:+.1}%), iperf3 {:.2} Mbit/s ({:+.1}%)",
+        class_bps / 1e6,
+        c * 100.0,
+        payload_bps / 1e6,
+        p * 100.0
+    );
     assert!(c.abs() <= 0.05, "{what}: HTB class rate off by {:+.1}%", c * 100.0);
     assert!((-0.08..=0.02).contains(&p), "{what}: iperf3 payload off by {:+.1}%", p * 100.0);
 }
@@ -106,7 +119,9 @@ fn assert_shaped(what: &str, plan_mbps: f64, class_bps: f64, payload_bps: f64) {
 #[test]
 fn two_subscribers_are_shaped_to_their_plans_in_both_directions() {
     let _g = lock();
-    let Some(lab) = lab("lqe2a", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else { return };
+    let Some(lab) = lab("lqe2a", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else {
+        return;
+    };
     let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5301);
     assert_shaped("subscriber 1 download", 10.0, c, p);
     let (c, p) = measure(&lab, 1, Way::Download, false, 6, 5302);
@@ -120,19 +135,27 @@ fn two_subscribers_are_shaped_to_their_plans_in_both_directions() {
 #[test]
 fn ipv6_subscriber_is_shaped_and_unmapped_host_passes_unshaped() {
     let _g = lock();
-    let Some(lab) = lab("lqe2b", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, false)]) else { return };
+    let Some(lab) = lab("lqe2b", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, false)]) else {
+        return;
+    };
     let (c, p) = measure(&lab, 0, Way::Download, true, 6, 5311);
     assert_shaped("IPv6 subscriber download", 10.0, c, p);
     // Subscriber 2 is not in ShapedDevices.csv: no class limits it.
     let r = iperf(&lab, 1, Way::Download, 3, false, 5312).expect("iperf3 to the unmapped host");
     eprintln!("unmapped host: {:.1} Mbit/s", r.received_bps / 1e6);
-    assert!(r.received_bps > 100e6, "unmapped host looks shaped: {:.1} Mbit/s", r.received_bps / 1e6);
+    assert!(
+        r.received_bps > 100e6,
+        "unmapped host looks shaped: {:.1} Mbit/s",
+        r.received_bps / 1e6
+    );
 }
 
 #[test]
 fn rate_edit_changes_the_class_in_place_and_the_other_subscriber_loses_nothing() {
     let _g = lock();
-    let Some(lab) = lab("lqe2c", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else { return };
+    let Some(lab) = lab("lqe2c", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else {
+        return;
+    };
     let class1 = class_of(&lab, "c1");
     let class2 = class_of(&lab, "c2");
     // Traffic through subscriber 1's class so its counters are non-zero before the edit.
@@ -150,13 +173,21 @@ fn rate_edit_changes_the_class_in_place_and_the_other_subscriber_loses_nothing()
         assert_ne!(text, edited, "edit applied to the csv");
         std::fs::write(&csv, edited).expect("write csv");
         let r = reload(&lab, ReloadMode::Incremental);
-        assert_eq!((r.counts.added, r.counts.deleted), (0, 0), "an edit must not add or delete: {r:?}");
+        assert_eq!(
+            (r.counts.added, r.counts.deleted),
+            (0, 0),
+            "an edit must not add or delete: {r:?}"
+        );
         assert!(r.counts.changed >= 1);
         let after2 = bytes_of(&lab, SHAPER_TO_NETWORK, &class2);
         assert!(after2 >= before2, "subscriber 2's class was recreated (counters went back)");
         let res = h.join().expect("join").expect("subscriber 2 flow survives the reload");
         eprintln!("subscriber 2 during reload: {:.2} Mbit/s", res.received_bps / 1e6);
-        assert!(res.received_bps > 25e6 * 0.9, "subscriber 2 lost throughput: {:.2}", res.received_bps / 1e6);
+        assert!(
+            res.received_bps > 25e6 * 0.9,
+            "subscriber 2 lost throughput: {:.2}",
+            res.received_bps / 1e6
+        );
     });
     let after1 = bytes_of(&lab, SHAPER_TO_NETWORK, &class1);
     assert!(after1 >= before1, "subscriber 1's class was recreated instead of changed in place");
@@ -170,7 +201,8 @@ fn invalid_inputs_leave_the_running_shaping_untouched() {
     let Some(lab) = lab("lqe2d", vec![sub(0, 10.0, 5.0, true)]) else { return };
     let csv = lab.spec.dir.join("ShapedDevices.csv");
     let good = std::fs::read_to_string(&csv).expect("read");
-    std::fs::write(&csv, format!("{good}c9,Bad,d9,bad,Nowhere,,,,not-an-ip,,1,1,abc,5,lab\n")).expect("write");
+    std::fs::write(&csv, format!("{good}c9,Bad,d9,bad,Nowhere,,,,not-an-ip,,1,1,abc,5,lab\n"))
+        .expect("write");
     let mut bus = lab.bus().expect("bus");
     match bus.request(&Command::Reload { mode: ReloadMode::Incremental }).expect("request") {
         Response::Error(lqos_bus::CommandError::InvalidInput { diagnostics }) => {
