@@ -26,6 +26,11 @@ pub const INTERNET_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// The Internet host's IPv6 address.
 pub const INTERNET_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
+/// Remounts /sys for the current network namespace, keeping the host's bpffs, then execs
+/// its arguments (same pid).
+const SYSFS_WRAPPER: &str = "set -e; d=$(mktemp -d); mount --bind /sys/fs/bpf \"$d\"; \
+mount -t sysfs sysfs /sys; mount --bind \"$d\" /sys/fs/bpf; exec \"$@\"";
+
 /// One lab subscriber.
 #[derive(Debug, Clone, Serialize)]
 pub struct Subscriber {
@@ -323,9 +328,14 @@ impl Lab {
             .open(&log_path)
             .map_err(|e| LabError::Other(format!("open {}: {e}", log_path.display())))?;
         let log2 = log.try_clone().map_err(|e| LabError::Other(e.to_string()))?;
+        // nsenter --net keeps the host's mounts, so /sys would show the host's interfaces:
+        // give lqosd a private mount namespace with this namespace's sysfs, and the host's
+        // bpffs bound back on top so its pins survive restarts.
         let child = self
             .shaper
-            .command(&lqosd_bin.display().to_string())
+            .command("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", SYSFS_WRAPPER, "lqosd-wrapper"])
+            .arg(lqosd_bin)
             .args(["--config", &self.spec.config_path().display().to_string()])
             .env("LQOS_BUS", self.spec.bus_path())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
