@@ -334,7 +334,15 @@ impl Lab {
         let child = self
             .shaper
             .command("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", SYSFS_WRAPPER, "lqosd-wrapper"])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                SYSFS_WRAPPER,
+                "lqosd-wrapper",
+            ])
             .arg(lqosd_bin)
             .args(["--config", &self.spec.config_path().display().to_string()])
             .env("LQOS_BUS", self.spec.bus_path())

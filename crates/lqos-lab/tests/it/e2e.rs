@@ -54,18 +54,27 @@ fn reload(lab: &Lab, mode: ReloadMode) -> lqos_bus::ReloadReport {
     }
 }
 
-/// `(handle string "1:3", bytes)` for every class on `dev`, read with `tc -s -j`.
+/// `(handle string "1:3", bytes)` for every HTB class on `dev`, read from `tc -s class show`
+/// (this iproute2 ignores `-j` for class statistics).
 fn class_bytes(lab: &Lab, dev: &str) -> Vec<(String, u64)> {
-    let out = lab
-        .shaper
-        .exec_stdout("tc", &["-s", "-j", "class", "show", "dev", dev])
-        .expect("tc class show");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("tc json");
-    v.as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|c| Some((c["handle"].as_str()?.to_owned(), c["stats"]["bytes"].as_u64()?)))
-        .collect()
+    let out =
+        lab.shaper.exec_stdout("tc", &["-s", "class", "show", "dev", dev]).expect("tc class show");
+    let mut result = Vec::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"class") {
+            current = (words.get(1) == Some(&"htb"))
+                .then(|| words.get(2).map(|h| (*h).to_owned()))
+                .flatten();
+        } else if words.first() == Some(&"Sent")
+            && let (Some(h), Some(bytes)) =
+                (current.take(), words.get(1).and_then(|b| b.parse().ok()))
+        {
+            result.push((h, bytes));
+        }
+    }
+    result
 }
 
 fn class_of(lab: &Lab, circuit: &str) -> String {
