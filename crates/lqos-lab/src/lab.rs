@@ -90,7 +90,7 @@ impl LabSpec {
                     ipv6: subscriber_v6(i),
                     download_mbps: d,
                     upload_mbps: u,
-                    parent: if i % 2 == 0 { "AP_A1".into() } else { "Site_B".into() },
+                    parent: if i.is_multiple_of(2) { "AP_A1".into() } else { "Site_B".into() },
                     shaped: true,
                 }
             })

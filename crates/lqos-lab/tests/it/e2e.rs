@@ -24,7 +24,7 @@ fn sub(i: usize, down: f64, up: f64, shaped: bool) -> Subscriber {
         ipv6: subscriber_v6(i),
         download_mbps: down,
         upload_mbps: up,
-        parent: if i % 2 == 0 { "AP_A1".into() } else { "Site_B".into() },
+        parent: if i.is_multiple_of(2) { "AP_A1".into() } else { "Site_B".into() },
         shaped,
     }
 }

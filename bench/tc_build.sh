@@ -4,6 +4,6 @@
 # Needs root; the benchmark makes its own network namespace and deletes it.
 # Usage: crates/lqos-tc/bench/tc_build.sh [SIZES...]
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/.."
 cargo build --release -q -p lqos-tc --example tc_bench
 exec target/release/examples/tc_bench "$@"
