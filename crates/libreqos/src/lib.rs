@@ -163,9 +163,8 @@ fn facts_or_standin(config: &Config, out: &mut dyn Write, json: bool) -> anyhow:
         Err(e) => {
             let cpus = lqosd::facts::cpu_count();
             let q = config.queues.override_available_queues.filter(|q| *q > 0).unwrap_or(cpus);
-            if !json {
-                writeln!(out, "note: {e}; planning as if each interface had {q} TX queues")?;
-            }
+            let _ = (out, json);
+            tracing::warn!("{e}; planning as if each interface had {q} TX queues");
             Ok(HostFacts { cpus: cpus.max(q), download_tx_queues: q, upload_tx_queues: q })
         }
     }
