@@ -1,0 +1,185 @@
+use std::path::Path;
+
+use lqos_config::{
+    InterfaceMode, LazyQueues, LeafQdisc, QueueMode, TopologyStrategy, parse_config_str,
+};
+
+use crate::only_error;
+
+const MINIMAL: &str = "version = \"1.5\"\nlqos_directory = \"/opt/libreqos/src\"\nnode_id = \"x\"\n\
+                       [bridge]\nto_internet = \"eth1\"\nto_network = \"eth2\"\n";
+
+fn parse(text: &str) -> (Option<lqos_config::Config>, Vec<lqos_config::Diagnostic>) {
+    parse_config_str(text, Path::new("lqos.conf"))
+}
+
+#[test]
+fn example_conf_parses_with_zero_diagnostics() {
+    let text = include_str!("../../../../packaging/lqos.example.conf");
+    let (c, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    assert_eq!(c.queues.downlink.0, 1_000_000);
+    assert_eq!(c.state_directory, Path::new("/opt/libreqos/state"));
+    assert!(matches!(c.interfaces, Some(InterfaceMode::Bridge { .. })));
+    assert!(matches!(c.queues.default_sqm.leaf, Some(LeafQdisc::Cake(_))));
+    assert_eq!(c.integration_common.max_shrink_ratio, 0.5);
+    assert!(c.uisp.is_some() && c.splynx.is_some() && c.netzur.is_some());
+}
+
+#[test]
+fn missing_sections_take_documented_defaults() {
+    let (c, d) = parse(MINIMAL);
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    assert_eq!(c.queues.default_sqm.tokens, lqos_config::conf::DEFAULT_SQM);
+    assert_eq!(c.queues.fast_queues_fq_codel_mbps, 1000.0);
+    assert_eq!(c.queues.lazy_queues, LazyQueues::No);
+    assert_eq!(c.integration_common.queue_refresh_interval_mins, 30);
+    assert_eq!(c.ip_ranges.allow_subnets.len(), 4);
+    assert_eq!(c.tuning.netdev_budget_usecs, 8000);
+    assert_eq!(c.state_directory, Path::new("/opt/libreqos/state"));
+    assert!(c.uisp.is_none() && c.flows.is_none());
+}
+
+#[test]
+fn both_interface_sections_is_an_error_at_the_second() {
+    let text = format!(
+        "{MINIMAL}[single_interface]\ninterface = \"eth1\"\ninternet_vlan = 2\nnetwork_vlan = 3\n"
+    );
+    let (_, d) = parse(&text);
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(7));
+    assert!(e.message.contains("both [bridge] and [single_interface]"));
+}
+
+#[test]
+fn neither_interface_section_warns_and_leaves_interfaces_none() {
+    let text = "version = \"1.5\"\nlqos_directory = \"/srv/lqos\"\n";
+    let (c, d) = parse(text);
+    let c = c.unwrap();
+    assert!(c.interfaces.is_none());
+    assert_eq!(c.state_directory, Path::new("/srv/lqos/state"));
+    assert_eq!(d.len(), 1);
+    assert!(!d[0].is_error());
+    assert!(d[0].message.contains("neither [bridge] nor [single_interface]"));
+}
+
+#[test]
+fn single_interface_parses_vlans() {
+    let text = "version = \"1.5\"\nlqos_directory = \"/x\"\n[single_interface]\ninterface = \"eth1\"\ninternet_vlan = 2\nnetwork_vlan = 3\nmtu = 1500\n";
+    let (c, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    let Some(InterfaceMode::Stick { internet_vlan, network_vlan, mtu, .. }) = c.unwrap().interfaces
+    else {
+        panic!("not stick")
+    };
+    assert_eq!((internet_vlan, network_vlan, mtu), (2, 3, Some(1500)));
+}
+
+#[test]
+fn bare_ip_in_ip_ranges_is_an_error_with_line_not_a_panic() {
+    let text = format!(
+        "{MINIMAL}[ip_ranges]\nallow_subnets = [\"10.0.0.0/8\",\n  \"192.168.1.1\"]\nignore_subnets = []\n"
+    );
+    let (_, d) = parse(&text);
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(9));
+    assert_eq!(e.field.as_deref(), Some("ip_ranges.allow_subnets"));
+    assert!(e.hint.as_deref().unwrap().contains("192.168.1.1/32"));
+}
+
+#[test]
+fn unknown_key_and_section_warn_with_line() {
+    let text = format!(
+        "{MINIMAL}[queues]\ndefault_sqm = \"fq_codel\"\ndownlnk_bandwidth_mbps = 5\n[frobnicate]\nx = 1\n[stormguard]\nenabled = false\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(c.is_some());
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert!(d.iter().all(|d| !d.is_error()));
+    assert_eq!(d[0].line, Some(9));
+    assert_eq!(d[0].field.as_deref(), Some("queues.downlnk_bandwidth_mbps"));
+    assert_eq!(d[1].line, Some(10));
+    assert_eq!(d[1].field.as_deref(), Some("frobnicate"));
+}
+
+#[test]
+fn splynx_aliases_are_accepted() {
+    let text = format!(
+        "{MINIMAL}[spylnx_integration]\nenable_spylnx = true\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"https://s\"\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    let s = c.unwrap().splynx.unwrap();
+    assert!(s.enabled);
+    assert_eq!(s.strategy, TopologyStrategy::ApSite);
+}
+
+#[test]
+fn queue_mode_wins_over_monitor_only() {
+    let (c, _) = parse(&format!("{MINIMAL}[queues]\nmonitor_only = true\n"));
+    assert_eq!(c.unwrap().queues.queue_mode, QueueMode::Observe);
+    let (c, _) =
+        parse(&format!("{MINIMAL}[queues]\nmonitor_only = true\nqueue_mode = \"shape\"\n"));
+    assert_eq!(c.unwrap().queues.queue_mode, QueueMode::Shape);
+}
+
+#[test]
+fn queue_options_are_read() {
+    let text = format!(
+        "{MINIMAL}[queues]\ndefault_sqm = \"none\"\noverride_available_queues = 0\nlazy_queues = \"Htb\"\nfast_queues_fq_codel = 500.5\nuse_binpacking = true\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    let q = c.unwrap().queues;
+    assert_eq!(q.default_sqm.leaf, None);
+    assert_eq!(q.override_available_queues, None);
+    assert_eq!(q.lazy_queues, LazyQueues::Htb);
+    assert_eq!(q.fast_queues_fq_codel_mbps, 500.5);
+    assert!(q.use_binpacking);
+}
+
+#[test]
+fn bad_default_sqm_is_an_error_on_its_line() {
+    let (_, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"\"\n"));
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(8));
+    assert!(e.message.contains("cannot be empty"));
+}
+
+#[test]
+fn wrong_version_and_wrong_type_are_errors() {
+    let (_, d) = parse(&MINIMAL.replace("1.5", "1.4"));
+    assert_eq!(only_error(&d).line, Some(1));
+    let (_, d) = parse(&format!("{MINIMAL}[queues]\ndownlink_bandwidth_mbps = \"fast\"\n"));
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(8), Some("queues.downlink_bandwidth_mbps")));
+}
+
+#[test]
+fn toml_syntax_error_has_line_and_column() {
+    let (c, d) = parse("version = \"1.5\"\n[queues\n");
+    assert!(c.is_none());
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(2));
+    assert!(e.column.is_some());
+}
+
+#[test]
+fn mtu_range_and_compile_mode_are_checked() {
+    let (_, d) = parse(&format!("{MINIMAL}mtu = 100\n"));
+    assert_eq!(only_error(&d).field.as_deref(), Some("bridge.mtu"));
+    let (c, d) = parse(&format!("{MINIMAL}[topology]\ncompile_mode = \"FULL2\"\n"));
+    assert!(d.is_empty());
+    assert_eq!(c.unwrap().topology.compile_mode, Some(TopologyStrategy::Full));
+    let (_, d) = parse(&format!("{MINIMAL}[topology]\ncompile_mode = \"tree\"\n"));
+    assert_eq!(only_error(&d).line, Some(8));
+}
+
+#[test]
+fn enabled_integration_without_credentials_is_an_error() {
+    let (_, d) =
+        parse(&format!("{MINIMAL}[uisp_integration]\nenable_uisp = true\nurl = \"https://u\"\n"));
+    assert_eq!(only_error(&d).field.as_deref(), Some("uisp_integration.token"));
+}

@@ -1,0 +1,245 @@
+use lqos_config::{SqmKind, SqmOverride, parse_shaped_devices_str};
+
+use crate::{errors, only_error};
+
+const HEADER15: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,Parent Node ID,\
+Anchor Node ID,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment";
+
+fn row15(id: &str, parent: &str, v4: &str, v6: &str, rates: &str) -> String {
+    format!("{id},Name {id},dev-{id},Dev,{parent},,,,\"{v4}\",\"{v6}\",{rates},\n")
+}
+
+fn parse(text: &str) -> (Vec<lqos_config::Circuit>, Vec<lqos_config::Diagnostic>) {
+    parse_shaped_devices_str(text, "ShapedDevices.csv")
+}
+
+#[test]
+fn current_header_layout_parses_all_fields() {
+    let text = format!(
+        "{HEADER15},sqm\nc1,Alice,d1,Router,AP_A,pid,anchor,aa:bb,\"100.64.0.1, 100.64.1.0/29\",\"2001:db8::/56\",2.5,1,100.5,20,hello,cake/fq_codel\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    let c = &c[0];
+    assert_eq!(c.parent_node.as_deref(), Some("AP_A"));
+    assert_eq!(c.parent_node_id.as_deref(), Some("pid"));
+    assert_eq!(c.anchor_node_id.as_deref(), Some("anchor"));
+    assert_eq!(
+        (c.download_min.0, c.upload_min.0, c.download_max.0, c.upload_max.0),
+        (2500, 1000, 100_500, 20_000)
+    );
+    assert_eq!(c.sqm, Some(SqmOverride { down: Some(SqmKind::Cake), up: Some(SqmKind::FqCodel) }));
+    let dev = &c.devices[0];
+    assert_eq!(
+        dev.ipv4.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        ["100.64.0.1/32", "100.64.1.0/29"]
+    );
+    assert_eq!(dev.ipv6[0].to_string(), "2001:db8::/56");
+    assert_eq!((dev.mac.as_str(), dev.comment.as_str(), dev.line), ("aa:bb", "hello", 2));
+}
+
+#[test]
+fn legacy_header_in_any_order_with_aliases() {
+    let text = "ipv4,Circuit ID,downloadmax,uploadmax,download_min_mbps,Upload Min,Parent,id,username\n\
+                100.64.0.9,c1,50,10,5,1,Tower,anc,bob\n";
+    let (c, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].download_max.0, 50_000);
+    assert_eq!(c[0].parent_node.as_deref(), Some("Tower"));
+    assert_eq!(c[0].anchor_node_id.as_deref(), Some("anc"));
+    assert_eq!(c[0].devices[0].mac, "bob");
+}
+
+#[test]
+fn headerless_legacy_13_and_14_columns() {
+    let text = "c1,Alice,d1,Router,AP_A,mac,100.64.0.1,,10,2,100,20,comment\n\
+                c2,Bob,d2,Router,none,mac,100.64.0.2,2001:db8::2,10,2,100,20,,fq_codel\n";
+    let (c, d) = parse(text);
+    // second row has 14 fields but the first defined a 13-field layout
+    assert_eq!(only_error(&d).line, Some(2));
+    assert_eq!(c.len(), 1);
+    let text14 = "c2,Bob,d2,Router,none,mac,100.64.0.2,2001:db8::2,10,2,100,20,,fq_codel\n";
+    let (c, d) = parse(text14);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].parent_node, None);
+    assert_eq!(
+        c[0].sqm,
+        Some(SqmOverride { down: Some(SqmKind::FqCodel), up: Some(SqmKind::FqCodel) })
+    );
+}
+
+#[test]
+fn headerless_current_16_columns() {
+    let text = "c1,Alice,d1,Router,AP_A,pid,,mac,100.64.0.1,,10,2,100,20,comment,none\n";
+    let (c, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].parent_node_id.as_deref(), Some("pid"));
+    assert_eq!(c[0].sqm.unwrap().down, Some(SqmKind::None));
+}
+
+/// LibreQoS's src/ShapedDevices.example.csv: a 15-column header over 13-field rows.
+#[test]
+fn original_example_15_column_header_over_13_field_rows_is_a_clear_error() {
+    let text = format!(
+        "{HEADER15}\n\
+         ,\"968 Circle St., Gurnee, IL 60031\",1,Device 1,AP_A,,\"100.64.0.1, 100.64.0.14\",,25,5,155,20,\n\
+         ,\"31 Marconi Street, Lake In The Hills, IL 60156\",2,Device 2,AP_A,,100.64.0.2,,25,5,105,18,\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(c.is_empty(), "no row may be read with shifted columns");
+    let e = errors(&d);
+    assert_eq!(e.len(), 2, "{d:#?}");
+    assert_eq!(e[0].line, Some(2));
+    assert_eq!(e[1].line, Some(3));
+    assert!(e[0].message.contains("expected 15, found 13"), "{}", e[0]);
+    let hint = e[0].hint.as_deref().unwrap();
+    assert!(hint.contains("header has 15 columns and this row has 13"), "{hint}");
+    assert!(hint.contains("legacy layout"), "{hint}");
+}
+
+#[test]
+fn bom_crlf_and_comments_are_handled() {
+    let text = format!(
+        "\u{feff}# exported 2024-01-01\r\n{HEADER15}\r\n# a comment, with \"quotes\r\n{}  #also,a,comment\r\n{}",
+        row15("c1", "", "100.64.0.1", "", "1,1,10,10").replace('\n', "\r\n"),
+        row15("c2", "", "100.64.0.2", "", "1,1,10,10")
+    );
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].devices[0].line, 4);
+    assert_eq!(c[1].devices[0].line, 6);
+    assert_eq!(c[0].id.0, "c1");
+}
+
+#[test]
+fn rows_sharing_a_circuit_id_form_one_circuit() {
+    let text = format!(
+        "{HEADER15}\n{}{}{}",
+        row15("c1", "AP", "100.64.0.1", "", "1,1,10,10"),
+        row15("c1", "AP", "100.64.0.2", "", "1,1,10,10"),
+        row15("c1", "AP", "100.64.0.3", "", "1,1,20,10")
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].devices.len(), 3);
+    assert_eq!(c[0].download_max.0, 10_000, "first row wins");
+    assert_eq!(d.len(), 1);
+    assert!(!d[0].is_error());
+    assert_eq!(d[0].line, Some(4));
+}
+
+#[test]
+fn conflicting_parent_in_one_circuit_names_both_lines() {
+    let text = format!(
+        "{HEADER15}\n{}{}",
+        row15("c1", "AP_A", "100.64.0.1", "", "1,1,10,10"),
+        row15("c1", "AP_B", "100.64.0.2", "", "1,1,10,10")
+    );
+    let (_, d) = parse(&text);
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("Parent Node")));
+    assert!(e.message.contains("'AP_B'") && e.message.contains("'AP_A' at line 2"), "{e}");
+}
+
+fn one_row_error(rates: &str, v4: &str, v6: &str) -> lqos_config::Diagnostic {
+    let text = format!("{HEADER15}\n{}", row15("c1", "", v4, v6, rates));
+    let (c, d) = parse(&text);
+    assert!(c.is_empty());
+    let e = only_error(&d).clone();
+    assert_eq!(e.line, Some(2));
+    e
+}
+
+#[test]
+fn non_numeric_negative_and_zero_rates_are_errors_on_their_field() {
+    let e = one_row_error("1,1,12x,10", "100.64.0.1", "");
+    assert_eq!(e.field.as_deref(), Some("Download Max Mbps"));
+    assert!(e.message.contains("'12x' is not a number"));
+    let e = one_row_error("1,-1,10,10", "100.64.0.1", "");
+    assert_eq!(e.field.as_deref(), Some("Upload Min Mbps"));
+    let e = one_row_error("1,1,10,0", "100.64.0.1", "");
+    assert_eq!(e.field.as_deref(), Some("Upload Max Mbps"));
+    let e = one_row_error("0.001,1,10,10", "100.64.0.1", "");
+    assert_eq!(e.field.as_deref(), Some("Download Min Mbps"));
+}
+
+#[test]
+fn fractional_rates_are_kept() {
+    let text = format!("{HEADER15}\n{}", row15("c1", "", "100.64.0.1", "", "0.5,0.25,2.5,1.15"));
+    let (c, d) = parse(&text);
+    assert!(d.is_empty());
+    assert_eq!((c[0].download_min.0, c[0].upload_min.0, c[0].upload_max.0), (500, 250, 1150));
+}
+
+#[test]
+fn min_above_max_is_an_error() {
+    let e = one_row_error("20,1,10,10", "100.64.0.1", "");
+    assert_eq!(e.field.as_deref(), Some("Download Min Mbps"));
+    assert!(e.message.contains("greater than"));
+}
+
+#[test]
+fn bad_addresses_are_errors_with_hints() {
+    let e = one_row_error("1,1,10,10", "100.64.0.300", "");
+    assert_eq!(e.field.as_deref(), Some("IPv4"));
+    let e = one_row_error("1,1,10,10", "2001:db8::1", "");
+    assert!(e.hint.unwrap().contains("IPv6 column"));
+    let e = one_row_error("1,1,10,10", "100.64.0.5/29", "");
+    assert!(e.message.contains("host bits"));
+    assert!(e.hint.unwrap().contains("100.64.0.0/29"));
+    let e = one_row_error("1,1,10,10", "", "2001:db8::1/129");
+    assert_eq!(e.field.as_deref(), Some("IPv6"));
+    let e = one_row_error("1,1,10,10", "", "2001:db8::1/64");
+    assert!(e.message.contains("host bits"));
+}
+
+#[test]
+fn empty_circuit_id_is_an_error() {
+    let text = format!("{HEADER15}\n{}", row15("", "", "100.64.0.1", "", "1,1,10,10"));
+    let (_, d) = parse(&text);
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("Circuit ID")));
+}
+
+#[test]
+fn bad_sqm_is_an_error() {
+    let text = format!("{HEADER15},sqm\nc1,n,d,n,,,,,100.64.0.1,,1,1,10,10,,20\n");
+    let (_, d) = parse(&text);
+    assert_eq!(only_error(&d).field.as_deref(), Some("sqm"));
+}
+
+#[test]
+fn header_missing_a_rate_column_is_an_error() {
+    let (c, d) = parse("Circuit ID,IPv4,Download Max Mbps\nc1,100.64.0.1,10\n");
+    assert!(c.is_empty());
+    assert_eq!(errors(&d).len(), 3);
+    assert!(d.iter().all(|d| d.line == Some(1)));
+}
+
+#[test]
+fn unknown_header_column_warns() {
+    let text = format!(
+        "{HEADER15},Colour\n{}",
+        row15("c1", "", "100.64.0.1", "", "1,1,10,10").replace(",\n", ",,red\n")
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 1);
+    assert_eq!(d.len(), 1);
+    assert!(!d[0].is_error());
+    assert_eq!(d[0].field.as_deref(), Some("Colour"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = format!(
+        "{HEADER15}\n{}{}{}",
+        row15("c1", "", "bad", "", "x,1,10,10"),
+        row15("c2", "", "100.64.0.2", "", "1,1,10,10"),
+        row15("", "", "100.64.0.3", "", "1,1,10,10")
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 1);
+    let lines: Vec<_> = errors(&d).iter().map(|e| e.line.unwrap()).collect();
+    assert_eq!(lines, [2, 2, 4]);
+}
