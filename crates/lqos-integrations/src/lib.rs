@@ -18,6 +18,8 @@
 pub mod common;
 pub mod error;
 pub mod http;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod netzur;
 mod publish;
 pub mod splynx;

@@ -539,10 +539,15 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
     // 3. Devices: dedupe, drop those in excluded or unknown sites.
     let mut devices: Vec<DeviceRaw> = Vec::new();
     let mut dev_seen = HashSet::new();
+    let mut excluded_devices: HashSet<String> = HashSet::new();
     for d in raw_devices {
         let Some(id) = d.id().map(str::to_string) else { continue };
         let Some(site) = d.site_id() else { continue };
-        if excluded.contains(site) || !site_index.contains_key(site) || !dev_seen.insert(id) {
+        if excluded.contains(site) {
+            excluded_devices.insert(id);
+            continue;
+        }
+        if !site_index.contains_key(site) || !dev_seen.insert(id) {
             continue;
         }
         devices.push(d);
@@ -611,6 +616,12 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             continue;
         }
         let own: Vec<usize> = (0..devices.len()).filter(|&di| dev_site(di) == Some(si)).collect();
+        let behind_excluded = s.parent.as_ref().is_some_and(|p| excluded.contains(p))
+            || own.iter().any(|&di| devices[di].ap_device_id().is_some_and(|a| excluded_devices.contains(a)));
+        if behind_excluded {
+            debug!(client = %name, "behind an excluded site, left out");
+            continue;
+        }
         let mut devs = Vec::new();
         for &di in &own {
             let d = &devices[di];
@@ -784,12 +795,6 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             }
             // Site graph: NMS parent links and device data-links between infrastructure sites.
             let mut adj: HashMap<usize, Vec<(usize, Option<(RateKbit, RateKbit)>)>> = HashMap::new();
-            for (si, s) in sites.iter().enumerate().filter(|(_, s)| !s.client) {
-                if let Some(p) = s.parent.as_deref().and_then(|p| site_index.get(p).copied()).filter(|&p| is_infra_site(p)) {
-                    adj.entry(p).or_default().push((si, None));
-                    adj.entry(si).or_default().push((p, None));
-                }
-            }
             for l in &links {
                 let (Some(f), Some(t)) = (l.from.as_ref(), l.to.as_ref()) else { continue };
                 let (Some(fd), Some(td)) = (
@@ -809,6 +814,13 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
                     .map(|(d, up)| (rate(d), rate(up)));
                 adj.entry(fs).or_default().push((ts, cap));
                 adj.entry(ts).or_default().push((fs, cap));
+            }
+            // NMS parent links last: a data-link (with its capacity) wins.
+            for (si, s) in sites.iter().enumerate().filter(|(_, s)| !s.client) {
+                if let Some(p) = s.parent.as_deref().and_then(|p| site_index.get(p).copied()).filter(|&p| is_infra_site(p)) {
+                    adj.entry(p).or_default().push((si, None));
+                    adj.entry(si).or_default().push((p, None));
+                }
             }
             let parent_of_roots = if roots.len() > 1 {
                 Some(tree.add(BuildNode {
