@@ -58,7 +58,7 @@ impl SharedRules {
     /// True when `name` is listed in `exclude_sites` (case-insensitive).
     pub fn is_excluded(&self, name: &str) -> bool {
         let n = name.trim().to_lowercase();
-        self.exclude_sites.iter().any(|e| *e == n)
+        self.exclude_sites.contains(&n)
     }
 }
 
@@ -265,7 +265,7 @@ impl TreeBuilder {
         keep: impl Fn(usize) -> bool,
     ) -> Network {
         for n in &mut self.nodes {
-            if promote_to_root.iter().any(|p| *p == n.name) {
+            if promote_to_root.contains(&n.name) {
                 n.parent = None;
             }
         }
@@ -373,7 +373,10 @@ pub fn drop_duplicates_and_empty(
             warnings.push(
                 Diagnostic::warning(
                     label,
-                    format!("circuit '{}' ({}) has no device with a usable address; left out", c.id, c.name),
+                    format!(
+                        "circuit '{}' ({}) has no device with a usable address; left out",
+                        c.id, c.name
+                    ),
                 )
                 .hint("give the subscriber's device an address inside [ip_ranges] allow_subnets"),
             );
@@ -414,7 +417,8 @@ pub fn string(v: Option<&Value>) -> Option<String> {
 pub fn lat_lon(lat: Option<f64>, lon: Option<f64>) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     if let (Some(la), Some(lo)) = (lat, lon)
-        && let (Some(a), Some(o)) = (serde_json::Number::from_f64(la), serde_json::Number::from_f64(lo))
+        && let (Some(a), Some(o)) =
+            (serde_json::Number::from_f64(la), serde_json::Number::from_f64(lo))
     {
         m.insert("latitude".into(), Value::Number(a));
         m.insert("longitude".into(), Value::Number(o));
@@ -458,7 +462,8 @@ mod tests {
         let a = t.add(node("A", 500_000, None));
         let b = t.add(node("B", 900_000, Some(a)));
         t.add(node("C", 100_000, Some(b)));
-        let net = t.finish(&["C".to_string()], (RateKbit(2_000_000), RateKbit(2_000_000)), |_| true);
+        let net =
+            t.finish(&["C".to_string()], (RateKbit(2_000_000), RateKbit(2_000_000)), |_| true);
         assert_eq!(net.roots.len(), 2);
         let b = net.find_by_name("B").unwrap();
         assert_eq!(net.nodes[b].download, Some(RateKbit(500_000)));

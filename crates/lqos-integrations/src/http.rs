@@ -156,7 +156,13 @@ impl Http {
                             cause,
                         });
                     }
-                    warn!(crm = crm.key(), url, attempt, status = status.as_u16(), "transient HTTP status, retrying");
+                    warn!(
+                        crm = crm.key(),
+                        url,
+                        attempt,
+                        status = status.as_u16(),
+                        "transient HTTP status, retrying"
+                    );
                     retry_after.unwrap_or(backoff)
                 }
             };

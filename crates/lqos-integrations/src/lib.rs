@@ -50,7 +50,7 @@ pub enum Docs {
     /// UISP's three lists.
     Uisp(uisp::UispDocs),
     /// Splynx's lists.
-    Splynx(splynx::SplynxDocs),
+    Splynx(Box<splynx::SplynxDocs>),
     /// Netzur's one document.
     Netzur(netzur::NetzurDocs),
 }
@@ -81,7 +81,7 @@ pub fn enabled_crm(config: &Config) -> (Option<Crm>, Option<String>) {
 pub async fn pull(crm: Crm, config: &Config, opts: &HttpOptions) -> Result<Docs, ImportError> {
     Ok(match crm {
         Crm::Uisp => Docs::Uisp(uisp::pull(config, opts).await?),
-        Crm::Splynx => Docs::Splynx(splynx::pull(config, opts).await?),
+        Crm::Splynx => Docs::Splynx(Box::new(splynx::pull(config, opts).await?)),
         Crm::Netzur => Docs::Netzur(netzur::pull(config, opts).await?),
     })
 }

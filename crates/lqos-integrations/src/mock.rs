@@ -107,9 +107,8 @@ impl MockCrm {
         let thread = std::thread::spawn(move || {
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-                    answer(st.clone(), uri, headers)
-                });
+                let app = Router::new()
+                    .fallback(move |uri: Uri, headers: HeaderMap| answer(st.clone(), uri, headers));
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;

@@ -40,7 +40,10 @@ fn netzur_config(config: &Config) -> Result<&NetzurConfig, ImportError> {
         cause: "the section is missing".into(),
     })?;
     if n.api_url.trim().is_empty() || n.api_key.trim().is_empty() {
-        return Err(ImportError::NotConfigured { crm: Crm::Netzur, cause: "api_url and api_key are required".into() });
+        return Err(ImportError::NotConfigured {
+            crm: Crm::Netzur,
+            cause: "api_url and api_key are required".into(),
+        });
     }
     Ok(n)
 }
@@ -49,7 +52,8 @@ fn netzur_config(config: &Config) -> Result<&NetzurConfig, ImportError> {
 pub async fn pull(config: &Config, opts: &HttpOptions) -> Result<NetzurDocs, ImportError> {
     let n = netzur_config(config)?;
     let mut opts = opts.clone();
-    opts.timeout = opts.timeout.min(std::time::Duration::from_secs(n.timeout_secs.max(MIN_TIMEOUT_SECS)));
+    opts.timeout =
+        opts.timeout.min(std::time::Duration::from_secs(n.timeout_secs.max(MIN_TIMEOUT_SECS)));
     let http = Http::new(Crm::Netzur, &opts, false)?;
     let url = n.api_url.trim().to_string();
     let document = http.get_json(&url, Auth::Bearer(n.api_key.trim())).await?;
@@ -67,14 +71,19 @@ fn check_shape(doc: &Value, url: &str) -> Result<(), ImportError> {
         Err(ImportError::Shape {
             crm: Crm::Netzur,
             url: url.to_string(),
-            cause: format!("expected an object with `zones` and `customers` lists, got {}", json_kind(doc)),
+            cause: format!(
+                "expected an object with `zones` and `customers` lists, got {}",
+                json_kind(doc)
+            ),
         })
     }
 }
 
 fn ip_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        Some(Value::String(s)) => {
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
+        }
         Some(Value::Array(a)) => a.iter().filter_map(|x| string(Some(x))).collect(),
         _ => Vec::new(),
     }
@@ -129,7 +138,10 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
         let parent = string(c.get("zone")).and_then(|z| {
             let found = zone_node.get(&z).and_then(|&i| tree.get(i));
             if found.is_none() {
-                warnings.push(Diagnostic::warning(LABEL, format!("customer {sid} ({name}): zone '{z}' is unknown; unparented")));
+                warnings.push(Diagnostic::warning(
+                    LABEL,
+                    format!("customer {sid} ({name}): zone '{z}' is unknown; unparented"),
+                ));
             }
             found
         });
@@ -137,7 +149,10 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
         for a in ip_list(c.get("ip")).iter().chain(ip_list(c.get("ipv6")).iter()) {
             match parse_prefix(a) {
                 Some(n) => set.push(n, &filter),
-                None => warnings.push(Diagnostic::warning(LABEL, format!("customer {sid}: '{a}' is not an address; left out"))),
+                None => warnings.push(Diagnostic::warning(
+                    LABEL,
+                    format!("customer {sid}: '{a}' is not an address; left out"),
+                )),
             }
         }
         let mac = string(c.get("mac")).unwrap_or_default();

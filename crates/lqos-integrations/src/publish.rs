@@ -79,7 +79,8 @@ pub fn publish(
     let crm = import.crm;
     let net_path = config.network_json_path();
     let csv_path = config.shaped_devices_path();
-    let diags = validate_inputs(&import.network, &import.circuits, "network.json", "ShapedDevices.csv");
+    let diags =
+        validate_inputs(&import.network, &import.circuits, "network.json", "ShapedDevices.csv");
     if has_errors(&diags) {
         return Err(ImportError::Invalid { crm, diagnostics: diags });
     }
@@ -89,7 +90,9 @@ pub fn publish(
         circuits.into_iter().map(|c| c.id.0).collect()
     });
     let new_ids: HashSet<&str> = import.circuits.iter().map(|c| c.id.0.as_str()).collect();
-    let removed = old_ids.as_ref().map_or(0, |old| old.iter().filter(|id| !new_ids.contains(id.as_str())).count());
+    let removed = old_ids
+        .as_ref()
+        .map_or(0, |old| old.iter().filter(|id| !new_ids.contains(id.as_str())).count());
     let before = old_ids.as_ref().map_or(0, HashSet::len);
     let max_ratio = config.integration_common.max_shrink_ratio;
     let guard = !opts.force && max_ratio < 1.0;
@@ -109,7 +112,8 @@ pub fn publish(
         }
         if let Some(old) = old {
             let bak = bak_path(path);
-            write_atomic(&bak, old.as_bytes()).map_err(|source| ImportError::Write { path: bak, source })?;
+            write_atomic(&bak, old.as_bytes())
+                .map_err(|source| ImportError::Write { path: bak, source })?;
         }
         write_atomic(path, new.as_bytes())
             .map_err(|source| ImportError::Write { path: path.to_path_buf(), source })?;

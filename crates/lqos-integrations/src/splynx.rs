@@ -216,7 +216,8 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
     let sectors_of_router: HashMap<String, Vec<String>> = {
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for sct in list(docs.sectors.as_ref(), endpoints::SECTORS)? {
-            if let (Some(id), Some(r)) = (id_string(sct.get("id")), id_string(sct.get("router_id"))) {
+            if let (Some(id), Some(r)) = (id_string(sct.get("id")), id_string(sct.get("router_id")))
+            {
                 m.entry(r).or_default().push(id);
             }
         }
@@ -240,7 +241,8 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             })
         })
         .collect();
-    let hw_index: HashMap<&str, usize> = hardware.iter().enumerate().map(|(i, h)| (h.id.as_str(), i)).collect();
+    let hw_index: HashMap<&str, usize> =
+        hardware.iter().enumerate().map(|(i, h)| (h.id.as_str(), i)).collect();
 
     // Hardware names: `Parent_Child` under a parent; duplicates get ` (<id>)`.
     let mut names = UniqueNames::default();
@@ -299,7 +301,11 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
         let mut set = AddressSet::default();
         for (i, a) in v4.iter().chain(v6.iter()).enumerate() {
             // The service's own address is a host; routes and delegations are prefixes.
-            let net = if i == 0 || (i >= v4.len() && i == v4.len()) { parse_host_or_net(a) } else { parse_prefix(a) };
+            let net = if i == 0 || (i >= v4.len() && i == v4.len()) {
+                parse_host_or_net(a)
+            } else {
+                parse_prefix(a)
+            };
             match net {
                 Some(n) => set.push(n, &filter),
                 None => warnings.push(Diagnostic::warning(
@@ -367,7 +373,8 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
     };
     let sites: Vec<&Value> = list(docs.network_sites.as_ref(), endpoints::SITES)?.iter().collect();
     let site_ids: HashSet<String> = sites.iter().filter_map(|s| id_string(s.get("id"))).collect();
-    let uses_sites = hardware.iter().any(|h| h.network_site.as_ref().is_some_and(|n| site_ids.contains(n)));
+    let uses_sites =
+        hardware.iter().any(|h| h.network_site.as_ref().is_some_and(|n| site_ids.contains(n)));
     let effective = match mode {
         TopologyStrategy::ApSite if !uses_sites => TopologyStrategy::Full,
         m => m,
@@ -385,7 +392,10 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             let mut site_node: HashMap<String, usize> = HashMap::new();
             for site in &sites {
                 let Some(sid) = id_string(site.get("id")) else { continue };
-                if !hardware.iter().any(|h| h.is_ap && h.network_site.as_deref() == Some(sid.as_str())) {
+                if !hardware
+                    .iter()
+                    .any(|h| h.is_ap && h.network_site.as_deref() == Some(sid.as_str()))
+                {
                     continue;
                 }
                 let title = string(site.get("title"))
@@ -432,7 +442,12 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
                 }
             }
             for i in order {
-                let parent = hardware[i].parent.as_deref().and_then(|p| hw_index.get(p)).and_then(|p| hw_node.get(p)).copied();
+                let parent = hardware[i]
+                    .parent
+                    .as_deref()
+                    .and_then(|p| hw_index.get(p))
+                    .and_then(|p| hw_node.get(p))
+                    .copied();
                 hw_node.insert(i, tree.add(hw_build(i, parent)));
             }
         }
@@ -447,6 +462,11 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
     }
     let circuits = drop_duplicates_and_empty(circuits, LABEL, &mut warnings);
     let network = tree.finish(&config.integration_common.promote_to_root, top, |_| true);
-    debug!(circuits = circuits.len(), nodes = network.nodes.len(), ?effective, "Splynx import built");
+    debug!(
+        circuits = circuits.len(),
+        nodes = network.nodes.len(),
+        ?effective,
+        "Splynx import built"
+    );
     Ok(Import { crm: Crm::Splynx, network, circuits, warnings })
 }

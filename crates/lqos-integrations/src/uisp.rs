@@ -63,7 +63,10 @@ fn uisp_config(config: &Config) -> Result<&UispConfig, ImportError> {
         cause: "the section is missing".into(),
     })?;
     if u.url.trim().is_empty() || u.token.trim().is_empty() {
-        return Err(ImportError::NotConfigured { crm: Crm::Uisp, cause: "url and token are required".into() });
+        return Err(ImportError::NotConfigured {
+            crm: Crm::Uisp,
+            cause: "url and token are required".into(),
+        });
     }
     Ok(u)
 }
@@ -295,8 +298,11 @@ fn parse_list<T: for<'de> Deserialize<'de>>(
         match T::deserialize(item) {
             Ok(t) => out.push(t),
             Err(e) => warnings.push(
-                Diagnostic::warning(LABEL, format!("{what}[{i}] is not understood and was skipped: {e}"))
-                    .field(what),
+                Diagnostic::warning(
+                    LABEL,
+                    format!("{what}[{i}] is not understood and was skipped: {e}"),
+                )
+                .field(what),
             ),
         }
     }
@@ -358,12 +364,17 @@ impl DeviceRaw {
             .iter()
             .flatten()
             .filter(|i| {
-                let kind = i.identification.as_ref().and_then(|id| id.kind.as_deref()).unwrap_or("");
-                let name = i.identification.as_ref().and_then(|id| id.name.as_deref()).unwrap_or("");
+                let kind =
+                    i.identification.as_ref().and_then(|id| id.kind.as_deref()).unwrap_or("");
+                let name =
+                    i.identification.as_ref().and_then(|id| id.name.as_deref()).unwrap_or("");
                 let eth = matches!(kind, "eth" | "ethernet" | "sfp" | "sfp+" | "port")
                     || (kind.is_empty() && name.starts_with("eth"));
-                let active =
-                    i.status.as_ref().and_then(|s| s.status.as_deref()).is_none_or(|s| s == "active");
+                let active = i
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.status.as_deref())
+                    .is_none_or(|s| s == "active");
                 eth && active
             })
             .filter_map(|i| i.status.as_ref()?.current_speed.as_deref().and_then(parse_speed_mbps))
@@ -436,6 +447,9 @@ impl DeviceRaw {
     }
 }
 
+/// A neighbour site and the capacity of the link to it, when known.
+type SiteEdge = (usize, Option<(RateKbit, RateKbit)>);
+
 struct SiteInfo {
     id: String,
     raw_name: String,
@@ -503,7 +517,13 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
     // 2. Names: clients normalised; duplicates get a distinguishing suffix.
     let base_names: Vec<String> = sites
         .iter()
-        .map(|s| if s.client { normalise_client_name(&s.raw_name) } else { s.raw_name.trim().to_string() })
+        .map(|s| {
+            if s.client {
+                normalise_client_name(&s.raw_name)
+            } else {
+                s.raw_name.trim().to_string()
+            }
+        })
         .collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for n in &base_names {
@@ -554,14 +574,15 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
     }
     let dev_index: HashMap<&str, usize> =
         devices.iter().enumerate().filter_map(|(i, d)| d.id().map(|id| (id, i))).collect();
-    let dev_site = |di: usize| devices.get(di).and_then(|d| d.site_id()).and_then(|s| site_index.get(s).copied());
+    let dev_site = |di: usize| {
+        devices.get(di).and_then(|d| d.site_id()).and_then(|s| site_index.get(s).copied())
+    };
     let is_infra_site = |si: usize| sites.get(si).is_some_and(|s| !s.client);
 
     // 4. Client → AP.
     let mut client_ap: HashMap<usize, usize> = HashMap::new();
     for (si, s) in sites.iter().enumerate().filter(|(_, s)| s.client) {
-        let own: Vec<usize> =
-            (0..devices.len()).filter(|&di| dev_site(di) == Some(si)).collect();
+        let own: Vec<usize> = (0..devices.len()).filter(|&di| dev_site(di) == Some(si)).collect();
         let other_site_device = |id: Option<&str>| -> Option<usize> {
             let di = *dev_index.get(id?)?;
             (dev_site(di) != Some(si)).then_some(di)
@@ -570,8 +591,10 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
         let by_link = || {
             links.iter().find_map(|l| {
                 let (f, t) = (l.from.as_ref()?, l.to.as_ref()?);
-                let f_own = f.device_id().and_then(|d| dev_index.get(d)).is_some_and(|di| own.contains(di));
-                let t_own = t.device_id().and_then(|d| dev_index.get(d)).is_some_and(|di| own.contains(di));
+                let f_own =
+                    f.device_id().and_then(|d| dev_index.get(d)).is_some_and(|di| own.contains(di));
+                let t_own =
+                    t.device_id().and_then(|d| dev_index.get(d)).is_some_and(|di| own.contains(di));
                 if f_own && !t_own {
                     other_site_device(t.device_id())
                 } else if t_own && !f_own {
@@ -584,9 +607,13 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
         let by_site_link = || {
             links.iter().find_map(|l| {
                 let (f, t) = (l.from.as_ref()?, l.to.as_ref()?);
-                if f.site_id() == Some(s.id.as_str()) && f.device_id().is_none_or(|d| !dev_index.contains_key(d)) {
+                if f.site_id() == Some(s.id.as_str())
+                    && f.device_id().is_none_or(|d| !dev_index.contains_key(d))
+                {
                     other_site_device(t.device_id())
-                } else if t.site_id() == Some(s.id.as_str()) && t.device_id().is_none_or(|d| !dev_index.contains_key(d)) {
+                } else if t.site_id() == Some(s.id.as_str())
+                    && t.device_id().is_none_or(|d| !dev_index.contains_key(d))
+                {
                     other_site_device(f.device_id())
                 } else {
                     None
@@ -617,7 +644,9 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
         }
         let own: Vec<usize> = (0..devices.len()).filter(|&di| dev_site(di) == Some(si)).collect();
         let behind_excluded = s.parent.as_ref().is_some_and(|p| excluded.contains(p))
-            || own.iter().any(|&di| devices[di].ap_device_id().is_some_and(|a| excluded_devices.contains(a)));
+            || own.iter().any(|&di| {
+                devices[di].ap_device_id().is_some_and(|a| excluded_devices.contains(a))
+            });
         if behind_excluded {
             debug!(client = %name, "behind an excluded site, left out");
             continue;
@@ -671,7 +700,12 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             }
         };
         if s.suspended && u.suspended_strategy == SuspendedStrategy::Slow {
-            (dmin, dmax, umin, umax) = (SUSPENDED_SLOW_MBPS, SUSPENDED_SLOW_MBPS, SUSPENDED_SLOW_MBPS, SUSPENDED_SLOW_MBPS);
+            (dmin, dmax, umin, umax) = (
+                SUSPENDED_SLOW_MBPS,
+                SUSPENDED_SLOW_MBPS,
+                SUSPENDED_SLOW_MBPS,
+                SUSPENDED_SLOW_MBPS,
+            );
         } else if let Some(port) =
             own.iter().filter_map(|&di| devices[di].ethernet_speed_mbps()).reduce(f64::max)
         {
@@ -690,7 +724,9 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             .exception_cpes
             .iter()
             .find(|e| {
-                e.cpe == s.raw_name || e.cpe == name || own.iter().any(|&di| devices[di].name() == e.cpe)
+                e.cpe == s.raw_name
+                    || e.cpe == name
+                    || own.iter().any(|&di| devices[di].name() == e.cpe)
             })
             .map(|e| e.parent.clone());
         drafts.push(Draft {
@@ -765,7 +801,10 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
         TopologyStrategy::Full => {
             // Root: the configured site, else the sites with an Internet link.
             let configured = (!u.site.trim().is_empty())
-                .then(|| (0..sites.len()).find(|&i| is_infra_site(i) && sites[i].raw_name.trim() == u.site.trim()))
+                .then(|| {
+                    (0..sites.len())
+                        .find(|&i| is_infra_site(i) && sites[i].raw_name.trim() == u.site.trim())
+                })
                 .flatten();
             let roots: Vec<usize> = match configured {
                 Some(r) => vec![r],
@@ -773,7 +812,11 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
                     let mut r: Vec<usize> = Vec::new();
                     for l in &links {
                         if l.can_delete == Some(false)
-                            && let Some(si) = l.from.as_ref().and_then(|f| f.site_id()).and_then(|s| site_index.get(s).copied())
+                            && let Some(si) = l
+                                .from
+                                .as_ref()
+                                .and_then(|f| f.site_id())
+                                .and_then(|s| site_index.get(s).copied())
                             && is_infra_site(si)
                             && !r.contains(&si)
                         {
@@ -789,12 +832,15 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
                     cause: if u.site.trim().is_empty() {
                         "no root site: no data-link marks the Internet uplink (canDelete = false); set `site` in [uisp_integration]".into()
                     } else {
-                        format!("root site '{}' (`site` in [uisp_integration]) is not an infrastructure site in UISP", u.site)
+                        format!(
+                            "root site '{}' (`site` in [uisp_integration]) is not an infrastructure site in UISP",
+                            u.site
+                        )
                     },
                 });
             }
             // Site graph: NMS parent links and device data-links between infrastructure sites.
-            let mut adj: HashMap<usize, Vec<(usize, Option<(RateKbit, RateKbit)>)>> = HashMap::new();
+            let mut adj: HashMap<usize, Vec<SiteEdge>> = HashMap::new();
             for l in &links {
                 let (Some(f), Some(t)) = (l.from.as_ref(), l.to.as_ref()) else { continue };
                 let (Some(fd), Some(td)) = (
@@ -817,7 +863,12 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             }
             // NMS parent links last: a data-link (with its capacity) wins.
             for (si, s) in sites.iter().enumerate().filter(|(_, s)| !s.client) {
-                if let Some(p) = s.parent.as_deref().and_then(|p| site_index.get(p).copied()).filter(|&p| is_infra_site(p)) {
+                if let Some(p) = s
+                    .parent
+                    .as_deref()
+                    .and_then(|p| site_index.get(p).copied())
+                    .filter(|&p| is_infra_site(p))
+                {
                     adj.entry(p).or_default().push((si, None));
                     adj.entry(si).or_default().push((p, None));
                 }
@@ -853,14 +904,16 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
                 }
             }
             for si in (0..sites.len()).filter(|&i| is_infra_site(i)) {
-                if !site_node.contains_key(&si) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = site_node.entry(si) {
                     let o = *orphans.get_or_insert_with(|| tree.add(orphans_build(&mut names)));
                     warnings.push(Diagnostic::warning(
                         LABEL,
-                        format!("site '{}' has no path to the root site; placed under '{ORPHANS_NODE}'", site_names[si]),
+                        format!(
+                            "site '{}' has no path to the root site; placed under '{ORPHANS_NODE}'",
+                            site_names[si]
+                        ),
                     ));
-                    let idx = tree.add(site_build(si, Some(o), gen_rates));
-                    site_node.insert(si, idx);
+                    slot.insert(tree.add(site_build(si, Some(o), gen_rates)));
                 }
             }
         }
@@ -901,7 +954,10 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
         if parent.is_none() && d.ap.is_none() {
             warnings.push(Diagnostic::warning(
                 LABEL,
-                format!("client '{}' ({}) has no link to an access point", d.circuit.name, sites[d.site].id),
+                format!(
+                    "client '{}' ({}) has no link to an access point",
+                    d.circuit.name, sites[d.site].id
+                ),
             ));
         }
         if parent.is_none() && matches!(mode, TopologyStrategy::Full | TopologyStrategy::ApSite) {
@@ -917,7 +973,8 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
     // Keep only nodes that lead to a circuit, except in `full` mode (the whole site tree).
     let mut useful = vec![mode == TopologyStrategy::Full; tree.len()];
     for c in &circuits {
-        let mut cur = (0..tree.len()).find(|&i| tree.get(i).is_some_and(|n| Some(&n.name) == c.parent_node.as_ref()));
+        let mut cur = (0..tree.len())
+            .find(|&i| tree.get(i).is_some_and(|n| Some(&n.name) == c.parent_node.as_ref()));
         while let Some(i) = cur {
             if let Some(slot) = useful.get_mut(i) {
                 *slot = true;
@@ -925,7 +982,9 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             cur = tree.get(i).and_then(|n| n.parent);
         }
     }
-    let network = tree.finish(&config.integration_common.promote_to_root, top, |i| useful.get(i).copied().unwrap_or(false));
+    let network = tree.finish(&config.integration_common.promote_to_root, top, |i| {
+        useful.get(i).copied().unwrap_or(false)
+    });
     debug!(circuits = circuits.len(), nodes = network.nodes.len(), "UISP import built");
     Ok(Import { crm: Crm::Uisp, network, circuits, warnings })
 }

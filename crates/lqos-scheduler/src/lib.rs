@@ -19,9 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lqos_bus::{BusClient, BusError, Command, CommandError, ReloadMode, ReloadReport, Response, SchedulerState};
+use lqos_bus::{
+    BusClient, BusError, Command, CommandError, ReloadMode, ReloadReport, Response, SchedulerState,
+};
 use lqos_config::{Config, ConfigError, config_path_from_env, load_config};
-use lqos_integrations::{Crm, HttpOptions, ImportError, PublishOptions, PublishReport, error_chain};
+use lqos_integrations::{
+    Crm, HttpOptions, ImportError, PublishOptions, PublishReport, error_chain,
+};
 use tracing::{debug, error, info, warn};
 
 pub use watch::InputWatcher;
@@ -37,7 +41,11 @@ pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Command-line arguments.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "lqos_scheduler", version, about = "Runs the CRM integration and asks lqosd to reload")]
+#[command(
+    name = "lqos_scheduler",
+    version,
+    about = "Runs the CRM integration and asks lqosd to reload"
+)]
 pub struct Args {
     /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
     #[arg(long)]
@@ -261,7 +269,8 @@ impl<B: Bus> Scheduler<B> {
             .build()
             .map_err(|source| SchedulerError::Runtime { source })?;
         let (crm, _) = lqos_integrations::enabled_crm(&config);
-        let watcher = InputWatcher::new(vec![config.network_json_path(), config.shaped_devices_path()]);
+        let watcher =
+            InputWatcher::new(vec![config.network_json_path(), config.shaped_devices_path()]);
         let state = SchedulerState {
             phase: "starting".into(),
             integration: crm.map_or("none", Crm::key).into(),
@@ -283,7 +292,9 @@ impl<B: Bus> Scheduler<B> {
     /// The refresh interval: the override, else `queue_refresh_interval_mins`.
     pub fn interval(&self) -> Duration {
         self.opts.interval.unwrap_or_else(|| {
-            Duration::from_secs(u64::from(self.config.integration_common.queue_refresh_interval_mins.max(1)) * 60)
+            Duration::from_secs(
+                u64::from(self.config.integration_common.queue_refresh_interval_mins.max(1)) * 60,
+            )
         })
     }
 
@@ -300,7 +311,10 @@ impl<B: Bus> Scheduler<B> {
                     return Ok(());
                 }
                 Ok(other) => {
-                    return Err(SchedulerError::Unexpected { what: "Ping", answer: format!("{other:?}") });
+                    return Err(SchedulerError::Unexpected {
+                        what: "Ping",
+                        answer: format!("{other:?}"),
+                    });
                 }
                 Err(source) => {
                     if start.elapsed() >= self.opts.wait_lqosd {
@@ -344,8 +358,8 @@ impl<B: Bus> Scheduler<B> {
     }
 
     fn reload_config(&mut self) -> Result<(), SchedulerError> {
-        let (config, warnings) =
-            load_config(&self.opts.config_path).map_err(|source| SchedulerError::Config { source })?;
+        let (config, warnings) = load_config(&self.opts.config_path)
+            .map_err(|source| SchedulerError::Config { source })?;
         for w in warnings {
             debug!(diagnostic = %w, "configuration warning");
         }
@@ -357,7 +371,9 @@ impl<B: Bus> Scheduler<B> {
         Ok(())
     }
 
-    fn import_and_publish(&mut self) -> Result<(Option<Crm>, Option<PublishReport>), SchedulerError> {
+    fn import_and_publish(
+        &mut self,
+    ) -> Result<(Option<Crm>, Option<PublishReport>), SchedulerError> {
         self.reload_config()?;
         let (crm, several) = lqos_integrations::enabled_crm(&self.config);
         if let Some(w) = several {
@@ -365,7 +381,9 @@ impl<B: Bus> Scheduler<B> {
         }
         self.state.integration = crm.map_or("none", Crm::key).into();
         let Some(crm) = crm else {
-            debug!("no integration enabled; network.json and ShapedDevices.csv are managed by hand");
+            debug!(
+                "no integration enabled; network.json and ShapedDevices.csv are managed by hand"
+            );
             return Ok((None, None));
         };
         self.set_phase("importing");
@@ -389,8 +407,12 @@ impl<B: Bus> Scheduler<B> {
             "import done"
         );
         self.set_phase("publishing");
-        let report = lqos_integrations::publish(&self.config, &imported, PublishOptions { force: self.opts.force })
-            .map_err(|source| SchedulerError::Import { source })?;
+        let report = lqos_integrations::publish(
+            &self.config,
+            &imported,
+            PublishOptions { force: self.opts.force },
+        )
+        .map_err(|source| SchedulerError::Import { source })?;
         // Our own writes are not operator edits.
         self.watcher.rebaseline();
         Ok((Some(crm), Some(report)))
@@ -427,21 +449,32 @@ impl<B: Bus> Scheduler<B> {
                 Ok(*report)
             }
             Response::Error(source) => Err(SchedulerError::ReloadRefused { source }),
-            other => Err(SchedulerError::Unexpected { what: "Reload", answer: format!("{other:?}") }),
+            other => {
+                Err(SchedulerError::Unexpected { what: "Reload", answer: format!("{other:?}") })
+            }
         }
     }
 
     /// One cycle: integration → publish → Reload(`mode`). With `reload_after_import_failure`
     /// (start-up) lqosd still gets its Reload of the last good files when the import fails;
     /// the import error is returned either way.
-    pub fn run_cycle(&mut self, mode: ReloadMode, reload_after_import_failure: bool) -> Result<CycleReport, SchedulerError> {
+    pub fn run_cycle(
+        &mut self,
+        mode: ReloadMode,
+        reload_after_import_failure: bool,
+    ) -> Result<CycleReport, SchedulerError> {
         let result = self.cycle_inner(mode, reload_after_import_failure);
         self.state.last_run_unix = Some(unix_now());
         match &result {
             Ok(r) => {
                 let mut summary = String::from("ok");
                 if let Some(p) = &r.publish {
-                    summary.push_str(&format!(": {} circuits, {} nodes{}", p.circuits, p.nodes, if p.changed() { "" } else { ", unchanged" }));
+                    summary.push_str(&format!(
+                        ": {} circuits, {} nodes{}",
+                        p.circuits,
+                        p.nodes,
+                        if p.changed() { "" } else { ", unchanged" }
+                    ));
                 }
                 if let Some(rl) = &r.reload {
                     summary.push_str(&format!(
@@ -465,7 +498,11 @@ impl<B: Bus> Scheduler<B> {
         result
     }
 
-    fn cycle_inner(&mut self, mode: ReloadMode, reload_after_import_failure: bool) -> Result<CycleReport, SchedulerError> {
+    fn cycle_inner(
+        &mut self,
+        mode: ReloadMode,
+        reload_after_import_failure: bool,
+    ) -> Result<CycleReport, SchedulerError> {
         let (crm, publish) = match self.import_and_publish() {
             Ok(x) => x,
             Err(e) if reload_after_import_failure && self.opts.reload => {
@@ -537,7 +574,9 @@ pub fn stop_on_signals(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            if let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}

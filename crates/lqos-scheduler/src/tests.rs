@@ -99,7 +99,11 @@ fn scheduler_every(dir: &Path, url: &str, bus: FakeBus, interval: Duration) -> S
         import_timeout: Duration::from_secs(5),
         interval: Some(interval),
         wait_lqosd: Duration::from_millis(300),
-        http: HttpOptions { timeout: Duration::from_secs(2), attempts: 2, backoff: Duration::from_millis(20) },
+        http: HttpOptions {
+            timeout: Duration::from_secs(2),
+            attempts: 2,
+            backoff: Duration::from_millis(20),
+        },
         poll: Duration::from_millis(200),
     };
     Scheduler::new(opts, bus).unwrap()
@@ -122,7 +126,9 @@ fn startup_cycle_publishes_then_asks_for_a_full_reload() {
     let r = s.run_cycle(ReloadMode::Full, true).unwrap();
     assert_eq!(r.publish.unwrap().circuits, 2);
     assert_eq!(bus.reloads(), [ReloadMode::Full]);
-    assert!(std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_2"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_2")
+    );
     let st = bus.last_report().unwrap();
     assert_eq!((st.phase.as_str(), st.integration.as_str()), ("idle", "netzur"));
     assert_eq!(st.last_result.as_deref(), Some("ok: 2 circuits, 1 nodes; reload +1 ~0 -0"));
@@ -172,7 +178,11 @@ fn lqosd_wait_is_bounded_and_names_the_bus() {
     let started = Instant::now();
     let err = s.wait_for_lqosd().unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(err.to_string().starts_with("lqosd did not answer on the bus at /tmp/nowhere/bus within 0 s"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("lqosd did not answer on the bus at /tmp/nowhere/bus within 0 s"),
+        "{err}"
+    );
 }
 
 fn run_for(s: &mut Scheduler<FakeBus>, total: Duration, edit: Option<(PathBuf, Duration)>) {
@@ -222,5 +232,8 @@ fn daemon_refreshes_every_interval_without_overlap() {
     assert!(reloads.len() >= 3, "{reloads:?}");
     // Commands never interleave: every Reload directly follows its cycle's reports.
     let sent = bus.sent.lock().unwrap();
-    assert!(sent.iter().any(|c| matches!(c, Command::SchedulerReport(st) if st.next_run_unix.is_some())));
+    assert!(
+        sent.iter()
+            .any(|c| matches!(c, Command::SchedulerReport(st) if st.next_run_unix.is_some()))
+    );
 }

@@ -10,7 +10,11 @@ use crate::netzur::{PATH, netzur_section, serve_netzur};
 use crate::uisp::{DEVICES, serve_uisp, uisp_section};
 use crate::{assert_unchanged, config, fast_http, fixture, seed_files};
 
-async fn netzur_run(replies: Vec<Reply>, seeded_circuits: usize, force: bool) -> (tempfile::TempDir, (String, String), Result<(), ImportError>) {
+async fn netzur_run(
+    replies: Vec<Reply>,
+    seeded_circuits: usize,
+    force: bool,
+) -> (tempfile::TempDir, (String, String), Result<(), ImportError>) {
     let mock = serve_netzur(replies);
     let dir = tempfile::tempdir().unwrap();
     let seeded = seed_files(dir.path(), seeded_circuits);
@@ -43,7 +47,10 @@ async fn timeout_keeps_the_old_files() {
 async fn malformed_json_keeps_the_old_files() {
     let (dir, seeded, r) = netzur_run(vec![Reply::json("{\"zones\": [")], 2, false).await;
     let err = r.unwrap_err();
-    assert!(err.to_string().starts_with("Netzur sent malformed JSON at http://127.0.0.1:"), "{err}");
+    assert!(
+        err.to_string().starts_with("Netzur sent malformed JSON at http://127.0.0.1:"),
+        "{err}"
+    );
     assert_unchanged(dir.path(), &seeded);
 }
 
@@ -55,15 +62,23 @@ async fn malformed_uisp_list_is_named() {
     let cfg = config(dir.path(), &uisp_section(&mock.url(), ""));
     let err = pull_and_import(Crm::Uisp, &cfg, &fast_http()).await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("UISP sent an unexpected document at") && msg.contains("devices?withInterfaces=true") && msg.contains("expected a JSON list, got an object"), "{msg}");
+    assert!(
+        msg.contains("UISP sent an unexpected document at")
+            && msg.contains("devices?withInterfaces=true")
+            && msg.contains("expected a JSON list, got an object"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_answer_is_not_published() {
-    let (dir, seeded, r) = netzur_run(vec![Reply::json(r#"{"zones": [], "customers": []}"#)], 2, false).await;
+    let (dir, seeded, r) =
+        netzur_run(vec![Reply::json(r#"{"zones": [], "customers": []}"#)], 2, false).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ImportError::Empty { crm: Crm::Netzur }), "{err:?}");
-    assert!(err.to_string().contains("--force") && err.to_string().contains("max_shrink_ratio = 1.0"));
+    assert!(
+        err.to_string().contains("--force") && err.to_string().contains("max_shrink_ratio = 1.0")
+    );
     assert_unchanged(dir.path(), &seeded);
 }
 
@@ -71,7 +86,8 @@ async fn empty_answer_is_not_published() {
 async fn eighty_percent_shrink_is_refused_and_force_overrides() {
     // The fixture has 3 usable circuits, none of them in the seeded file: 10 → 3 removes 100%.
     // Seed 10 circuits, and serve a document that keeps 2 of them (80% removed).
-    let mut doc: serde_json::Value = serde_json::from_str(&fixture("netzur", "libreqos.json")).unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&fixture("netzur", "libreqos.json")).unwrap();
     doc["customers"] = serde_json::json!([
         {"subscriber_id": "x", "customerName": "Keep 0", "download": 10, "upload": 10, "ip": "100.99.0.1"},
         {"subscriber_id": "y", "customerName": "Keep 1", "download": 10, "upload": 10, "ip": "100.99.0.2"}
@@ -80,15 +96,24 @@ async fn eighty_percent_shrink_is_refused_and_force_overrides() {
     let (dir, seeded, r) = netzur_run(vec![Reply::json(body.clone())], 10, false).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ImportError::Shrink { before: 10, removed: 10, .. }), "{err:?}");
-    assert!(err.to_string().contains("would remove 10 of 10 circuits (100%), more than max_shrink_ratio = 0.5"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("would remove 10 of 10 circuits (100%), more than max_shrink_ratio = 0.5"),
+        "{err}"
+    );
     assert_unchanged(dir.path(), &seeded);
     drop(dir);
 
     let (dir, seeded, r) = netzur_run(vec![Reply::json(body)], 10, true).await;
     r.unwrap();
-    assert_eq!(std::fs::read_to_string(dir.path().join("ShapedDevices.csv.bak")).unwrap(), seeded.1);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ShapedDevices.csv.bak")).unwrap(),
+        seeded.1
+    );
     assert_eq!(std::fs::read_to_string(dir.path().join("network.json.bak")).unwrap(), seeded.0);
-    assert!(std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_x"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_x")
+    );
 }
 
 #[test]
@@ -102,7 +127,8 @@ fn shrink_counts_circuits_that_disappear() {
     for c in &mut kept {
         c.parent_node = None;
     }
-    let imp = Import { crm: Crm::Uisp, network: Network::default(), circuits: kept, warnings: vec![] };
+    let imp =
+        Import { crm: Crm::Uisp, network: Network::default(), circuits: kept, warnings: vec![] };
     let err = publish(&cfg, &imp, PublishOptions::default()).unwrap_err();
     assert!(matches!(err, ImportError::Shrink { before: 10, removed: 8, .. }), "{err:?}");
     assert!(err.to_string().contains("(80%)"), "{err}");

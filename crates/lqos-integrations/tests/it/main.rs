@@ -42,11 +42,7 @@ max_shrink_ratio = 0.5
 
 /// Fast HTTP options for tests.
 pub fn fast_http() -> HttpOptions {
-    HttpOptions {
-        timeout: Duration::from_secs(2),
-        attempts: 3,
-        backoff: Duration::from_millis(50),
-    }
+    HttpOptions { timeout: Duration::from_secs(2), attempts: 3, backoff: Duration::from_millis(50) }
 }
 
 /// `tests/fixtures/<crm>`.
@@ -78,9 +74,14 @@ pub fn assert_files(dir: &Path, crm: &str, case: &str) {
 /// Writes "last good" files into `dir` and returns their contents.
 pub fn seed_files(dir: &Path, circuits: usize) -> (String, String) {
     let net = "{\n  \"Old Site\": {\n    \"downloadBandwidthMbps\": 100,\n    \"uploadBandwidthMbps\": 100\n  }\n}\n".to_string();
-    let mut csv = String::from("Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n");
+    let mut csv = String::from(
+        "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n",
+    );
     for i in 0..circuits {
-        csv.push_str(&format!("old{i},Old {i},od{i},Dev {i},Old Site,,100.99.0.{},,1,1,10,10,\n", i + 1));
+        csv.push_str(&format!(
+            "old{i},Old {i},od{i},Dev {i},Old Site,,100.99.0.{},,1,1,10,10,\n",
+            i + 1
+        ));
     }
     std::fs::write(dir.join("network.json"), &net).unwrap();
     std::fs::write(dir.join("ShapedDevices.csv"), &csv).unwrap();

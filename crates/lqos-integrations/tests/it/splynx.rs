@@ -60,7 +60,11 @@ async fn splynx_ap_site_import_publishes_expected_files() {
     assert_eq!(bob.parent_node.as_deref(), Some("Tower South_Sector B"));
     // Unknown tariff: left out with a warning.
     assert!(imp.circuits.iter().all(|c| c.id.0 != "95"));
-    assert!(imp.warnings.iter().any(|w| w.message.contains("service 95 (Carol Unknown) has unknown tariff '99'")));
+    assert!(
+        imp.warnings
+            .iter()
+            .any(|w| w.message.contains("service 95 (Carol Unknown) has unknown tariff '99'"))
+    );
     assert_eq!(mock.hits(&format!("/api/2.0/{}", endpoints::SERVICES)), 1);
 }
 
@@ -79,7 +83,12 @@ async fn splynx_flat_fetches_four_lists_and_full_builds_the_monitoring_tree() {
     let paths: Vec<String> = (0..full.network.nodes.len()).map(|i| full.network.path(i)).collect();
     assert_eq!(
         paths,
-        ["Tower South", "Tower South/Tower South_South Sector A", "Tower South/Tower South_Sector B", "Tower South/Tower South_Backhaul"]
+        [
+            "Tower South",
+            "Tower South/Tower South_South Sector A",
+            "Tower South/Tower South_Sector B",
+            "Tower South/Tower South_Backhaul"
+        ]
     );
     let jane = full.circuits.iter().find(|c| c.id.0 == "93").unwrap();
     assert_eq!(jane.parent_node_id.as_deref(), Some("splynx:ap:244"));

@@ -41,7 +41,11 @@ pub fn serve_uisp() -> MockCrm {
 
 fn docs() -> UispDocs {
     let p = |n| serde_json::from_str(&fixture("uisp", n)).unwrap();
-    UispDocs { sites: p("sites.json"), devices: p("devices.json"), data_links: p("data-links.json") }
+    UispDocs {
+        sites: p("sites.json"),
+        devices: p("devices.json"),
+        data_links: p("data-links.json"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,11 +70,18 @@ async fn uisp_full_import_publishes_expected_files() {
 fn uisp_suspended_strategies_are_all_implemented() {
     let dir = tempfile::tempdir().unwrap();
     let find = |strategy: &str| {
-        let cfg = config(dir.path(), &uisp_section("http://uisp.invalid", "").replace("\"slow\"", &format!("\"{strategy}\"")));
+        let cfg = config(
+            dir.path(),
+            &uisp_section("http://uisp.invalid", "")
+                .replace("\"slow\"", &format!("\"{strategy}\"")),
+        );
         import(&docs(), &cfg).unwrap().circuits.into_iter().find(|c| c.id.0 == "s-cli3")
     };
     let slow = find("slow").unwrap();
-    assert_eq!((slow.download_max, slow.upload_max, slow.download_min), (RateKbit(100), RateKbit(100), RateKbit(100)));
+    assert_eq!(
+        (slow.download_max, slow.upload_max, slow.download_min),
+        (RateKbit(100), RateKbit(100), RateKbit(100))
+    );
     assert!(find("ignore").is_none());
     let none = find("none").unwrap();
     assert_eq!((none.download_min, none.download_max), (RateKbit(24_500), RateKbit(28_750)));
@@ -93,7 +104,10 @@ fn uisp_burst_overhead_and_commit_make_the_rates() {
     assert_eq!(imp.network.nodes[ap].upload, Some(RateKbit(180_000)));
     // AirMax flexible frame: 400 total split 75/25 by dlRatio.
     let ap1 = imp.network.find_by_name("Core-AP1").unwrap();
-    assert_eq!((imp.network.nodes[ap1].download, imp.network.nodes[ap1].upload), (Some(RateKbit(300_000)), Some(RateKbit(100_000))));
+    assert_eq!(
+        (imp.network.nodes[ap1].download, imp.network.nodes[ap1].upload),
+        (Some(RateKbit(300_000)), Some(RateKbit(100_000)))
+    );
     // Nothing from the excluded Lab site.
     assert!(imp.circuits.iter().all(|c| c.id.0 != "s-cli6"));
     assert!(imp.network.find_by_name("Lab").is_none());
@@ -103,7 +117,13 @@ fn uisp_burst_overhead_and_commit_make_the_rates() {
 fn uisp_compile_modes_shape_the_tree() {
     let dir = tempfile::tempdir().unwrap();
     let run = |mode: &str| {
-        let cfg = config(dir.path(), &format!("[topology]\ncompile_mode = \"{mode}\"\n{}", uisp_section("http://uisp.invalid", "")));
+        let cfg = config(
+            dir.path(),
+            &format!(
+                "[topology]\ncompile_mode = \"{mode}\"\n{}",
+                uisp_section("http://uisp.invalid", "")
+            ),
+        );
         assert!(cfg.topology.compile_mode.is_some());
         import(&docs(), &cfg).unwrap()
     };
@@ -111,22 +131,33 @@ fn uisp_compile_modes_shape_the_tree() {
     assert!(flat.network.is_flat());
     assert!(flat.circuits.iter().all(|c| c.parent_node.is_none()));
     let ap_only = run("ap_only");
-    let tops: Vec<&str> = ap_only.network.roots.iter().map(|&r| ap_only.network.nodes[r].name.as_str()).collect();
+    let tops: Vec<&str> =
+        ap_only.network.roots.iter().map(|&r| ap_only.network.nodes[r].name.as_str()).collect();
     assert_eq!(tops, ["Core-AP1", "North-LTU"]);
     assert!(ap_only.circuits.iter().find(|c| c.id.0 == "s-cli4").unwrap().parent_node.is_none());
     let ap_site = run("ap_site");
-    let paths: Vec<String> = (0..ap_site.network.nodes.len()).map(|i| ap_site.network.path(i)).collect();
+    let paths: Vec<String> =
+        (0..ap_site.network.nodes.len()).map(|i| ap_site.network.path(i)).collect();
     assert_eq!(paths, ["Core", "Core/Core-AP1", "North Tower", "North Tower/North-LTU", "Orphans"]);
     let full = run("full");
     let paths: Vec<String> = (0..full.network.nodes.len()).map(|i| full.network.path(i)).collect();
-    assert_eq!(paths, ["Core", "Core/North Tower", "Core/North Tower/North-LTU", "Core/Core-AP1", "Orphans"]);
+    assert_eq!(
+        paths,
+        ["Core", "Core/North Tower", "Core/North Tower/North-LTU", "Core/Core-AP1", "Orphans"]
+    );
     let _ = TopologyStrategy::Full;
 }
 
 #[test]
 fn uisp_exception_cpe_forces_the_parent() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &uisp_section("http://uisp.invalid", "exception_cpes = [{ cpe = \"Acme-Router\", parent = \"North-LTU\" }]"));
+    let cfg = config(
+        dir.path(),
+        &uisp_section(
+            "http://uisp.invalid",
+            "exception_cpes = [{ cpe = \"Acme-Router\", parent = \"North-LTU\" }]",
+        ),
+    );
     let imp = import(&docs(), &cfg).unwrap();
     let acme = imp.circuits.iter().find(|c| c.id.0 == "s-cli4").unwrap();
     assert_eq!(acme.parent_node.as_deref(), Some("North-LTU"));

@@ -19,7 +19,8 @@ struct FakeLqosd {
 }
 
 fn fake_lqosd(path: &Path) -> FakeLqosd {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let commands = Arc::new(Mutex::new(Vec::new()));
     let seen = commands.clone();
     let path = path.to_path_buf();
@@ -32,7 +33,11 @@ fn fake_lqosd(path: &Path) -> FakeLqosd {
                 seen.lock().unwrap().push(req.command.clone());
                 let answer = match req.command {
                     Command::Ping => Response::Pong,
-                    Command::Reload { .. } => Response::Reload(Box::new(ReloadReport { applied: true, circuits: 1, ..Default::default() })),
+                    Command::Reload { .. } => Response::Reload(Box::new(ReloadReport {
+                        applied: true,
+                        circuits: 1,
+                        ..Default::default()
+                    })),
                     _ => Response::Ack,
                 };
                 let _ = req.reply.send(answer);
@@ -79,19 +84,32 @@ fn once_imports_publishes_and_reloads_through_the_bus() {
     assert!(stderr.contains("import published") && stderr.contains("reload done"), "{stderr}");
     let cmds = lqosd.commands.lock().unwrap().clone();
     assert_eq!(cmds.first(), Some(&Command::Ping));
-    assert!(cmds.contains(&Command::Reload { mode: lqos_bus::ReloadMode::Incremental }), "{cmds:?}");
+    assert!(
+        cmds.contains(&Command::Reload { mode: lqos_bus::ReloadMode::Incremental }),
+        "{cmds:?}"
+    );
     assert!(cmds.iter().any(|c| matches!(c, Command::SchedulerReport(s) if s.phase == "idle" && s.integration == "netzur")));
-    assert!(std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_1"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_1")
+    );
 }
 
 #[test]
 fn once_without_lqosd_exits_2_naming_the_bus() {
     let dir = tempfile::tempdir().unwrap();
     let bus = dir.path().join("nobody/bus");
-    let out = scheduler(&conf(dir.path(), "http://127.0.0.1:9"), &bus, &["--once", "--wait-lqosd-secs", "1"]);
+    let out = scheduler(
+        &conf(dir.path(), "http://127.0.0.1:9"),
+        &bus,
+        &["--once", "--wait-lqosd-secs", "1"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("lqosd did not answer on the bus at {} within 1 s", bus.display())), "{stderr}");
+    assert!(
+        stderr
+            .contains(&format!("lqosd did not answer on the bus at {} within 1 s", bus.display())),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -112,7 +130,11 @@ fn once_refuses_an_empty_import_with_exit_1_and_force_publishes_it() {
 #[test]
 fn missing_config_exits_1_and_says_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
-    let out = scheduler(&dir.path().join("absent.conf"), &dir.path().join("bus"), &["--once", "--no-reload"]);
+    let out = scheduler(
+        &dir.path().join("absent.conf"),
+        &dir.path().join("bus"),
+        &["--once", "--no-reload"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.conf"));
 }
