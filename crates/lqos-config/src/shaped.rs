@@ -173,7 +173,7 @@ impl Cx<'_> {
 fn header_layout(cx: &mut Cx<'_>, rec: &csv::StringRecord, line: usize) -> Option<Layout> {
     let mut index = [None; NCOLS];
     let mut ok = true;
-    for (i, cell) in rec.iter().enumerate() {
+    for (i, cell) in rec.iter().map(str::trim).enumerate() {
         let norm = normalise(cell);
         match Col::from_header(&norm) {
             Some(c) => {
@@ -353,7 +353,8 @@ fn parse_row(
     rec: &csv::StringRecord,
     line: usize,
 ) -> Option<Row> {
-    let get = |c: Col| layout.index[c as usize].and_then(|i| rec.get(i)).unwrap_or("");
+    // Fields are trimmed here rather than by csv (its trim re-allocates every record).
+    let get = |c: Col| layout.index[c as usize].and_then(|i| rec.get(i)).unwrap_or("").trim();
     let errors_before = cx.errors;
 
     let circuit_id = get(Col::CircuitId);
@@ -557,7 +558,6 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .trim(csv::Trim::All)
         .comment(Some(b'#'))
         .from_reader(text.as_bytes());
     let mut rec = csv::StringRecord::new();
@@ -577,7 +577,9 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
             }
         }
         let line = rec.position().map_or(1, |p| line_at(text, &lines, p.byte()));
-        if rec.get(0).is_some_and(|f| f.starts_with('#')) || rec.iter().all(str::is_empty) {
+        if rec.get(0).is_some_and(|f| f.trim_start().starts_with('#'))
+            || rec.iter().all(|f| f.trim().is_empty())
+        {
             continue;
         }
         let Some(lay) = &layout else {

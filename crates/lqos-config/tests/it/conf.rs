@@ -183,3 +183,49 @@ fn enabled_integration_without_credentials_is_an_error() {
         parse(&format!("{MINIMAL}[uisp_integration]\nenable_uisp = true\nurl = \"https://u\"\n"));
     assert_eq!(only_error(&d).field.as_deref(), Some("uisp_integration.token"));
 }
+
+/// One bad value per rule: (text appended to MINIMAL, expected line, expected field).
+#[test]
+fn each_rule_reports_its_line_and_field() {
+    let cases: &[(&str, usize, &str)] = &[
+        // C5: a bridge needs two different interfaces
+        ("", 6, "bridge.to_network"),
+        // C9: queue_mode / lazy_queues values
+        ("[queues]\nqueue_mode = \"shaping\"\n", 8, "queues.queue_mode"),
+        ("[queues]\nlazy_queues = \"sometimes\"\n", 8, "queues.lazy_queues"),
+        // C10: bandwidth below 0.01 Mbps
+        ("[queues]\nuplink_bandwidth_mbps = 0\n", 8, "queues.uplink_bandwidth_mbps"),
+        // C15: lqos extension range
+        (
+            "[integration_common]\nmax_shrink_ratio = 2.0\n",
+            8,
+            "integration_common.max_shrink_ratio",
+        ),
+        (
+            "[integration_common]\nqueue_refresh_interval_mins = 0\n",
+            8,
+            "integration_common.queue_refresh_interval_mins",
+        ),
+    ];
+    for (i, (extra, line, field)) in cases.iter().enumerate() {
+        let base = if i == 0 { MINIMAL.replace("eth2", "eth1") } else { MINIMAL.to_string() };
+        let (_, d) = parse(&format!("{base}{extra}"));
+        let e = only_error(&d);
+        assert_eq!((e.line, e.field.as_deref()), (Some(*line), Some(*field)), "case {i}: {e}");
+    }
+    // C14: empty state_directory
+    let (_, d) = parse(&format!("state_directory = \"\"\n{MINIMAL}"));
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(1), Some("state_directory")));
+}
+
+#[test]
+fn both_splynx_spellings_warn_and_the_correct_one_wins() {
+    let text = format!(
+        "{MINIMAL}[splynx_integration]\nenable_splynx = false\n[spylnx_integration]\nenable_spylnx = true\n"
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].line, d[0].is_error()), (Some(9), false));
+    assert!(!c.unwrap().splynx.unwrap().enabled);
+}

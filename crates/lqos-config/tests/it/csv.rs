@@ -243,3 +243,12 @@ fn every_problem_is_reported_at_once() {
     let lines: Vec<_> = errors(&d).iter().map(|e| e.line.unwrap()).collect();
     assert_eq!(lines, [2, 2, 4]);
 }
+
+#[test]
+fn headerless_row_of_unknown_width_is_an_error() {
+    let (c, d) = parse("# export\nc1,Alice,d1,100.64.0.1,10,2,100,20\n");
+    assert!(c.is_empty());
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(2));
+    assert!(e.hint.as_deref().unwrap().contains("Circuit ID,Circuit Name"));
+}

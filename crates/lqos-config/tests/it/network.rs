@@ -148,3 +148,10 @@ fn type_virtual_marks_a_node_virtual_and_all_virtual_warns() {
     assert_eq!(d.len(), 1);
     assert!(!d[0].is_error());
 }
+
+#[test]
+fn empty_node_name_is_an_error() {
+    let (_, d) = parse("{\n  \"\": {}\n}");
+    let e = only_error(&d);
+    assert_eq!((e.line, e.column), (Some(2), Some(3)));
+}
