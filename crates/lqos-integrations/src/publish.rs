@@ -1,0 +1,145 @@
+//! Publishing an import: validate, guard against empty or shrinking imports, keep `.bak`
+//! copies, write atomically. Files that fail validation are never written.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use lqos_config::{
+    Config, Diagnostic, has_errors, network_to_string, parse_shaped_devices_str,
+    shaped_devices_to_string, validate_inputs, write_atomic,
+};
+use tracing::{debug, info};
+
+use crate::Import;
+use crate::error::ImportError;
+
+/// How to publish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Skip the empty/shrink guard (`lqos_scheduler --once --force`).
+    pub force: bool,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PublishReport {
+    /// Circuits in the previous ShapedDevices.csv (`None` when there was none).
+    pub circuits_before: Option<usize>,
+    /// Circuits published.
+    pub circuits: usize,
+    /// Devices published.
+    pub devices: usize,
+    /// Nodes in network.json.
+    pub nodes: usize,
+    /// Previous circuits no longer present.
+    pub removed: usize,
+    /// True when network.json changed (and was written).
+    pub network_changed: bool,
+    /// True when ShapedDevices.csv changed (and was written).
+    pub devices_changed: bool,
+    /// Validation warnings (errors block the publish).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl PublishReport {
+    /// True when either file was written.
+    pub fn changed(&self) -> bool {
+        self.network_changed || self.devices_changed
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, ImportError> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ImportError::Read { path: path.to_path_buf(), source }),
+    }
+}
+
+fn bak_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".bak");
+    PathBuf::from(s)
+}
+
+/// Validates `import` with lqos-config and, unless the sanity guard refuses it, writes
+/// `network.json` and `ShapedDevices.csv` into `config.lqos_directory`. A file whose content
+/// is unchanged is not rewritten; a changed one is first copied to `<file>.bak`.
+///
+/// The guard refuses an import with no circuits, or one that removes more than
+/// `[integration_common] max_shrink_ratio` of the circuits in the current ShapedDevices.csv
+/// (`max_shrink_ratio = 1.0` or `opts.force` disables it).
+pub fn publish(
+    config: &Config,
+    import: &Import,
+    opts: PublishOptions,
+) -> Result<PublishReport, ImportError> {
+    let crm = import.crm;
+    let net_path = config.network_json_path();
+    let csv_path = config.shaped_devices_path();
+    let diags =
+        validate_inputs(&import.network, &import.circuits, "network.json", "ShapedDevices.csv");
+    if has_errors(&diags) {
+        return Err(ImportError::Invalid { crm, diagnostics: diags });
+    }
+    let old_csv = read_optional(&csv_path)?;
+    let old_ids: Option<HashSet<String>> = old_csv.as_deref().map(|text| {
+        let (circuits, _) = parse_shaped_devices_str(text, "ShapedDevices.csv");
+        circuits.into_iter().map(|c| c.id.0).collect()
+    });
+    let new_ids: HashSet<&str> = import.circuits.iter().map(|c| c.id.0.as_str()).collect();
+    let removed = old_ids
+        .as_ref()
+        .map_or(0, |old| old.iter().filter(|id| !new_ids.contains(id.as_str())).count());
+    let before = old_ids.as_ref().map_or(0, HashSet::len);
+    let max_ratio = config.integration_common.max_shrink_ratio;
+    let guard = !opts.force && max_ratio < 1.0;
+    if guard && import.circuits.is_empty() {
+        return Err(ImportError::Empty { crm });
+    }
+    if guard && before > 0 && removed as f64 / before as f64 > max_ratio {
+        return Err(ImportError::Shrink { crm, before, removed, max_ratio });
+    }
+
+    let net_text = network_to_string(&import.network);
+    let csv_text = shaped_devices_to_string(&import.circuits);
+    let old_net = read_optional(&net_path)?;
+    let write = |path: &Path, old: Option<&str>, new: &str| -> Result<bool, ImportError> {
+        if old == Some(new) {
+            return Ok(false);
+        }
+        if let Some(old) = old {
+            let bak = bak_path(path);
+            write_atomic(&bak, old.as_bytes())
+                .map_err(|source| ImportError::Write { path: bak, source })?;
+        }
+        write_atomic(path, new.as_bytes())
+            .map_err(|source| ImportError::Write { path: path.to_path_buf(), source })?;
+        debug!(file = %path.display(), bytes = new.len(), "written");
+        Ok(true)
+    };
+    let network_changed = write(&net_path, old_net.as_deref(), &net_text)?;
+    let devices_changed = write(&csv_path, old_csv.as_deref(), &csv_text)?;
+    let report = PublishReport {
+        circuits_before: old_ids.as_ref().map(HashSet::len),
+        circuits: import.circuits.len(),
+        devices: import.circuits.iter().map(|c| c.devices.len()).sum(),
+        nodes: import.network.nodes.len(),
+        removed,
+        network_changed,
+        devices_changed,
+        warnings: diags,
+    };
+    info!(
+        crm = crm.key(),
+        circuits = report.circuits,
+        devices = report.devices,
+        nodes = report.nodes,
+        removed,
+        changed = report.changed(),
+        "import published"
+    );
+    Ok(report)
+}
