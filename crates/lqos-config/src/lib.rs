@@ -1,14 +1,206 @@
 //! lqos-config owns the operator's inputs: `/etc/lqos.conf` (LibreQoS 1.5 TOML schema),
 //! `ShapedDevices.csv` and `network.json`. It parses them, validates them (reporting every
 //! problem at once with file, line and field) and writes them back atomically. Its only I/O is
-//! loading and writing files; all parsing is on strings so tests need no disk.
+//! loading and writing files; all parsing is on strings so tests need no disk. It never
+//! plans, never touches the kernel and never prints.
 //!
-//! Main types: [`Config`], [`Network`], [`Circuit`], [`Diagnostic`].
+//! Main types: [`Config`], [`Network`], [`Circuit`], [`Diagnostic`], [`ConfigError`].
+//! Main functions: [`load_config`] / [`parse_config_str`], [`load_inputs`] (both input files
+//! plus [`validate_inputs`]), [`parse_network_str`], [`parse_shaped_devices_str`], and the
+//! writers [`write_network`] / [`write_shaped_devices`] (temp file, fsync, rename).
+//!
+//! ```
+//! use lqos_config::{parse_network_str, parse_shaped_devices_str, validate_inputs, has_errors};
+//!
+//! let (net, d1) = parse_network_str(r#"{"Tower": {"downloadBandwidthMbps": 500}}"#, "network.json");
+//! let csv = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,\
+//!            Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n\
+//!            c1,Alice,d1,Router,Tower,,100.64.0.1,,10,2,100,20,\n";
+//! let (circuits, d2) = parse_shaped_devices_str(csv, "ShapedDevices.csv");
+//! let d3 = validate_inputs(&net, &circuits, "network.json", "ShapedDevices.csv");
+//! assert!(!has_errors(&d1) && !has_errors(&d2) && !has_errors(&d3));
+//! assert_eq!(circuits[0].download_max.0, 100_000); // kbit/s
+//!
+//! // Problems come back with file, line and field:
+//! let (_, d) = parse_shaped_devices_str(&csv.replace("100,20", "12x,20"), "ShapedDevices.csv");
+//! assert_eq!(d[0].to_string(),
+//!     "ShapedDevices.csv:2: Download Max Mbps: '12x' is not a number (hint: rates are Mbps, at least 0.01)");
+//! ```
+//!
+//! # Validation rules
+#![doc = include_str!("../docs/validation.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, reason = "tests unwrap known-good inputs"))]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod conf;
 pub mod diag;
+pub mod error;
+mod json;
 pub mod model;
+pub mod network;
+mod pos;
+pub mod shaped;
+pub mod sqm;
+pub mod validate;
 
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use conf::{
+    CONFIG_ENV, DEFAULT_CONFIG_PATH, DIRECTORY_ENV, default_state_directory, parse_config_str,
+};
 pub use diag::{Diagnostic, Severity, has_errors};
+pub use error::ConfigError;
 pub use model::*;
+pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
+pub use shaped::{CSV_HEADER, MIN_RATE_KBIT, parse_shaped_devices_str, shaped_devices_to_string};
+pub use sqm::{format_sqm_override, parse_sqm_override, parse_sqm_tokens};
+pub use validate::validate_inputs;
+
+/// The configuration path: `--config` if given, else `$LQOS_CONFIG`, else `/etc/lqos.conf`.
+pub fn config_path_from_env(cli: Option<&Path>) -> PathBuf {
+    if let Some(p) = cli {
+        return p.to_path_buf();
+    }
+    match std::env::var_os(CONFIG_ENV) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+    }
+}
+
+/// Reads a text file: strips a UTF-8 BOM, decodes UTF-16 with a BOM, and falls back to
+/// Latin-1 (with a warning) for bytes that are not UTF-8.
+fn read_text(
+    path: &Path,
+    label: &str,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<String, ConfigError> {
+    let bytes = fs::read(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ConfigError::NotFound { path: path.to_path_buf() },
+        _ => ConfigError::Read { path: path.to_path_buf(), source },
+    })?;
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return Ok(String::from_utf8_lossy(rest).into_owned());
+    }
+    let utf16 = |le: bool| {
+        let units: Vec<u16> = bytes[2..]
+            .chunks_exact(2)
+            .map(|c| {
+                if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) }
+            })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    if bytes.starts_with(&[0xFF, 0xFE]) {
+        return Ok(utf16(true));
+    }
+    if bytes.starts_with(&[0xFE, 0xFF]) {
+        return Ok(utf16(false));
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            warnings.push(
+                Diagnostic::warning(label, "file is not UTF-8; read as Latin-1")
+                    .hint("save the file as UTF-8"),
+            );
+            Ok(e.into_bytes().iter().map(|&b| char::from(b)).collect())
+        }
+    }
+}
+
+/// Loads and validates lqos.conf. `$LQOS_DIRECTORY`, when set, replaces `lqos_directory`
+/// (and the state directory derived from it, unless `state_directory` is set).
+/// Ok carries the warnings; any error gives [`ConfigError::Invalid`] with every diagnostic.
+pub fn load_config(path: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
+    let mut diags = Vec::new();
+    let label = path.display().to_string();
+    let text = read_text(path, &label, &mut diags)?;
+    let dir_override = std::env::var_os(DIRECTORY_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let (config, more) = conf::parse_config_with(&text, path, dir_override);
+    diags.extend(more);
+    match config {
+        Some(c) if !has_errors(&diags) => Ok((c, diags)),
+        _ => Err(ConfigError::Invalid { path: path.to_path_buf(), diagnostics: diags }),
+    }
+}
+
+/// network.json and ShapedDevices.csv, parsed and validated together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    /// The network tree (empty = flat).
+    pub network: Network,
+    /// Circuits that parsed (rows with errors are left out).
+    pub circuits: Vec<Circuit>,
+    /// Every diagnostic from both files and the cross-file checks, errors included.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Inputs {
+    /// True if any diagnostic is an error (then the inputs must not be applied).
+    pub fn has_errors(&self) -> bool {
+        has_errors(&self.diagnostics)
+    }
+}
+
+/// Reads `network.json` and `ShapedDevices.csv` from `config.lqos_directory`, parses and
+/// validates both. Err only when a file cannot be read; every problem in the contents is a
+/// diagnostic in [`Inputs::diagnostics`].
+pub fn load_inputs(config: &Config) -> Result<Inputs, ConfigError> {
+    let net_path = config.network_json_path();
+    let csv_path = config.shaped_devices_path();
+    let net_label = net_path.display().to_string();
+    let csv_label = csv_path.display().to_string();
+    let mut diagnostics = Vec::new();
+    let net_text = read_text(&net_path, &net_label, &mut diagnostics)?;
+    let csv_text = read_text(&csv_path, &csv_label, &mut diagnostics)?;
+    let (network, d) = parse_network_str(&net_text, &net_label);
+    diagnostics.extend(d);
+    let (circuits, d) = parse_shaped_devices_str(&csv_text, &csv_label);
+    diagnostics.extend(d);
+    diagnostics.extend(validate_inputs(&network, &circuits, &net_label, &csv_label));
+    Ok(Inputs { network, circuits, diagnostics })
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync,
+/// rename over `path`, then fsync of the directory. Readers see the old or the new file,
+/// never a partial one.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
+    let werr = |source: io::Error| ConfigError::Write { path: path.to_path_buf(), source };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        werr(io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))
+    })?;
+    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // Persist the rename; not all filesystems allow fsync on a directory.
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}
+
+/// Writes network.json atomically (see [`network_to_string`]).
+pub fn write_network(path: &Path, network: &Network) -> Result<(), ConfigError> {
+    write_atomic(path, network_to_string(network).as_bytes())
+}
+
+/// Writes ShapedDevices.csv atomically (see [`shaped_devices_to_string`]).
+pub fn write_shaped_devices(path: &Path, circuits: &[Circuit]) -> Result<(), ConfigError> {
+    write_atomic(path, shaped_devices_to_string(circuits).as_bytes())
+}
