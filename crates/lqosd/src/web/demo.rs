@@ -22,6 +22,7 @@ pub struct DemoBackend {
     reloads: Mutex<u64>,
     reload_answer: Mutex<Option<Response>>,
     commands: Mutex<Vec<Command>>,
+    shaped_devices: Mutex<Option<std::path::PathBuf>>,
 }
 
 const APS_PER_SITE: usize = 4;
@@ -80,7 +81,34 @@ impl DemoBackend {
             reloads: Mutex::new(0),
             reload_answer: Mutex::new(None),
             commands: Mutex::new(Vec::new()),
+            shaped_devices: Mutex::new(None),
         }
+    }
+
+    /// On Reload, take plan rates from this ShapedDevices.csv (as lqosd would apply them).
+    pub fn follow_shaped_devices(&self, path: std::path::PathBuf) {
+        if let Ok(mut g) = self.shaped_devices.lock() {
+            *g = Some(path);
+        }
+    }
+
+    fn reload_from_csv(&self) -> usize {
+        let Some(path) = self.shaped_devices.lock().ok().and_then(|g| g.clone()) else { return 0 };
+        let Ok(text) = std::fs::read_to_string(&path) else { return 0 };
+        let (circuits, _) = lqos_config::parse_shaped_devices_str(&text, "ShapedDevices.csv");
+        let mut changed = 0;
+        for c in circuits {
+            let (d, u) = (c.download_max.0, c.upload_max.0);
+            if let Ok(mut list) = self.circuits.lock()
+                && let Some(x) = list.iter_mut().find(|x| x.id == c.id.0)
+                && (x.download_max_kbit, x.upload_max_kbit) != (d, u)
+            {
+                x.download_max_kbit = d;
+                x.upload_max_kbit = u;
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// Makes the next reloads answer `answer` instead of a successful report.
@@ -220,6 +248,7 @@ impl DemoBackend {
                 if let Ok(mut r) = self.reloads.lock() {
                     *r += 1;
                 }
+                let changed = self.reload_from_csv();
                 let n = self.circuits.lock().map(|g| g.len()).unwrap_or(0);
                 Response::Reload(Box::new(ReloadReport {
                     applied: true,
@@ -227,7 +256,7 @@ impl DemoBackend {
                     circuits: n,
                     nodes: self.nodes.len(),
                     queues: 2,
-                    counts: ObjectCounts { changed: 1, ..Default::default() },
+                    counts: ObjectCounts { changed, ..Default::default() },
                     validate_ms: 3,
                     plan_ms: 2,
                     apply_ms: 1,

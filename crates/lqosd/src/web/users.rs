@@ -306,24 +306,24 @@ mod tests {
 
     #[test]
     fn round_trip_and_verify() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test");
         let path = dir.path().join(USERS_FILE_NAME);
-        let mut store = UserStore::load(&path).unwrap();
+        let mut store = UserStore::load(&path).expect("test");
         assert!(store.is_empty());
-        store.add("alice", "correct horse", Role::Admin).unwrap();
-        store.add("bob", "battery staple", Role::ReadOnly).unwrap();
+        store.add("alice", "correct horse", Role::Admin).expect("test");
+        store.add("bob", "battery staple", Role::ReadOnly).expect("test");
         assert!(matches!(store.add("bob", "whatever12", Role::Admin), Err(UsersError::Exists { .. })));
         assert!(matches!(store.add("x y", "whatever12", Role::Admin), Err(UsersError::BadUsername { .. })));
         assert!(matches!(store.add("carol", "short", Role::Admin), Err(UsersError::WeakPassword)));
-        store.save().unwrap();
-        let again = UserStore::load(&path).unwrap();
+        store.save().expect("test");
+        let again = UserStore::load(&path).expect("test");
         assert_eq!(again.users().len(), 2);
-        assert!(again.get("alice").unwrap().password_hash.starts_with("$argon2id$"));
+        assert!(again.get("alice").expect("test").password_hash.starts_with("$argon2id$"));
         assert_eq!(again.verify("alice", "correct horse").map(|u| u.role), Some(Role::Admin));
         assert!(again.verify("alice", "wrong password").is_none());
         assert!(again.verify("nobody", "correct horse").is_none());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&path).expect("test").permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
