@@ -19,6 +19,7 @@
       if (k === "class") e.className = v;
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else if (k === "value") e.value = v;
+      else if (k === "style") { for (const decl of String(v).split(";")) { const i = decl.indexOf(":"); if (i > 0) e.style.setProperty(decl.slice(0, i).trim(), decl.slice(i + 1).trim()); } }
       else e.setAttribute(k, v === true ? "" : v);
     }
     for (const kid of kids.flat()) {
