@@ -193,15 +193,11 @@ struct Page<'a> {
     items: Vec<&'a CircuitStat>,
 }
 
-fn matches(c: &CircuitStat, needle: &str) -> bool {
-    let hit = |s: &str| s.to_lowercase().contains(needle);
-    hit(&c.id) || hit(&c.name) || hit(&c.parent) || c.addresses.iter().any(|a| a.contains(needle))
-}
-
-fn compare(a: &CircuitStat, b: &CircuitStat, key: SortKey) -> Ordering {
+fn compare(idx: &super::CircuitIndex, i: usize, j: usize, key: SortKey) -> Ordering {
+    let (a, b) = (&idx.list[i], &idx.list[j]);
     let primary = match key {
         SortKey::Id => a.id.cmp(&b.id),
-        SortKey::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        SortKey::Name => idx.name_lower[i].cmp(&idx.name_lower[j]),
         SortKey::Parent => a.parent.cmp(&b.parent),
         SortKey::DownloadBps => a.download_bps.cmp(&b.download_bps),
         SortKey::UploadBps => a.upload_bps.cmp(&b.upload_bps),
@@ -226,12 +222,13 @@ async fn circuits(
     if q.search.len() > 200 {
         return Err(ApiError::bad("search is longer than 200 characters"));
     }
-    let list = state.circuits().await?;
+    let idx = state.circuit_index().await?;
     let needle = q.search.trim().to_lowercase();
-    let mut hits: Vec<&CircuitStat> =
-        list.iter().filter(|c| needle.is_empty() || matches(c, &needle)).collect();
-    hits.sort_unstable_by(|a, b| {
-        let o = compare(a, b, q.sort);
+    let mut hits: Vec<usize> = (0..idx.list.len())
+        .filter(|&i| needle.is_empty() || idx.haystack[i].contains(&needle))
+        .collect();
+    hits.sort_unstable_by(|&a, &b| {
+        let o = compare(&idx, a, b, q.sort);
         if q.order == Order::Desc { o.reverse() } else { o }
     });
     let total = hits.len();
@@ -242,7 +239,7 @@ async fn circuits(
         page: q.page,
         per_page: q.per_page,
         pages: total.div_ceil(q.per_page),
-        items: hits[start..end].to_vec(),
+        items: hits[start..end].iter().map(|&i| &idx.list[i]).collect(),
     };
     Ok(Json(page).into_response())
 }
@@ -358,7 +355,7 @@ async fn node(State(state): State<WebState>, Path(name): Path<String>) -> Result
     }
     path.reverse();
     let circuits: Vec<CircuitStat> =
-        state.circuits().await?.iter().filter(|c| c.parent == name).cloned().collect();
+        state.circuits().await?.list.iter().filter(|c| c.parent == name).cloned().collect();
     let mut children = Vec::new();
     let mut node = None;
     for n in all {

@@ -23,6 +23,7 @@ pub struct DemoBackend {
     reload_answer: Mutex<Option<Response>>,
     commands: Mutex<Vec<Command>>,
     shaped_devices: Mutex<Option<std::path::PathBuf>>,
+    snapshot: Mutex<Option<(Instant, std::sync::Arc<Vec<CircuitStat>>)>>,
 }
 
 const APS_PER_SITE: usize = 4;
@@ -82,6 +83,7 @@ impl DemoBackend {
             reload_answer: Mutex::new(None),
             commands: Mutex::new(Vec::new()),
             shaped_devices: Mutex::new(None),
+            snapshot: Mutex::new(None),
         }
     }
 
@@ -125,9 +127,17 @@ impl DemoBackend {
             Some(c) => {
                 c.download_max_kbit = down_kbit;
                 c.upload_max_kbit = up_kbit;
+                drop(list);
+                self.forget_snapshot();
                 true
             }
             None => false,
+        }
+    }
+
+    fn forget_snapshot(&self) {
+        if let Ok(mut g) = self.snapshot.lock() {
+            *g = None;
         }
     }
 
@@ -136,7 +146,22 @@ impl DemoBackend {
         self.commands.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
-    fn live(&self) -> Vec<CircuitStat> {
+    /// The live numbers, recomputed at most every 500 ms (like lqosd's own stats tick).
+    fn live(&self) -> std::sync::Arc<Vec<CircuitStat>> {
+        if let Ok(g) = self.snapshot.lock()
+            && let Some((at, snap)) = g.as_ref()
+            && at.elapsed() < std::time::Duration::from_millis(500)
+        {
+            return snap.clone();
+        }
+        let snap = std::sync::Arc::new(self.compute());
+        if let Ok(mut g) = self.snapshot.lock() {
+            *g = Some((Instant::now(), snap.clone()));
+        }
+        snap
+    }
+
+    fn compute(&self) -> Vec<CircuitStat> {
         let t = self.started.elapsed().as_secs_f64();
         let list = self.circuits.lock().map(|g| g.clone()).unwrap_or_default();
         list.into_iter()
@@ -230,15 +255,16 @@ impl DemoBackend {
         match cmd {
             Command::Ping => Response::Pong,
             Command::Status => Response::Status(Box::new(self.status())),
-            Command::CircuitStats { circuit: None } => Response::Circuits(self.live()),
+            Command::CircuitStats { circuit: None } => Response::Circuits(self.live().to_vec()),
             Command::CircuitStats { circuit: Some(id) } => {
-                Response::Circuits(self.live().into_iter().filter(|c| c.id == id).collect())
+                Response::Circuits(self.live().iter().filter(|c| c.id == id).cloned().collect())
             }
             Command::TopCircuits { n } => {
-                let mut all = self.live();
+                let live = self.live();
+                let mut all: Vec<&CircuitStat> = live.iter().collect();
                 all.sort_by(|a, b| (b.download_bps + b.upload_bps).cmp(&(a.download_bps + a.upload_bps)));
                 all.truncate(n);
-                Response::Circuits(all)
+                Response::Circuits(all.into_iter().cloned().collect())
             }
             Command::NodeStats => Response::Nodes(self.node_stats(&self.live())),
             Command::Reload { mode } => {
@@ -249,6 +275,7 @@ impl DemoBackend {
                     *r += 1;
                 }
                 let changed = self.reload_from_csv();
+                self.forget_snapshot();
                 let n = self.circuits.lock().map(|g| g.len()).unwrap_or(0);
                 Response::Reload(Box::new(ReloadReport {
                     applied: true,

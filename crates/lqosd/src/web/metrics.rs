@@ -55,7 +55,7 @@ async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> HttpRespo
     let status = super::api::fetch_status(&state).await.ok();
     let circuits = state.circuits().await.ok();
     let nodes = super::api::fetch_nodes(&state).await.ok();
-    let text = render(status.as_ref(), circuits.as_deref().map(Vec::as_slice), nodes.as_deref());
+    let text = render(status.as_ref(), circuits.as_deref().map(|i| i.list.as_slice()), nodes.as_deref());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

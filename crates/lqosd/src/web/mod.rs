@@ -99,7 +99,7 @@ struct Inner {
     backend: Arc<dyn Backend>,
     opts: WebOptions,
     auth: auth::Auth,
-    circuits: tokio::sync::Mutex<Option<(Instant, Arc<Vec<CircuitStat>>)>>,
+    circuits: tokio::sync::Mutex<Option<(Instant, Arc<CircuitIndex>)>>,
     editor_lock: tokio::sync::Mutex<()>,
     last_reload: Mutex<Option<lqos_bus::ReloadReport>>,
 }
@@ -141,21 +141,27 @@ impl WebState {
         &self.inner.auth
     }
 
-    /// All circuits, from a cache at most [`CIRCUIT_CACHE_TTL`] old.
-    pub(crate) async fn circuits(&self) -> Result<Arc<Vec<CircuitStat>>, ApiError> {
+    /// All circuits (with search keys), from a cache at most [`CIRCUIT_CACHE_TTL`] old.
+    pub(crate) async fn circuit_index(&self) -> Result<Arc<CircuitIndex>, ApiError> {
         let mut guard = self.inner.circuits.lock().await;
-        if let Some((at, list)) = guard.as_ref()
+        if let Some((at, index)) = guard.as_ref()
             && at.elapsed() < CIRCUIT_CACHE_TTL
         {
-            return Ok(list.clone());
+            return Ok(index.clone());
         }
         let answer = self.backend().request(Command::CircuitStats { circuit: None }).await;
         let list = match answer {
-            Response::Circuits(list) => Arc::new(list),
+            Response::Circuits(list) => list,
             other => return Err(ApiError::from_response(other)),
         };
-        *guard = Some((Instant::now(), list.clone()));
-        Ok(list)
+        let index = Arc::new(CircuitIndex::new(list));
+        *guard = Some((Instant::now(), index.clone()));
+        Ok(index)
+    }
+
+    /// All circuits, from the cache.
+    pub(crate) async fn circuits(&self) -> Result<Arc<CircuitIndex>, ApiError> {
+        self.circuit_index().await
     }
 
     /// Drops the circuit cache (after a reload).
@@ -175,6 +181,33 @@ impl WebState {
 
     pub(crate) fn editor_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.editor_lock
+    }
+}
+
+/// The circuit list with lowercase search and sort keys, built once per cache refresh.
+pub(crate) struct CircuitIndex {
+    pub(crate) list: Vec<CircuitStat>,
+    /// Lowercase name per circuit.
+    pub(crate) name_lower: Vec<String>,
+    /// Lowercase `id name parent addresses…` per circuit.
+    pub(crate) haystack: Vec<String>,
+}
+
+impl CircuitIndex {
+    fn new(list: Vec<CircuitStat>) -> Self {
+        let name_lower = list.iter().map(|c| c.name.to_lowercase()).collect();
+        let haystack = list
+            .iter()
+            .map(|c| {
+                let mut h = format!("{}\u{1}{}\u{1}{}", c.id, c.name, c.parent).to_lowercase();
+                for a in &c.addresses {
+                    h.push('\u{1}');
+                    h.push_str(&a.to_lowercase());
+                }
+                h
+            })
+            .collect();
+        CircuitIndex { list, name_lower, haystack }
     }
 }
 
