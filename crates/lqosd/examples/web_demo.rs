@@ -36,7 +36,10 @@ fn demo_files(dir: &std::path::Path, circuits: usize, sites: usize) -> std::io::
     for s in 1..=sites {
         let mut aps = serde_json::Map::new();
         for a in 1..=4 {
-            aps.insert(format!("AP-{s}-{a}"), serde_json::json!({"downloadBandwidthMbps": 500, "uploadBandwidthMbps": 250}));
+            aps.insert(
+                format!("AP-{s}-{a}"),
+                serde_json::json!({"downloadBandwidthMbps": 500, "uploadBandwidthMbps": 250}),
+            );
         }
         net.insert(
             format!("Site-{s}"),
@@ -71,9 +74,12 @@ fn demo_files(dir: &std::path::Path, circuits: usize, sites: usize) -> std::io::
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lqosd=info".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,lqosd=info".into()),
+        )
+        .init();
     let args = Args::parse();
     demo_files(&args.dir, args.circuits, args.sites)?;
     let mut opts = WebOptions::new(args.dir.clone());

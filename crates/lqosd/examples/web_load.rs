@@ -29,20 +29,34 @@ struct Args {
 type Conn = BufReader<TcpStream>;
 
 /// Sends one request on a keep-alive connection; returns (status, headers, body).
-async fn request(conn: &mut Conn, addr: &str, method: &str, path: &str, cookie: &str, body: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+async fn request(
+    conn: &mut Conn,
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n");
     if !cookie.is_empty() {
         req.push_str(&format!("Cookie: {cookie}\r\n"));
     }
     if !body.is_empty() {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     req.push_str("\r\n");
     req.push_str(body);
     conn.get_mut().write_all(req.as_bytes()).await?;
     let mut line = String::new();
     conn.read_line(&mut line).await?;
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
     let mut headers = String::new();
     let mut len = 0usize;
     loop {
@@ -66,7 +80,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut conn = BufReader::new(TcpStream::connect(&args.addr).await?);
     let login = serde_json::json!({"username": args.user, "password": args.password}).to_string();
-    let (status, headers, _) = request(&mut conn, &args.addr, "POST", "/api/v1/login", "", &login).await?;
+    let (status, headers, _) =
+        request(&mut conn, &args.addr, "POST", "/api/v1/login", "", &login).await?;
     if status != 200 {
         return Err(format!("login failed: HTTP {status}").into());
     }
@@ -130,7 +145,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let wall = started.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "clients={} seconds={} requests={} errors={} rps={:.0} p50={:.1}ms p90={:.1}ms p99={:.1}ms max={:.1}ms",
         args.clients,

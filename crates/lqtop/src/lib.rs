@@ -88,7 +88,8 @@ fn truncate(s: &str, max: usize) -> String {
 /// Draws one snapshot. Fits 80×24; smaller terminals get fewer rows, never a panic.
 pub fn draw(frame: &mut Frame, snap: &Snapshot) {
     let [head, body, foot] =
-        Layout::vertical([Constraint::Length(4), Constraint::Min(0), Constraint::Length(1)]).areas(frame.area());
+        Layout::vertical([Constraint::Length(4), Constraint::Min(0), Constraint::Length(1)])
+            .areas(frame.area());
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let mut lines = Vec::new();
     match &snap.status {
@@ -96,11 +97,21 @@ pub fn draw(frame: &mut Frame, snap: &Snapshot) {
             let unshaped = s.download_bps.saturating_sub(s.shaped_download_bps);
             lines.push(Line::from(vec![
                 Span::styled("Down ", bold),
-                Span::styled(format!("{:>8}bps", rate(s.download_bps)), Style::default().fg(Color::Cyan)),
+                Span::styled(
+                    format!("{:>8}bps", rate(s.download_bps)),
+                    Style::default().fg(Color::Cyan),
+                ),
                 Span::raw("  "),
                 Span::styled("Up ", bold),
-                Span::styled(format!("{:>8}bps", rate(s.upload_bps)), Style::default().fg(Color::Yellow)),
-                Span::raw(format!("  shaped {}bps  unshaped {}bps", rate(s.shaped_download_bps), rate(unshaped))),
+                Span::styled(
+                    format!("{:>8}bps", rate(s.upload_bps)),
+                    Style::default().fg(Color::Yellow),
+                ),
+                Span::raw(format!(
+                    "  shaped {}bps  unshaped {}bps",
+                    rate(s.shaped_download_bps),
+                    rate(unshaped)
+                )),
             ]));
             let sched = s.scheduler.as_ref().map(|x| x.phase.as_str()).unwrap_or("not reporting");
             lines.push(Line::from(format!(
@@ -113,25 +124,37 @@ pub fn draw(frame: &mut Frame, snap: &Snapshot) {
                 s.uptime_secs / 60
             )));
         }
-        None => lines.push(Line::from(Span::styled("no data from lqosd yet", Style::default().fg(Color::Red)))),
+        None => lines.push(Line::from(Span::styled(
+            "no data from lqosd yet",
+            Style::default().fg(Color::Red),
+        ))),
     }
     if let Some(e) = &snap.error {
         lines.push(Line::from(Span::styled(truncate(e, 200), Style::default().fg(Color::Red))));
     } else if let Some(w) = snap.status.as_ref().and_then(|s| s.warnings.first()) {
-        lines.push(Line::from(Span::styled(format!("warning: {w}"), Style::default().fg(Color::Yellow))));
+        lines.push(Line::from(Span::styled(
+            format!("warning: {w}"),
+            Style::default().fg(Color::Yellow),
+        )));
     }
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::BOTTOM).title(" lqtop ")),
         head,
     );
-    let header = Row::new(["Circuit", "Parent", "Down", "Up", "Plan", "Drops"].map(|h| Cell::from(h).style(bold)));
+    let header = Row::new(
+        ["Circuit", "Parent", "Down", "Up", "Plan", "Drops"].map(|h| Cell::from(h).style(bold)),
+    );
     let rows = snap.top.iter().map(|c| {
         Row::new([
             Cell::from(truncate(if c.name.is_empty() { &c.id } else { &c.name }, 40)),
             Cell::from(truncate(&c.parent, 30)),
             Cell::from(format!("{:>7}", rate(c.download_bps))),
             Cell::from(format!("{:>7}", rate(c.upload_bps))),
-            Cell::from(format!("{}/{}", rate(c.download_max_kbit * 1000), rate(c.upload_max_kbit * 1000))),
+            Cell::from(format!(
+                "{}/{}",
+                rate(c.download_max_kbit * 1000),
+                rate(c.upload_max_kbit * 1000)
+            )),
             Cell::from(format!("{:>6}", c.drops)),
         ])
     });
@@ -144,7 +167,10 @@ pub fn draw(frame: &mut Frame, snap: &Snapshot) {
         Constraint::Length(7),
     ];
     frame.render_widget(Table::new(rows, widths).header(header), body);
-    frame.render_widget(Paragraph::new("q quit · refresh 1 s · top circuits by download rate"), foot);
+    frame.render_widget(
+        Paragraph::new("q quit · refresh 1 s · top circuits by download rate"),
+        foot,
+    );
 }
 
 /// Runs the live view until `q`, Esc or Ctrl-C.
@@ -177,10 +203,12 @@ pub fn run(bus_path: &std::path::Path) -> Result<(), LqtopError> {
             terminal.draw(|f| draw(f, &snap)).map_err(|source| LqtopError::Terminal { source })?;
             let wait = next.saturating_duration_since(Instant::now());
             if event::poll(wait).map_err(|source| LqtopError::Terminal { source })?
-                && let Event::Key(k) = event::read().map_err(|source| LqtopError::Terminal { source })?
+                && let Event::Key(k) =
+                    event::read().map_err(|source| LqtopError::Terminal { source })?
                 && k.kind == KeyEventKind::Press
             {
-                let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+                let ctrl_c =
+                    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
                 if matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c {
                     return Ok(());
                 }
@@ -200,7 +228,10 @@ mod tests {
     fn text(t: &Terminal<TestBackend>) -> String {
         let buf = t.backend().buffer();
         let w = buf.area.width as usize;
-        buf.content.chunks(w).map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n").collect()
+        buf.content
+            .chunks(w)
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+            .collect()
     }
 
     fn snapshot() -> Snapshot {
@@ -245,7 +276,10 @@ mod tests {
 
     #[test]
     fn shows_bus_errors_and_survives_tiny_terminals() {
-        let snap = Snapshot { error: Some("cannot reach lqosd at /run/lqos/bus".into()), ..Default::default() };
+        let snap = Snapshot {
+            error: Some("cannot reach lqosd at /run/lqos/bus".into()),
+            ..Default::default()
+        };
         let mut t = Terminal::new(TestBackend::new(80, 24)).expect("test");
         t.draw(|f| draw(f, &snap)).expect("test");
         assert!(text(&t).contains("cannot reach lqosd"));

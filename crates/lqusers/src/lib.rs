@@ -64,8 +64,9 @@ pub fn users_file(cli: &Cli) -> anyhow::Result<PathBuf> {
         return Ok(f.clone());
     }
     let conf = lqos_config::config_path_from_env(None);
-    let (config, _) = lqos_config::load_config(&conf)
-        .with_context(|| format!("cannot find the users file: give --file or fix {}", conf.display()))?;
+    let (config, _) = lqos_config::load_config(&conf).with_context(|| {
+        format!("cannot find the users file: give --file or fix {}", conf.display())
+    })?;
     Ok(config.lqos_directory.join(USERS_FILE_NAME))
 }
 
@@ -90,7 +91,8 @@ pub fn run(
     let mut store = UserStore::load(file)?;
     match cmd {
         Cmd::Add { username, role, .. } => {
-            let role = Role::parse(role).with_context(|| format!("unknown role {role:?}: use admin or read-only"))?;
+            let role = Role::parse(role)
+                .with_context(|| format!("unknown role {role:?}: use admin or read-only"))?;
             store.add(username, &password()?, role)?;
             store.save()?;
             Ok(vec![format!("added {username} ({})", role.as_str())])
@@ -133,8 +135,10 @@ mod tests {
         assert_eq!(run(&Cmd::List, &f, || unreachable!()).expect("list"), ["ops\tadmin"]);
         let store = UserStore::load(&f).expect("load");
         assert!(store.verify("ops", "first-password").is_some());
-        run(&Cmd::Passwd { username: "ops".into(), password_stdin: true }, &f, || Ok("second-password".into()))
-            .expect("passwd");
+        run(&Cmd::Passwd { username: "ops".into(), password_stdin: true }, &f, || {
+            Ok("second-password".into())
+        })
+        .expect("passwd");
         let store = UserStore::load(&f).expect("load");
         assert!(store.verify("ops", "first-password").is_none());
         assert!(store.verify("ops", "second-password").is_some());

@@ -9,12 +9,15 @@ fn main() -> ExitCode {
     let cli = lqusers::Cli::parse();
     let stdin_pw = matches!(
         cli.command,
-        lqusers::Cmd::Add { password_stdin: true, .. } | lqusers::Cmd::Passwd { password_stdin: true, .. }
+        lqusers::Cmd::Add { password_stdin: true, .. }
+            | lqusers::Cmd::Passwd { password_stdin: true, .. }
     );
     let result = lqusers::users_file(&cli).and_then(|file| {
         lqusers::run(&cli.command, &file, || {
             if !stdin_pw {
-                eprint!("Password (8+ characters; it is echoed, use --password-stdin to pipe it): ");
+                eprint!(
+                    "Password (8+ characters; it is echoed, use --password-stdin to pipe it): "
+                );
                 let _ = std::io::stderr().flush();
             }
             lqusers::read_password(&mut std::io::stdin().lock())

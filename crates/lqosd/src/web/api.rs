@@ -78,7 +78,9 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let b = body(b)?;
     if state.auth().setup_token().is_some() {
-        return Err(ApiError::Conflict { message: "no users yet: use the setup link from lqosd's log".into() });
+        return Err(ApiError::Conflict {
+            message: "no users yet: use the setup link from lqosd's log".into(),
+        });
     }
     state.auth().check_rate(&client)?;
     let Some(user) = state.auth().login(&b.username, &b.password).await else {
@@ -244,11 +246,16 @@ async fn circuits(
     Ok(Json(page).into_response())
 }
 
-async fn circuit(State(state): State<WebState>, Path(id): Path<String>) -> Result<Json<CircuitStat>, ApiError> {
+async fn circuit(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+) -> Result<Json<CircuitStat>, ApiError> {
     match state.backend().request(Command::CircuitStats { circuit: Some(id.clone()) }).await {
-        Response::Circuits(list) => {
-            list.into_iter().find(|c| c.id == id).map(Json).ok_or(ApiError::NotFound { what: format!("circuit {id:?}") })
-        }
+        Response::Circuits(list) => list
+            .into_iter()
+            .find(|c| c.id == id)
+            .map(Json)
+            .ok_or(ApiError::NotFound { what: format!("circuit {id:?}") }),
         other => Err(ApiError::from_response(other)),
     }
 }
@@ -339,7 +346,10 @@ struct NodeDetail {
     circuits: Vec<CircuitStat>,
 }
 
-async fn node(State(state): State<WebState>, Path(name): Path<String>) -> Result<Json<NodeDetail>, ApiError> {
+async fn node(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+) -> Result<Json<NodeDetail>, ApiError> {
     let all = tree(fetch_nodes(&state).await?);
     let Some(me) = all.iter().position(|n| n.stat.name == name) else {
         return Err(ApiError::NotFound { what: format!("node {name:?}") });
@@ -419,7 +429,10 @@ async fn reload(
     do_reload(&state, full).await.map(Json)
 }
 
-async fn dry_run(State(state): State<WebState>, Admin(_): Admin) -> Result<Json<ReloadReport>, ApiError> {
+async fn dry_run(
+    State(state): State<WebState>,
+    Admin(_): Admin,
+) -> Result<Json<ReloadReport>, ApiError> {
     match state.backend().request(Command::DryRun).await {
         Response::Reload(report) => Ok(Json(*report)),
         other => Err(ApiError::from_response(other)),
@@ -443,12 +456,18 @@ async fn tick(state: &WebState) -> Tick {
     Tick { status: status.ok(), top: top.unwrap_or_default(), error }
 }
 
-async fn events(State(state): State<WebState>, _s: Session) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn events(
+    State(state): State<WebState>,
+    _s: Session,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let interval = tokio::time::interval(Duration::from_secs(1));
     let stream = stream::unfold((state, interval), |(state, mut interval)| async move {
         interval.tick().await;
         let t = tick(&state).await;
-        let event = Event::default().event("tick").json_data(&t).unwrap_or_else(|_| Event::default().comment("encode failed"));
+        let event = Event::default()
+            .event("tick")
+            .json_data(&t)
+            .unwrap_or_else(|_| Event::default().comment("encode failed"));
         Some((Ok(event), (state, interval)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())

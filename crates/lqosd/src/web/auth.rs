@@ -122,7 +122,8 @@ impl Auth {
 
     /// Runs `f` on the current users, re-reading the file at most once a second when it changed.
     pub(crate) fn with_users<T>(&self, f: impl FnOnce(&UserStore) -> T) -> T {
-        let stale = self.users.read().map(|c| c.checked.elapsed() > Duration::from_secs(1)).unwrap_or(true);
+        let stale =
+            self.users.read().map(|c| c.checked.elapsed() > Duration::from_secs(1)).unwrap_or(true);
         if stale && let Ok(mut c) = self.users.write() {
             c.checked = Instant::now();
             let fp = fingerprint(&self.users_file);
@@ -152,7 +153,8 @@ impl Auth {
     }
 
     fn sign(&self, data: &[u8]) -> Vec<u8> {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
@@ -174,8 +176,11 @@ impl Auth {
         let body = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signed = format!("v1.{body}");
         let sig = B64.encode(self.sign(signed.as_bytes()));
-        let session =
-            Session { username: user.username.clone(), role: user.role, csrf: self.csrf_for(&claims.nonce) };
+        let session = Session {
+            username: user.username.clone(),
+            role: user.role,
+            csrf: self.csrf_for(&claims.nonce),
+        };
         (format!("{signed}.{sig}"), session)
     }
 
@@ -256,11 +261,16 @@ impl Auth {
         password: &str,
     ) -> Result<User, ApiError> {
         let expected = {
-            let guard = self.setup_token.lock().map_err(|_| ApiError::Internal { message: "setup lock poisoned".into() })?;
+            let guard = self
+                .setup_token
+                .lock()
+                .map_err(|_| ApiError::Internal { message: "setup lock poisoned".into() })?;
             guard.clone()
         };
         if !self.with_users(|s| s.is_empty()) {
-            return Err(ApiError::Conflict { message: "setup is already done; log in instead".into() });
+            return Err(ApiError::Conflict {
+                message: "setup is already done; log in instead".into(),
+            });
         }
         let Some(expected) = expected else {
             return Err(ApiError::Forbidden { message: "setup token already used".into() });
@@ -285,7 +295,10 @@ impl Auth {
         if let Ok(mut t) = self.setup_token.lock() {
             *t = None;
         }
-        let user = store.get(username).cloned().ok_or_else(|| ApiError::Internal { message: "user vanished".into() })?;
+        let user = store
+            .get(username)
+            .cloned()
+            .ok_or_else(|| ApiError::Internal { message: "user vanished".into() })?;
         self.replace_users(store);
         Ok(user)
     }
@@ -294,12 +307,14 @@ impl Auth {
 /// Maps user-store errors: rule violations are the caller's fault, I/O is ours.
 pub(crate) fn users_error(e: UsersError) -> ApiError {
     match e {
-        UsersError::BadUsername { .. } => {
-            ApiError::Validation { errors: vec![super::FieldError::new("username", e.to_string())], diagnostics: vec![] }
-        }
-        UsersError::WeakPassword => {
-            ApiError::Validation { errors: vec![super::FieldError::new("password", e.to_string())], diagnostics: vec![] }
-        }
+        UsersError::BadUsername { .. } => ApiError::Validation {
+            errors: vec![super::FieldError::new("username", e.to_string())],
+            diagnostics: vec![],
+        },
+        UsersError::WeakPassword => ApiError::Validation {
+            errors: vec![super::FieldError::new("password", e.to_string())],
+            diagnostics: vec![],
+        },
         UsersError::Exists { .. } => ApiError::Conflict { message: e.to_string() },
         UsersError::NoSuchUser { .. } => ApiError::NotFound { what: "user".into() },
         other => ApiError::Internal { message: format!("{other:#}") },
@@ -315,7 +330,7 @@ pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
     constant_eq(a.as_bytes(), b.as_bytes())
 }
 
-fn cookie_value<'a>(parts: &'a axum::http::HeaderMap) -> Option<&'a str> {
+fn cookie_value(parts: &axum::http::HeaderMap) -> Option<&str> {
     parts
         .get_all(header::COOKIE)
         .iter()
@@ -330,7 +345,11 @@ fn cookie_value<'a>(parts: &'a axum::http::HeaderMap) -> Option<&'a str> {
 fn is_public_api(path: &str) -> bool {
     matches!(
         path,
-        "/api/v1/login" | "/api/v1/setup" | "/api/v1/setup/status" | "/api/v1/health" | "/api/v1/openapi.json"
+        "/api/v1/login"
+            | "/api/v1/setup"
+            | "/api/v1/setup/status"
+            | "/api/v1/health"
+            | "/api/v1/openapi.json"
     )
 }
 
@@ -352,13 +371,15 @@ pub(crate) async fn guard(State(state): State<WebState>, mut req: Request, next:
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
         if !origin_matches_host(req.headers()) {
-            return ApiError::Forbidden { message: "cross-origin request refused".into() }.into_response();
+            return ApiError::Forbidden { message: "cross-origin request refused".into() }
+                .into_response();
         }
         if !is_public_api(&path) {
             let Some(s) = &session else { return ApiError::Unauthorized.into_response() };
             let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
             if !secret_eq(sent, &s.csrf) {
-                return ApiError::Forbidden { message: "missing or wrong X-CSRF-Token".into() }.into_response();
+                return ApiError::Forbidden { message: "missing or wrong X-CSRF-Token".into() }
+                    .into_response();
             }
         }
     }

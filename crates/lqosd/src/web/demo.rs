@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use lqos_bus::{
-    CircuitStat, Command, CommandError, DaemonStatus, NodeStat, ObjectCounts, ReloadReport, Response,
-    SchedulerState,
+    CircuitStat, Command, CommandError, DaemonStatus, NodeStat, ObjectCounts, ReloadReport,
+    Response, SchedulerState,
 };
 
 use super::{Backend, BoxFuture};
@@ -170,8 +170,10 @@ impl DemoBackend {
                 let phase = i as f64 * 0.37;
                 let load = 0.25 + 0.2 * (t / 7.0 + phase).sin() + 0.05 * (t * 1.3 + phase).sin();
                 let load = if i % 7 == 0 { load * 3.0 } else { load * 0.4 };
-                c.download_bps = (c.download_max_kbit as f64 * 1000.0 * load.clamp(0.0, 1.0)) as u64;
-                c.upload_bps = (c.upload_max_kbit as f64 * 1000.0 * (load * 0.8).clamp(0.0, 1.0)) as u64;
+                c.download_bps =
+                    (c.download_max_kbit as f64 * 1000.0 * load.clamp(0.0, 1.0)) as u64;
+                c.upload_bps =
+                    (c.upload_max_kbit as f64 * 1000.0 * (load * 0.8).clamp(0.0, 1.0)) as u64;
                 let avg = c.download_max_kbit as f64 * 1000.0 * 0.1;
                 c.download_bytes = (avg * t / 8.0) as u64 + i as u64 * 1000;
                 c.upload_bytes = c.download_bytes / 5;
@@ -262,7 +264,9 @@ impl DemoBackend {
             Command::TopCircuits { n } => {
                 let live = self.live();
                 let mut all: Vec<&CircuitStat> = live.iter().collect();
-                all.sort_by(|a, b| (b.download_bps + b.upload_bps).cmp(&(a.download_bps + a.upload_bps)));
+                all.sort_by(|a, b| {
+                    (b.download_bps + b.upload_bps).cmp(&(a.download_bps + a.upload_bps))
+                });
                 all.truncate(n);
                 Response::Circuits(all.into_iter().cloned().collect())
             }
@@ -316,7 +320,9 @@ pub struct FailingBackend;
 impl Backend for FailingBackend {
     fn request(&self, _cmd: Command) -> BoxFuture<'_, Response> {
         Box::pin(async {
-            Response::Error(CommandError::Unavailable { message: "lqosd apply task is not running".into() })
+            Response::Error(CommandError::Unavailable {
+                message: "lqosd apply task is not running".into(),
+            })
         })
     }
 }

@@ -204,7 +204,8 @@ fn read_optional(path: &Path) -> Result<Option<String>, ApiError> {
 /// The circuits on disk (rows with errors are left out) and the network.
 fn load(state: &WebState) -> Result<(Vec<Circuit>, Vec<Diagnostic>, Network), ApiError> {
     let (csv, net) = paths(state);
-    let csv_text = read_optional(&csv)?.ok_or(ApiError::NotFound { what: csv.display().to_string() })?;
+    let csv_text =
+        read_optional(&csv)?.ok_or(ApiError::NotFound { what: csv.display().to_string() })?;
     let (circuits, diags) = parse_shaped_devices_str(&csv_text, CSV_LABEL);
     let network = match read_optional(&net)? {
         Some(t) => parse_network_str(&t, NET_LABEL).0,
@@ -306,7 +307,10 @@ pub(crate) fn edit(
 ) -> Result<(Vec<Circuit>, Vec<Diagnostic>), ApiError> {
     let pos = match original {
         Some(id) => Some(
-            circuits.iter().position(|c| c.id.0 == id).ok_or(ApiError::NotFound { what: format!("circuit {id:?}") })?,
+            circuits
+                .iter()
+                .position(|c| c.id.0 == id)
+                .ok_or(ApiError::NotFound { what: format!("circuit {id:?}") })?,
         ),
         None => None,
     };
@@ -325,11 +329,16 @@ pub(crate) fn edit(
         let new_id = form.circuit_id.trim();
         if original != Some(new_id) && circuits.iter().any(|c| c.id.0 == new_id) {
             return Err(ApiError::Validation {
-                errors: vec![FieldError::new("Circuit ID", format!("circuit {new_id:?} already exists"))],
+                errors: vec![FieldError::new(
+                    "Circuit ID",
+                    format!("circuit {new_id:?} already exists"),
+                )],
                 diagnostics: vec![],
             });
         }
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
         for rec in form.records() {
             w.write_record(rec).map_err(|e| ApiError::Internal { message: e.to_string() })?;
             rows += 1;
@@ -379,13 +388,16 @@ async fn save(
     let _guard = state.editor_lock().lock().await;
     let (circuits, _, network) = match load(state) {
         Ok(x) => x,
-        Err(ApiError::NotFound { .. }) if original.is_none() => (Vec::new(), Vec::new(), Network::default()),
+        Err(ApiError::NotFound { .. }) if original.is_none() => {
+            (Vec::new(), Vec::new(), Network::default())
+        }
         Err(e) => return Err(e),
     };
     let (new_list, warnings) = edit(&circuits, &network, original, form.as_ref())?;
     let (csv, _) = paths(state);
-    lqos_config::write_shaped_devices(&csv, &new_list)
-        .map_err(|e| ApiError::Internal { message: format!("{e}: {:?}", std::error::Error::source(&e)) })?;
+    lqos_config::write_shaped_devices(&csv, &new_list).map_err(|e| ApiError::Internal {
+        message: format!("{e}: {:?}", std::error::Error::source(&e)),
+    })?;
     tracing::info!(user = %who, circuit = ?original.or(form.as_ref().map(|f| f.circuit_id.as_str())), "ShapedDevices.csv edited");
     let (reload, reload_error) = match super::api::do_reload(state, false).await {
         Ok(r) => (Some(r), None),
@@ -456,7 +468,12 @@ const COMMON: [(&str, &str, &str, Kind); 7] = [
     ("generated_pn_download_mbps", "queues", "generated_pn_download_mbps", Kind::Number),
     ("generated_pn_upload_mbps", "queues", "generated_pn_upload_mbps", Kind::Number),
     ("default_sqm", "queues", "default_sqm", Kind::Text),
-    ("queue_refresh_interval_mins", "integration_common", "queue_refresh_interval_mins", Kind::Integer),
+    (
+        "queue_refresh_interval_mins",
+        "integration_common",
+        "queue_refresh_interval_mins",
+        Kind::Integer,
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -479,12 +496,20 @@ fn common_of(config: &Config) -> serde_json::Value {
 }
 
 fn config_path(state: &WebState) -> Result<PathBuf, ApiError> {
-    state.opts().config_path.clone().ok_or(ApiError::NotFound { what: "configuration view (no config path)".into() })
+    state
+        .opts()
+        .config_path
+        .clone()
+        .ok_or(ApiError::NotFound { what: "configuration view (no config path)".into() })
 }
 
-async fn config_view(State(state): State<WebState>, _s: Session) -> Result<Json<serde_json::Value>, ApiError> {
+async fn config_view(
+    State(state): State<WebState>,
+    _s: Session,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let path = config_path(&state)?;
-    let text = read_optional(&path)?.ok_or(ApiError::NotFound { what: path.display().to_string() })?;
+    let text =
+        read_optional(&path)?.ok_or(ApiError::NotFound { what: path.display().to_string() })?;
     let (config, diagnostics) = parse_config_str(&text, &path);
     let Some(config) = config else {
         return Err(ApiError::Validation { errors: vec![], diagnostics });
@@ -505,9 +530,11 @@ async fn config_update(
     let body = super::api::body(b)?;
     let path = config_path(&state)?;
     let _guard = state.editor_lock().lock().await;
-    let text = read_optional(&path)?.ok_or(ApiError::NotFound { what: path.display().to_string() })?;
-    let mut table: toml::Table =
-        text.parse().map_err(|e| ApiError::Conflict { message: format!("lqos.conf does not parse: {e}") })?;
+    let text =
+        read_optional(&path)?.ok_or(ApiError::NotFound { what: path.display().to_string() })?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e| ApiError::Conflict { message: format!("lqos.conf does not parse: {e}") })?;
     let mut errors = Vec::new();
     for (key, value) in &body {
         let Some((_, section, toml_key, kind)) = COMMON.iter().find(|(k, ..)| k == key) else {
@@ -527,13 +554,20 @@ async fn config_update(
             Kind::Integer => match raw.parse::<i64>() {
                 Ok(n) if n >= 0 => toml::Value::Integer(n),
                 _ => {
-                    errors.push(FieldError::new(key.clone(), format!("{raw:?} is not a whole number")));
+                    errors.push(FieldError::new(
+                        key.clone(),
+                        format!("{raw:?} is not a whole number"),
+                    ));
                     continue;
                 }
             },
             Kind::Number => match raw.parse::<f64>() {
                 Ok(n) if n.is_finite() && n >= 0.0 => {
-                    if n.fract() == 0.0 && n < 9.0e15 { toml::Value::Integer(n as i64) } else { toml::Value::Float(n) }
+                    if n.fract() == 0.0 && n < 9.0e15 {
+                        toml::Value::Integer(n as i64)
+                    } else {
+                        toml::Value::Float(n)
+                    }
                 }
                 _ => {
                     errors.push(FieldError::new(key.clone(), format!("{raw:?} is not a number")));
@@ -544,10 +578,16 @@ async fn config_update(
         let target = if section.is_empty() {
             &mut table
         } else {
-            match table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(Default::default())) {
+            match table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+            {
                 toml::Value::Table(t) => t,
                 _ => {
-                    errors.push(FieldError::new(key.clone(), format!("[{section}] is not a table in lqos.conf")));
+                    errors.push(FieldError::new(
+                        key.clone(),
+                        format!("[{section}] is not a table in lqos.conf"),
+                    ));
                     continue;
                 }
             }
@@ -557,14 +597,19 @@ async fn config_update(
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors, diagnostics: vec![] });
     }
-    let new_text = toml::to_string(&table).map_err(|e| ApiError::Internal { message: e.to_string() })?;
+    let new_text =
+        toml::to_string(&table).map_err(|e| ApiError::Internal { message: e.to_string() })?;
     let (parsed, diagnostics) = parse_config_str(&new_text, &path);
     let errs: Vec<FieldError> = diagnostics
         .iter()
         .filter(|d| d.is_error())
         .map(|d| {
             let f = d.field.clone().unwrap_or_default();
-            let key = COMMON.iter().find(|(_, _, k, _)| f.ends_with(k)).map(|(k, ..)| k.to_string()).unwrap_or(f);
+            let key = COMMON
+                .iter()
+                .find(|(_, _, k, _)| f.ends_with(k))
+                .map(|(k, ..)| k.to_string())
+                .unwrap_or(f);
             FieldError::new(key, d.message.clone())
         })
         .collect();

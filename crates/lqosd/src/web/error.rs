@@ -123,7 +123,9 @@ impl ApiError {
                 CommandError::InvalidInput { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
                 }
-                CommandError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                CommandError::Unavailable { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                }
                 CommandError::ApplyFailed { .. } => (StatusCode::BAD_GATEWAY, "apply_failed"),
                 CommandError::Internal { .. } => (StatusCode::BAD_GATEWAY, "lqosd_error"),
             },

@@ -21,11 +21,11 @@
 
 use std::fmt::Write;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
-use axum::Router;
 use lqos_bus::{CircuitStat, DaemonStatus, NodeStat};
 
 use super::auth::secret_eq;
@@ -55,7 +55,8 @@ async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> HttpRespo
     let status = super::api::fetch_status(&state).await.ok();
     let circuits = state.circuits().await.ok();
     let nodes = super::api::fetch_nodes(&state).await.ok();
-    let text = render(status.as_ref(), circuits.as_deref().map(|i| i.list.as_slice()), nodes.as_deref());
+    let text =
+        render(status.as_ref(), circuits.as_deref().map(|i| i.list.as_slice()), nodes.as_deref());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
@@ -74,7 +75,11 @@ fn one(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
 }
 
 /// Renders the whole exposition. Pure, for tests.
-pub fn render(status: Option<&DaemonStatus>, circuits: Option<&[CircuitStat]>, nodes: Option<&[NodeStat]>) -> String {
+pub fn render(
+    status: Option<&DaemonStatus>,
+    circuits: Option<&[CircuitStat]>,
+    nodes: Option<&[NodeStat]>,
+) -> String {
     let mut out = String::with_capacity(64 * 1024);
     head(&mut out, "build_info", "gauge", "lqosd build.");
     let _ = writeln!(out, "lqos_build_info{{version=\"{}\"}} 1", esc(env!("CARGO_PKG_VERSION")));
@@ -82,8 +87,20 @@ pub fn render(status: Option<&DaemonStatus>, circuits: Option<&[CircuitStat]>, n
     if let Some(s) = status {
         one(&mut out, "download_bps", "gauge", "Total download rate, bits/s.", s.download_bps);
         one(&mut out, "upload_bps", "gauge", "Total upload rate, bits/s.", s.upload_bps);
-        one(&mut out, "shaped_download_bps", "gauge", "Download rate of mapped circuits, bits/s.", s.shaped_download_bps);
-        one(&mut out, "shaped_upload_bps", "gauge", "Upload rate of mapped circuits, bits/s.", s.shaped_upload_bps);
+        one(
+            &mut out,
+            "shaped_download_bps",
+            "gauge",
+            "Download rate of mapped circuits, bits/s.",
+            s.shaped_download_bps,
+        );
+        one(
+            &mut out,
+            "shaped_upload_bps",
+            "gauge",
+            "Upload rate of mapped circuits, bits/s.",
+            s.shaped_upload_bps,
+        );
         one(&mut out, "drops_total", "counter", "Queue drops across all classes.", s.drops);
         one(&mut out, "circuits", "gauge", "Circuits in the applied plan.", s.circuits as u64);
         one(&mut out, "nodes", "gauge", "Nodes in the applied plan.", s.nodes as u64);
@@ -92,7 +109,13 @@ pub fn render(status: Option<&DaemonStatus>, circuits: Option<&[CircuitStat]>, n
         one(&mut out, "warnings", "gauge", "Current warnings.", s.warnings.len() as u64);
         one(&mut out, "uptime_seconds", "gauge", "Seconds since lqosd started.", s.uptime_secs);
         if let Some(t) = s.last_apply_unix {
-            one(&mut out, "last_apply_timestamp_seconds", "gauge", "Unix time of the last successful apply.", t);
+            one(
+                &mut out,
+                "last_apply_timestamp_seconds",
+                "gauge",
+                "Unix time of the last successful apply.",
+                t,
+            );
         }
         if let Some(sch) = &s.scheduler {
             head(&mut out, "scheduler_info", "gauge", "Scheduler phase and integration.");
@@ -103,28 +126,60 @@ pub fn render(status: Option<&DaemonStatus>, circuits: Option<&[CircuitStat]>, n
                 esc(&sch.integration)
             );
             if let Some(t) = sch.last_run_unix {
-                one(&mut out, "scheduler_last_run_timestamp_seconds", "gauge", "Last finished cycle.", t);
+                one(
+                    &mut out,
+                    "scheduler_last_run_timestamp_seconds",
+                    "gauge",
+                    "Last finished cycle.",
+                    t,
+                );
             }
             if let Some(t) = sch.next_run_unix {
-                one(&mut out, "scheduler_next_run_timestamp_seconds", "gauge", "Next planned cycle.", t);
+                one(
+                    &mut out,
+                    "scheduler_next_run_timestamp_seconds",
+                    "gauge",
+                    "Next planned cycle.",
+                    t,
+                );
             }
             if let Some(r) = &sch.last_result {
-                one(&mut out, "scheduler_last_result_ok", "gauge", "1 when the last cycle succeeded.", u64::from(r == "ok"));
+                one(
+                    &mut out,
+                    "scheduler_last_result_ok",
+                    "gauge",
+                    "1 when the last cycle succeeded.",
+                    u64::from(r == "ok"),
+                );
             }
         }
     }
     if let Some(list) = circuits {
         let mut top: Vec<&CircuitStat> = list.iter().collect();
         top.sort_unstable_by(|a, b| {
-            (b.download_bytes + b.upload_bytes).cmp(&(a.download_bytes + a.upload_bytes)).then_with(|| a.id.cmp(&b.id))
+            (b.download_bytes + b.upload_bytes)
+                .cmp(&(a.download_bytes + a.upload_bytes))
+                .then_with(|| a.id.cmp(&b.id))
         });
         top.truncate(MAX_CIRCUIT_SERIES);
-        one(&mut out, "circuits_exported", "gauge", "Circuits exported here (top by bytes).", top.len() as u64);
+        one(
+            &mut out,
+            "circuits_exported",
+            "gauge",
+            "Circuits exported here (top by bytes).",
+            top.len() as u64,
+        );
         type Pick = fn(&CircuitStat) -> (u64, u64);
         let series: [(&str, &str, &str, Pick); 3] = [
-            ("circuit_bytes_total", "counter", "Bytes per circuit.", |c| (c.download_bytes, c.upload_bytes)),
-            ("circuit_packets_total", "counter", "Packets per circuit.", |c| (c.download_packets, c.upload_packets)),
-            ("circuit_rate_bps", "gauge", "Current rate per circuit, bits/s.", |c| (c.download_bps, c.upload_bps)),
+            ("circuit_bytes_total", "counter", "Bytes per circuit.", |c| {
+                (c.download_bytes, c.upload_bytes)
+            }),
+            ("circuit_packets_total", "counter", "Packets per circuit.", |c| {
+                (c.download_packets, c.upload_packets)
+            }),
+            ("circuit_rate_bps", "gauge", "Current rate per circuit, bits/s.", |c| {
+                (c.download_bps, c.upload_bps)
+            }),
         ];
         for (name, kind, help, pick) in series {
             head(&mut out, name, kind, help);
@@ -137,21 +192,38 @@ pub fn render(status: Option<&DaemonStatus>, circuits: Option<&[CircuitStat]>, n
         }
         head(&mut out, "circuit_drops_total", "counter", "Queue drops per circuit.");
         for c in &top {
-            let _ = writeln!(out, "lqos_circuit_drops_total{{circuit=\"{}\"}} {}", esc(&c.id), c.drops);
+            let _ =
+                writeln!(out, "lqos_circuit_drops_total{{circuit=\"{}\"}} {}", esc(&c.id), c.drops);
         }
     }
     if let Some(nodes) = nodes {
         head(&mut out, "node_rate_bps", "gauge", "Current rate per node, bits/s.");
         for n in nodes {
             let name = esc(&n.name);
-            let _ = writeln!(out, "lqos_node_rate_bps{{node=\"{name}\",direction=\"down\"}} {}", n.download_bps);
-            let _ = writeln!(out, "lqos_node_rate_bps{{node=\"{name}\",direction=\"up\"}} {}", n.upload_bps);
+            let _ = writeln!(
+                out,
+                "lqos_node_rate_bps{{node=\"{name}\",direction=\"down\"}} {}",
+                n.download_bps
+            );
+            let _ = writeln!(
+                out,
+                "lqos_node_rate_bps{{node=\"{name}\",direction=\"up\"}} {}",
+                n.upload_bps
+            );
         }
         head(&mut out, "node_max_bps", "gauge", "Configured ceiling per node, bits/s.");
         for n in nodes {
             let name = esc(&n.name);
-            let _ = writeln!(out, "lqos_node_max_bps{{node=\"{name}\",direction=\"down\"}} {}", n.download_max_kbit * 1000);
-            let _ = writeln!(out, "lqos_node_max_bps{{node=\"{name}\",direction=\"up\"}} {}", n.upload_max_kbit * 1000);
+            let _ = writeln!(
+                out,
+                "lqos_node_max_bps{{node=\"{name}\",direction=\"down\"}} {}",
+                n.download_max_kbit * 1000
+            );
+            let _ = writeln!(
+                out,
+                "lqos_node_max_bps{{node=\"{name}\",direction=\"up\"}} {}",
+                n.upload_max_kbit * 1000
+            );
         }
         head(&mut out, "node_drops_total", "counter", "Queue drops per node.");
         for n in nodes {

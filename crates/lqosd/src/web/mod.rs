@@ -220,8 +220,11 @@ pub fn router(state: WebState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(axum::middleware::from_fn(assets::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let path =
-                req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+            let path = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
             tracing::info_span!("http", method = %req.method(), path = %path)
         }))
         .with_state(state)

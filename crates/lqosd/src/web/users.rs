@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 
 /// The users file's name inside `lqos_directory`.
@@ -236,7 +236,8 @@ impl UserStore {
         let hash = match user {
             Some(u) => u.password_hash.as_str(),
             None => {
-                dummy = DUMMY_HASH.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
+                dummy = DUMMY_HASH
+                    .get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
                 dummy.as_str()
             }
         };
@@ -312,8 +313,14 @@ mod tests {
         assert!(store.is_empty());
         store.add("alice", "correct horse", Role::Admin).expect("test");
         store.add("bob", "battery staple", Role::ReadOnly).expect("test");
-        assert!(matches!(store.add("bob", "whatever12", Role::Admin), Err(UsersError::Exists { .. })));
-        assert!(matches!(store.add("x y", "whatever12", Role::Admin), Err(UsersError::BadUsername { .. })));
+        assert!(matches!(
+            store.add("bob", "whatever12", Role::Admin),
+            Err(UsersError::Exists { .. })
+        ));
+        assert!(matches!(
+            store.add("x y", "whatever12", Role::Admin),
+            Err(UsersError::BadUsername { .. })
+        ));
         assert!(matches!(store.add("carol", "short", Role::Admin), Err(UsersError::WeakPassword)));
         store.save().expect("test");
         let again = UserStore::load(&path).expect("test");

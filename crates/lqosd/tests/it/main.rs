@@ -23,7 +23,11 @@ c2,Two,d2,Dev 2,AP-1,,,,100.64.0.2,,1,1,50,10,,
 ";
 const NET: &str = r#"{"AP-1": {"downloadBandwidthMbps": 1000, "uploadBandwidthMbps": 1000}}"#;
 
-fn app_with(circuits: usize, users: &[(&str, &str, Role)], tweak: impl FnOnce(&mut WebOptions)) -> App {
+fn app_with(
+    circuits: usize,
+    users: &[(&str, &str, Role)],
+    tweak: impl FnOnce(&mut WebOptions),
+) -> App {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = WebOptions::new(dir.path().to_path_buf());
     if !users.is_empty() {
@@ -42,7 +46,11 @@ fn app_with(circuits: usize, users: &[(&str, &str, Role)], tweak: impl FnOnce(&m
 }
 
 fn app() -> App {
-    app_with(50, &[("admin", "admin-password", Role::Admin), ("viewer", "viewer-password", Role::ReadOnly)], |_| {})
+    app_with(
+        50,
+        &[("admin", "admin-password", Role::Admin), ("viewer", "viewer-password", Role::ReadOnly)],
+        |_| {},
+    )
 }
 
 struct Reply {
@@ -67,7 +75,10 @@ fn req(method: &str, uri: &str) -> axum::http::request::Builder {
 }
 
 fn json_req(method: &str, uri: &str, body: &Value) -> Request<Body> {
-    req(method, uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).expect("req")
+    req(method, uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("req")
 }
 
 /// A logged-in client: cookie + CSRF token.
@@ -77,9 +88,12 @@ struct Client {
 }
 
 async fn login(app: &App, user: &str, pass: &str) -> Client {
-    let r = send(app, json_req("POST", "/api/v1/login", &json!({"username": user, "password": pass}))).await;
+    let r =
+        send(app, json_req("POST", "/api/v1/login", &json!({"username": user, "password": pass})))
+            .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let set = r.headers.get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_owned();
+    let set =
+        r.headers.get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_owned();
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
     let cookie = set.split(';').next().expect("pair").to_owned();
     Client { cookie, csrf: r.body["csrf"].as_str().expect("csrf").to_owned() }
@@ -102,18 +116,31 @@ impl Client {
 #[tokio::test]
 async fn unauthenticated_gets_401_everywhere_but_public_paths() {
     let app = app();
-    for path in ["/api/v1/status", "/api/v1/circuits", "/api/v1/circuits/c00001", "/api/v1/nodes", "/api/v1/events", "/api/v1/shaped-devices", "/api/v1/session"] {
+    for path in [
+        "/api/v1/status",
+        "/api/v1/circuits",
+        "/api/v1/circuits/c00001",
+        "/api/v1/nodes",
+        "/api/v1/events",
+        "/api/v1/shaped-devices",
+        "/api/v1/session",
+    ] {
         let r = send(&app, req("GET", path).body(Body::empty()).expect("req")).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(r.body["error"], "unauthorized");
     }
     let r = send(&app, json_req("POST", "/api/v1/reload", &json!({}))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    for path in ["/api/v1/health", "/api/v1/openapi.json", "/app", "/login", "/static/app.js", "/metrics"] {
+    for path in
+        ["/api/v1/health", "/api/v1/openapi.json", "/app", "/login", "/static/app.js", "/metrics"]
+    {
         let r = send(&app, req("GET", path).body(Body::empty()).expect("req")).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
     }
-    let forged = req("GET", "/api/v1/status").header(header::COOKIE, "lqos_session=v1.e30.AAAA").body(Body::empty()).expect("req");
+    let forged = req("GET", "/api/v1/status")
+        .header(header::COOKIE, "lqos_session=v1.e30.AAAA")
+        .body(Body::empty())
+        .expect("req");
     assert_eq!(send(&app, forged).await.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -130,7 +157,11 @@ async fn openapi_document_lists_the_api() {
 #[tokio::test]
 async fn login_logout_and_wrong_password() {
     let app = app();
-    let r = send(&app, json_req("POST", "/api/v1/login", &json!({"username": "admin", "password": "nope-nope"}))).await;
+    let r = send(
+        &app,
+        json_req("POST", "/api/v1/login", &json!({"username": "admin", "password": "nope-nope"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let c = login(&app, "admin", "admin-password").await;
     let r = send(&app, c.get("/api/v1/session")).await;
@@ -141,7 +172,14 @@ async fn login_logout_and_wrong_password() {
     let r = send(&app, json_req("POST", "/api/v1/login", &json!({"username": "admin"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "missing field is a 4xx with a message");
     assert!(r.body["message"].as_str().expect("message").contains("password"));
-    let r = send(&app, req("POST", "/api/v1/login").header(header::CONTENT_TYPE, "application/json").body(Body::from("{not json")).expect("req")).await;
+    let r = send(
+        &app,
+        req("POST", "/api/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{not json"))
+            .expect("req"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -149,10 +187,26 @@ async fn login_logout_and_wrong_password() {
 async fn login_attempts_are_rate_limited() {
     let app = app();
     for _ in 0..5 {
-        let r = send(&app, json_req("POST", "/api/v1/login", &json!({"username": "admin", "password": "wrong-one"}))).await;
+        let r = send(
+            &app,
+            json_req(
+                "POST",
+                "/api/v1/login",
+                &json!({"username": "admin", "password": "wrong-one"}),
+            ),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = send(&app, json_req("POST", "/api/v1/login", &json!({"username": "admin", "password": "admin-password"}))).await;
+    let r = send(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &json!({"username": "admin", "password": "admin-password"}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers.contains_key(header::RETRY_AFTER));
 }
@@ -169,19 +223,29 @@ async fn read_only_cannot_write() {
     let r = send(&app, c.write("DELETE", "/api/v1/shaped-devices/c1", &json!({}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!app.backend.commands().iter().any(|c| matches!(c, Command::Reload { .. })));
-    assert!(std::fs::read_to_string(app.dir.path().join("ShapedDevices.csv")).expect("csv").contains("c1,One"));
+    assert!(
+        std::fs::read_to_string(app.dir.path().join("ShapedDevices.csv"))
+            .expect("csv")
+            .contains("c1,One")
+    );
 }
 
 #[tokio::test]
 async fn csrf_is_enforced_on_writes() {
     let app = app();
     let c = login(&app, "admin", "admin-password").await;
-    let no_header = req("POST", "/api/v1/reload").header(header::COOKIE, &c.cookie).body(Body::empty()).expect("req");
+    let no_header = req("POST", "/api/v1/reload")
+        .header(header::COOKIE, &c.cookie)
+        .body(Body::empty())
+        .expect("req");
     let r = send(&app, no_header).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["message"].as_str().expect("msg").contains("CSRF"));
     let wrong = Client { cookie: c.cookie.clone(), csrf: "0".repeat(32) };
-    assert_eq!(send(&app, wrong.write("POST", "/api/v1/reload", &json!({}))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&app, wrong.write("POST", "/api/v1/reload", &json!({}))).await.status,
+        StatusCode::FORBIDDEN
+    );
     let cross = req("POST", "/api/v1/reload")
         .header(header::COOKIE, &c.cookie)
         .header("x-csrf-token", &c.csrf)
@@ -202,18 +266,54 @@ async fn first_run_token_is_single_use() {
     let token = app.state.setup_token().expect("token when no users");
     let r = send(&app, req("GET", "/api/v1/setup/status").body(Body::empty()).expect("req")).await;
     assert_eq!(r.body["setup_required"], true);
-    let r = send(&app, json_req("POST", "/api/v1/login", &json!({"username": "x", "password": "whatever-1"}))).await;
+    let r = send(
+        &app,
+        json_req("POST", "/api/v1/login", &json!({"username": "x", "password": "whatever-1"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    let r = send(&app, json_req("POST", "/api/v1/setup", &json!({"token": "guess", "username": "root", "password": "long-enough-1"}))).await;
+    let r = send(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/setup",
+            &json!({"token": "guess", "username": "root", "password": "long-enough-1"}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = send(&app, json_req("POST", "/api/v1/setup", &json!({"token": token, "username": "root", "password": "short"}))).await;
+    let r = send(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/setup",
+            &json!({"token": token, "username": "root", "password": "short"}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["field"], "password");
-    let r = send(&app, json_req("POST", "/api/v1/setup", &json!({"token": token, "username": "root", "password": "long-enough-1"}))).await;
+    let r = send(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/setup",
+            &json!({"token": token, "username": "root", "password": "long-enough-1"}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["role"], "admin");
     assert!(r.headers.contains_key(header::SET_COOKIE));
-    let r = send(&app, json_req("POST", "/api/v1/setup", &json!({"token": token, "username": "other", "password": "long-enough-2"}))).await;
+    let r = send(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/setup",
+            &json!({"token": token, "username": "other", "password": "long-enough-2"}),
+        ),
+    )
+    .await;
     assert!(r.status == StatusCode::CONFLICT || r.status == StatusCode::FORBIDDEN, "{}", r.status);
     assert!(app.state.setup_token().is_none());
     let store = UserStore::load(&app.dir.path().join("lqusers.toml")).expect("users");
@@ -236,7 +336,12 @@ async fn circuits_paginate_search_and_sort_over_10000() {
     let r = send(&app, c.get("/api/v1/circuits?search=100.64.3.&per_page=500")).await;
     assert!(r.body["total"].as_u64().expect("total") > 0);
     let r = send(&app, c.get("/api/v1/circuits?sort=download_bps&order=desc&per_page=500")).await;
-    let rates: Vec<u64> = r.body["items"].as_array().expect("items").iter().map(|i| i["download_bps"].as_u64().expect("n")).collect();
+    let rates: Vec<u64> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["download_bps"].as_u64().expect("n"))
+        .collect();
     assert!(rates.windows(2).all(|w| w[0] >= w[1]));
     let r = send(&app, c.get("/api/v1/circuits?page=1000&per_page=500")).await;
     assert_eq!(r.body["items"].as_array().expect("items").len(), 0);
@@ -249,7 +354,12 @@ async fn circuits_paginate_search_and_sort_over_10000() {
     let r = send(&app, c.get("/api/v1/circuits/c00042")).await;
     assert_eq!(r.body["id"], "c00042");
     // Several list requests within a second share one CircuitStats.
-    let n = app.backend.commands().iter().filter(|c| matches!(c, Command::CircuitStats { circuit: None })).count();
+    let n = app
+        .backend
+        .commands()
+        .iter()
+        .filter(|c| matches!(c, Command::CircuitStats { circuit: None }))
+        .count();
     assert!(n <= 2, "{n}");
 }
 
@@ -258,7 +368,14 @@ async fn tree_and_status_endpoints() {
     let app = app();
     let c = login(&app, "admin", "admin-password").await;
     let r = send(&app, c.get("/api/v1/nodes")).await;
-    let core = r.body.as_array().expect("nodes").iter().find(|n| n["name"] == "Core").expect("core").clone();
+    let core = r
+        .body
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == "Core")
+        .expect("core")
+        .clone();
     assert_eq!(core["children"].as_array().expect("children").len(), 3);
     let r = send(&app, c.get("/api/v1/nodes/AP-1-1")).await;
     assert_eq!(r.body["path"], json!(["Core", "Site-1", "AP-1-1"]));
@@ -274,8 +391,12 @@ async fn tree_and_status_endpoints() {
 #[tokio::test]
 async fn invalid_reload_returns_diagnostics() {
     let app = app();
-    let diag = lqos_config::Diagnostic::error("ShapedDevices.csv", "bad rate").at_line(3).field("Download Max Mbps");
-    app.backend.set_reload_answer(Some(Response::Error(CommandError::InvalidInput { diagnostics: vec![diag] })));
+    let diag = lqos_config::Diagnostic::error("ShapedDevices.csv", "bad rate")
+        .at_line(3)
+        .field("Download Max Mbps");
+    app.backend.set_reload_answer(Some(Response::Error(CommandError::InvalidInput {
+        diagnostics: vec![diag],
+    })));
     let c = login(&app, "admin", "admin-password").await;
     let r = send(&app, c.write("POST", "/api/v1/reload", &json!({}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -298,12 +419,19 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
     assert_eq!(r.body["download_max_mbps"], "100");
     assert_eq!(r.body["devices"][0]["ipv4"], "100.64.0.1/32");
 
-    let r = send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("fast", "100.64.0.300"))).await;
+    let r = send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("fast", "100.64.0.300")))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-    let fields: Vec<&str> = r.body["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().expect("field")).collect();
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
     assert!(fields.contains(&"Download Max Mbps"), "{fields:?}");
     assert!(fields.contains(&"devices[0].IPv4"), "{fields:?}");
-    let r = send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("100", "100.64.0.2"))).await;
+    let r =
+        send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("100", "100.64.0.2"))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "duplicate address: {}", r.text);
     let mut bad_parent = form("100", "100.64.0.9");
     bad_parent["parent_node"] = json!("Nowhere");
@@ -311,15 +439,24 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(r.text.contains("Parent Node"), "{}", r.text);
     assert!(!app.backend.commands().iter().any(|c| matches!(c, Command::Reload { .. })));
-    assert!(std::fs::read_to_string(app.dir.path().join("ShapedDevices.csv")).expect("csv").contains(",100,20,"));
+    assert!(
+        std::fs::read_to_string(app.dir.path().join("ShapedDevices.csv"))
+            .expect("csv")
+            .contains(",100,20,")
+    );
 
-    let r = send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("250", "100.64.0.1"))).await;
+    let r =
+        send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("250", "100.64.0.1"))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["reload"]["applied"], true);
     let csv = std::fs::read_to_string(app.dir.path().join("ShapedDevices.csv")).expect("csv");
     assert!(csv.contains(",250,20,"), "{csv}");
     assert!(csv.find("c1,").expect("c1") < csv.find("c2,").expect("c2"), "order kept");
-    assert!(app.backend.commands().contains(&Command::Reload { mode: lqos_bus::ReloadMode::Incremental }));
+    assert!(
+        app.backend
+            .commands()
+            .contains(&Command::Reload { mode: lqos_bus::ReloadMode::Incremental })
+    );
 
     let mut new = form("30", "100.64.0.77");
     new["circuit_id"] = json!("c3");
@@ -331,9 +468,17 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
     let r = send(&app, c.write("DELETE", "/api/v1/shaped-devices/c2", &json!({}))).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = send(&app, c.get("/api/v1/shaped-devices")).await;
-    let ids: Vec<&str> = r.body["items"].as_array().expect("items").iter().map(|i| i["circuit_id"].as_str().expect("id")).collect();
+    let ids: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["circuit_id"].as_str().expect("id"))
+        .collect();
     assert_eq!(ids, ["c1", "c3"]);
-    assert_eq!(send(&app, c.write("DELETE", "/api/v1/shaped-devices/c2", &json!({}))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, c.write("DELETE", "/api/v1/shaped-devices/c2", &json!({}))).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -341,14 +486,24 @@ async fn metrics_token_and_switch() {
     let app = app_with(20, &[], |o| o.metrics_token = Some("s3cret".into()));
     let r = send(&app, req("GET", "/metrics").body(Body::empty()).expect("req")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = send(&app, req("GET", "/metrics").header(header::AUTHORIZATION, "Bearer s3cret").body(Body::empty()).expect("req")).await;
+    let r = send(
+        &app,
+        req("GET", "/metrics")
+            .header(header::AUTHORIZATION, "Bearer s3cret")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("lqos_up 1"));
     assert!(r.text.contains("lqos_circuit_bytes_total{circuit=\"c00001\",direction=\"down\"}"));
     assert!(r.text.contains("lqos_node_rate_bps{node=\"Core\",direction=\"down\"}"));
     assert!(r.text.contains("lqos_scheduler_info{phase=\"idle\",integration=\"none\"} 1"));
     let app = app_with(20, &[], |o| o.metrics_enabled = false);
-    assert_eq!(send(&app, req("GET", "/metrics").body(Body::empty()).expect("req")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, req("GET", "/metrics").body(Body::empty()).expect("req")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -373,19 +528,33 @@ url = "https://uisp.example"
     std::fs::write(&path, conf).expect("conf");
     let mut opts = WebOptions::new(app.dir.path().to_path_buf());
     opts.config_path = Some(path.clone());
-    let app = App { state: WebState::new(app.backend.clone(), opts).expect("state"), backend: app.backend, dir: app.dir };
+    let app = App {
+        state: WebState::new(app.backend.clone(), opts).expect("state"),
+        backend: app.backend,
+        dir: app.dir,
+    };
     let c = login(&app, "admin", "admin-password").await;
     let r = send(&app, c.get("/api/v1/config")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!r.text.contains("super-secret-token"));
     assert!(r.text.contains("********"));
     assert_eq!(r.body["common"]["node_name"], "shaper-1");
-    let r = send(&app, c.write("PUT", "/api/v1/config", &json!({"downlink_bandwidth_mbps": "lots"}))).await;
+    let r =
+        send(&app, c.write("PUT", "/api/v1/config", &json!({"downlink_bandwidth_mbps": "lots"})))
+            .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["field"], "downlink_bandwidth_mbps");
     let r = send(&app, c.write("PUT", "/api/v1/config", &json!({"password": "x"}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = send(&app, c.write("PUT", "/api/v1/config", &json!({"node_name": "shaper-2", "downlink_bandwidth_mbps": "2000"}))).await;
+    let r = send(
+        &app,
+        c.write(
+            "PUT",
+            "/api/v1/config",
+            &json!({"node_name": "shaper-2", "downlink_bandwidth_mbps": "2000"}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let text = std::fs::read_to_string(&path).expect("conf");
     assert!(text.contains("shaper-2") && text.contains("super-secret-token"));
@@ -410,7 +579,11 @@ async fn lqosd_down_gives_503_not_panic() {
     let mut store = UserStore::load(&dir.path().join("lqusers.toml")).expect("users");
     store.add("admin", "admin-password", Role::Admin).expect("add");
     store.save().expect("save");
-    let state = WebState::new(Arc::new(lqosd::web::demo::FailingBackend), WebOptions::new(dir.path().into())).expect("state");
+    let state = WebState::new(
+        Arc::new(lqosd::web::demo::FailingBackend),
+        WebOptions::new(dir.path().into()),
+    )
+    .expect("state");
     let app = App { state, backend: Arc::new(DemoBackend::new(1, 1)), dir };
     let c = login(&app, "admin", "admin-password").await;
     let r = send(&app, c.get("/api/v1/status")).await;
