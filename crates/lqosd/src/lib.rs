@@ -18,13 +18,47 @@ pub mod preflight;
 pub mod real;
 pub mod service;
 pub mod stats;
+pub mod web;
 
-/// Starts the web server when enabled (`disable_webserver = false`), feeding its requests to
-/// the apply task through `queue`.
+/// The web layer's door to the apply task: every API call becomes a bus command on the same
+/// queue as the bus and the scheduler use.
+struct QueueBackend(tokio::sync::mpsc::Sender<lqos_bus::server::Request>);
+
+impl web::Backend for QueueBackend {
+    fn request(
+        &self,
+        cmd: lqos_bus::Command,
+    ) -> futures_util::future::BoxFuture<'_, lqos_bus::Response> {
+        Box::pin(lqos_bus::server::dispatch(&self.0, cmd))
+    }
+}
+
+/// Starts the web server unless `disable_webserver` is set, feeding its requests to the apply
+/// task through `queue`. `/metrics` wants `Authorization: Bearer $LQOS_METRICS_TOKEN` when that
+/// variable is set; `LQOS_METRICS=off` disables it.
 pub fn web_task(
     config: &lqos_config::Config,
     queue: tokio::sync::mpsc::Sender<lqos_bus::server::Request>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let _ = (config, queue);
-    None
+    if config.disable_webserver {
+        tracing::info!("web server disabled (disable_webserver = true)");
+        return None;
+    }
+    let mut opts = web::WebOptions::new(config.lqos_directory.clone());
+    opts.config_path = Some(config.path.clone());
+    opts.metrics_token = std::env::var("LQOS_METRICS_TOKEN").ok().filter(|t| !t.is_empty());
+    opts.metrics_enabled = std::env::var("LQOS_METRICS").map(|v| v != "off").unwrap_or(true);
+    let state = match web::WebState::new(std::sync::Arc::new(QueueBackend(queue)), opts) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %engine::error_chain(&e), "web server not started: cannot read the users file");
+            return None;
+        }
+    };
+    let listen = config.webserver_listen.clone();
+    Some(tokio::spawn(async move {
+        if let Err(e) = web::serve(&listen, state, std::future::pending()).await {
+            tracing::error!(listen = %listen, error = %engine::error_chain(&e), "web server stopped");
+        }
+    }))
 }

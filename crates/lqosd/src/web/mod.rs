@@ -1,0 +1,286 @@
+//! lqosd's web layer: the HTTP server on `webserver_listen` (default `[::]:9123`) serving the
+//! embedded GUI, the REST API under `/api/v1` (OpenAPI at `/api/v1/openapi.json`), live updates
+//! over SSE (`/api/v1/events`) and Prometheus metrics (`/metrics`).
+//!
+//! It never touches the kernel nor the applied plan: every live number and every reload goes
+//! through a [`Backend`] that speaks lqos-bus [`Command`]s to lqosd's apply task. The only files
+//! it writes are the users file (`lqusers.toml`) and, for admins, `ShapedDevices.csv` through
+//! lqos-config's validating writer.
+//!
+//! Main types: [`WebState`] (everything a request needs), [`WebOptions`] (paths and switches),
+//! [`Backend`] (the door to the apply task), [`ApiError`] (the one error type that becomes a
+//! response), [`users::UserStore`] (the users file, shared with the `lqusers` CLI).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), lqosd::web::ServeError> {
+//! use std::sync::Arc;
+//! use lqosd::web::{demo::DemoBackend, serve, WebOptions, WebState};
+//! let opts = WebOptions::new("/tmp/lqos".into());
+//! let state = WebState::new(Arc::new(DemoBackend::new(100, 10)), opts).expect("state");
+//! serve("127.0.0.1:9123", state, std::future::pending::<()>()).await
+//! # }
+//! ```
+
+mod api;
+mod assets;
+pub mod auth;
+pub mod demo;
+mod editor;
+mod error;
+pub mod metrics;
+pub mod users;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use lqos_bus::{CircuitStat, Command, Response};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, FieldError};
+
+/// A boxed future, as [`Backend::request`] returns it.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The web layer's only door to lqosd's apply task. lqosd implements it with
+/// `lqos_bus::server::dispatch` onto its queue; tests use [`demo::DemoBackend`].
+pub trait Backend: Send + Sync {
+    /// Sends one command and waits for its answer.
+    fn request(&self, cmd: Command) -> BoxFuture<'_, Response>;
+}
+
+/// Paths and switches of the web layer.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// `lqos_directory` (ShapedDevices.csv and network.json live here).
+    pub lqos_directory: PathBuf,
+    /// The users file, normally `<lqos_directory>/lqusers.toml`.
+    pub users_file: PathBuf,
+    /// `/etc/lqos.conf`, for the configuration view; `None` hides it.
+    pub config_path: Option<PathBuf>,
+    /// Serve `/metrics` at all.
+    pub metrics_enabled: bool,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// Add `Secure` to the session cookie (set when served behind HTTPS).
+    pub secure_cookies: bool,
+    /// HMAC key for session cookies; `None` = 32 random bytes (sessions end at restart).
+    pub session_key: Option<[u8; 32]>,
+}
+
+impl WebOptions {
+    /// Defaults for a given `lqos_directory`: users file inside it, metrics on without token.
+    pub fn new(lqos_directory: PathBuf) -> Self {
+        WebOptions {
+            users_file: lqos_directory.join(users::USERS_FILE_NAME),
+            lqos_directory,
+            config_path: None,
+            metrics_enabled: true,
+            metrics_token: None,
+            secure_cookies: false,
+            session_key: None,
+        }
+    }
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    opts: WebOptions,
+    auth: auth::Auth,
+    circuits: tokio::sync::Mutex<Option<(Instant, Arc<CircuitIndex>)>>,
+    editor_lock: tokio::sync::Mutex<()>,
+    last_reload: Mutex<Option<lqos_bus::ReloadReport>>,
+}
+
+/// How long the circuit list answer is reused for searches, sorts and pages.
+const CIRCUIT_CACHE_TTL: Duration = Duration::from_secs(1);
+
+impl WebState {
+    /// Builds the state: loads the users file and, when it has no users, creates the
+    /// one-time setup token (see [`WebState::setup_token`]).
+    pub fn new(backend: Arc<dyn Backend>, opts: WebOptions) -> Result<WebState, users::UsersError> {
+        let auth = auth::Auth::new(&opts)?;
+        Ok(WebState {
+            inner: Arc::new(Inner {
+                backend,
+                opts,
+                auth,
+                circuits: tokio::sync::Mutex::new(None),
+                editor_lock: tokio::sync::Mutex::new(()),
+                last_reload: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The one-time first-admin token, while no user exists and it is unused.
+    pub fn setup_token(&self) -> Option<String> {
+        self.inner.auth.setup_token()
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    pub(crate) fn opts(&self) -> &WebOptions {
+        &self.inner.opts
+    }
+
+    pub(crate) fn auth(&self) -> &auth::Auth {
+        &self.inner.auth
+    }
+
+    /// All circuits (with search keys), from a cache at most [`CIRCUIT_CACHE_TTL`] old.
+    pub(crate) async fn circuit_index(&self) -> Result<Arc<CircuitIndex>, ApiError> {
+        let mut guard = self.inner.circuits.lock().await;
+        if let Some((at, index)) = guard.as_ref()
+            && at.elapsed() < CIRCUIT_CACHE_TTL
+        {
+            return Ok(index.clone());
+        }
+        let answer = self.backend().request(Command::CircuitStats { circuit: None }).await;
+        let list = match answer {
+            Response::Circuits(list) => list,
+            other => return Err(ApiError::from_response(other)),
+        };
+        let index = Arc::new(CircuitIndex::new(list));
+        *guard = Some((Instant::now(), index.clone()));
+        Ok(index)
+    }
+
+    /// All circuits, from the cache.
+    pub(crate) async fn circuits(&self) -> Result<Arc<CircuitIndex>, ApiError> {
+        self.circuit_index().await
+    }
+
+    /// Drops the circuit cache (after a reload).
+    pub(crate) async fn forget_circuits(&self) {
+        *self.inner.circuits.lock().await = None;
+    }
+
+    pub(crate) fn set_last_reload(&self, report: lqos_bus::ReloadReport) {
+        if let Ok(mut g) = self.inner.last_reload.lock() {
+            *g = Some(report);
+        }
+    }
+
+    pub(crate) fn last_reload(&self) -> Option<lqos_bus::ReloadReport> {
+        self.inner.last_reload.lock().ok().and_then(|g| g.clone())
+    }
+
+    pub(crate) fn editor_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.editor_lock
+    }
+}
+
+/// The circuit list with lowercase search and sort keys, built once per cache refresh.
+pub(crate) struct CircuitIndex {
+    pub(crate) list: Vec<CircuitStat>,
+    /// Lowercase name per circuit.
+    pub(crate) name_lower: Vec<String>,
+    /// Lowercase `id name parent addresses…` per circuit.
+    pub(crate) haystack: Vec<String>,
+}
+
+impl CircuitIndex {
+    fn new(list: Vec<CircuitStat>) -> Self {
+        let name_lower = list.iter().map(|c| c.name.to_lowercase()).collect();
+        let haystack = list
+            .iter()
+            .map(|c| {
+                let mut h = format!("{}\u{1}{}\u{1}{}", c.id, c.name, c.parent).to_lowercase();
+                for a in &c.addresses {
+                    h.push('\u{1}');
+                    h.push_str(&a.to_lowercase());
+                }
+                h
+            })
+            .collect();
+        CircuitIndex { list, name_lower, haystack }
+    }
+}
+
+/// Builds the whole application: pages, API, events and metrics.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .merge(assets::routes())
+        .nest("/api/v1", api::routes())
+        .merge(metrics::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(axum::middleware::from_fn(assets::security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let path = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            tracing::info_span!("http", method = %req.method(), path = %path)
+        }))
+        .with_state(state)
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {listen} (webserver_listen)")]
+    Bind {
+        /// The address as configured.
+        listen: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("web server failed")]
+    Serve {
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serves [`router`] on `listen` until `shutdown` completes. Logs the first-run setup link
+/// once when no user exists yet.
+pub async fn serve(
+    listen: &str,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind { listen: listen.to_owned(), source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Serve { source })?;
+    tracing::info!(%local, "web server listening");
+    if let Some(token) = state.setup_token() {
+        tracing::info!(
+            "no web users yet: create the first admin at http://{}/setup?token={token} \
+             (single use; or run `lqusers add`)",
+            display_host(local)
+        );
+    }
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Serve { source })
+}
+
+fn display_host(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("<this-host>:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}

@@ -1,0 +1,342 @@
+//! The web users file (`<lqos_directory>/lqusers.toml`): usernames, Argon2id password hashes
+//! and roles. Shared by lqosd's login and the `lqusers` CLI. Written atomically (temp file +
+//! rename, mode 0600); a missing file means "no users yet".
+//!
+//! ```toml
+//! version = 1
+//! [[users]]
+//! username = "alice"
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! role = "admin"
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+
+/// The users file's name inside `lqos_directory`.
+pub const USERS_FILE_NAME: &str = "lqusers.toml";
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including edits and reloads.
+    Admin,
+    /// View only.
+    ReadOnly,
+}
+
+impl Role {
+    /// Parses `admin` / `read-only` (also `read_only`, `readonly`).
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "admin" => Some(Role::Admin),
+            "read-only" | "read_only" | "readonly" | "ro" => Some(Role::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// `admin` or `read-only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// One user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name.
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UsersFile {
+    version: u32,
+    #[serde(default)]
+    users: Vec<User>,
+}
+
+/// Users-file failures.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// Reading the file failed.
+    #[error("cannot read users file {}", path.display())]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("users file {} is invalid", path.display())]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// Writing the file failed.
+    #[error("cannot write users file {}", path.display())]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Username rules.
+    #[error("invalid username {username:?}: use 1-64 letters, digits, '.', '_', '-' or '@'")]
+    BadUsername {
+        /// As given.
+        username: String,
+    },
+    /// Password rules.
+    #[error("password too short: at least {MIN_PASSWORD_LEN} characters")]
+    WeakPassword,
+    /// Duplicate.
+    #[error("user {username:?} already exists")]
+    Exists {
+        /// Name.
+        username: String,
+    },
+    /// Missing.
+    #[error("no user {username:?}")]
+    NoSuchUser {
+        /// Name.
+        username: String,
+    },
+    /// Hashing failed.
+    #[error("cannot hash password: {message}")]
+    Hash {
+        /// argon2's message.
+        message: String,
+    },
+}
+
+/// The users file in memory.
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    path: PathBuf,
+    users: Vec<User>,
+}
+
+impl UserStore {
+    /// Loads `path`; a missing file gives an empty store.
+    pub fn load(path: &Path) -> Result<UserStore, UsersError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(UsersError::Read { path: path.into(), source }),
+        };
+        let users = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            toml::from_str::<UsersFile>(&text)
+                .map_err(|source| UsersError::Parse { path: path.into(), source })?
+                .users
+        };
+        Ok(UserStore { path: path.into(), users })
+    }
+
+    /// Writes the store back atomically (0600).
+    pub fn save(&self) -> Result<(), UsersError> {
+        let file = UsersFile { version: 1, users: self.users.clone() };
+        let text = toml::to_string(&file).map_err(|e| UsersError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        write_atomic_private(&self.path, text.as_bytes())
+            .map_err(|source| UsersError::Write { path: self.path.clone(), source })
+    }
+
+    /// The file this store belongs to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All users.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
+    /// True when no user exists (first run).
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// One user.
+    pub fn get(&self, username: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.username == username)
+    }
+
+    /// Adds a user (not saved yet).
+    pub fn add(&mut self, username: &str, password: &str, role: Role) -> Result<(), UsersError> {
+        check_username(username)?;
+        if self.get(username).is_some() {
+            return Err(UsersError::Exists { username: username.into() });
+        }
+        let password_hash = hash_password(password)?;
+        self.users.push(User { username: username.into(), password_hash, role });
+        Ok(())
+    }
+
+    /// Removes a user (not saved yet).
+    pub fn remove(&mut self, username: &str) -> Result<(), UsersError> {
+        let before = self.users.len();
+        self.users.retain(|u| u.username != username);
+        if self.users.len() == before {
+            return Err(UsersError::NoSuchUser { username: username.into() });
+        }
+        Ok(())
+    }
+
+    /// Changes a password (not saved yet). Existing sessions of that user end.
+    pub fn set_password(&mut self, username: &str, password: &str) -> Result<(), UsersError> {
+        let hash = hash_password(password)?;
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.username == username)
+            .ok_or_else(|| UsersError::NoSuchUser { username: username.into() })?;
+        user.password_hash = hash;
+        Ok(())
+    }
+
+    /// Changes a role (not saved yet).
+    pub fn set_role(&mut self, username: &str, role: Role) -> Result<(), UsersError> {
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.username == username)
+            .ok_or_else(|| UsersError::NoSuchUser { username: username.into() })?;
+        user.role = role;
+        Ok(())
+    }
+
+    /// The user if `password` matches (slow: Argon2id).
+    pub fn verify(&self, username: &str, password: &str) -> Option<&User> {
+        let user = self.get(username);
+        let dummy;
+        let hash = match user {
+            Some(u) => u.password_hash.as_str(),
+            None => {
+                dummy = DUMMY_HASH
+                    .get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
+                dummy.as_str()
+            }
+        };
+        let ok = verify_password(hash, password);
+        if ok { user } else { None }
+    }
+}
+
+/// Verified against when the user does not exist, so that timing does not tell.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn check_username(username: &str) -> Result<(), UsersError> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok { Ok(()) } else { Err(UsersError::BadUsername { username: username.into() }) }
+}
+
+/// Hashes a password with Argon2id (default parameters, random salt).
+pub fn hash_password(password: &str) -> Result<String, UsersError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(UsersError::WeakPassword);
+    }
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| UsersError::Hash { message: e.to_string() })?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UsersError::Hash { message: e.to_string() })
+}
+
+/// True when `password` matches the PHC string `hash`.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Writes `bytes` to a temp file next to `path` (mode 0600), fsyncs and renames it over `path`.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_verify() {
+        let dir = tempfile::tempdir().expect("test");
+        let path = dir.path().join(USERS_FILE_NAME);
+        let mut store = UserStore::load(&path).expect("test");
+        assert!(store.is_empty());
+        store.add("alice", "correct horse", Role::Admin).expect("test");
+        store.add("bob", "battery staple", Role::ReadOnly).expect("test");
+        assert!(matches!(
+            store.add("bob", "whatever12", Role::Admin),
+            Err(UsersError::Exists { .. })
+        ));
+        assert!(matches!(
+            store.add("x y", "whatever12", Role::Admin),
+            Err(UsersError::BadUsername { .. })
+        ));
+        assert!(matches!(store.add("carol", "short", Role::Admin), Err(UsersError::WeakPassword)));
+        store.save().expect("test");
+        let again = UserStore::load(&path).expect("test");
+        assert_eq!(again.users().len(), 2);
+        assert!(again.get("alice").expect("test").password_hash.starts_with("$argon2id$"));
+        assert_eq!(again.verify("alice", "correct horse").map(|u| u.role), Some(Role::Admin));
+        assert!(again.verify("alice", "wrong password").is_none());
+        assert!(again.verify("nobody", "correct horse").is_none());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).expect("test").permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn role_parse() {
+        assert_eq!(Role::parse("Admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("read-only"), Some(Role::ReadOnly));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,141 @@
+// Browser test of the lqos GUI with Debian's headless Chromium driven by playwright-core.
+// Env: LQOS_URL, LQOS_USER, LQOS_PASSWORD, LQOS_CIRCUIT (circuit to open and edit),
+// ARTIFACTS (screenshot directory). Exits non-zero on the first failed check.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const base = process.env.LQOS_URL || "http://127.0.0.1:19123";
+const user = process.env.LQOS_USER || "admin";
+const password = process.env.LQOS_PASSWORD || "admin-password";
+const circuitId = process.env.LQOS_CIRCUIT || "c00001";
+const out = process.env.ARTIFACTS || "artifacts/screenshots";
+fs.mkdirSync(out, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+const consoleErrors = [];
+// Expected 401/422 answers (wrong password, invalid edit) are logged as "Failed to load resource".
+page.on("console", m => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text()); });
+page.on("pageerror", e => consoleErrors.push(String(e)));
+const external = [];
+page.on("request", r => { if (!r.url().startsWith(base)) external.push(r.url()); });
+
+let step = "start";
+const shot = async name => { await page.screenshot({ path: path.join(out, name + ".png"), fullPage: true }); console.log("screenshot " + name); };
+const check = (ok, msg) => { if (!ok) throw new Error(msg); console.log("ok: " + msg); };
+
+try {
+  step = "login";
+  await page.goto(base + "/login");
+  await shot("01-login");
+  await page.fill("#username", user);
+  await page.fill("#password", "definitely-wrong");
+  await page.click("#login-button");
+  await page.waitForFunction(() => document.getElementById("msg").textContent.length > 0);
+  check((await page.textContent("#msg")).includes("Wrong"), "wrong password is refused");
+  await page.fill("#password", password);
+  await page.click("#login-button");
+  await page.waitForURL(/\/app/);
+  check(true, "logged in");
+
+  step = "dashboard";
+  await page.waitForFunction(() => { const e = document.getElementById("d-down"); return e && e.textContent !== "–"; }, null, { timeout: 15000 });
+  const first = await page.textContent("#d-down") + "|" + await page.textContent("#d-up");
+  await page.waitForFunction(f => (document.getElementById("d-down").textContent + "|" + document.getElementById("d-up").textContent) !== f, first, { timeout: 15000 });
+  const second = await page.textContent("#d-down") + "|" + await page.textContent("#d-up");
+  check(first !== second, `dashboard numbers change (${first} -> ${second})`);
+  await page.waitForTimeout(2500);
+  await shot("02-dashboard");
+  await page.click("#theme");
+  await page.waitForTimeout(300);
+  await shot("03-dashboard-dark");
+  await page.click("#theme");
+
+  step = "tree";
+  await page.goto(base + "/app#/tree");
+  await page.waitForSelector("table a");
+  await shot("04-tree");
+  await page.click("table a");
+  await page.waitForSelector("h2");
+  await shot("05-tree-node");
+
+  step = "circuits";
+  await page.goto(base + "/app#/circuits");
+  await page.waitForSelector("#circuit-page");
+  check(/circuits/.test(await page.textContent("#circuit-page")), "circuit list paginates: " + await page.textContent("#circuit-page"));
+  await page.click("th[data-sort=download_bps]");
+  await page.waitForTimeout(500);
+  await shot("06-circuits");
+  await page.fill("#circuit-search", circuitId);
+  await page.waitForFunction(() => /— 1 circuits/.test(document.getElementById("circuit-page")?.textContent || ""), null, { timeout: 10000 });
+  check(true, "search finds the circuit");
+
+  step = "circuit page";
+  await page.click("#circuit-list tbody a");
+  await page.waitForSelector("#c-plan");
+  await page.waitForTimeout(3000);
+  const planBefore = await page.textContent("#c-plan");
+  await shot("07-circuit");
+
+  step = "edit";
+  await page.click("#edit-circuit");
+  await page.waitForSelector("#circuit-form");
+  const field = '[data-field="Download Max Mbps"]';
+  const oldRate = Number(await page.inputValue(field));
+  const newRate = oldRate === 77 ? 78 : 77;
+  await page.fill(field, "lots");
+  await page.click("#save-circuit");
+  await page.waitForFunction(() => (document.querySelector('[data-error-for="Download Max Mbps"]')?.textContent || "").length > 0, null, { timeout: 10000 });
+  check(true, "invalid rate shows an error next to the field: " + await page.textContent('[data-error-for="Download Max Mbps"]'));
+  await shot("08-editor-error");
+  await page.fill(field, String(newRate));
+  await page.click("#save-circuit");
+  await page.waitForSelector("#reload-report", { timeout: 30000 });
+  const report = await page.textContent("#reload-report");
+  check(/Applied/.test(report) && !/Not applied/.test(report), "reload report says applied: " + report.slice(0, 120));
+  await shot("09-editor-saved");
+
+  step = "applied";
+  await page.goto(base + "/app#/circuit/" + encodeURIComponent(circuitId));
+  await page.waitForSelector("#c-plan");
+  await page.waitForFunction(r => document.getElementById("c-plan").textContent.startsWith(r + ".0 Mbps"), newRate, { timeout: 15000 });
+  check(true, `new plan rate in force (${planBefore} -> ${await page.textContent("#c-plan")})`);
+  await shot("10-circuit-after-edit");
+
+  step = "devices";
+  await page.goto(base + "/app#/devices");
+  await page.waitForSelector("table");
+  await shot("11-shaped-devices");
+
+  step = "config";
+  await page.goto(base + "/app#/config");
+  await page.waitForSelector("#config-form, table", { timeout: 10000 });
+  const body = await page.textContent("main");
+  check(!/demo-secret-token/.test(body), "secrets are masked on the configuration page");
+  await shot("12-config");
+
+  step = "scheduler";
+  await page.goto(base + "/app#/scheduler");
+  await page.waitForSelector("#reload-button");
+  await page.click("#reload-button");
+  await page.waitForSelector("#reload-result #reload-report", { timeout: 30000 });
+  await shot("13-scheduler-reload");
+
+  step = "logout";
+  await page.click("#logout");
+  await page.waitForURL(/\/login/);
+  check(true, "logged out");
+  check(external.length === 0, "no request left the shaper (" + external.length + " external)");
+  check(consoleErrors.length === 0, "no console errors: " + consoleErrors.slice(0, 3).join(" | "));
+  console.log("PASS");
+} catch (e) {
+  console.error(`FAIL at ${step}: ${e.message}`);
+  try { await shot("failure-" + step.replace(/\W+/g, "-")); } catch (_) { /* ignore */ }
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
