@@ -6,7 +6,8 @@
 //!
 //! Main types: [`Config`], [`Network`], [`Circuit`], [`Diagnostic`], [`ConfigError`].
 //! Main functions: [`load_config`] / [`parse_config_str`], [`load_inputs`] (both input files
-//! plus [`validate_inputs`]), [`parse_network_str`], [`parse_shaped_devices_str`], and the
+//! plus [`validate_inputs_with_rejected`]), [`parse_network_str`], [`parse_shaped_devices`] /
+//! [`parse_shaped_devices_str`], [`validate_inputs`], and the
 //! writers [`write_network`] / [`write_shaped_devices`] (temp file, fsync, rename).
 //!
 //! ```
@@ -55,9 +56,12 @@ pub use diag::{Diagnostic, Severity, has_errors};
 pub use error::ConfigError;
 pub use model::*;
 pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
-pub use shaped::{CSV_HEADER, MIN_RATE_KBIT, parse_shaped_devices_str, shaped_devices_to_string};
+pub use shaped::{
+    CSV_HEADER, MIN_RATE_KBIT, ShapedDevices, parse_shaped_devices, parse_shaped_devices_str,
+    shaped_devices_to_string,
+};
 pub use sqm::{format_sqm_override, parse_sqm_override, parse_sqm_tokens};
-pub use validate::validate_inputs;
+pub use validate::{validate_inputs, validate_inputs_with_rejected};
 
 /// The configuration path: `--config` if given, else `$LQOS_CONFIG`, else `/etc/lqos.conf`.
 pub fn config_path_from_env(cli: Option<&Path>) -> PathBuf {
@@ -146,7 +150,9 @@ impl Inputs {
 }
 
 /// Reads `network.json` and `ShapedDevices.csv` from `config.lqos_directory`, parses and
-/// validates both. Err only when a file cannot be read; every problem in the contents is a
+/// validates both. Rows of ShapedDevices.csv left out for field errors still take part in the
+/// cross-file checks (unknown parent, addresses shared with another circuit), so one run
+/// reports every problem (see [`parse_shaped_devices`]). Err only when a file cannot be read; every problem in the contents is a
 /// diagnostic in [`Inputs::diagnostics`].
 pub fn load_inputs(config: &Config) -> Result<Inputs, ConfigError> {
     let net_path = config.network_json_path();
@@ -158,10 +164,17 @@ pub fn load_inputs(config: &Config) -> Result<Inputs, ConfigError> {
     let csv_text = read_text(&csv_path, &csv_label, &mut diagnostics)?;
     let (network, d) = parse_network_str(&net_text, &net_label);
     diagnostics.extend(d);
-    let (circuits, d) = parse_shaped_devices_str(&csv_text, &csv_label);
-    diagnostics.extend(d);
-    diagnostics.extend(validate_inputs(&network, &circuits, &net_label, &csv_label));
-    Ok(Inputs { network, circuits, diagnostics })
+    let shaped = parse_shaped_devices(&csv_text, &csv_label);
+    diagnostics.extend(shaped.diagnostics);
+    // Rejected rows join the cross-file checks so one run reports every problem.
+    diagnostics.extend(validate_inputs_with_rejected(
+        &network,
+        &shaped.circuits,
+        &shaped.rejected,
+        &net_label,
+        &csv_label,
+    ));
+    Ok(Inputs { network, circuits: shaped.circuits, diagnostics })
 }
 
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync,

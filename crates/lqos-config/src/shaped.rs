@@ -347,12 +347,15 @@ fn opt(s: &str) -> Option<String> {
     if s.is_empty() { None } else { Some(s.to_string()) }
 }
 
+/// Parses one row; the flag is true when a field had an error (already reported). Such a row
+/// keeps the fields that parsed (rates that failed are 0, addresses that failed are missing)
+/// so the cross-file checks can still look at its parent and addresses.
 fn parse_row(
     cx: &mut Cx<'_>,
     layout: &Layout,
     rec: &csv::StringRecord,
     line: usize,
-) -> Option<Row> {
+) -> (Row, bool) {
     // Fields are trimmed here rather than by csv (its trim re-allocates every record).
     let get = |c: Col| layout.index[c as usize].and_then(|i| rec.get(i)).unwrap_or("").trim();
     let errors_before = cx.errors;
@@ -417,16 +420,13 @@ fn parse_row(
             None
         }
     };
-    let errors_after = cx.errors;
-    if errors_after > errors_before {
-        return None;
-    }
+    let failed = cx.errors > errors_before;
     let parent = get(Col::ParentNode);
     let mac = match get(Col::Mac) {
         "" => get(Col::RadiusUser),
         m => m,
     };
-    Some(Row {
+    let row = Row {
         circuit_id: circuit_id.to_string(),
         circuit_name: get(Col::CircuitName).to_string(),
         parent_node: if parent.is_empty() || parent.eq_ignore_ascii_case("none") {
@@ -447,15 +447,18 @@ fn parse_row(
             comment: get(Col::Comment).to_string(),
             line,
         },
-    })
+    };
+    (row, failed)
 }
 
+/// Adds a row to its circuit (or starts one). A row naming a different parent than its
+/// circuit's first row is reported and handed back for the rejected list.
 fn add_row(
     cx: &mut Cx<'_>,
     circuits: &mut Vec<Circuit>,
     by_id: &mut HashMap<String, usize>,
     row: Row,
-) {
+) -> Option<Row> {
     let line = row.device.line;
     if let Some(&i) = by_id.get(&row.circuit_id) {
         let c = &mut circuits[i];
@@ -488,7 +491,7 @@ fn add_row(
             }
         }
         if conflict {
-            return;
+            return Some(row);
         }
         let theirs = [c.download_min, c.upload_min, c.download_max, c.upload_max];
         if row.rates != theirs || row.sqm != c.sqm {
@@ -506,21 +509,52 @@ fn add_row(
         c.devices.push(row.device);
     } else {
         by_id.insert(row.circuit_id.clone(), circuits.len());
-        circuits.push(Circuit {
-            id: CircuitId(row.circuit_id),
-            name: row.circuit_name,
-            parent_node: row.parent_node,
-            parent_node_id: row.parent_node_id,
-            anchor_node_id: row.anchor_node_id,
-            download_min: row.rates[0],
-            upload_min: row.rates[1],
-            download_max: row.rates[2],
-            upload_max: row.rates[3],
-            sqm: row.sqm,
-            devices: vec![row.device],
-            line,
-        });
+        circuits.push(row.into_circuit());
     }
+    None
+}
+
+impl Row {
+    fn into_circuit(self) -> Circuit {
+        let line = self.device.line;
+        Circuit {
+            id: CircuitId(self.circuit_id),
+            name: self.circuit_name,
+            parent_node: self.parent_node,
+            parent_node_id: self.parent_node_id,
+            anchor_node_id: self.anchor_node_id,
+            download_min: self.rates[0],
+            upload_min: self.rates[1],
+            download_max: self.rates[2],
+            upload_max: self.rates[3],
+            sqm: self.sqm,
+            devices: vec![self.device],
+            line,
+        }
+    }
+}
+
+/// ShapedDevices.csv parsed, with the rows that were left out (see [`parse_shaped_devices`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShapedDevices {
+    /// Circuits from rows without errors, grouped by Circuit ID (the ones to plan).
+    pub circuits: Vec<Circuit>,
+    /// Rows left out because of a field error (S5–S10) or a parent conflict (S11), one
+    /// single-device circuit per row holding whatever did parse: rates that failed are 0,
+    /// addresses that failed are missing. Only for the cross-file checks
+    /// ([`crate::validate::validate_inputs_with_rejected`]); never plan them. Rows with the
+    /// wrong number of fields (S4) are not here: their fields cannot be trusted.
+    pub rejected: Vec<Circuit>,
+    /// Every problem found in the file.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses ShapedDevices.csv text, keeping the rejected rows for the cross-file checks so one
+/// run reports every problem (a row with a bad rate is still checked for an unknown parent
+/// and for addresses used by another circuit). `label` names the file in diagnostics.
+pub fn parse_shaped_devices(text: &str, label: &str) -> ShapedDevices {
+    let (circuits, rejected, diagnostics) = parse_impl(text, label);
+    ShapedDevices { circuits, rejected, diagnostics }
 }
 
 /// The line of a record starting at `byte`. csv may report the offset of the previous line's
@@ -550,7 +584,15 @@ fn line_at(text: &str, lines: &LineIndex, byte: u64) -> usize {
 ///
 /// Accepts a header matched by normalised name (any order, aliases), or no header with the
 /// legacy 13/14-column or current 15/16-column positional layout. `#` lines are comments.
+///
+/// The rows left out are dropped; use [`parse_shaped_devices`] to keep them for
+/// [`crate::validate::validate_inputs_with_rejected`], as [`crate::load_inputs`] does.
 pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<Diagnostic>) {
+    let (circuits, _, diags) = parse_impl(text, label);
+    (circuits, diags)
+}
+
+fn parse_impl(text: &str, label: &str) -> (Vec<Circuit>, Vec<Circuit>, Vec<Diagnostic>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // csv's own line counter skips comment lines and miscounts CRLF; map byte offsets instead.
     let lines = LineIndex::new(text);
@@ -563,6 +605,8 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
     let mut rec = csv::StringRecord::new();
     let mut layout: Option<Layout> = None;
     let mut circuits: Vec<Circuit> = Vec::new();
+    // Rows left out (field errors, parent conflicts), kept for the cross-file checks only.
+    let mut rejected: Vec<Circuit> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     loop {
         match reader.read_record(&mut rec) {
@@ -587,7 +631,7 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
             if is_header {
                 match header_layout(&mut cx, &rec, line) {
                     Some(l) => layout = Some(l),
-                    None => return (Vec::new(), cx.diags),
+                    None => return (Vec::new(), Vec::new(), cx.diags),
                 }
                 continue;
             }
@@ -608,13 +652,16 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
                             CSV_HEADER.join(",")
                         )),
                     );
-                    return (Vec::new(), cx.diags);
+                    return (Vec::new(), Vec::new(), cx.diags);
                 }
             };
             layout = Some(l);
             let Some(lay) = &layout else { continue };
-            if let Some(row) = parse_row(&mut cx, lay, &rec, line) {
-                add_row(&mut cx, &mut circuits, &mut by_id, row);
+            let (row, failed) = parse_row(&mut cx, lay, &rec, line);
+            let left_out =
+                if failed { Some(row) } else { add_row(&mut cx, &mut circuits, &mut by_id, row) };
+            if let Some(row) = left_out {
+                rejected.push(row.into_circuit());
             }
             continue;
         };
@@ -629,11 +676,14 @@ pub fn parse_shaped_devices_str(text: &str, label: &str) -> (Vec<Circuit>, Vec<D
             );
             continue;
         }
-        if let Some(row) = parse_row(&mut cx, lay, &rec, line) {
-            add_row(&mut cx, &mut circuits, &mut by_id, row);
+        let (row, failed) = parse_row(&mut cx, lay, &rec, line);
+        let left_out =
+            if failed { Some(row) } else { add_row(&mut cx, &mut circuits, &mut by_id, row) };
+        if let Some(row) = left_out {
+            rejected.push(row.into_circuit());
         }
     }
-    (circuits, cx.diags)
+    (circuits, rejected, cx.diags)
 }
 
 /// Formats kbit/s as Mbps with no trailing zeros (`1150`, `2.5`, `0.01`), exactly.

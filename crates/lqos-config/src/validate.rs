@@ -15,8 +15,18 @@ use crate::shaped::MIN_RATE_KBIT;
 struct Entry {
     start: u128,
     len: u8,
+    /// Index into the checked circuits (planned ones first, then rejected rows).
     circuit: u32,
     device: u32,
+}
+
+/// How a circuit is named in messages (a rejected row may have no Circuit ID).
+fn circuit_name(c: &Circuit) -> String {
+    if c.id.0.trim().is_empty() {
+        "the row with no Circuit ID".to_string()
+    } else {
+        format!("circuit '{}'", c.id)
+    }
 }
 
 fn to_entry(net: IpNet, circuit: usize, device: usize) -> Entry {
@@ -58,7 +68,29 @@ fn show(e: &Entry) -> String {
 /// Reports every address used twice and every prefix overlapping another, in O(n log n):
 /// entries sorted by (start, prefix length) form a forest of nested prefixes, swept with a
 /// stack of the prefixes enclosing the current one.
-fn check_overlaps(circuits: &[Circuit], csv_label: &str, out: &mut Vec<Diagnostic>) {
+///
+/// `circuits` are the planned circuits followed by the rejected rows. Two entries belong to
+/// the same circuit when they share a group: a planned circuit is its own group; a rejected
+/// row joins the planned circuit with its Circuit ID, else the first rejected row with it
+/// (an empty Circuit ID is a group of its own).
+fn check_overlaps(
+    circuits: &[&Circuit],
+    planned: usize,
+    csv_label: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut first_with_id: HashMap<&str, usize> = HashMap::with_capacity(circuits.len());
+    let mut group: Vec<usize> = Vec::with_capacity(circuits.len());
+    for (i, c) in circuits.iter().enumerate() {
+        let id = c.id.0.as_str();
+        let g = if i < planned || id.trim().is_empty() {
+            i
+        } else {
+            first_with_id.get(id).copied().unwrap_or(i)
+        };
+        first_with_id.entry(id).or_insert(i);
+        group.push(g);
+    }
     let mut entries: Vec<Entry> = Vec::new();
     for (ci, c) in circuits.iter().enumerate() {
         for (di, d) in c.devices.iter().enumerate() {
@@ -96,13 +128,13 @@ fn check_overlaps(circuits: &[Circuit], csv_label: &str, out: &mut Vec<Diagnosti
             } else {
                 format!("{} overlaps {} at line {}", show(here_e), show(there_e), there.1.line)
             };
-            let d = if outer.circuit == e.circuit {
-                Diagnostic::warning(csv_label, format!("{what} (same circuit '{}')", here.0.id))
+            let d = if group[outer.circuit as usize] == group[e.circuit as usize] {
+                Diagnostic::warning(csv_label, format!("{what} (same {})", circuit_name(here.0)))
                     .hint("list each address once per circuit")
             } else {
                 Diagnostic::error(
                     csv_label,
-                    format!("{what} (circuit '{}' and circuit '{}')", here.0.id, there.0.id),
+                    format!("{what} ({} and {})", circuit_name(here.0), circuit_name(there.0)),
                 )
                 .hint("an address may belong to one circuit only; remove or narrow one of them")
             };
@@ -119,6 +151,21 @@ fn check_overlaps(circuits: &[Circuit], csv_label: &str, out: &mut Vec<Diagnosti
 pub fn validate_inputs(
     network: &Network,
     circuits: &[Circuit],
+    network_label: &str,
+    csv_label: &str,
+) -> Vec<Diagnostic> {
+    validate_inputs_with_rejected(network, circuits, &[], network_label, csv_label)
+}
+
+/// [`validate_inputs`] plus the rows the CSV parser left out
+/// ([`crate::shaped::ShapedDevices::rejected`]), so one run reports every problem: the
+/// rejected rows' fields were already reported, but their parent (X1) and addresses (X3, X4)
+/// are still checked against the network and against every other row. The rate and
+/// Circuit ID checks (X5) and the flat-network note (X2) look at `circuits` only.
+pub fn validate_inputs_with_rejected(
+    network: &Network,
+    circuits: &[Circuit],
+    rejected: &[Circuit],
     network_label: &str,
     csv_label: &str,
 ) -> Vec<Diagnostic> {
@@ -176,53 +223,11 @@ pub fn validate_inputs(
             }
             continue;
         }
-        let by_id = c.parent_node_id.as_deref().and_then(|id| ids.get(id).copied());
-        let by_name = c.parent_node.as_deref().and_then(|n| names.get(n).copied());
-        match (&c.parent_node_id, by_id, &c.parent_node, by_name) {
-            (_, Some(i), Some(name), _) if network.nodes[i].name != *name => out.push(
-                Diagnostic::warning(
-                    csv_label,
-                    format!(
-                        "Parent Node ID '{}' is node '{}', not '{name}'; the ID wins",
-                        c.parent_node_id.as_deref().unwrap_or(""),
-                        network.nodes[i].name
-                    ),
-                )
-                .at_line(c.line)
-                .field("Parent Node ID"),
-            ),
-            (_, Some(_), _, _) => {}
-            (Some(id), None, _, Some(_)) => out.push(
-                Diagnostic::warning(
-                    csv_label,
-                    format!("Parent Node ID '{id}' is not in {network_label}; using Parent Node"),
-                )
-                .at_line(c.line)
-                .field("Parent Node ID"),
-            ),
-            (_, None, _, Some(_)) => {}
-            (_, None, Some(name), None) => out.push(
-                Diagnostic::error(
-                    csv_label,
-                    format!("circuit '{}': parent node '{name}' is not in {network_label}", c.id),
-                )
-                .at_line(c.line)
-                .field("Parent Node")
-                .hint(format!(
-                    "add '{name}' to {network_label}, fix the spelling (names are \
-                     case-sensitive), or leave Parent Node empty for an unparented circuit"
-                )),
-            ),
-            (Some(id), None, None, None) => out.push(
-                Diagnostic::error(
-                    csv_label,
-                    format!("circuit '{}': Parent Node ID '{id}' is not in {network_label}", c.id),
-                )
-                .at_line(c.line)
-                .field("Parent Node ID")
-                .hint("fix the ID or leave it empty"),
-            ),
-            (None, None, None, None) => {}
+        check_parent(network, &names, &ids, c, network_label, csv_label, &mut out);
+    }
+    if !network.is_flat() {
+        for c in rejected {
+            check_parent(network, &names, &ids, c, network_label, csv_label, &mut out);
         }
     }
     if let Some(first) = flat_parented.first() {
@@ -240,6 +245,67 @@ pub fn validate_inputs(
             .hint(format!("add the nodes to {network_label}, or clear Parent Node")),
         );
     }
-    check_overlaps(circuits, csv_label, &mut out);
+    let all: Vec<&Circuit> = circuits.iter().chain(rejected).collect();
+    check_overlaps(&all, circuits.len(), csv_label, &mut out);
     out
+}
+
+/// X1: the circuit's Parent Node ID / Parent Node resolves in a non-flat network.
+fn check_parent(
+    network: &Network,
+    names: &HashMap<&str, usize>,
+    ids: &HashMap<&str, usize>,
+    c: &Circuit,
+    network_label: &str,
+    csv_label: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let by_id = c.parent_node_id.as_deref().and_then(|id| ids.get(id).copied());
+    let by_name = c.parent_node.as_deref().and_then(|n| names.get(n).copied());
+    match (&c.parent_node_id, by_id, &c.parent_node, by_name) {
+        (_, Some(i), Some(name), _) if network.nodes[i].name != *name => out.push(
+            Diagnostic::warning(
+                csv_label,
+                format!(
+                    "Parent Node ID '{}' is node '{}', not '{name}'; the ID wins",
+                    c.parent_node_id.as_deref().unwrap_or(""),
+                    network.nodes[i].name
+                ),
+            )
+            .at_line(c.line)
+            .field("Parent Node ID"),
+        ),
+        (_, Some(_), _, _) => {}
+        (Some(id), None, _, Some(_)) => out.push(
+            Diagnostic::warning(
+                csv_label,
+                format!("Parent Node ID '{id}' is not in {network_label}; using Parent Node"),
+            )
+            .at_line(c.line)
+            .field("Parent Node ID"),
+        ),
+        (_, None, _, Some(_)) => {}
+        (_, None, Some(name), None) => out.push(
+            Diagnostic::error(
+                csv_label,
+                format!("{}: parent node '{name}' is not in {network_label}", circuit_name(c)),
+            )
+            .at_line(c.line)
+            .field("Parent Node")
+            .hint(format!(
+                "add '{name}' to {network_label}, fix the spelling (names are \
+                     case-sensitive), or leave Parent Node empty for an unparented circuit"
+            )),
+        ),
+        (Some(id), None, None, None) => out.push(
+            Diagnostic::error(
+                csv_label,
+                format!("{}: Parent Node ID '{id}' is not in {network_label}", circuit_name(c)),
+            )
+            .at_line(c.line)
+            .field("Parent Node ID")
+            .hint("fix the ID or leave it empty"),
+        ),
+        (None, None, None, None) => {}
+    }
 }

@@ -1,6 +1,7 @@
 //! The planner's error type.
 
 use crate::model::Direction;
+use crate::rates::mbps_text;
 
 /// Why a plan could not be made. Any error leaves the last applied plan in force.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +27,11 @@ pub enum PlanError {
         stick: bool,
     },
     /// The link capacity of a direction is below the smallest HTB rate.
-    #[error("{direction:?} link capacity {kbit} kbit is below the minimum of {min} kbit")]
+    #[error(
+        "{direction:?} link capacity {} is below the minimum of {}",
+        mbps_text(*kbit),
+        mbps_text(*min)
+    )]
     CapacityTooLow {
         /// Direction.
         direction: Direction,

@@ -7,7 +7,7 @@ use lqos_config::{Circuit, Config, InterfaceMode, Network, QueueMode, RateKbit};
 use crate::error::PlanError;
 use crate::hash::{circuit_hash, device_hash};
 use crate::model::*;
-use crate::rates::{MIN_RATE_KBIT, quantum, r2q, share};
+use crate::rates::{MIN_RATE_KBIT, mbps_text, quantum, r2q, share};
 use crate::sqm::leaf_for;
 
 /// Everything [`plan`] reads. Pure data; the caller gathers it.
@@ -486,7 +486,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     &mut warnings,
                     Owner::Node(tree[t].key.clone()),
                     format!(
-                        "{dir:?} rate {want} kbit exceeds its parent's ceil {parent_ceil} kbit; capped"
+                        "{dir:?} rate {} exceeds its parent's ceil {}; capped",
+                        mbps_text(want),
+                        mbps_text(parent_ceil)
                     ),
                 );
             }
@@ -504,8 +506,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     &mut warnings,
                     Owner::Circuit(c.id.clone()),
                     format!(
-                        "{dir:?} max {max} kbit exceeds parent {:?}'s ceil {parent_ceil} kbit; capped",
-                        tree[s.parent].name
+                        "{dir:?} max {} exceeds parent {:?}'s ceil {}; capped",
+                        mbps_text(max),
+                        tree[s.parent].name,
+                        mbps_text(parent_ceil)
                     ),
                 );
             }
@@ -570,8 +574,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     &mut warnings,
                     Owner::Node(tree[p].key.clone()),
                     format!(
-                        "{dir:?}: sum of guaranteed rates beneath ({} kbit, circuits {csum} kbit) exceeds the node's rate {budget} kbit; scaled down proportionally",
-                        desires.iter().sum::<u64>()
+                        "{dir:?}: sum of guaranteed rates beneath ({}, circuits {}) exceeds the node's rate {}; scaled down proportionally",
+                        mbps_text(desires.iter().sum::<u64>()),
+                        mbps_text(csum),
+                        mbps_text(budget)
                     ),
                 );
             }

@@ -9,6 +9,18 @@ pub const MAX_QUANTUM: u32 = 60_000;
 /// Smallest quantum (bytes): one full Ethernet frame.
 pub const MIN_QUANTUM: u32 = 1522;
 
+/// Formats `kbit` (kbit/s) as Mbps for messages: up to 3 decimals (exact, since 1 kbit =
+/// 0.001 Mbps), trailing zeros trimmed, unit included: `1150 Mbps`, `0.5 Mbps`, `0.01 Mbps`.
+pub fn mbps_text(kbit: u64) -> String {
+    let (whole, frac) = (kbit / 1000, kbit % 1000);
+    if frac == 0 {
+        format!("{whole} Mbps")
+    } else {
+        let f = format!("{frac:03}");
+        format!("{whole}.{} Mbps", f.trim_end_matches('0'))
+    }
+}
+
 /// `r2q` for an HTB whose fastest class runs at `link`: the smallest value ≥ 10 such that
 /// `link_bytes_per_sec / r2q ≤ 60000` (LibreQoS: start at 10, increment while above).
 /// Computed from kbit, so fractional Mbps are not truncated. 1000 Mbps → 2084.
@@ -67,6 +79,16 @@ mod tests {
         assert_eq!(r2q(RateKbit(1_000)), 10);
         assert_eq!(quantum(RateKbit(1_150_000), 2396), 59_995);
         assert!(quantum(RateKbit(10_000_000), 10) <= MAX_QUANTUM);
+    }
+
+    #[test]
+    fn mbps_text_trims_trailing_zeros() {
+        assert_eq!(mbps_text(1_150_000), "1150 Mbps");
+        assert_eq!(mbps_text(500), "0.5 Mbps");
+        assert_eq!(mbps_text(10), "0.01 Mbps");
+        assert_eq!(mbps_text(1_234_567), "1234.567 Mbps");
+        assert_eq!(mbps_text(0), "0 Mbps");
+        assert_eq!(mbps_text(200_050), "200.05 Mbps");
     }
 
     #[test]

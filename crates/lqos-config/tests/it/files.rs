@@ -2,8 +2,8 @@ use std::fs;
 use std::path::Path;
 
 use lqos_config::{
-    ConfigError, config_path_from_env, load_config, load_inputs, parse_network_str, write_atomic,
-    write_network, write_shaped_devices,
+    ConfigError, Severity, config_path_from_env, load_config, load_inputs, parse_network_str,
+    write_atomic, write_network, write_shaped_devices,
 };
 
 #[test]
@@ -58,6 +58,117 @@ fn load_inputs_reads_both_files_and_cross_checks() {
     assert_eq!(inputs.diagnostics.len(), 1);
     assert_eq!(inputs.diagnostics[0].line, Some(3));
     assert!(inputs.diagnostics[0].file.ends_with("ShapedDevices.csv"));
+}
+
+/// Writes lqos.conf, network.json and ShapedDevices.csv into a temp dir and loads the inputs
+/// the way `libreqos --validate` and lqosd do.
+fn load_dir(network: &str, csv: &str) -> (tempfile::TempDir, lqos_config::Inputs) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("lqos.conf");
+    fs::write(
+        &conf,
+        format!(
+            "version = \"1.5\"\nlqos_directory = \"{}\"\n[bridge]\nto_internet = \"a\"\nto_network = \"b\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (config, _) = load_config(&conf).unwrap();
+    fs::write(dir.path().join("network.json"), network).unwrap();
+    fs::write(dir.path().join("ShapedDevices.csv"), csv).unwrap();
+    let inputs = load_inputs(&config).unwrap();
+    (dir, inputs)
+}
+
+/// (line, field, severity, message) of every diagnostic, sorted.
+fn summary(inputs: &lqos_config::Inputs) -> Vec<(Option<usize>, String, Severity, String)> {
+    let mut v: Vec<_> = inputs
+        .diagnostics
+        .iter()
+        .map(|d| (d.line, d.field.clone().unwrap_or_default(), d.severity, d.message.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+const HEADER: &str = "Circuit ID,Parent Node,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,sqm\n";
+
+#[test]
+fn one_run_reports_field_parent_and_address_errors_of_a_bad_row() {
+    let net = r#"{"AP_1": {"downloadBandwidthMbps": 100}}"#;
+    let csv = format!("{HEADER}c1,AP_1,100.64.0.1,,1,1,10,10,\nc2,AP_9,100.64.0.1,,1,1,abc,10,\n");
+    let (dir, inputs) = load_dir(net, &csv);
+    assert_eq!(inputs.circuits.len(), 1, "the bad row is never planned");
+    let net_label = dir.path().join("network.json").display().to_string();
+    assert_eq!(
+        summary(&inputs),
+        vec![
+            (Some(3), "Download Max Mbps".into(), Severity::Error, "'abc' is not a number".into()),
+            (
+                Some(3),
+                "IPv4".into(),
+                Severity::Error,
+                "100.64.0.1 is also assigned at line 2 (circuit 'c2' and circuit 'c1')".into()
+            ),
+            (
+                Some(3),
+                "Parent Node".into(),
+                Severity::Error,
+                format!("circuit 'c2': parent node 'AP_9' is not in {net_label}")
+            ),
+        ]
+    );
+    assert!(inputs.diagnostics.iter().all(|d| d.file.ends_with("ShapedDevices.csv")));
+}
+
+#[test]
+fn rejected_rows_cross_check_each_other_and_keep_only_what_parsed() {
+    let net = r#"{"AP_1": {"downloadBandwidthMbps": 100}}"#;
+    let csv = format!(
+        "{HEADER}\
+         c1,AP_1,100.64.0.1,,1,1,10,10,\n\
+         c1,AP_1,100.64.0.1,,1,1,10,10,bogus\n\
+         c3,AP_1,\"100.64.1.0/24, 300.1.1.1\",,1,1,10,x,\n\
+         c4,AP_1,100.64.1.7,2001:db8::/32,5,1,1,10,\n\
+         ,AP_7,,,1,1,10,10,\n\
+         c6,AP_1,100.64.0.1\n\
+         c7,AP_1,,2001:db8:1::1,1,1,10,10,\n"
+    );
+    let (_dir, inputs) = load_dir(net, &csv);
+    let got = summary(&inputs);
+    let at = |line: usize| -> Vec<(String, Severity)> {
+        got.iter().filter(|d| d.0 == Some(line)).map(|d| (d.1.clone(), d.2)).collect()
+    };
+    // Line 3: a bad sqm on a second row of c1; its address repeats c1's own: only a warning.
+    assert_eq!(at(3), vec![("IPv4".into(), Severity::Warning), ("sqm".into(), Severity::Error)]);
+    // Line 4: the bad address and bad rate; the prefix that parsed still counts (line 5).
+    assert_eq!(
+        at(4),
+        vec![("IPv4".into(), Severity::Error), ("Upload Max Mbps".into(), Severity::Error)]
+    );
+    // Line 5: min > max, and its address sits inside c3's prefix (both rows rejected).
+    assert_eq!(
+        at(5),
+        vec![("Download Min Mbps".into(), Severity::Error), ("IPv4".into(), Severity::Error)]
+    );
+    assert!(got.iter().any(|d| d.0 == Some(5) && d.3.contains("overlaps 100.64.1.0/24 at line 4")));
+    // Line 6: no Circuit ID and an unknown parent.
+    assert_eq!(
+        at(6),
+        vec![("Circuit ID".into(), Severity::Error), ("Parent Node".into(), Severity::Error)]
+    );
+    assert!(got.iter().any(|d| d.0 == Some(6) && d.3.starts_with("the row with no Circuit ID")));
+    // Line 7: wrong field count only (its fields are not trusted for cross-checks).
+    assert_eq!(at(7), vec![(String::new(), Severity::Error)]);
+    // Line 8: a valid circuit inside the rejected row's IPv6 prefix.
+    assert_eq!(at(8), vec![("IPv6".into(), Severity::Error)]);
+    assert!(got.iter().any(|d| d.0 == Some(8)
+        && d.3
+            == "2001:db8:1::1 overlaps 2001:db8::/32 at line 5 (circuit 'c7' and circuit 'c4')"));
+    assert_eq!(got.len(), 10, "{got:#?}");
+    let ids: Vec<&str> = inputs.circuits.iter().map(|c| c.id.0.as_str()).collect();
+    assert_eq!(ids, ["c1", "c7"]);
+    assert_eq!(inputs.circuits[0].devices.len(), 1);
 }
 
 #[test]

@@ -306,6 +306,29 @@ fn rates_inherit_clamp_and_squash() {
     let s0 = class(&p, "eth1", &circ("s0"), Direction::Download);
     assert_eq!((s0.rate, s0.ceil), (RateKbit(495), mbps(5)));
     assert!(p.warnings.iter().any(|w| w.owner == node("Small") && w.message.contains("scaled")));
+    // Messages speak Mbps and name the direction.
+    let said =
+        |o: &Owner, text: &str| p.warnings.iter().any(|w| &w.owner == o && w.message == text);
+    assert!(said(
+        &node("Big"),
+        "Download rate 2000 Mbps exceeds its parent's ceil 1000 Mbps; capped"
+    ));
+    assert!(said(
+        &circ("huge"),
+        "Download max 5000 Mbps exceeds parent \"AP\"'s ceil 1000 Mbps; capped"
+    ));
+    assert!(said(
+        &node("Small"),
+        "Download: sum of guaranteed rates beneath (20 Mbps, circuits 20 Mbps) exceeds the \
+         node's rate 9.9 Mbps; scaled down proportionally"
+    ));
+    assert!(p.warnings.iter().all(|w| !w.message.contains("kbit")), "{:?}", p.warnings);
+}
+
+#[test]
+fn plan_error_rates_are_mbps() {
+    let e = PlanError::CapacityTooLow { direction: Direction::Upload, kbit: 5, min: 10 };
+    assert_eq!(e.to_string(), "Upload link capacity 0.005 Mbps is below the minimum of 0.01 Mbps");
 }
 
 #[test]
