@@ -12,11 +12,11 @@ use lqos_lab::traffic::{Way, iperf, ping_from_internet};
 
 static KERNEL: Mutex<()> = Mutex::new(());
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
+pub fn lock() -> std::sync::MutexGuard<'static, ()> {
     KERNEL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn sub(i: usize, down: f64, up: f64, shaped: bool) -> Subscriber {
+pub fn sub(i: usize, down: f64, up: f64, shaped: bool) -> Subscriber {
     Subscriber {
         circuit_id: format!("c{}", i + 1),
         name: format!("Subscriber {}", i + 1),
@@ -30,7 +30,7 @@ fn sub(i: usize, down: f64, up: f64, shaped: bool) -> Subscriber {
 }
 
 /// Builds a lab with `subs`, starts lqosd and applies the inputs. `None` when not root.
-fn lab(prefix: &str, subs: Vec<Subscriber>) -> Option<Lab> {
+pub fn lab(prefix: &str, subs: Vec<Subscriber>) -> Option<Lab> {
     if !lqos_lab::is_root() {
         eprintln!("skipped: needs root");
         return None;
