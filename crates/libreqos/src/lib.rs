@@ -254,7 +254,7 @@ fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<
         Err(e) => bail!("{e}"),
     };
     tracing::debug!(validate_ms = prepared.validate_ms, plan_ms = prepared.plan_ms, "planned");
-    let base = applied.clone().unwrap_or_else(|| lqosd::engine::empty_like(&prepared.plan));
+    let base = applied.clone().unwrap_or_else(Plan::empty);
     let cs = lqos_plan::diff(&base, &prepared.plan);
     tracing::debug!(empty = cs.is_empty(), "diffed against the applied plan");
     let mut change = lqosd::engine::report_for(&prepared.plan, &cs);

@@ -298,7 +298,7 @@ impl<K: Kernel> Engine<K> {
         let prepared = prepare(config, facts, &self.identities())?;
         let cs = match &self.applied {
             Some(old) => lqos_plan::diff(old, &prepared.plan),
-            None => lqos_plan::diff(&empty_like(&prepared.plan), &prepared.plan),
+            None => lqos_plan::diff(&Plan::empty(), &prepared.plan),
         };
         let mut report = report_for(&prepared.plan, &cs);
         report.validate_ms = prepared.validate_ms;
@@ -355,22 +355,6 @@ impl<K: Kernel> Engine<K> {
 fn apply_failed(e: KernelError) -> CommandError {
     tracing::error!(error = %e, "kernel apply failed; the next reload reconciles with the kernel");
     CommandError::ApplyFailed { message: e.to_string() }
-}
-
-/// A plan with the same queues and interfaces but nothing in them (for "diff against
-/// nothing").
-pub fn empty_like(plan: &Plan) -> Plan {
-    Plan {
-        queues: plan.queues,
-        stick_offset: plan.stick_offset,
-        observe_only: plan.observe_only,
-        interfaces: Vec::new(),
-        mappings: Vec::new(),
-        nodes: Vec::new(),
-        circuits: Vec::new(),
-        identities: Identities::default(),
-        warnings: Vec::new(),
-    }
 }
 
 /// Counts a ChangeSet into a report.

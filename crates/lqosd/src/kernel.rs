@@ -35,18 +35,8 @@ pub struct TcCounts {
     pub deleted: usize,
 }
 
-/// Per-host counters summed over CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HostCounter {
-    /// Bytes towards the subscriber.
-    pub download_bytes: u64,
-    /// Packets towards the subscriber.
-    pub download_packets: u64,
-    /// Bytes from the subscriber.
-    pub upload_bytes: u64,
-    /// Packets from the subscriber.
-    pub upload_packets: u64,
-}
+/// Per-host counters summed over CPUs, as the data plane keeps them.
+pub use lqos_bpf::HostCounter;
 
 /// Live numbers of one HTB class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -109,21 +109,7 @@ impl Kernel for RealKernel {
     }
 
     fn host_counters(&mut self) -> Result<Vec<(IpAddr, HostCounter)>, KernelError> {
-        let raw = self.dp.host_counters().read_all().map_err(bpf_err)?;
-        Ok(raw
-            .into_iter()
-            .map(|(ip, c)| {
-                (
-                    ip,
-                    HostCounter {
-                        download_bytes: c.download_bytes,
-                        download_packets: c.download_packets,
-                        upload_bytes: c.upload_bytes,
-                        upload_packets: c.upload_packets,
-                    },
-                )
-            })
-            .collect())
+        self.dp.host_counters().read_all().map_err(bpf_err)
     }
 
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError> {
