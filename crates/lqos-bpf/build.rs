@@ -29,6 +29,11 @@ fn main() {
     }
     sources.sort();
 
+    // `linux/types.h` wants `asm/types.h`, which Debian keeps under the multiarch directory
+    // (gcc-multilib would add an /usr/include/asm link); point clang there directly.
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
+    let multiarch = std::path::PathBuf::from(format!("/usr/include/{arch}-linux-gnu"));
+
     for src in sources {
         let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("prog").to_string();
         let obj = out_dir.join(format!("{stem}.o"));
@@ -36,6 +41,8 @@ fn main() {
             .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"])
             .arg("-I")
             .arg(&bpf_dir)
+            .arg("-idirafter")
+            .arg(&multiarch)
             .arg("-c")
             .arg(&src)
             .arg("-o")
@@ -46,7 +53,7 @@ fn main() {
             Ok(s) => panic!("lqos-bpf: {clang} failed on {} ({s})", src.display()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
                 "lqos-bpf: `{clang}` not found. The eBPF programs are compiled with clang: \
-                 install it with `apt-get install clang llvm libbpf-dev gcc-multilib` \
+                 install it with `apt-get install clang llvm libbpf-dev` \
                  (or set BPF_CLANG to a clang binary)"
             ),
             Err(err) => panic!("lqos-bpf: cannot run `{clang}`: {err}"),
