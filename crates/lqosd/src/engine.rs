@@ -391,25 +391,8 @@ pub fn store_for(config: &Config) -> StateStore {
 mod tests {
     use super::*;
     use crate::kernel::fake::{Call, FakeKernel};
-    use lqos_plan::testkit::config_bridge;
 
-    const NETWORK: &str = r#"{"Site_A": {"downloadBandwidthMbps": 1000, "uploadBandwidthMbps": 1000,
-        "children": {"AP_1": {"downloadBandwidthMbps": 300, "uploadBandwidthMbps": 100}}}}"#;
-    const HEADER: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,Parent Node ID,Anchor Node ID,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n";
-
-    fn setup(rows: &str) -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("network.json"), NETWORK).expect("write");
-        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{rows}"))
-            .expect("write");
-        let mut config = config_bridge(1000, 1000);
-        config.lqos_directory = dir.path().to_owned();
-        config.state_directory = dir.path().join("state");
-        (dir, config)
-    }
-
-    const FACTS: HostFacts = HostFacts { cpus: 2, download_tx_queues: 2, upload_tx_queues: 2 };
-    const TWO: &str = "c1,Alice,d1,r1,AP_1,,,,100.64.0.1,,1,1,50,10,\nc2,Bob,d2,r2,Site_A,,,,100.64.0.2,,1,1,20,5,\n";
+    use crate::testutil::{FACTS, HEADER, TWO, setup};
 
     #[test]
     fn first_reload_reconciles_maps_and_stores_the_plan() {

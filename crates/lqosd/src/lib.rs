@@ -18,6 +18,8 @@ pub mod preflight;
 pub mod real;
 pub mod service;
 pub mod stats;
+#[cfg(test)]
+mod testutil;
 pub mod web;
 
 /// The web layer's door to the apply task: every API call becomes a bus command on the same

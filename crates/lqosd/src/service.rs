@@ -310,3 +310,86 @@ fn log_refusal(e: &CommandError) {
         other => tracing::error!(error = %other, "reload failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::store_for;
+    use crate::kernel::ClassCounter;
+    use crate::kernel::fake::FakeKernel;
+    use crate::testutil::{FACTS, TWO, setup};
+
+    fn service(rows: &str) -> (tempfile::TempDir, Service<FakeKernel>) {
+        let (dir, config) = setup(rows);
+        let engine = Engine::new(FakeKernel::default(), store_for(&config));
+        let mut s = Service::new(engine, config, FACTS);
+        // The test config does not exist on disk; reload uses the in-memory one.
+        s.config_path = dir.path().join("missing.conf");
+        (dir, s)
+    }
+
+    #[test]
+    fn validate_answers_every_problem_and_dry_run_changes_nothing() {
+        let (_d, mut s) = service("c1,Alice,d1,r1,AP_9,,,,100.64.0.1,,1,1,abc,10,\n");
+        let Response::Validation(diags) = s.handle(Command::Validate) else { panic!("validation") };
+        assert!(diags.iter().any(|d| d.field.as_deref() == Some("Download Max Mbps")), "{diags:?}");
+        assert!(diags.iter().any(|d| d.message.contains("AP_9")), "{diags:?}");
+
+        let (_d, mut s) = service(TWO);
+        let engine = &mut s.engine;
+        let Ok(report) = engine.dry_run(&s.config, FACTS) else { panic!("dry run") };
+        assert!(!report.applied && report.counts.added > 0);
+        assert!(report.tc_lines.as_deref().is_some_and(|t| t.contains("class add")));
+        assert!(s.engine.applied().is_none(), "dry run applied something");
+        assert!(s.engine.kernel_mut().calls.is_empty());
+    }
+
+    #[test]
+    fn top_circuits_come_busiest_first_and_status_shows_the_scheduler() {
+        let (_d, mut s) = service(TWO);
+        s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        let plan = s.engine.applied().cloned().expect("applied");
+        let class = |id: &str| {
+            plan.circuits.iter().find(|c| c.id.0 == id).map(|c| c.class.as_u32()).expect("class")
+        };
+        let (c1, c2) = (class("c1"), class("c2"));
+        let at = |bytes1: u64, bytes2: u64| {
+            vec![
+                ClassCounter { handle: c1, bytes: bytes1, ..Default::default() },
+                ClassCounter { handle: c2, bytes: bytes2, ..Default::default() },
+            ]
+        };
+        let down = plan
+            .interfaces
+            .iter()
+            .find(|i| i.classes.iter().any(|c| c.direction == lqos_plan::Direction::Download))
+            .map(|i| i.name.clone())
+            .expect("download iface");
+        let t0 = std::time::Instant::now();
+        s.stats.update(&plan, &[(down.clone(), at(0, 0))], &[], &|_| false, t0);
+        s.stats.update(
+            &plan,
+            &[(down, at(1_000, 500_000))],
+            &[],
+            &|_| false,
+            t0 + Duration::from_secs(1),
+        );
+        let Response::Circuits(top) = s.handle(Command::TopCircuits { n: 1 }) else {
+            panic!("top")
+        };
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].id, "c2");
+        assert_eq!(top[0].download_bps, 4_000_000);
+
+        let state = SchedulerState {
+            phase: "idle".into(),
+            integration: "netzur".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.handle(Command::SchedulerReport(state.clone())), Response::Ack);
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert_eq!(st.scheduler, Some(state));
+        assert_eq!(st.circuits, 2);
+    }
+}
