@@ -248,19 +248,31 @@ fn sigterm_detaches_cleanly_keeping_the_tree_and_clear_removes_it() {
     let Some(mut lab) = lab("lqe2f", vec![sub(0, 10.0, 5.0, true)]) else { return };
     let status = lab.stop_lqosd(nix::sys::signal::Signal::SIGTERM).expect("lqosd was running");
     assert!(status.success(), "lqosd exit after SIGTERM: {status}\n{}", lab.lqosd_log_tail(20));
-    let link = lab.shaper.exec_stdout("ip", &["link", "show", "dev", SHAPER_TO_NETWORK]).expect("ip link");
+    let link =
+        lab.shaper.exec_stdout("ip", &["link", "show", "dev", SHAPER_TO_NETWORK]).expect("ip link");
     assert!(!link.contains("xdp"), "XDP still attached after SIGTERM:\n{link}");
-    let qdiscs = lab.shaper.exec_stdout("tc", &["qdisc", "show", "dev", SHAPER_TO_NETWORK]).expect("tc qdisc");
-    assert!(qdiscs.contains("qdisc mq 7fff: root"), "the queue tree must stay for the next start:\n{qdiscs}");
+    let qdiscs = lab
+        .shaper
+        .exec_stdout("tc", &["qdisc", "show", "dev", SHAPER_TO_NETWORK])
+        .expect("tc qdisc");
+    assert!(
+        qdiscs.contains("qdisc mq 7fff: root"),
+        "the queue tree must stay for the next start:\n{qdiscs}"
+    );
     let target = lab.spec.subscribers[0].ipv4.to_string();
     assert!(ping_from_internet(&lab, &target, 5) >= 4, "bridge must forward with lqosd stopped");
 
     lab.start_lqosd(&lqos_lab::find_binary("lqosd")).expect("start again");
     let mut bus = lab.bus().expect("bus");
     assert_eq!(bus.request(&Command::ClearTree).expect("clear"), Response::Ack);
-    let qdiscs = lab.shaper.exec_stdout("tc", &["qdisc", "show", "dev", SHAPER_TO_NETWORK]).expect("tc qdisc");
+    let qdiscs = lab
+        .shaper
+        .exec_stdout("tc", &["qdisc", "show", "dev", SHAPER_TO_NETWORK])
+        .expect("tc qdisc");
     assert!(!qdiscs.contains("7fff:"), "ClearTree left the tree behind:\n{qdiscs}");
-    let Response::Mappings(m) = bus.request(&Command::ListMappings).expect("mappings") else { panic!("mappings") };
+    let Response::Mappings(m) = bus.request(&Command::ListMappings).expect("mappings") else {
+        panic!("mappings")
+    };
     assert!(m.is_empty(), "ClearTree left mappings: {m:?}");
     assert!(ping_from_internet(&lab, &target, 5) >= 4, "traffic passes unshaped after ClearTree");
 }
