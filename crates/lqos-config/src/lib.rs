@@ -8,7 +8,9 @@
 //! Main functions: [`load_config`] / [`parse_config_str`], [`load_inputs`] (both input files
 //! plus [`validate_inputs_with_rejected`]), [`parse_network_str`], [`parse_shaped_devices`] /
 //! [`parse_shaped_devices_str`], [`validate_inputs`], and the
-//! writers [`write_network`] / [`write_shaped_devices`] (temp file, fsync, rename).
+//! writers [`write_network`] / [`write_shaped_devices`] / [`write_atomic`] (temp file, fsync,
+//! rename, mode of the replaced file kept). [`edit_config_str`] changes single values of
+//! lqos.conf text and keeps comments, key order and unknown sections.
 //!
 //! ```
 //! use lqos_config::{parse_network_str, parse_shaped_devices_str, validate_inputs, has_errors};
@@ -36,6 +38,7 @@
 
 pub mod conf;
 pub mod diag;
+pub mod edit;
 pub mod error;
 mod json;
 pub mod model;
@@ -55,6 +58,7 @@ pub use conf::{
     CONFIG_ENV, DEFAULT_CONFIG_PATH, DIRECTORY_ENV, default_state_directory, parse_config_str,
 };
 pub use diag::{Diagnostic, Severity, has_errors};
+pub use edit::{ConfEdit, ConfValue, EditError, edit_config_str};
 pub use error::ConfigError;
 pub use model::*;
 pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
