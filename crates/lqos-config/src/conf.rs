@@ -15,8 +15,8 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 use crate::diag::Diagnostic;
 use crate::model::{
     Config, DefaultSqm, ExceptionCpe, Flows, IntegrationCommon, InterfaceMode, InterfaceName,
-    IpRanges, LazyQueues, NetzurConfig, QueueMode, QueuesConfig, RateKbit, SplynxConfig,
-    SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning, UispConfig,
+    IpRanges, LazyQueues, MetricsConfig, NetzurConfig, QueueMode, QueuesConfig, RateKbit,
+    SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning, UispConfig,
 };
 use crate::pos::LineIndex;
 use crate::sqm::parse_sqm_tokens;
@@ -96,6 +96,8 @@ pub const DEFAULT_UISP_BANDWIDTH_OVERHEAD_FACTOR: f64 = 1.0;
 pub const DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER: f64 = 1.0;
 /// Default for `[netzur_integration] timeout_secs`.
 pub const DEFAULT_NETZUR_TIMEOUT_SECS: u64 = 60;
+/// Default for `[metrics] enabled` (lqos extension, not in LibreQoS): `/metrics` is served.
+pub const DEFAULT_METRICS_ENABLED: bool = true;
 
 /// `state_directory` when it is not set (LibreQoS rule): `<parent>/state` when
 /// `lqos_directory` ends in `src`, else `<lqos_directory>/state`.
@@ -763,6 +765,35 @@ fn netzur(cx: &mut Cx, s: &Sect<'_>) -> NetzurConfig {
     c
 }
 
+fn metrics(cx: &mut Cx, s: &Sect<'_>) -> MetricsConfig {
+    let enabled = s.bool(cx, "enabled", DEFAULT_METRICS_ENABLED);
+    let token = match s.opt_str(cx, "token") {
+        Some(t) if t.is_empty() => {
+            let line = s.key_line(cx, "token");
+            cx.error(
+                line,
+                "metrics.token",
+                "metrics.token must not be empty when configured".to_string(),
+                Some("remove the key to serve /metrics without a token"),
+            );
+            None
+        }
+        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => {
+            let line = s.key_line(cx, "token");
+            cx.error(
+                line,
+                "metrics.token",
+                "metrics.token must be printable ASCII without spaces".to_string(),
+                Some("it is sent as `Authorization: Bearer <token>`"),
+            );
+            None
+        }
+        t => t,
+    };
+    s.finish(cx, &["enabled", "token"]);
+    MetricsConfig { enabled, token }
+}
+
 fn integration_common(cx: &mut Cx, s: &Sect<'_>) -> IntegrationCommon {
     let max_shrink_ratio = match s.opt_f64(cx, "max_shrink_ratio") {
         Some(v) if (0.0..=1.0).contains(&v) => v,
@@ -1020,6 +1051,8 @@ pub(crate) fn parse_config_with(
         };
     let splynx = splynx_sect.map(|s| splynx(&mut cx, &s));
     let netzur = top.sub(&mut cx, "netzur_integration").map(|s| netzur(&mut cx, &s));
+    let ms = top.sub(&mut cx, "metrics").unwrap_or_else(|| empty("metrics"));
+    let metrics = metrics(&mut cx, &ms);
 
     let mut known: Vec<&str> = vec![
         "version",
@@ -1042,6 +1075,7 @@ pub(crate) fn parse_config_with(
         "splynx_integration",
         "spylnx_integration",
         "netzur_integration",
+        "metrics",
     ];
     known.extend_from_slice(TOP_IGNORED);
     top.finish(&mut cx, &known);
@@ -1065,6 +1099,7 @@ pub(crate) fn parse_config_with(
         uisp,
         splynx,
         netzur,
+        metrics,
     };
     (Some(config), cx.diags)
 }

@@ -8,7 +8,9 @@
 //! Main functions: [`load_config`] / [`parse_config_str`], [`load_inputs`] (both input files
 //! plus [`validate_inputs_with_rejected`]), [`parse_network_str`], [`parse_shaped_devices`] /
 //! [`parse_shaped_devices_str`], [`validate_inputs`], and the
-//! writers [`write_network`] / [`write_shaped_devices`] (temp file, fsync, rename).
+//! writers [`write_network`] / [`write_shaped_devices`] / [`write_atomic`] (temp file, fsync,
+//! rename, mode of the replaced file kept). [`edit_config_str`] changes single values of
+//! lqos.conf text and keeps comments, key order and unknown sections.
 //!
 //! ```
 //! use lqos_config::{parse_network_str, parse_shaped_devices_str, validate_inputs, has_errors};
@@ -36,6 +38,7 @@
 
 pub mod conf;
 pub mod diag;
+pub mod edit;
 pub mod error;
 mod json;
 pub mod model;
@@ -47,12 +50,15 @@ pub mod validate;
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use conf::{
     CONFIG_ENV, DEFAULT_CONFIG_PATH, DIRECTORY_ENV, default_state_directory, parse_config_str,
 };
 pub use diag::{Diagnostic, Severity, has_errors};
+pub use edit::{ConfEdit, ConfValue, EditError, edit_config_str};
 pub use error::ConfigError;
 pub use model::*;
 pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
@@ -177,9 +183,14 @@ pub fn load_inputs(config: &Config) -> Result<Inputs, ConfigError> {
     Ok(Inputs { network, circuits: shaped.circuits, diagnostics })
 }
 
+/// Mode of a file [`write_atomic`] creates where none existed (`rw-r--r--`).
+pub const NEW_FILE_MODE: u32 = 0o644;
+
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync,
 /// rename over `path`, then fsync of the directory. Readers see the old or the new file,
-/// never a partial one.
+/// never a partial one. The new file keeps the permission bits (the `0o777` part of the
+/// mode) of the file it replaces, so an lqos.conf at 0600 stays 0600; a new file gets
+/// [`NEW_FILE_MODE`]. Owner and group are those of the writing process.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
     let werr = |source: io::Error| ConfigError::Write { path: path.to_path_buf(), source };
     let dir = match path.parent() {
@@ -189,10 +200,21 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
     let name = path.file_name().ok_or_else(|| {
         werr(io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))
     })?;
-    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    // Unique per call, so two writers in one process never share (or delete) a temp file.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.tmp.{}.{seq}", name.to_string_lossy(), std::process::id()));
+    let mode = match fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & 0o777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => NEW_FILE_MODE,
+        Err(e) => return Err(werr(e)),
+    };
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        // Created 0600 so the contents are never readable more widely than intended; the
+        // final mode is set before the rename.
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(contents)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)?;

@@ -476,6 +476,25 @@ pub struct NetzurConfig {
     pub timeout_secs: u64,
 }
 
+/// `[metrics]`: the Prometheus endpoint `/metrics` (lqos extension; LibreQoS has no such
+/// section). lqosd lets the environment override both fields (`LQOS_METRICS=off`,
+/// `LQOS_METRICS_TOKEN`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsConfig {
+    /// `enabled`: serve `/metrics` at all (default [`crate::conf::DEFAULT_METRICS_ENABLED`]).
+    pub enabled: bool,
+    /// `token` (secret): when set, `/metrics` wants `Authorization: Bearer <token>`.
+    /// `None` (the default) serves it without authentication.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    /// The section's defaults: enabled, no token.
+    fn default() -> Self {
+        MetricsConfig { enabled: crate::conf::DEFAULT_METRICS_ENABLED, token: None }
+    }
+}
+
 /// The validated `/etc/lqos.conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -515,6 +534,9 @@ pub struct Config {
     pub splynx: Option<SplynxConfig>,
     /// `[netzur_integration]`.
     pub netzur: Option<NetzurConfig>,
+    /// `[metrics]` (lqos extension; defaults when the section is missing).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 impl Config {

@@ -82,6 +82,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         uisp: None,
         splynx: None,
         netzur: None,
+        metrics: Default::default(),
     }
 }
 

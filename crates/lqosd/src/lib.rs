@@ -36,8 +36,10 @@ impl web::Backend for QueueBackend {
 }
 
 /// Starts the web server unless `disable_webserver` is set, feeding its requests to the apply
-/// task through `queue`. `/metrics` wants `Authorization: Bearer $LQOS_METRICS_TOKEN` when that
-/// variable is set; `LQOS_METRICS=off` disables it.
+/// task through `queue`. `/metrics` follows lqos.conf `[metrics]` (`enabled`, `token`: when a
+/// token is set it wants `Authorization: Bearer <token>`). The environment wins over the file:
+/// `LQOS_METRICS=off` disables the endpoint (any other non-empty value enables it) and a
+/// non-empty `LQOS_METRICS_TOKEN` replaces the token (see [`web::metrics::settings`]).
 pub fn web_task(
     config: &lqos_config::Config,
     queue: tokio::sync::mpsc::Sender<lqos_bus::server::Request>,
@@ -48,8 +50,8 @@ pub fn web_task(
     }
     let mut opts = web::WebOptions::new(config.lqos_directory.clone());
     opts.config_path = Some(config.path.clone());
-    opts.metrics_token = std::env::var("LQOS_METRICS_TOKEN").ok().filter(|t| !t.is_empty());
-    opts.metrics_enabled = std::env::var("LQOS_METRICS").map(|v| v != "off").unwrap_or(true);
+    (opts.metrics_enabled, opts.metrics_token) =
+        web::metrics::settings(&config.metrics, |name| std::env::var(name).ok());
     let state = match web::WebState::new(std::sync::Arc::new(QueueBackend(queue)), opts) {
         Ok(s) => s,
         Err(e) => {

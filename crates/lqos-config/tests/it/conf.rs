@@ -229,3 +229,46 @@ fn both_splynx_spellings_warn_and_the_correct_one_wins() {
     assert_eq!((d[0].line, d[0].is_error()), (Some(9), false));
     assert!(!c.unwrap().splynx.unwrap().enabled);
 }
+
+#[test]
+fn metrics_section_defaults_when_missing() {
+    let (c, d) = parse(MINIMAL);
+    assert!(d.is_empty(), "{d:#?}");
+    let m = c.unwrap().metrics;
+    assert_eq!(m, lqos_config::MetricsConfig::default());
+    assert_eq!(m.enabled, lqos_config::conf::DEFAULT_METRICS_ENABLED);
+    assert!(m.enabled && m.token.is_none());
+}
+
+#[test]
+fn metrics_section_is_read() {
+    let text = format!("{MINIMAL}[metrics]\nenabled = false\ntoken = \"s3cret-T0ken\"\n");
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    let m = c.unwrap().metrics;
+    assert!(!m.enabled);
+    assert_eq!(m.token.as_deref(), Some("s3cret-T0ken"));
+}
+
+#[test]
+fn metrics_unknown_key_warns_and_bad_values_are_errors_with_line() {
+    let text = format!("{MINIMAL}[metrics]\nenabled = true\ntokn = \"x\"\n");
+    let (c, d) = parse(&text);
+    assert!(c.unwrap().metrics.token.is_none());
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(!d[0].is_error());
+    assert_eq!(d[0].line, Some(9));
+    assert_eq!(d[0].field.as_deref(), Some("metrics.tokn"));
+    assert!(d[0].message.contains("unknown key 'metrics.tokn'"));
+
+    let text = format!("{MINIMAL}[metrics]\nenabled = \"yes\"\ntoken = \"\"\n");
+    let (_, d) = parse(&text);
+    let errs = crate::errors(&d);
+    assert_eq!(errs.len(), 2, "{d:#?}");
+    assert_eq!((errs[0].line, errs[0].field.as_deref()), (Some(8), Some("metrics.enabled")));
+    assert_eq!((errs[1].line, errs[1].field.as_deref()), (Some(9), Some("metrics.token")));
+    assert!(errs[1].message.contains("must not be empty"));
+
+    let (_, d) = parse(&format!("{MINIMAL}[metrics]\ntoken = \"two words\"\n"));
+    assert!(only_error(&d).message.contains("printable ASCII"));
+}

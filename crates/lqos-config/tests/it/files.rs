@@ -208,3 +208,27 @@ fn writers_replace_files_atomically_and_round_trip() {
     let err = write_atomic(&dir.path().join("missing/x"), b"x").unwrap_err();
     assert!(matches!(err, ConfigError::Write { .. }));
 }
+
+#[test]
+fn write_atomic_keeps_the_mode_of_the_replaced_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("lqos.conf");
+    fs::write(&conf, "old").unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+    write_atomic(&conf, b"new").unwrap();
+    assert_eq!(fs::read_to_string(&conf).unwrap(), "new");
+    assert_eq!(mode(&conf), 0o600);
+    // A wider mode is kept too (not replaced by the default).
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o640)).unwrap();
+    write_atomic(&conf, b"newer").unwrap();
+    assert_eq!(mode(&conf), 0o640);
+    // A file that did not exist gets 0644 whatever the umask allows beyond it.
+    let fresh = dir.path().join("network.json");
+    write_atomic(&fresh, b"{}").unwrap();
+    assert_eq!(mode(&fresh), lqos_config::NEW_FILE_MODE);
+    assert_eq!(lqos_config::NEW_FILE_MODE, 0o644);
+    let leftovers = fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 2, "no temp files left");
+}

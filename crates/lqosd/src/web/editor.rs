@@ -5,6 +5,11 @@
 //! network.json. Errors on the edited rows come back per field (CSV column header, or
 //! `devices[i].<column>` for device columns); nothing is written unless the result is
 //! error-free. Then the file is written atomically and lqosd is asked to Reload.
+//!
+//! Configuration edits change only the edited values of lqos.conf (through
+//! [`lqos_config::edit_config_str`]): the operator's comments, key order and sections lqos does
+//! not know stay as written. The result is parsed with lqos-config before it is written; a
+//! file with errors is never written (422 with field errors instead).
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +19,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use lqos_bus::ReloadReport;
 use lqos_config::{
-    CSV_HEADER, Circuit, Config, Diagnostic, Network, format_sqm_override, parse_config_str,
-    parse_network_str, parse_shaped_devices_str, shaped_devices_to_string, validate_inputs,
+    CSV_HEADER, Circuit, ConfEdit, ConfValue, Config, Diagnostic, EditError, Network,
+    edit_config_str, format_sqm_override, parse_config_str, parse_network_str,
+    parse_shaped_devices_str, shaped_devices_to_string, validate_inputs,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -457,6 +463,9 @@ pub(crate) fn masked(config: &Config) -> serde_json::Value {
     if let Some(n) = c.netzur.as_mut() {
         mask(&mut n.api_key);
     }
+    if let Some(t) = c.metrics.token.as_mut() {
+        mask(t);
+    }
     serde_json::to_value(&c).unwrap_or(serde_json::Value::Null)
 }
 
@@ -532,9 +541,7 @@ async fn config_update(
     let _guard = state.editor_lock().lock().await;
     let text =
         read_optional(&path)?.ok_or(ApiError::NotFound { what: path.display().to_string() })?;
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e| ApiError::Conflict { message: format!("lqos.conf does not parse: {e}") })?;
+    let mut edits = Vec::new();
     let mut errors = Vec::new();
     for (key, value) in &body {
         let Some((_, section, toml_key, kind)) = COMMON.iter().find(|(k, ..)| k == key) else {
@@ -550,9 +557,9 @@ async fn config_update(
             }
         };
         let v = match kind {
-            Kind::Text => toml::Value::String(raw),
+            Kind::Text => ConfValue::Text(raw),
             Kind::Integer => match raw.parse::<i64>() {
-                Ok(n) if n >= 0 => toml::Value::Integer(n),
+                Ok(n) if n >= 0 => ConfValue::Integer(n),
                 _ => {
                     errors.push(FieldError::new(
                         key.clone(),
@@ -564,9 +571,9 @@ async fn config_update(
             Kind::Number => match raw.parse::<f64>() {
                 Ok(n) if n.is_finite() && n >= 0.0 => {
                     if n.fract() == 0.0 && n < 9.0e15 {
-                        toml::Value::Integer(n as i64)
+                        ConfValue::Integer(n as i64)
                     } else {
-                        toml::Value::Float(n)
+                        ConfValue::Float(n)
                     }
                 }
                 _ => {
@@ -575,30 +582,29 @@ async fn config_update(
                 }
             },
         };
-        let target = if section.is_empty() {
-            &mut table
-        } else {
-            match table
-                .entry(section.to_string())
-                .or_insert_with(|| toml::Value::Table(Default::default()))
-            {
-                toml::Value::Table(t) => t,
-                _ => {
-                    errors.push(FieldError::new(
-                        key.clone(),
-                        format!("[{section}] is not a table in lqos.conf"),
-                    ));
-                    continue;
-                }
-            }
-        };
-        target.insert(toml_key.to_string(), v);
+        edits.push((key.clone(), ConfEdit::new(section, toml_key, v)));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors, diagnostics: vec![] });
     }
-    let new_text =
-        toml::to_string(&table).map_err(|e| ApiError::Internal { message: e.to_string() })?;
+    // Only the edited values change; comments, key order and unknown sections stay as written.
+    let plain: Vec<ConfEdit> = edits.iter().map(|(_, e)| e.clone()).collect();
+    let new_text = edit_config_str(&text, &plain).map_err(|e| match e {
+        EditError::Syntax { source } => {
+            ApiError::Conflict { message: format!("lqos.conf does not parse: {source}") }
+        }
+        EditError::NotATable { ref table, ref key }
+        | EditError::NotAValue { ref table, ref key } => {
+            let form_key = edits
+                .iter()
+                .find(|(_, ed)| &ed.table == table && &ed.key == key)
+                .map_or_else(|| key.clone(), |(k, _)| k.clone());
+            ApiError::Validation {
+                errors: vec![FieldError::new(form_key, e.to_string())],
+                diagnostics: vec![],
+            }
+        }
+    })?;
     let (parsed, diagnostics) = parse_config_str(&new_text, &path);
     let errs: Vec<FieldError> = diagnostics
         .iter()

@@ -18,6 +18,7 @@
 //!
 //! Settings: [`super::WebOptions::metrics_enabled`] (false → 404) and
 //! [`super::WebOptions::metrics_token`] (set → `Authorization: Bearer <token>` required).
+//! lqosd fills them with [`settings`]: lqos.conf `[metrics]`, overridden by the environment.
 
 use std::fmt::Write;
 
@@ -33,6 +34,25 @@ use super::{ApiError, WebState};
 
 /// Most circuits exported per scrape.
 pub const MAX_CIRCUIT_SERIES: usize = 1000;
+
+/// Environment variable switching `/metrics`: `off` disables it, any other non-empty value
+/// enables it; wins over `[metrics] enabled`.
+pub const METRICS_ENV: &str = "LQOS_METRICS";
+/// Environment variable holding the `/metrics` bearer token; when non-empty it wins over
+/// `[metrics] token`.
+pub const METRICS_TOKEN_ENV: &str = "LQOS_METRICS_TOKEN";
+
+/// `(enabled, token)` for `/metrics`: lqos.conf `[metrics]`, with [`METRICS_ENV`] and
+/// [`METRICS_TOKEN_ENV`] (read through `env`) winning when set and non-empty.
+pub fn settings(
+    config: &lqos_config::MetricsConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> (bool, Option<String>) {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    let enabled = set(METRICS_ENV).map_or(config.enabled, |v| v != "off");
+    let token = set(METRICS_TOKEN_ENV).or_else(|| config.token.clone());
+    (enabled, token)
+}
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new().route("/metrics", get(metrics))
@@ -236,6 +256,26 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lqos_config::MetricsConfig;
+
+    #[test]
+    fn settings_come_from_the_config_and_the_environment_wins() {
+        let conf = MetricsConfig { enabled: false, token: Some("from-conf".into()) };
+        let none = |_: &str| None;
+        assert_eq!(settings(&conf, none), (false, Some("from-conf".into())));
+        assert_eq!(settings(&MetricsConfig::default(), none), (true, None));
+        let env = |name: &str| match name {
+            METRICS_ENV => Some("on".to_string()),
+            METRICS_TOKEN_ENV => Some("from-env".to_string()),
+            _ => None,
+        };
+        assert_eq!(settings(&conf, env), (true, Some("from-env".into())));
+        let off = |name: &str| (name == METRICS_ENV).then(|| "off".to_string());
+        assert_eq!(settings(&MetricsConfig::default(), off), (false, None));
+        // Empty variables count as unset.
+        let empty = |_: &str| Some(String::new());
+        assert_eq!(settings(&conf, empty), (false, Some("from-conf".into())));
+    }
 
     #[test]
     fn bounded_and_escaped() {

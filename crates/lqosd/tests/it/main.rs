@@ -592,3 +592,109 @@ async fn lqosd_down_gives_503_not_panic() {
     let r = send(&app, req("GET", "/metrics").body(Body::empty()).expect("req")).await;
     assert!(r.text.contains("lqos_up 0"));
 }
+
+/// An app whose configuration view reads `conf` (written to `<dir>/lqos.conf`), with `tweak`
+/// applied to the options after the path is set.
+fn app_with_conf(conf: &str, tweak: impl FnOnce(&mut WebOptions)) -> (App, std::path::PathBuf) {
+    let app = app_with(5, &[("admin", "admin-password", Role::Admin)], |_| {});
+    let path = app.dir.path().join("lqos.conf");
+    std::fs::write(&path, conf).expect("conf");
+    let mut opts = WebOptions::new(app.dir.path().to_path_buf());
+    opts.config_path = Some(path.clone());
+    tweak(&mut opts);
+    let app = App {
+        state: WebState::new(app.backend.clone(), opts).expect("state"),
+        backend: app.backend,
+        dir: app.dir,
+    };
+    (app, path)
+}
+
+const COMMENTED_CONF: &str = r#"# Shaper at the north POP -- do not touch without a ticket.
+version = "1.5"
+lqos_directory = "/tmp/lqos-test"   # where network.json lives
+node_name = "north-1"  # shown in the GUI
+
+[bridge]
+# eth1 faces the edge router
+to_internet = "eth1"
+to_network = "eth2"
+
+[queues]
+default_sqm = "cake diffserv4"
+# contract: 1 Gbit down
+downlink_bandwidth_mbps = 1000 # keep in sync with the router
+uplink_bandwidth_mbps = 1000
+
+# lqos does not know this one; it must survive.
+[custom_vendor_section]
+answer = 42   # the answer
+
+[metrics]
+enabled = true
+token = "scrape-me-please"
+"#;
+
+#[tokio::test]
+async fn configured_metrics_token_is_required_and_masked() {
+    let (config, diags) = lqos_config::parse_config_str(COMMENTED_CONF, "lqos.conf".as_ref());
+    assert!(!lqos_config::has_errors(&diags), "{diags:#?}");
+    let config = config.expect("config");
+    let (app, _) = app_with_conf(COMMENTED_CONF, |o| {
+        (o.metrics_enabled, o.metrics_token) =
+            lqosd::web::metrics::settings(&config.metrics, |_| None);
+    });
+    let r = send(&app, req("GET", "/metrics").body(Body::empty()).expect("req")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let wrong = req("GET", "/metrics")
+        .header(header::AUTHORIZATION, "Bearer scrape-me-not")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(send(&app, wrong).await.status, StatusCode::UNAUTHORIZED);
+    let right = req("GET", "/metrics")
+        .header(header::AUTHORIZATION, "Bearer scrape-me-please")
+        .body(Body::empty())
+        .expect("req");
+    let r = send(&app, right).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("lqos_up 1"));
+    // The configuration view shows that a token is set, never the token.
+    let c = login(&app, "admin", "admin-password").await;
+    let r = send(&app, c.get("/api/v1/config")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("scrape-me-please"), "{}", r.text);
+    assert_eq!(r.body["config"]["metrics"]["token"], "********");
+    assert_eq!(r.body["config"]["metrics"]["enabled"], true);
+}
+
+#[tokio::test]
+async fn config_edit_keeps_comments_order_and_unknown_sections() {
+    use std::os::unix::fs::PermissionsExt;
+    let (app, path) = app_with_conf(COMMENTED_CONF, |_| {});
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let c = login(&app, "admin", "admin-password").await;
+    let r = send(
+        &app,
+        c.write(
+            "PUT",
+            "/api/v1/config",
+            &json!({"node_name": "north-2", "downlink_bandwidth_mbps": "2500.5"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let text = std::fs::read_to_string(&path).expect("conf");
+    let expected = COMMENTED_CONF
+        .replace("node_name = \"north-1\"", "node_name = \"north-2\"")
+        .replace("downlink_bandwidth_mbps = 1000 #", "downlink_bandwidth_mbps = 2500.5 #");
+    assert_ne!(expected, COMMENTED_CONF);
+    assert_eq!(text, expected);
+    let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the file keeps its mode");
+
+    // An edit that makes the file invalid is refused and nothing is written.
+    let r = send(&app, c.write("PUT", "/api/v1/config", &json!({"default_sqm": "bogus"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["field"], "default_sqm");
+    assert_eq!(std::fs::read_to_string(&path).expect("conf"), expected);
+}
