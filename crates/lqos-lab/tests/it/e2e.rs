@@ -90,7 +90,7 @@ fn bytes_of(lab: &Lab, dev: &str, class: &str) -> u64 {
 }
 
 /// Runs iperf3 for `secs` in the background and measures the HTB class rate (bits/s) between
-/// 1.5 s and secs-1 s. Returns (class rate, iperf3 payload rate).
+/// 2 s (TCP past slow start) and secs-1 s. Returns (class rate, iperf3 payload rate).
 fn measure(lab: &Lab, idx: usize, way: Way, v6: bool, secs: u32, port: u16) -> (f64, f64) {
     let circuit = lab.spec.subscribers[idx].circuit_id.clone();
     let class = class_of(lab, &circuit);
@@ -100,9 +100,9 @@ fn measure(lab: &Lab, idx: usize, way: Way, v6: bool, secs: u32, port: u16) -> (
     };
     std::thread::scope(|s| {
         let h = s.spawn(|| iperf(lab, idx, way, secs, v6, port));
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(2000));
         let (b1, t1) = (bytes_of(lab, dev, &class), Instant::now());
-        std::thread::sleep(Duration::from_secs(u64::from(secs) - 2));
+        std::thread::sleep(Duration::from_secs(u64::from(secs) - 3));
         let (b2, t2) = (bytes_of(lab, dev, &class), Instant::now());
         let iperf_result = h.join().expect("iperf thread").expect("iperf3 run");
         let class_bps = (b2 - b1) as f64 * 8.0 / t2.duration_since(t1).as_secs_f64();
@@ -131,13 +131,13 @@ fn two_subscribers_are_shaped_to_their_plans_in_both_directions() {
     let Some(lab) = lab("lqe2a", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, true)]) else {
         return;
     };
-    let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5301);
+    let (c, p) = measure(&lab, 0, Way::Download, false, 7, 5301);
     assert_shaped("subscriber 1 download", 10.0, c, p);
-    let (c, p) = measure(&lab, 1, Way::Download, false, 6, 5302);
+    let (c, p) = measure(&lab, 1, Way::Download, false, 7, 5302);
     assert_shaped("subscriber 2 download", 25.0, c, p);
-    let (c, p) = measure(&lab, 0, Way::Upload, false, 6, 5303);
+    let (c, p) = measure(&lab, 0, Way::Upload, false, 7, 5303);
     assert_shaped("subscriber 1 upload", 5.0, c, p);
-    let (c, p) = measure(&lab, 1, Way::Upload, false, 6, 5304);
+    let (c, p) = measure(&lab, 1, Way::Upload, false, 7, 5304);
     assert_shaped("subscriber 2 upload", 5.0, c, p);
 }
 
@@ -147,7 +147,7 @@ fn ipv6_subscriber_is_shaped_and_unmapped_host_passes_unshaped() {
     let Some(lab) = lab("lqe2b", vec![sub(0, 10.0, 5.0, true), sub(1, 25.0, 5.0, false)]) else {
         return;
     };
-    let (c, p) = measure(&lab, 0, Way::Download, true, 6, 5311);
+    let (c, p) = measure(&lab, 0, Way::Download, true, 7, 5311);
     assert_shaped("IPv6 subscriber download", 10.0, c, p);
     // Subscriber 2 is not in ShapedDevices.csv: no class limits it.
     let r = iperf(&lab, 1, Way::Download, 3, false, 5312).expect("iperf3 to the unmapped host");
@@ -200,7 +200,7 @@ fn rate_edit_changes_the_class_in_place_and_the_other_subscriber_loses_nothing()
     });
     let after1 = bytes_of(&lab, SHAPER_TO_NETWORK, &class1);
     assert!(after1 >= before1, "subscriber 1's class was recreated instead of changed in place");
-    let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5323);
+    let (c, p) = measure(&lab, 0, Way::Download, false, 7, 5323);
     assert_shaped("subscriber 1 after the edit", 20.0, c, p);
 }
 
@@ -219,7 +219,7 @@ fn invalid_inputs_leave_the_running_shaping_untouched() {
         }
         other => panic!("invalid inputs were accepted: {other:?}"),
     }
-    let (c, p) = measure(&lab, 0, Way::Download, false, 5, 5331);
+    let (c, p) = measure(&lab, 0, Way::Download, false, 7, 5331);
     assert_shaped("subscriber 1 after the refused reload", 10.0, c, p);
 }
 
@@ -238,7 +238,7 @@ fn kill_9_fails_open_and_restart_restores_shaping_without_recreating_classes() {
     lab.start_lqosd(&lqos_lab::find_binary("lqosd")).expect("restart lqosd");
     let after = bytes_of(&lab, SHAPER_TO_NETWORK, &class);
     assert!(after >= before, "class was recreated on restart (counters reset)");
-    let (c, p) = measure(&lab, 0, Way::Download, false, 6, 5342);
+    let (c, p) = measure(&lab, 0, Way::Download, false, 7, 5342);
     assert_shaped("subscriber 1 after restart", 10.0, c, p);
 }
 
