@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lqos_bus::{CommandError, ObjectCounts, ReloadMode, ReloadReport};
 use lqos_config::{Config, Diagnostic, has_errors};
-use lqos_plan::{ChangeSet, HostFacts, Identities, IpMapping, Plan, PlanInput};
+use lqos_plan::{ChangeSet, HostFacts, Identities, Plan, PlanInput};
 
 use crate::kernel::{Kernel, KernelError};
 
@@ -179,16 +179,6 @@ fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Mapping differences between two mapping lists (both sorted by the planner).
-pub fn mapping_diff(old: &[IpMapping], new: &[IpMapping]) -> (Vec<IpMapping>, Vec<IpMapping>) {
-    use std::collections::HashMap;
-    let old_by_net: HashMap<_, _> = old.iter().map(|m| (m.net, m)).collect();
-    let new_by_net: HashMap<_, _> = new.iter().map(|m| (m.net, m)).collect();
-    let del = old.iter().filter(|m| !new_by_net.contains_key(&m.net)).cloned().collect();
-    let add = new.iter().filter(|m| old_by_net.get(&m.net) != Some(m)).cloned().collect();
-    (del, add)
-}
-
 /// The engine: owns the kernel handle and the applied plan.
 #[derive(Debug)]
 pub struct Engine<K: Kernel> {
@@ -237,7 +227,7 @@ impl<K: Kernel> Engine<K> {
         let Some(plan) = self.applied.clone() else { return Ok(None) };
         let t0 = Instant::now();
         let cs = self.kernel.reconcile(&plan).map_err(apply_failed)?;
-        let report = self.apply_changeset(&plan, cs, true)?;
+        let report = self.apply_changeset(&plan, cs)?;
         tracing::info!(
             added = report.counts.added,
             changed = report.counts.changed,
@@ -285,7 +275,7 @@ impl<K: Kernel> Engine<K> {
             ChangeSet::default()
         };
         let diff_ms = t_plan.elapsed().as_millis() as u64;
-        let mut report = self.apply_changeset(&prepared.plan, cs, reconcile)?;
+        let mut report = self.apply_changeset(&prepared.plan, cs)?;
         report.full_rebuild = reconcile;
         report.validate_ms = prepared.validate_ms;
         report.plan_ms = prepared.plan_ms + diff_ms;
@@ -312,7 +302,6 @@ impl<K: Kernel> Engine<K> {
         &mut self,
         plan: &Plan,
         cs: ChangeSet,
-        _reconciled: bool,
     ) -> Result<ReloadReport, CommandError> {
         let mut report = report_for(plan, &cs);
         let t0 = Instant::now();
