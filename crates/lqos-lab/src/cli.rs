@@ -172,12 +172,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             describe(&lab, false, &mut out)?;
             crate::forward::forward_into_netns(*gui, &lab.shaper.path(), "127.0.0.1:9123".parse()?)
                 .context("forward the GUI port")?;
-            writeln!(
-                out,
-                "GUI: http://<this host>:{} (first start: see {} for the one-time setup link)",
-                gui.port(),
-                lab.spec.dir.join("lqosd.log").display()
-            )?;
+            let log = std::fs::read_to_string(lab.spec.dir.join("lqosd.log")).unwrap_or_default();
+            let token = log.split("setup?token=").nth(1).map(|rest| {
+                rest.chars().take_while(char::is_ascii_alphanumeric).collect::<String>()
+            });
+            match token {
+                Some(t) => writeln!(
+                    out,
+                    "GUI: http://<this host>:{port}/  first admin (one-time link): http://<this host>:{port}/setup?token={t}",
+                    port = gui.port()
+                )?,
+                None => writeln!(out, "GUI: http://<this host>:{}/", gui.port())?,
+            }
             writeln!(out, "generating traffic; Ctrl-C to stop and remove the lab")?;
             let start = Instant::now();
             let mut round = 0usize;
