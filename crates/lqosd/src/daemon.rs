@@ -1,5 +1,5 @@
-//! Start-up and shutdown of the daemon: configuration, preflight, data plane, restore of the
-//! applied plan, the bus, the web server, and the apply task.
+//! Start-up and shutdown of the daemon: configuration, preflight, host tuning, data plane,
+//! restore of the applied plan, the bus, the web server, and the apply task.
 //!
 //! Order matters: programs are loaded (verified) before anything is attached; the stored plan
 //! is reconciled with the kernel (no rebuild when the tree is intact, so a restart causes no
@@ -118,6 +118,9 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     let Some(mode) = config.interfaces.clone() else {
         return Err(DaemonError::Preflight { count: 1 });
     };
+    // Host tuning (sysctls, NIC offloads, coalescing, governor, irqbalance) before anything is
+    // attached: XDP must see unsegmented packets with their VLAN tags. Never fatal.
+    crate::tuning::apply_at_startup(&config.tuning, &crate::tuning::shaping_interfaces(&mode));
     let mut tc = TcHandle::new().map_err(|e| runtime("open netlink", &e))?;
     if let Some(leaf) = &config.queues.default_sqm.leaf
         && !tc.probe_qdisc_support(leaf).map_err(|e| runtime("probe qdisc support", &e))?

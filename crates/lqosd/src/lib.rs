@@ -6,7 +6,8 @@
 //!
 //! Main types: [`engine::Engine`] (validate → plan → diff → apply, with the applied plan kept
 //! in `state_directory`), [`kernel::Kernel`] (the kernel door, with a recording fake),
-//! [`service::Service`] (the apply task), [`stats::StatsTracker`].
+//! [`service::Service`] (the apply task), [`stats::StatsTracker`], [`tuning::plan_tuning`]
+//! (host tuning from `[tuning]`, applied once at start-up).
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -20,6 +21,7 @@ pub mod service;
 pub mod stats;
 #[cfg(test)]
 mod testutil;
+pub mod tuning;
 pub mod web;
 
 /// The web layer's door to the apply task: every API call becomes a bus command on the same

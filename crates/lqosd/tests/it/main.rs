@@ -1,4 +1,7 @@
-//! lqosd web API tests: the router with the demo backend, driven by `oneshot` (no port).
+//! lqosd integration tests: the web API router with the demo backend, driven by `oneshot` (no
+//! port), and the `[tuning]` kernel test (module `tuning`, root only).
+
+mod tuning;
 
 use std::sync::Arc;
 
