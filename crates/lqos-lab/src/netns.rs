@@ -33,10 +33,15 @@ pub enum LabError {
 
 /// Runs a command, returning its output, failing on a non-zero exit.
 pub fn run(program: &str, args: &[&str]) -> Result<Output, LabError> {
-    let command = format!("{program} {}", args.join(" "));
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    output_of(cmd, format!("{program} {}", args.join(" ")))
+}
+
+/// Runs `cmd` with no stdin; a non-zero exit becomes [`LabError::Failed`] with its stderr.
+fn output_of(mut cmd: Command, command: String) -> Result<Output, LabError> {
     tracing::debug!(%command, "run");
-    let out = Command::new(program)
-        .args(args)
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
@@ -118,22 +123,9 @@ impl Netns {
 
     /// Runs `program args…` inside the namespace, failing on a non-zero exit.
     pub fn exec(&self, program: &str, args: &[&str]) -> Result<Output, LabError> {
-        let command = format!("[{}] {program} {}", self.name, args.join(" "));
-        tracing::debug!(%command, "exec");
-        let out = self
-            .command(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
-        if !out.status.success() {
-            return Err(LabError::Failed {
-                command,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
-        Ok(out)
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        output_of(cmd, format!("[{}] {program} {}", self.name, args.join(" ")))
     }
 
     /// Runs inside the namespace and returns stdout as text.
