@@ -52,6 +52,24 @@ pub struct Subscriber {
     pub shaped: bool,
 }
 
+impl Subscriber {
+    /// Lab subscriber `i` (0-based): circuit `c<i+1>`, addresses [`subscriber_v4`] and
+    /// [`subscriber_v6`], even ones under `AP_A1`, odd ones under `Site_B`. `shaped = false`
+    /// leaves it out of ShapedDevices.csv (an unmapped host).
+    pub fn numbered(i: usize, download_mbps: f64, upload_mbps: f64, shaped: bool) -> Self {
+        Subscriber {
+            circuit_id: format!("c{}", i + 1),
+            name: format!("Subscriber {}", i + 1),
+            ipv4: subscriber_v4(i),
+            ipv6: subscriber_v6(i),
+            download_mbps,
+            upload_mbps,
+            parent: if i.is_multiple_of(2) { "AP_A1".into() } else { "Site_B".into() },
+            shaped,
+        }
+    }
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct LabSpec {
@@ -83,16 +101,7 @@ impl LabSpec {
         let subscribers = (0..n)
             .map(|i| {
                 let (d, u) = plans[i % plans.len()];
-                Subscriber {
-                    circuit_id: format!("c{}", i + 1),
-                    name: format!("Subscriber {}", i + 1),
-                    ipv4: subscriber_v4(i),
-                    ipv6: subscriber_v6(i),
-                    download_mbps: d,
-                    upload_mbps: u,
-                    parent: if i.is_multiple_of(2) { "AP_A1".into() } else { "Site_B".into() },
-                    shaped: true,
-                }
+                Subscriber::numbered(i, d, u, true)
             })
             .collect();
         LabSpec { prefix: prefix.to_owned(), subscribers, dir, web_listen: "[::]:9123".into() }

@@ -5,9 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lqos_bus::{Command, ReloadMode, Response};
-use lqos_lab::lab::{
-    Lab, LabSpec, SHAPER_TO_INTERNET, SHAPER_TO_NETWORK, Subscriber, subscriber_v4, subscriber_v6,
-};
+use lqos_lab::lab::{Lab, LabSpec, SHAPER_TO_INTERNET, SHAPER_TO_NETWORK, Subscriber};
 use lqos_lab::traffic::{Way, iperf, ping_from_internet};
 
 static KERNEL: Mutex<()> = Mutex::new(());
@@ -17,16 +15,7 @@ pub fn lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 pub fn sub(i: usize, down: f64, up: f64, shaped: bool) -> Subscriber {
-    Subscriber {
-        circuit_id: format!("c{}", i + 1),
-        name: format!("Subscriber {}", i + 1),
-        ipv4: subscriber_v4(i),
-        ipv6: subscriber_v6(i),
-        download_mbps: down,
-        upload_mbps: up,
-        parent: if i.is_multiple_of(2) { "AP_A1".into() } else { "Site_B".into() },
-        shaped,
-    }
+    Subscriber::numbered(i, down, up, shaped)
 }
 
 /// Builds a lab with `subs`, starts lqosd and applies the inputs. `None` when not root.
