@@ -3,7 +3,11 @@
 //! writes); lqosd picks changes up within a second, and a changed password ends that user's
 //! sessions. It never talks to lqosd.
 //!
-//! Main items: [`Cli`] (arguments), [`run`] (does the work, returns what to print).
+//! Passwords come from `--password-stdin` (first line of stdin) or from a prompt without echo,
+//! asked twice; without a terminal and without `--password-stdin` it refuses.
+//!
+//! Main items: [`Cli`] (arguments), [`run`] (does the work, returns what to print),
+//! [`PasswordPrompt`] + [`prompt_new_password`] (the interactive prompt, testable).
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -12,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use lqosd::web::users::{Role, USERS_FILE_NAME, UserStore};
+use lqosd::web::users::{MIN_PASSWORD_LEN, Role, USERS_FILE_NAME, UserStore, UsersError};
 
 /// Manage lqos web users.
 #[derive(Debug, Parser)]
@@ -81,6 +85,42 @@ pub fn read_password(input: &mut impl BufRead) -> anyhow::Result<String> {
     Ok(pw)
 }
 
+/// An interactive password source (the terminal in the binary, a fake in tests).
+pub trait PasswordPrompt {
+    /// True when a person can answer (stdin is a terminal).
+    fn is_interactive(&self) -> bool;
+    /// Shows `prompt` and reads one line without echoing it (newline removed).
+    fn read_hidden(&mut self, prompt: &str) -> std::io::Result<String>;
+}
+
+/// Asks for a new password twice without echo. Refuses when `prompt` is not interactive
+/// (pointing at `--password-stdin`), on an empty or too short password, and when the two
+/// entries differ.
+pub fn prompt_new_password(prompt: &mut impl PasswordPrompt) -> anyhow::Result<String> {
+    if !prompt.is_interactive() {
+        bail!(
+            "stdin is not a terminal: cannot prompt for the password; \
+             pipe it in with --password-stdin"
+        );
+    }
+    let first = prompt
+        .read_hidden(&format!("Password ({MIN_PASSWORD_LEN}+ characters): "))
+        .context("cannot read the password from the terminal")?;
+    if first.is_empty() {
+        bail!("empty password");
+    }
+    if first.chars().count() < MIN_PASSWORD_LEN {
+        return Err(UsersError::WeakPassword.into());
+    }
+    let second = prompt
+        .read_hidden("Repeat password: ")
+        .context("cannot read the password from the terminal")?;
+    if first != second {
+        bail!("passwords do not match; nothing changed");
+    }
+    Ok(first)
+}
+
 /// Runs one command against `file`; `password` is asked for only when needed. Returns the
 /// lines to print.
 pub fn run(
@@ -93,6 +133,9 @@ pub fn run(
         Cmd::Add { username, role, .. } => {
             let role = Role::parse(role)
                 .with_context(|| format!("unknown role {role:?}: use admin or read-only"))?;
+            if store.get(username).is_some() {
+                bail!("user {username:?} already exists");
+            }
             store.add(username, &password()?, role)?;
             store.save()?;
             Ok(vec![format!("added {username} ({})", role.as_str())])
@@ -146,5 +189,68 @@ mod tests {
         assert!(run(&Cmd::Del { username: "ops".into() }, &f, || unreachable!()).is_err());
         assert_eq!(run(&Cmd::List, &f, || unreachable!()).expect("list").len(), 1);
         assert!(read_password(&mut "\n".as_bytes()).is_err());
+    }
+
+    /// Answers prompts from a list and records what was asked.
+    struct FakePrompt {
+        interactive: bool,
+        answers: Vec<&'static str>,
+        asked: Vec<String>,
+    }
+
+    impl FakePrompt {
+        fn new(interactive: bool, answers: &[&'static str]) -> Self {
+            FakePrompt {
+                interactive,
+                answers: answers.iter().rev().copied().collect(),
+                asked: vec![],
+            }
+        }
+    }
+
+    impl PasswordPrompt for FakePrompt {
+        fn is_interactive(&self) -> bool {
+            self.interactive
+        }
+        fn read_hidden(&mut self, prompt: &str) -> std::io::Result<String> {
+            self.asked.push(prompt.to_owned());
+            self.answers
+                .pop()
+                .map(str::to_owned)
+                .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
+        }
+    }
+
+    #[test]
+    fn prompt_asks_twice_and_accepts_a_match() {
+        let mut p = FakePrompt::new(true, &["good-password", "good-password"]);
+        assert_eq!(prompt_new_password(&mut p).expect("match"), "good-password");
+        assert_eq!(p.asked.len(), 2);
+        assert!(p.asked[1].starts_with("Repeat"), "{:?}", p.asked);
+    }
+
+    #[test]
+    fn prompt_refuses_a_mismatch_and_nothing_is_saved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("lqusers.toml");
+        let add = Cmd::Add { username: "ops".into(), role: "admin".into(), password_stdin: false };
+        let mut p = FakePrompt::new(true, &["good-password", "good-passwprd"]);
+        let err = run(&add, &f, || prompt_new_password(&mut p)).expect_err("mismatch");
+        assert!(err.to_string().contains("do not match"), "{err}");
+        assert!(UserStore::load(&f).expect("load").is_empty());
+        // A short first entry is refused before the second question.
+        let mut p = FakePrompt::new(true, &["short", "short"]);
+        assert!(prompt_new_password(&mut p).is_err());
+        assert_eq!(p.asked.len(), 1);
+        let mut p = FakePrompt::new(true, &["", ""]);
+        assert!(prompt_new_password(&mut p).is_err());
+    }
+
+    #[test]
+    fn prompt_refuses_without_a_terminal() {
+        let mut p = FakePrompt::new(false, &["good-password", "good-password"]);
+        let err = prompt_new_password(&mut p).expect_err("not a terminal");
+        assert!(err.to_string().contains("--password-stdin"), "{err}");
+        assert!(p.asked.is_empty(), "nothing is read when there is no terminal");
     }
 }

@@ -1,8 +1,21 @@
 //! lqusers: manage lqos web users (see the library).
-use std::io::Write;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// The real terminal: stdin must be a TTY; input is read from the terminal without echo.
+struct TerminalPrompt;
+
+impl lqusers::PasswordPrompt for TerminalPrompt {
+    fn is_interactive(&self) -> bool {
+        std::io::stdin().is_terminal()
+    }
+
+    fn read_hidden(&mut self, prompt: &str) -> std::io::Result<String> {
+        rpassword::prompt_password(prompt)
+    }
+}
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 fn main() -> ExitCode {
@@ -14,13 +27,11 @@ fn main() -> ExitCode {
     );
     let result = lqusers::users_file(&cli).and_then(|file| {
         lqusers::run(&cli.command, &file, || {
-            if !stdin_pw {
-                eprint!(
-                    "Password (8+ characters; it is echoed, use --password-stdin to pipe it): "
-                );
-                let _ = std::io::stderr().flush();
+            if stdin_pw {
+                lqusers::read_password(&mut std::io::stdin().lock())
+            } else {
+                lqusers::prompt_new_password(&mut TerminalPrompt)
             }
-            lqusers::read_password(&mut std::io::stdin().lock())
         })
     });
     match result {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use futures_util::stream::{self, Stream};
 use lqos_bus::{CircuitStat, Command, DaemonStatus, NodeStat, ReloadMode, ReloadReport, Response};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Admin, ClientAddr, Session};
+use super::auth::{Admin, ClientAddr, Session, cookie_value};
 use super::{ApiError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -93,7 +93,10 @@ async fn login(
     Ok(with_cookie(state.auth().cookie(&value), Json(session)))
 }
 
-async fn logout(State(state): State<WebState>, _s: Session) -> HttpResponse {
+async fn logout(State(state): State<WebState>, _s: Session, headers: HeaderMap) -> HttpResponse {
+    if let Some(value) = cookie_value(&headers) {
+        state.auth().revoke(value);
+    }
     with_cookie(state.auth().clear_cookie(), Json(serde_json::json!({"ok": true})))
 }
 
@@ -456,19 +459,28 @@ async fn tick(state: &WebState) -> Tick {
     Tick { status: status.ok(), top: top.unwrap_or_default(), error }
 }
 
+/// The SSE stream: one [`Tick`] a second while the session stays valid. The session is
+/// checked again before every tick (logout, password change or user deletion end the stream).
 async fn events(
     State(state): State<WebState>,
-    _s: Session,
+    s: Session,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let cookie = cookie_value(&headers).unwrap_or_default().to_owned();
     let interval = tokio::time::interval(Duration::from_secs(1));
-    let stream = stream::unfold((state, interval), |(state, mut interval)| async move {
+    let seed = (state, cookie, s.username, interval);
+    let stream = stream::unfold(seed, |(state, cookie, user, mut interval)| async move {
         interval.tick().await;
+        if state.auth().verify(&cookie).is_none() {
+            tracing::info!(username = %user, "session ended: closing the event stream");
+            return None;
+        }
         let t = tick(&state).await;
         let event = Event::default()
             .event("tick")
             .json_data(&t)
             .unwrap_or_else(|_| Event::default().comment("encode failed"));
-        Some((Ok(event), (state, interval)))
+        Some((Ok(event), (state, cookie, user, interval)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -4,6 +4,8 @@
 //!   `HttpOnly; SameSite=Strict; Path=/` (+`Secure` behind HTTPS), 12 h lifetime. The claims
 //!   carry a fingerprint of the user's password hash, so `lqusers passwd`/`del` ends that
 //!   user's sessions; the role is always taken from the users file, re-read when it changes.
+//!   Logout revokes that one session server-side (its nonce is remembered until it expires).
+//!   Long-lived responses (the SSE stream) re-check the session on every tick.
 //! * CSRF: every POST/PUT/PATCH/DELETE except login and setup needs `X-CSRF-Token` equal to the
 //!   session's token (returned by `GET /api/v1/session`); any request with an `Origin` header
 //!   that does not match `Host` is refused. Login and setup need a JSON body, which a
@@ -79,6 +81,8 @@ pub struct Auth {
     secure: bool,
     setup_token: Mutex<Option<String>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Nonces of logged-out sessions, with their expiry (unix seconds).
+    revoked: Mutex<HashMap<String, u64>>,
 }
 
 fn now_unix() -> u64 {
@@ -109,6 +113,7 @@ impl Auth {
             secure: opts.secure_cookies,
             setup_token: Mutex::new(setup_token),
             failures: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
         })
     }
 
@@ -184,8 +189,8 @@ impl Auth {
         (format!("{signed}.{sig}"), session)
     }
 
-    /// Checks a cookie value; `None` for anything forged, expired or stale.
-    pub(crate) fn verify(&self, value: &str) -> Option<Session> {
+    /// The claims of a genuine, unexpired cookie value (revocation not checked).
+    fn decode(&self, value: &str) -> Option<Claims> {
         let (signed, sig) = value.rsplit_once('.')?;
         let body = signed.strip_prefix("v1.")?;
         let sig = B64.decode(sig).ok()?;
@@ -193,7 +198,18 @@ impl Auth {
         mac.update(signed.as_bytes());
         mac.verify_slice(&sig).ok()?;
         let claims: Claims = serde_json::from_slice(&B64.decode(body).ok()?).ok()?;
-        if claims.exp <= now_unix() {
+        (claims.exp > now_unix()).then_some(claims)
+    }
+
+    /// Checks a cookie value; `None` for anything forged, expired, logged out or stale
+    /// (user deleted or password changed).
+    pub(crate) fn verify(&self, value: &str) -> Option<Session> {
+        let claims = self.decode(value)?;
+        let revoked = match self.revoked.lock() {
+            Ok(r) => r.contains_key(&claims.nonce),
+            Err(poisoned) => poisoned.into_inner().contains_key(&claims.nonce),
+        };
+        if revoked {
             return None;
         }
         self.with_users(|store| {
@@ -204,6 +220,18 @@ impl Auth {
                 csrf: self.csrf_for(&claims.nonce),
             })
         })
+    }
+
+    /// Ends the session of cookie `value` server-side (logout); forgets expired revocations.
+    pub(crate) fn revoke(&self, value: &str) {
+        let Some(claims) = self.decode(value) else { return };
+        let mut map = match self.revoked.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = now_unix();
+        map.retain(|_, exp| *exp > now);
+        map.insert(claims.nonce, claims.exp);
     }
 
     /// `Set-Cookie` value for a new session.
@@ -330,7 +358,8 @@ pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
     constant_eq(a.as_bytes(), b.as_bytes())
 }
 
-fn cookie_value(parts: &axum::http::HeaderMap) -> Option<&str> {
+/// The session cookie's value in `parts`, if any.
+pub(crate) fn cookie_value(parts: &axum::http::HeaderMap) -> Option<&str> {
     parts
         .get_all(header::COOKIE)
         .iter()

@@ -1,6 +1,7 @@
 //! lqosd integration tests: the web API router with the demo backend, driven by `oneshot` (no
 //! port), and the `[tuning]` kernel test (module `tuning`, root only).
 
+mod events;
 mod tuning;
 
 use std::sync::Arc;
@@ -172,6 +173,8 @@ async fn login_logout_and_wrong_password() {
     let r = send(&app, c.write("POST", "/api/v1/logout", &json!({}))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.headers[header::SET_COOKIE].to_str().expect("ascii").contains("Max-Age=0"));
+    let r = send(&app, c.get("/api/v1/session")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a logged-out cookie is refused");
     let r = send(&app, json_req("POST", "/api/v1/login", &json!({"username": "admin"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "missing field is a 4xx with a message");
     assert!(r.body["message"].as_str().expect("message").contains("password"));

@@ -1,0 +1,100 @@
+//! The SSE stream ends when its session does (logout, user deleted), not only at open.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use futures_util::StreamExt;
+use lqosd::web::router;
+use lqosd::web::users::UserStore;
+use serde_json::json;
+use tower::ServiceExt;
+
+use super::{App, Client, app, login, send};
+
+type Frames = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Send>,
+>;
+
+/// Opens `/api/v1/events` for `c` and returns its body as a stream of chunks.
+async fn open(app: &App, c: &Client) -> Frames {
+    let resp =
+        router(app.state.clone()).oneshot(c.get("/api/v1/events")).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ct = resp.headers()[header::CONTENT_TYPE].to_str().expect("ascii").to_owned();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    Box::pin(resp.into_body().into_data_stream())
+}
+
+/// Reads chunks until one holds a `tick` event (bounded).
+async fn next_tick(frames: &mut Frames) -> String {
+    let wait = async {
+        loop {
+            let chunk = frames.next().await.expect("stream still open").expect("chunk");
+            let text = String::from_utf8_lossy(&chunk).into_owned();
+            if text.contains("event: tick") {
+                return text;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait).await.expect("a tick within 5 s")
+}
+
+/// Reads until the stream ends (bounded); returns how many ticks came before the end.
+async fn ticks_until_end(frames: &mut Frames, limit: Duration) -> usize {
+    let wait = async {
+        let mut ticks = 0;
+        while let Some(chunk) = frames.next().await {
+            let chunk = chunk.expect("chunk");
+            ticks += String::from_utf8_lossy(&chunk).matches("event: tick").count();
+        }
+        ticks
+    };
+    tokio::time::timeout(limit, wait).await.expect("the stream ends once the session is gone")
+}
+
+#[tokio::test]
+async fn event_stream_ends_after_logout() {
+    let app = app();
+    let c = login(&app, "viewer", "viewer-password").await;
+    let mut frames = open(&app, &c).await;
+    let first = next_tick(&mut frames).await;
+    assert!(first.contains("\"top\""), "{first}");
+    next_tick(&mut frames).await;
+    let r = send(&app, c.write("POST", "/api/v1/logout", &json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let after = ticks_until_end(&mut frames, Duration::from_secs(4)).await;
+    assert!(after <= 1, "{after} ticks after logout");
+    // The logged-out cookie is dead everywhere, not only for the stream.
+    assert_eq!(send(&app, c.get("/api/v1/session")).await.status, StatusCode::UNAUTHORIZED);
+    // A fresh login of the same user still works and streams.
+    let c2 = login(&app, "viewer", "viewer-password").await;
+    let mut frames2 = open(&app, &c2).await;
+    next_tick(&mut frames2).await;
+}
+
+#[tokio::test]
+async fn event_stream_ends_when_the_user_is_deleted() {
+    let app = app();
+    let c = login(&app, "viewer", "viewer-password").await;
+    let other = login(&app, "admin", "admin-password").await;
+    let mut frames = open(&app, &c).await;
+    let mut others = open(&app, &other).await;
+    next_tick(&mut frames).await;
+    let path = app.dir.path().join("lqusers.toml");
+    let mut store = UserStore::load(&path).expect("users");
+    store.remove("viewer").expect("remove");
+    store.save().expect("save");
+    // The users file is re-read at most once a second: a few ticks at most.
+    let after = ticks_until_end(&mut frames, Duration::from_secs(6)).await;
+    assert!(after <= 3, "{after} ticks after deletion");
+    // Another user's stream is unaffected.
+    next_tick(&mut others).await;
+}
+
+#[tokio::test]
+async fn event_stream_needs_a_session() {
+    let app = app();
+    let r = send(&app, super::req("GET", "/api/v1/events").body(Body::empty()).expect("req")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
