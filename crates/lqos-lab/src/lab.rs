@@ -121,6 +121,12 @@ impl LabSpec {
         self.dir.join("lqos.conf")
     }
 
+    /// The bpffs directory for this lab's pinned maps (never a production lqosd's
+    /// `/sys/fs/bpf/lqos`); removed with the lab.
+    pub fn pin_dir(&self) -> PathBuf {
+        pin_dir_for(&self.prefix)
+    }
+
     /// The bus socket lqosd listens on in this lab.
     pub fn bus_path(&self) -> PathBuf {
         self.dir.join("bus")
@@ -355,6 +361,7 @@ impl Lab {
             .arg(lqosd_bin)
             .args(["--config", &self.spec.config_path().display().to_string()])
             .env("LQOS_BUS", self.spec.bus_path())
+            .env("LQOS_PIN_DIR", self.spec.pin_dir())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log)
@@ -444,6 +451,7 @@ impl Lab {
         self.sub.delete();
         self.shaper.delete();
         self.inet.delete();
+        remove_pin_dir(&self.spec.pin_dir());
     }
 
     /// Keeps the namespaces and lqosd after this process exits (`lqos-lab up`).
@@ -466,6 +474,20 @@ impl Drop for Lab {
     }
 }
 
+fn pin_dir_for(prefix: &str) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/bpf/lqos-lab-{prefix}"))
+}
+
+/// Removes a lab's pinned maps (files directly in `dir`, then `dir`).
+fn remove_pin_dir(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// Removes a lab by prefix (for `lqos-lab down`), whether or not this process built it.
 pub fn down_by_prefix(prefix: &str, dir: &Path) {
     for suffix in ["sub", "shaper", "inet"] {
@@ -476,4 +498,5 @@ pub fn down_by_prefix(prefix: &str, dir: &Path) {
         run_quiet("kill", &["-9", pid.trim()]);
         let _ = std::fs::remove_file(pidfile);
     }
+    remove_pin_dir(&pin_dir_for(prefix));
 }

@@ -142,11 +142,9 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             return Err(DaemonError::Preflight { count: 1 });
         }
     }
-    let mut dp = Dataplane::load(&LoadOptions {
-        pin_dir: Some(PathBuf::from(lqos_bpf::DEFAULT_PIN_DIR)),
-        cpumap_queue_size: 2048,
-    })
-    .map_err(|e| runtime("load eBPF programs", &e))?;
+    let mut dp =
+        Dataplane::load(&LoadOptions { pin_dir: Some(pin_dir()), cpumap_queue_size: 2048 })
+            .map_err(|e| runtime("load eBPF programs", &e))?;
     let roles: Vec<(String, InterfaceRole)> = match &mode {
         InterfaceMode::Bridge { to_internet, to_network, .. } => vec![
             (to_internet.0.clone(), InterfaceRole::ToInternet),
@@ -225,6 +223,14 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     rt.shutdown_timeout(Duration::from_secs(2));
     let _ = apply_thread.join();
     result
+}
+
+/// Where the maps are pinned: `LQOS_PIN_DIR` (the lab gives each lqosd its own), else
+/// `/sys/fs/bpf/lqos`.
+pub fn pin_dir() -> PathBuf {
+    std::env::var_os("LQOS_PIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(lqos_bpf::DEFAULT_PIN_DIR))
 }
 
 async fn wait_for_signal() {

@@ -264,4 +264,13 @@ fn sigterm_detaches_cleanly_keeping_the_tree_and_clear_removes_it() {
     };
     assert!(m.is_empty(), "ClearTree left mappings: {m:?}");
     assert!(ping_from_internet(&lab, &target, 5) >= 4, "traffic passes unshaped after ClearTree");
+    let pins = lab.spec.pin_dir();
+    assert!(
+        pins.join("lqos_ip_map").exists()
+            || std::fs::read_dir(&pins).is_ok_and(|mut d| d.next().is_some()),
+        "lqosd pins its maps in the lab's own directory {}",
+        pins.display()
+    );
+    drop(lab);
+    assert!(!pins.exists(), "the lab left its pinned maps behind in {}", pins.display());
 }
