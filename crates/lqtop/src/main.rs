@@ -1,8 +1,25 @@
 //! lqtop: terminal live view of lqosd (see the library for the logic).
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lqtop",
+    version,
+    about = "Live view of lqosd: total rates and the busiest circuits, refreshed every second (q quits)"
+)]
+struct Args {
+    /// lqosd's bus socket (default: $LQOS_BUS, else /run/lqos/bus).
+    #[arg(long, value_name = "PATH")]
+    bus: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
-    match lqtop::run(&lqos_bus::bus_path()) {
+    let args = Args::parse();
+    match lqtop::run(&args.bus.unwrap_or_else(lqos_bus::bus_path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut msg = format!("lqtop: {e}");
@@ -11,7 +28,7 @@ fn main() -> ExitCode {
                 msg.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            #[allow(clippy::print_stderr)]
+            #[expect(clippy::print_stderr, reason = "the binary's one error line")]
             {
                 eprintln!("{msg}");
             }
