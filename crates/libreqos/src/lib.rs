@@ -158,10 +158,10 @@ fn validate(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result
 /// Host facts, or a stand-in when the interfaces are not on this machine (planning on a
 /// laptop): every queue count = CPUs (or `override_available_queues`).
 fn facts_or_standin(config: &Config, out: &mut dyn Write, json: bool) -> anyhow::Result<HostFacts> {
-    match lqosd::facts::host_facts(config) {
+    match lqos_pipeline::host_facts(config) {
         Ok(f) => Ok(f),
         Err(e) => {
-            let cpus = lqosd::facts::cpu_count();
+            let cpus = lqos_pipeline::cpu_count();
             let q = config.queues.override_available_queues.filter(|q| *q > 0).unwrap_or(cpus);
             let _ = (out, json);
             tracing::warn!("{e}; planning as if each interface had {q} TX queues");
@@ -228,36 +228,37 @@ fn summarize(plan: &Plan) -> Vec<QueueSummary> {
 fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let facts = facts_or_standin(config, out, args.json)?;
     tracing::debug!(?facts, "host facts");
-    let store = lqosd::engine::store_for(config);
+    let store = lqos_pipeline::store_for(config);
     let applied = match store.load() {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(error = %lqosd::engine::error_chain(&e), "ignoring stored plan");
+            tracing::warn!(error = %lqos_pipeline::error_chain(&e), "ignoring stored plan");
             None
         }
     };
-    let previous = applied.as_ref().map(|p| p.identities.clone()).unwrap_or_default();
     let pb = spinner("reading, validating and planning");
-    let prepared = lqosd::engine::prepare(config, facts, &previous);
+    let prepared = lqos_pipeline::prepare(config, facts, applied.as_ref());
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
     let prepared = match prepared {
         Ok(p) => p,
-        Err(CommandError::InvalidInput { diagnostics }) => {
-            print_diagnostics(out, &diagnostics, args.json)?;
-            if !args.json {
-                writeln!(out, "invalid inputs: nothing planned")?;
+        Err(e) => match CommandError::from(e) {
+            CommandError::InvalidInput { diagnostics } => {
+                print_diagnostics(out, &diagnostics, args.json)?;
+                if !args.json {
+                    writeln!(out, "invalid inputs: nothing planned")?;
+                }
+                return Ok(Outcome::Invalid);
             }
-            return Ok(Outcome::Invalid);
-        }
-        Err(e) => bail!("{e}"),
+            e => bail!("{e}"),
+        },
     };
     tracing::debug!(validate_ms = prepared.validate_ms, plan_ms = prepared.plan_ms, "planned");
     let base = applied.clone().unwrap_or_else(Plan::empty);
     let cs = lqos_plan::diff(&base, &prepared.plan);
     tracing::debug!(empty = cs.is_empty(), "diffed against the applied plan");
-    let mut change = lqosd::engine::report_for(&prepared.plan, &cs);
+    let mut change = lqos_pipeline::report_for(&prepared.plan, &cs);
     change.validate_ms = prepared.validate_ms;
     change.plan_ms = prepared.plan_ms;
     let mut warnings: Vec<String> = prepared.diagnostics.iter().map(|d| d.to_string()).collect();

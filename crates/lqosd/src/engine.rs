@@ -11,168 +11,26 @@
 //! latches `needs_reconcile`, so the next reload compares the wanted plan with what the kernel
 //! really holds instead of trusting a diff.
 
-use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use lqos_bus::{CommandError, ObjectCounts, ReloadMode, ReloadReport};
-use lqos_config::{Config, Diagnostic, has_errors};
-use lqos_plan::{ChangeSet, HostFacts, Identities, Plan, PlanInput};
+use lqos_bus::{CommandError, ReloadMode, ReloadReport};
+use lqos_config::Config;
+use lqos_plan::{ChangeSet, HostFacts, Identities, Plan};
+
+pub use lqos_pipeline::{
+    APPLIED_PLAN_FILE, Prepared, StateError, StateStore, error_chain, report_for, store_for,
+};
 
 use crate::kernel::{Kernel, KernelError};
 
-/// File (in `state_directory`) holding the applied plan and its identities.
-pub const APPLIED_PLAN_FILE: &str = "applied_plan.json";
-
-/// Reads and writes the applied plan.
-#[derive(Debug, Clone)]
-pub struct StateStore {
-    dir: PathBuf,
-}
-
-/// Failure to read or write the state directory.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// Reading failed.
-    #[error("cannot read applied plan {}", path.display())]
-    Read {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a plan (written by another version?).
-    #[error("applied plan {} is unreadable; it will be rebuilt from the inputs", path.display())]
-    Decode {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// Writing failed.
-    #[error("cannot store applied plan in {}", path.display())]
-    Write {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: lqos_config::ConfigError,
-    },
-}
-
-impl StateStore {
-    /// A store in `dir` (created on first write).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        StateStore { dir: dir.into() }
-    }
-
-    /// The applied-plan file.
-    pub fn path(&self) -> PathBuf {
-        self.dir.join(APPLIED_PLAN_FILE)
-    }
-
-    /// Loads the applied plan, `Ok(None)` when there is none yet.
-    pub fn load(&self) -> Result<Option<Plan>, StateError> {
-        let path = self.path();
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path, source }),
-        };
-        serde_json::from_slice(&text)
-            .map(Some)
-            .map_err(|source| StateError::Decode { path, source })
-    }
-
-    /// Stores `plan` atomically.
-    pub fn save(&self, plan: &Plan) -> Result<(), StateError> {
-        let path = self.path();
-        std::fs::create_dir_all(&self.dir).map_err(|e| StateError::Write {
-            path: path.clone(),
-            source: lqos_config::ConfigError::Write { path: self.dir.clone(), source: e },
-        })?;
-        let bytes = serde_json::to_vec(plan).map_err(|e| StateError::Write {
-            path: path.clone(),
-            source: lqos_config::ConfigError::Write {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            },
-        })?;
-        lqos_config::write_atomic(&path, &bytes)
-            .map_err(|source| StateError::Write { path: path.clone(), source })
-    }
-
-    /// Removes the stored plan (after `ClearTree`).
-    pub fn remove(&self) -> Result<(), StateError> {
-        let path = self.path();
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Read { path, source }),
-        }
-    }
-}
-
-/// Inputs read, validated and planned, not yet applied.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The plan (only when the inputs are valid).
-    pub plan: Plan,
-    /// Every diagnostic (warnings only, since errors refuse).
-    pub diagnostics: Vec<Diagnostic>,
-    /// Milliseconds reading and validating.
-    pub validate_ms: u64,
-    /// Milliseconds planning.
-    pub plan_ms: u64,
-}
-
-/// Reads `network.json` and `ShapedDevices.csv` from `config.lqos_directory`, validates them,
-/// and plans. Any input error refuses with every diagnostic.
+/// Reads, validates and plans the inputs with the identities of `applied` (see
+/// [`lqos_pipeline::prepare`]); refusals become the bus's [`CommandError`].
 pub fn prepare(
     config: &Config,
     facts: HostFacts,
-    previous: &Identities,
+    applied: Option<&Plan>,
 ) -> Result<Prepared, CommandError> {
-    let t0 = Instant::now();
-    let inputs = lqos_config::load_inputs(config)
-        .map_err(|e| CommandError::Internal { message: error_chain(&e) })?;
-    let validate_ms = t0.elapsed().as_millis() as u64;
-    if has_errors(&inputs.diagnostics) {
-        return Err(CommandError::InvalidInput { diagnostics: inputs.diagnostics });
-    }
-    let t1 = Instant::now();
-    let plan = lqos_plan::plan(&PlanInput {
-        config,
-        network: &inputs.network,
-        circuits: &inputs.circuits,
-        facts,
-        previous,
-    })
-    .map_err(|e| CommandError::InvalidInput {
-        diagnostics: vec![
-            Diagnostic::error(config.path.display().to_string(), error_chain(&e))
-                .hint("the plan cannot be built from these inputs; nothing was changed"),
-        ],
-    })?;
-    Ok(Prepared {
-        plan,
-        diagnostics: inputs.diagnostics,
-        validate_ms,
-        plan_ms: t1.elapsed().as_millis() as u64,
-    })
-}
-
-/// Formats an error with its whole source chain (`a: b: c`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    lqos_pipeline::prepare(config, facts, applied).map_err(CommandError::from)
 }
 
 fn now_unix() -> u64 {
@@ -264,7 +122,7 @@ impl<K: Kernel> Engine<K> {
         facts: HostFacts,
         mode: ReloadMode,
     ) -> Result<ReloadReport, CommandError> {
-        let prepared = prepare(config, facts, &self.identities())?;
+        let prepared = prepare(config, facts, self.applied.as_ref())?;
         let t_plan = Instant::now();
         let reconcile = mode == ReloadMode::Full || self.needs_reconcile || self.applied.is_none();
         let cs = if reconcile {
@@ -285,7 +143,7 @@ impl<K: Kernel> Engine<K> {
 
     /// What a reload would do, without doing it.
     pub fn dry_run(&self, config: &Config, facts: HostFacts) -> Result<ReloadReport, CommandError> {
-        let prepared = prepare(config, facts, &self.identities())?;
+        let prepared = prepare(config, facts, self.applied.as_ref())?;
         let cs = match &self.applied {
             Some(old) => lqos_plan::diff(old, &prepared.plan),
             None => lqos_plan::diff(&Plan::empty(), &prepared.plan),
@@ -344,36 +202,6 @@ impl<K: Kernel> Engine<K> {
 fn apply_failed(e: KernelError) -> CommandError {
     tracing::error!(error = %e, "kernel apply failed; the next reload reconciles with the kernel");
     CommandError::ApplyFailed { message: e.to_string() }
-}
-
-/// Counts a ChangeSet into a report.
-pub fn report_for(plan: &Plan, cs: &ChangeSet) -> ReloadReport {
-    ReloadReport {
-        applied: false,
-        full_rebuild: false,
-        circuits: plan.circuits.len(),
-        nodes: plan.nodes.len(),
-        queues: plan.queues,
-        counts: ObjectCounts {
-            added: cs.mq_add.len() + cs.htb_add.len() + cs.class_add.len() + cs.leaf_add.len(),
-            changed: cs.class_change.len() + cs.leaf_change.len(),
-            deleted: cs.leaf_del.len() + cs.class_del.len() + cs.htb_del.len(),
-            mappings_added: cs.map_add.len(),
-            mappings_removed: cs.map_del.len(),
-        },
-        rebuilt: cs.rebuilt.iter().map(|o| o.to_string()).collect(),
-        validate_ms: 0,
-        plan_ms: 0,
-        apply_ms: 0,
-        diagnostics: Vec::new(),
-        warnings: plan.warnings.iter().map(|w| format!("{}: {}", w.owner, w.message)).collect(),
-        tc_lines: None,
-    }
-}
-
-/// The state directory's store for `config`.
-pub fn store_for(config: &Config) -> StateStore {
-    StateStore::new(Path::new(&config.state_directory))
 }
 
 #[cfg(test)]
