@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use lqos_bus::{CommandError, ObjectCounts, ReloadReport};
 use lqos_config::{Config, Diagnostic, has_errors};
-use lqos_plan::{ChangeSet, HostFacts, Identities, Plan, PlanInput};
+use lqos_plan::{ChangeSet, HostFacts, Plan, PlanInput};
 
 pub use facts::{FactsError, cpu_count, host_facts};
 pub use store::{APPLIED_PLAN_FILE, StateError, StateStore, store_for};
@@ -96,7 +96,7 @@ pub fn prepare(
     if has_errors(&inputs.diagnostics) {
         return Err(PipelineError::Refused { diagnostics: inputs.diagnostics });
     }
-    let previous = applied.map(|p| p.identities.clone()).unwrap_or_else(Identities::default);
+    let previous = applied.map(|p| p.identities.clone()).unwrap_or_default();
     let t1 = Instant::now();
     let plan = lqos_plan::plan(&PlanInput {
         config,
