@@ -49,6 +49,9 @@ pub const DEFAULT_GENERATED_PN_DOWNLOAD_MBPS: f64 = 1000.0;
 pub const DEFAULT_GENERATED_PN_UPLOAD_MBPS: f64 = 1000.0;
 /// Default for `[queues] fast_queues_fq_codel` (Mbps; circuits at or above get fq_codel).
 pub const DEFAULT_FAST_QUEUES_FQ_CODEL_MBPS: f64 = 1000.0;
+/// Default for `[queues] max_quarantine_ratio` (lqos extension, not in LibreQoS): the share of
+/// the applied circuits a reload may quarantine before the whole input is refused.
+pub const DEFAULT_MAX_QUARANTINE_RATIO: f64 = 0.05;
 /// Default for `[ip_ranges] allow_subnets`.
 pub const DEFAULT_ALLOW_SUBNETS: [&str; 4] =
     ["172.16.0.0/12", "10.0.0.0/8", "100.64.0.0/10", "192.168.0.0/16"];
@@ -559,7 +562,22 @@ fn queues(cx: &mut Cx, s: &Sect<'_>) -> QueuesConfig {
         }
         None => DEFAULT_FAST_QUEUES_FQ_CODEL_MBPS,
     };
+    let max_quarantine_ratio = match s.opt_f64(cx, "max_quarantine_ratio") {
+        Some(v) if (0.0..=1.0).contains(&v) => v,
+        Some(v) => {
+            let line = s.key_line(cx, "max_quarantine_ratio");
+            cx.error(
+                line,
+                "queues.max_quarantine_ratio",
+                format!("{v} must be between 0 and 1"),
+                Some("the share of applied circuits a reload may quarantine; 1 disables the check"),
+            );
+            DEFAULT_MAX_QUARANTINE_RATIO
+        }
+        None => DEFAULT_MAX_QUARANTINE_RATIO,
+    };
     let q = QueuesConfig {
+        max_quarantine_ratio,
         default_sqm,
         queue_mode,
         downlink: s.rate(cx, "downlink_bandwidth_mbps", DEFAULT_DOWNLINK_MBPS),
@@ -601,9 +619,15 @@ fn queues(cx: &mut Cx, s: &Sect<'_>) -> QueuesConfig {
             "lazy_expire_seconds",
             "lazy_threshold_bytes",
             "fast_queues_fq_codel",
+            "max_quarantine_ratio",
         ],
     );
     q
+}
+
+/// Serde default for [`crate::model::QueuesConfig::max_quarantine_ratio`].
+pub fn default_max_quarantine_ratio() -> f64 {
+    DEFAULT_MAX_QUARANTINE_RATIO
 }
 
 fn default_sqm() -> DefaultSqm {

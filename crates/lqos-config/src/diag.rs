@@ -4,12 +4,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// How bad a diagnostic is. Any `Error` blocks planning; warnings are reported only.
+/// How bad a diagnostic is. Any `Error` blocks planning; a `Quarantine` sets one circuit
+/// aside (see [`crate::validate::triage`]); warnings are reported only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Reported, does not block.
     Warning,
+    /// A problem confined to one circuit: that circuit is quarantined, the rest is applied.
+    Quarantine,
     /// Blocks the plan; the last applied state stays in force.
     Error,
 }
@@ -86,8 +89,10 @@ impl fmt::Display for Diagnostic {
             }
         }
         f.write_str(": ")?;
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
+        match self.severity {
+            Severity::Warning => f.write_str("warning: ")?,
+            Severity::Quarantine => f.write_str("quarantined: ")?,
+            Severity::Error => {}
         }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
@@ -103,4 +108,9 @@ impl fmt::Display for Diagnostic {
 /// True if any diagnostic is an error.
 pub fn has_errors(diags: &[Diagnostic]) -> bool {
     diags.iter().any(Diagnostic::is_error)
+}
+
+/// True if any diagnostic quarantined a circuit.
+pub fn has_quarantine(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(|d| d.severity == Severity::Quarantine)
 }

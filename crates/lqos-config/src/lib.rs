@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use conf::{
     CONFIG_ENV, DEFAULT_CONFIG_PATH, DIRECTORY_ENV, default_state_directory, parse_config_str,
 };
-pub use diag::{Diagnostic, Severity, has_errors};
+pub use diag::{Diagnostic, Severity, has_errors, has_quarantine};
 pub use edit::{ConfEdit, ConfValue, EditError, edit_config_str};
 pub use error::ConfigError;
 pub use model::*;
@@ -67,7 +67,10 @@ pub use shaped::{
     shaped_devices_to_string,
 };
 pub use sqm::{format_sqm_override, parse_sqm_override, parse_sqm_tokens};
-pub use validate::{validate_inputs, validate_inputs_with_rejected};
+pub use validate::{
+    MAX_RATE_KBIT, ParentIndex, ParentLookup, QuarantineAction, Quarantined, Triage, triage,
+    validate_inputs, validate_inputs_with_rejected,
+};
 
 /// The configuration path: `--config` if given, else `$LQOS_CONFIG`, else `/etc/lqos.conf`.
 pub fn config_path_from_env(cli: Option<&Path>) -> PathBuf {
@@ -142,9 +145,13 @@ pub fn load_config(path: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError
 pub struct Inputs {
     /// The network tree (empty = flat).
     pub network: Network,
-    /// Circuits that parsed (rows with errors are left out).
+    /// Circuits to plan: those without problems, and those whose only problem is an unknown
+    /// parent (moved under a generated parent, see [`validate::triage`]).
     pub circuits: Vec<Circuit>,
-    /// Every diagnostic from both files and the cross-file checks, errors included.
+    /// Circuits set aside because of a problem of their own, by line.
+    pub quarantined: Vec<Quarantined>,
+    /// Every diagnostic from both files and the cross-file checks; circuit-confined errors
+    /// have [`Severity::Quarantine`], the remaining errors refuse the whole input.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -152,6 +159,11 @@ impl Inputs {
     /// True if any diagnostic is an error (then the inputs must not be applied).
     pub fn has_errors(&self) -> bool {
         has_errors(&self.diagnostics)
+    }
+
+    /// True if any circuit is quarantined.
+    pub fn has_quarantine(&self) -> bool {
+        !self.quarantined.is_empty()
     }
 }
 
@@ -180,7 +192,14 @@ pub fn load_inputs(config: &Config) -> Result<Inputs, ConfigError> {
         &net_label,
         &csv_label,
     ));
-    Ok(Inputs { network, circuits: shaped.circuits, diagnostics })
+    // Circuit-confined errors quarantine their circuit; the rest refuse the input.
+    let t = triage(&network, shaped.circuits, &shaped.rejected, diagnostics, &csv_label);
+    Ok(Inputs {
+        network,
+        circuits: t.circuits,
+        quarantined: t.quarantined,
+        diagnostics: t.diagnostics,
+    })
 }
 
 /// Mode of a file [`write_atomic`] creates where none existed (`rw-r--r--`).

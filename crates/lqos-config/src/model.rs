@@ -306,6 +306,10 @@ pub struct QueuesConfig {
     pub lazy_expire_seconds: Option<u64>,
     /// `fast_queues_fq_codel` in Mbps (default 1000): circuits at or above it get fq_codel.
     pub fast_queues_fq_codel_mbps: f64,
+    /// `max_quarantine_ratio` (lqos extension, default 0.05): a reload that would quarantine
+    /// more than this share of the applied circuits is refused whole.
+    #[serde(default = "crate::conf::default_max_quarantine_ratio")]
+    pub max_quarantine_ratio: f64,
 }
 
 /// `[ip_ranges]`.

@@ -57,6 +57,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
             lazy_queues: LazyQueues::No,
             lazy_expire_seconds: None,
             fast_queues_fq_codel_mbps: 1000.0,
+            max_quarantine_ratio: lqos_config::conf::DEFAULT_MAX_QUARANTINE_RATIO,
         },
         ip_ranges: IpRanges::default(),
         integration_common: IntegrationCommon {

@@ -53,11 +53,17 @@ fn load_inputs_reads_both_files_and_cross_checks() {
     csv.extend_from_slice(b"c1,100.64.0.1,AP,1,1,10,10\r\nc2,100.64.0.2,Gone,1,1,10,10\r\n");
     fs::write(dir.path().join("ShapedDevices.csv"), csv).unwrap();
     let inputs = load_inputs(&config).unwrap();
+    // c2's unknown parent quarantines c2 alone: it is planned under a generated parent.
     assert_eq!(inputs.circuits.len(), 2);
-    assert!(inputs.has_errors());
+    assert!(!inputs.has_errors());
     assert_eq!(inputs.diagnostics.len(), 1);
     assert_eq!(inputs.diagnostics[0].line, Some(3));
+    assert_eq!(inputs.diagnostics[0].severity, Severity::Quarantine);
     assert!(inputs.diagnostics[0].file.ends_with("ShapedDevices.csv"));
+    assert_eq!(inputs.quarantined.len(), 1);
+    assert_eq!(inputs.quarantined[0].circuit_id, "c2");
+    assert_eq!(inputs.quarantined[0].action, lqos_config::QuarantineAction::GeneratedParent);
+    assert_eq!(inputs.circuits[1].parent_node, None);
 }
 
 /// Writes lqos.conf, network.json and ShapedDevices.csv into a temp dir and loads the inputs
@@ -100,20 +106,21 @@ fn one_run_reports_field_parent_and_address_errors_of_a_bad_row() {
     let (dir, inputs) = load_dir(net, &csv);
     assert_eq!(inputs.circuits.len(), 1, "the bad row is never planned");
     let net_label = dir.path().join("network.json").display().to_string();
+    let q = Severity::Quarantine;
     assert_eq!(
         summary(&inputs),
         vec![
-            (Some(3), "Download Max Mbps".into(), Severity::Error, "'abc' is not a number".into()),
+            (Some(3), "Download Max Mbps".into(), q, "'abc' is not a number".into()),
             (
                 Some(3),
                 "IPv4".into(),
-                Severity::Error,
+                q,
                 "100.64.0.1 is also assigned at line 2 (circuit 'c2' and circuit 'c1')".into()
             ),
             (
                 Some(3),
                 "Parent Node".into(),
-                Severity::Error,
+                q,
                 format!("circuit 'c2': parent node 'AP_9' is not in {net_label}")
             ),
         ]
@@ -139,36 +146,32 @@ fn rejected_rows_cross_check_each_other_and_keep_only_what_parsed() {
     let at = |line: usize| -> Vec<(String, Severity)> {
         got.iter().filter(|d| d.0 == Some(line)).map(|d| (d.1.clone(), d.2)).collect()
     };
-    // Line 3: a bad sqm on a second row of c1; its address repeats c1's own: only a warning.
-    assert_eq!(at(3), vec![("IPv4".into(), Severity::Warning), ("sqm".into(), Severity::Error)]);
+    let (q, w) = (Severity::Quarantine, Severity::Warning);
+    // Line 3: a bad sqm on a second row of c1 (quarantines all of c1); its address repeats
+    // c1's own: only a warning.
+    assert_eq!(at(3), vec![("IPv4".into(), w), ("sqm".into(), q)]);
     // Line 4: the bad address and bad rate; the prefix that parsed still counts (line 5).
-    assert_eq!(
-        at(4),
-        vec![("IPv4".into(), Severity::Error), ("Upload Max Mbps".into(), Severity::Error)]
-    );
-    // Line 5: min > max, and its address sits inside c3's prefix (both rows rejected).
-    assert_eq!(
-        at(5),
-        vec![("Download Min Mbps".into(), Severity::Error), ("IPv4".into(), Severity::Error)]
-    );
+    assert_eq!(at(4), vec![("IPv4".into(), q), ("Upload Max Mbps".into(), q)]);
+    // Line 5: min > max; its address sits inside c3's prefix: a longer prefix, so allowed.
+    assert_eq!(at(5), vec![("Download Min Mbps".into(), q), ("IPv4".into(), w)]);
     assert!(got.iter().any(|d| d.0 == Some(5) && d.3.contains("overlaps 100.64.1.0/24 at line 4")));
     // Line 6: no Circuit ID and an unknown parent.
-    assert_eq!(
-        at(6),
-        vec![("Circuit ID".into(), Severity::Error), ("Parent Node".into(), Severity::Error)]
-    );
+    assert_eq!(at(6), vec![("Circuit ID".into(), q), ("Parent Node".into(), q)]);
     assert!(got.iter().any(|d| d.0 == Some(6) && d.3.starts_with("the row with no Circuit ID")));
     // Line 7: wrong field count only (its fields are not trusted for cross-checks).
     assert_eq!(at(7), vec![(String::new(), Severity::Error)]);
-    // Line 8: a valid circuit inside the rejected row's IPv6 prefix.
-    assert_eq!(at(8), vec![("IPv6".into(), Severity::Error)]);
+    // Line 8: a valid circuit inside the rejected row's IPv6 prefix: longest prefix wins.
+    assert_eq!(at(8), vec![("IPv6".into(), w)]);
     assert!(got.iter().any(|d| d.0 == Some(8)
         && d.3
-            == "2001:db8:1::1 overlaps 2001:db8::/32 at line 5 (circuit 'c7' and circuit 'c4')"));
+            == "2001:db8:1::1 overlaps 2001:db8::/32 at line 5 (circuit 'c7' and circuit 'c4'); \
+                the longest prefix wins"));
     assert_eq!(got.len(), 10, "{got:#?}");
     let ids: Vec<&str> = inputs.circuits.iter().map(|c| c.id.0.as_str()).collect();
-    assert_eq!(ids, ["c1", "c7"]);
-    assert_eq!(inputs.circuits[0].devices.len(), 1);
+    assert_eq!(ids, ["c7"]);
+    let q_ids: Vec<(&str, usize)> =
+        inputs.quarantined.iter().map(|q| (q.circuit_id.as_str(), q.line)).collect();
+    assert_eq!(q_ids, [("c1", 2), ("c3", 4), ("c4", 5), ("", 6)]);
 }
 
 #[test]

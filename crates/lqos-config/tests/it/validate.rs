@@ -59,22 +59,90 @@ fn same_ipv4_in_two_circuits_is_an_error_at_the_later_line() {
 }
 
 #[test]
-fn overlapping_prefixes_v4_and_v6_are_errors() {
+fn overlapping_prefixes_of_different_lengths_warn_once_per_pair() {
     let d = check(
         NET,
         &[
             "c1,n,d,n,AP,,,,100.64.0.0/24,2001:db8::/32,1,1,10,10,",
-            "c2,n,d,n,AP,,,,100.64.0.7,,1,1,10,10,",
+            "c2,n,d,n,AP,,,,\"100.64.0.7, 100.64.0.8\",,1,1,10,10,",
             "c3,n,d,n,AP,,,,,2001:db8:5::/48,1,1,10,10,",
             "c4,n,d,n,AP,,,,100.64.1.0/24,2001:db9::1,1,1,10,10,",
         ],
     );
-    let e = errors(&d);
-    assert_eq!(e.len(), 2, "{d:#?}");
-    assert_eq!((e[0].line, e[0].field.as_deref()), (Some(3), Some("IPv4")));
-    assert!(e[0].message.contains("100.64.0.7 overlaps 100.64.0.0/24 at line 2"), "{}", e[0]);
-    assert_eq!((e[1].line, e[1].field.as_deref()), (Some(4), Some("IPv6")));
-    assert!(e[1].message.contains("2001:db8:5::/48 overlaps 2001:db8::/32"), "{}", e[1]);
+    assert!(errors(&d).is_empty(), "{d:#?}");
+    let mut d: Vec<_> = d.into_iter().map(|d| (d.line, d.field.clone(), d.message)).collect();
+    d.sort();
+    assert_eq!(d.len(), 2, "one warning per pair of circuits: {d:#?}");
+    assert_eq!((d[0].0, d[0].1.as_deref()), (Some(3), Some("IPv4")));
+    assert!(d[0].2.contains("100.64.0.7 overlaps 100.64.0.0/24 at line 2"), "{}", d[0].2);
+    assert!(d[0].2.ends_with("the longest prefix wins"), "{}", d[0].2);
+    assert_eq!((d[1].0, d[1].1.as_deref()), (Some(4), Some("IPv6")));
+    assert!(d[1].2.contains("2001:db8:5::/48 overlaps 2001:db8::/32"), "{}", d[1].2);
+}
+
+#[test]
+fn ipv4_and_v4_mapped_ipv6_are_different_data_plane_keys() {
+    // The data plane keys IPv4 as twelve 0xFF bytes + address; ::ffff:a.b.c.d is an IPv6 key.
+    let d = check(
+        NET,
+        &["c1,n,d,n,AP,,,,100.64.0.1,,1,1,10,10,", "c2,n,d,n,AP,,,,,::ffff:100.64.0.1,1,1,10,10,"],
+    );
+    assert!(d.is_empty(), "{d:#?}");
+    // ... but an IPv6 prefix covering the IPv4 key space really overlaps (warning).
+    let d = check(
+        NET,
+        &[
+            "c1,n,d,n,AP,,,,100.64.0.1,,1,1,10,10,",
+            "c2,n,d,n,AP,,,,,ffff:ffff:ffff:ffff:ffff:ffff::/96,1,1,10,10,",
+        ],
+    );
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(!d[0].is_error());
+    assert_eq!((d[0].line, d[0].field.as_deref()), (Some(3), Some("IPv6")));
+    assert!(
+        d[0].message
+            .starts_with("ffff:ffff:ffff:ffff:ffff:ffff::/96 overlaps 100.64.0.1 at line 2"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn parent_node_may_name_a_node_by_key_name_or_attachment_and_id() {
+    let net = r#"{"site-7f3a": {"id": "42", "name": "North Tower", "children": {
+        "ap-19": {"id": "ap19", "active_attachment_name": "North AP 2"}}}}"#;
+    let d = check(
+        net,
+        &[
+            "c1,n,d,n,North Tower,,,,100.64.0.1,,1,1,10,10,",
+            "c2,n,d,n,North AP 2,,,,100.64.0.2,,1,1,10,10,",
+            "c3,n,d,n,ap-19,,,,100.64.0.3,,1,1,10,10,",
+            "c4,n,d,n,,ap19,,,100.64.0.4,,1,1,10,10,",
+        ],
+    );
+    assert!(d.is_empty(), "{d:#?}");
+    let (n, _) = parse_network_str(net, "network.json");
+    let ix = lqos_config::ParentIndex::new(&n);
+    assert_eq!(ix.by_name("North Tower"), Some(0));
+    assert_eq!(ix.by_name("North AP 2"), Some(1));
+    assert_eq!(ix.by_id("42"), Some(0));
+    assert_eq!(ix.by_name("nowhere"), None);
+}
+
+#[test]
+fn rates_above_one_tbit_are_a_per_circuit_error() {
+    let (n, _) = parse_network_str("{}", "network.json");
+    let (mut c, _) = parse_shaped_devices_str(
+        &format!(
+            "{HEADER}c1,n,d,n,,,,,100.64.0.1,,1,1,10,10,\nc2,n,d,n,,,,,100.64.0.2,,1,1,10,10,\n"
+        ),
+        "x",
+    );
+    c[1].download_max = lqos_config::RateKbit::from_mbps(1e300);
+    let d = validate_inputs(&n, &c, "network.json", "ShapedDevices.csv");
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("Download Max Mbps")));
+    assert!(e.message.contains("1 Tbit/s"), "{e}");
 }
 
 #[test]
