@@ -1,7 +1,7 @@
 //! The typed commands lqosd accepts and its answers. Every caller (libreqos, lqos_scheduler,
 //! lqtop, the web API) sends one of these; lqosd's single apply task answers.
 
-use lqos_config::Diagnostic;
+use lqos_config::{Diagnostic, Quarantined};
 use serde::{Deserialize, Serialize};
 
 /// Version of the message set. A peer with another version is refused with a clear error.
@@ -116,6 +116,14 @@ pub struct ReloadReport {
     pub warnings: Vec<String>,
     /// `tc -batch` lines of the change (DryRun only, when asked).
     pub tc_lines: Option<String>,
+    /// Circuits set aside for a problem of their own (left unshaped, or shaped under a
+    /// generated parent), by line. The rest of the input was planned (and applied).
+    #[serde(default)]
+    pub quarantined: Vec<Quarantined>,
+    /// True when lqos.conf `dry_run = true` kept lqosd from changing the kernel: the counts
+    /// are what it would have done.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// One mapping in force.
@@ -224,6 +232,10 @@ pub struct DaemonStatus {
     pub scheduler: Option<SchedulerState>,
     /// Current warnings (interface down, unsupported qdisc…).
     pub warnings: Vec<String>,
+    /// Circuits quarantined by the last reload that was applied (or planned, with
+    /// `dry_run = true`), by line.
+    #[serde(default)]
+    pub quarantined: Vec<Quarantined>,
 }
 
 /// lqosd's answer.

@@ -18,7 +18,7 @@ pub mod store;
 use std::time::Instant;
 
 use lqos_bus::{CommandError, ObjectCounts, ReloadReport};
-use lqos_config::{Config, Diagnostic, has_errors};
+use lqos_config::{Config, Diagnostic, QuarantineAction, Quarantined, has_errors};
 use lqos_plan::{ChangeSet, HostFacts, Plan, PlanInput};
 
 pub use facts::{FactsError, cpu_count, host_facts};
@@ -29,8 +29,11 @@ pub use store::{APPLIED_PLAN_FILE, StateError, StateStore, store_for};
 pub struct Prepared {
     /// The plan of every circuit that is not quarantined.
     pub plan: Plan,
-    /// Every diagnostic (warnings; errors refuse instead).
+    /// Every diagnostic: warnings and quarantines (errors refuse instead).
     pub diagnostics: Vec<Diagnostic>,
+    /// Circuits set aside, by line ([`QuarantineAction::GeneratedParent`] ones are in the
+    /// plan, under a generated parent node).
+    pub quarantined: Vec<Quarantined>,
     /// Milliseconds reading and validating.
     pub validate_ms: u64,
     /// Milliseconds planning.
@@ -53,6 +56,24 @@ pub enum PipelineError {
         /// Every diagnostic, errors included.
         diagnostics: Vec<Diagnostic>,
     },
+    /// More circuits would be quarantined than `[queues] max_quarantine_ratio` allows: the
+    /// input is probably broken as a whole (a renamed site, a truncated export).
+    #[error(
+        "{} of {base} circuits would be quarantined, more than max_quarantine_ratio = {ratio}; nothing was changed",
+        quarantined.len()
+    )]
+    TooManyQuarantined {
+        /// The circuits that would be quarantined.
+        quarantined: Vec<Quarantined>,
+        /// The circuits the ratio is taken of (applied, else in the input).
+        base: usize,
+        /// `[queues] max_quarantine_ratio`.
+        ratio: f64,
+        /// Every diagnostic of the input.
+        diagnostics: Vec<Diagnostic>,
+        /// ShapedDevices.csv, named in the refusal.
+        csv_path: String,
+    },
     /// The planner cannot build a plan from valid inputs (too many objects, no interfaces…).
     #[error("the plan cannot be built from these inputs")]
     Plan {
@@ -72,6 +93,17 @@ impl From<PipelineError> for CommandError {
                 CommandError::Internal { message: format!("{e}: {}", error_chain(source)) }
             }
             PipelineError::Refused { diagnostics } => CommandError::InvalidInput { diagnostics },
+            PipelineError::TooManyQuarantined { .. } => {
+                let message = e.to_string();
+                let PipelineError::TooManyQuarantined { mut diagnostics, csv_path, .. } = e else {
+                    return CommandError::Internal { message };
+                };
+                diagnostics.push(Diagnostic::error(csv_path, message).hint(
+                    "fix the quarantined rows listed above, or raise [queues] \
+                     max_quarantine_ratio in lqos.conf (1 disables the check)",
+                ));
+                CommandError::InvalidInput { diagnostics }
+            }
             PipelineError::Plan { source, config_path } => CommandError::InvalidInput {
                 diagnostics: vec![
                     Diagnostic::error(config_path, error_chain(&source))
@@ -82,8 +114,23 @@ impl From<PipelineError> for CommandError {
     }
 }
 
+/// True when quarantining `quarantined` circuits is acceptable for `base` circuits: nothing
+/// quarantined; or `ratio` > 0 and either a single circuit (one bad row never blocks a whole
+/// network, however small) or at most `ratio × base` circuits. `ratio` 0 refuses any
+/// quarantine; 1 accepts every one.
+pub fn quarantine_allowed(quarantined: usize, base: usize, ratio: f64) -> bool {
+    quarantined == 0
+        || (ratio > 0.0 && (quarantined == 1 || quarantined as f64 <= ratio * base as f64))
+}
+
 /// Reads `network.json` and `ShapedDevices.csv` from `config.lqos_directory`, validates them,
-/// and plans with the identities of `applied` (the plan in force, if any).
+/// quarantines the circuits with problems of their own, and plans the rest with the
+/// identities of `applied` (the plan in force, if any).
+///
+/// Refuses ([`PipelineError`]) when a file cannot be read, when an error concerns the whole
+/// input, or when more circuits would be quarantined than `[queues] max_quarantine_ratio`
+/// allows of the circuits in `applied` (of the circuits in the input when nothing is applied
+/// yet; see [`quarantine_allowed`]).
 pub fn prepare(
     config: &Config,
     facts: HostFacts,
@@ -95,6 +142,22 @@ pub fn prepare(
     let validate_ms = t0.elapsed().as_millis() as u64;
     if has_errors(&inputs.diagnostics) {
         return Err(PipelineError::Refused { diagnostics: inputs.diagnostics });
+    }
+    let unshaped =
+        inputs.quarantined.iter().filter(|q| q.action == QuarantineAction::Unshaped).count();
+    let base = match applied {
+        Some(p) if !p.circuits.is_empty() => p.circuits.len(),
+        _ => inputs.circuits.len() + unshaped,
+    };
+    let ratio = config.queues.max_quarantine_ratio;
+    if !quarantine_allowed(inputs.quarantined.len(), base, ratio) {
+        return Err(PipelineError::TooManyQuarantined {
+            quarantined: inputs.quarantined,
+            base,
+            ratio,
+            diagnostics: inputs.diagnostics,
+            csv_path: config.shaped_devices_path().display().to_string(),
+        });
     }
     let previous = applied.map(|p| p.identities.clone()).unwrap_or_default();
     let t1 = Instant::now();
@@ -112,6 +175,7 @@ pub fn prepare(
     Ok(Prepared {
         plan,
         diagnostics: inputs.diagnostics,
+        quarantined: inputs.quarantined,
         validate_ms,
         plan_ms: t1.elapsed().as_millis() as u64,
     })
@@ -151,5 +215,22 @@ pub fn report_for(plan: &Plan, cs: &ChangeSet) -> ReloadReport {
         diagnostics: Vec::new(),
         warnings: plan.warnings.iter().map(|w| format!("{}: {}", w.owner, w.message)).collect(),
         tc_lines: None,
+        quarantined: Vec::new(),
+        dry_run: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_quarantined_circuit_is_always_allowed_unless_the_ratio_is_zero() {
+        assert!(quarantine_allowed(0, 0, 0.0));
+        assert!(quarantine_allowed(1, 3, 0.05));
+        assert!(!quarantine_allowed(1, 3, 0.0));
+        assert!(quarantine_allowed(5, 100, 0.05));
+        assert!(!quarantine_allowed(6, 100, 0.05));
+        assert!(quarantine_allowed(100, 100, 1.0));
     }
 }

@@ -7,14 +7,18 @@
 //! 3. map the new addresses (their classes exist by now);
 //! 4. store the plan as applied.
 //!
-//! Invalid inputs change nothing. A failed kernel step keeps the previous plan on disk and
-//! latches `needs_reconcile`, so the next reload compares the wanted plan with what the kernel
-//! really holds instead of trusting a diff.
+//! Invalid inputs change nothing. A circuit with a problem of its own is quarantined (left
+//! unshaped, or shaped under a generated parent when only its parent is unknown) and the rest
+//! is applied; too many quarantined circuits (`max_quarantine_ratio`) refuse the whole input.
+//! With `dry_run = true` in lqos.conf a reload plans, logs and reports the ChangeSet and
+//! changes nothing. A failed kernel step keeps the previous plan on disk and latches
+//! `needs_reconcile`, so the next reload compares the wanted plan with what the kernel really
+//! holds instead of trusting a diff.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lqos_bus::{CommandError, ReloadMode, ReloadReport};
-use lqos_config::Config;
+use lqos_config::{Config, Quarantined};
 use lqos_plan::{ChangeSet, HostFacts, Identities, Plan};
 
 pub use lqos_pipeline::{
@@ -48,6 +52,8 @@ pub struct Engine<K: Kernel> {
     pub last_apply_unix: Option<u64>,
     /// One line about the last reload attempt.
     pub last_reload: Option<String>,
+    /// Circuits quarantined by the last reload that was planned (applied or dry run).
+    pub quarantined: Vec<Quarantined>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -61,7 +67,15 @@ impl<K: Kernel> Engine<K> {
                 (None, true)
             }
         };
-        Engine { kernel, store, applied, needs_reconcile, last_apply_unix: None, last_reload: None }
+        Engine {
+            kernel,
+            store,
+            applied,
+            needs_reconcile,
+            last_apply_unix: None,
+            last_reload: None,
+            quarantined: Vec::new(),
+        }
     }
 
     /// The plan in force.
@@ -108,8 +122,20 @@ impl<K: Kernel> Engine<K> {
         let result = self.reload_inner(config, facts, mode);
         self.last_reload = Some(match &result {
             Ok(r) => format!(
-                "ok: {} added, {} changed, {} deleted",
-                r.counts.added, r.counts.changed, r.counts.deleted
+                "{}: {} added, {} changed, {} deleted{}",
+                if r.dry_run {
+                    "dry run (dry_run = true), kernel unchanged; would apply"
+                } else {
+                    "ok"
+                },
+                r.counts.added,
+                r.counts.changed,
+                r.counts.deleted,
+                if r.quarantined.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} circuit(s) quarantined", r.quarantined.len())
+                }
             ),
             Err(e) => format!("failed: {e}"),
         });
@@ -123,6 +149,13 @@ impl<K: Kernel> Engine<K> {
         mode: ReloadMode,
     ) -> Result<ReloadReport, CommandError> {
         let prepared = prepare(config, facts, self.applied.as_ref())?;
+        if config.queues.dry_run {
+            let mut report = self.report_without_applying(prepared);
+            report.dry_run = true;
+            log_dry_run(&report);
+            self.quarantined = report.quarantined.clone();
+            return Ok(report);
+        }
         let t_plan = Instant::now();
         let reconcile = mode == ReloadMode::Full || self.needs_reconcile || self.applied.is_none();
         let cs = if reconcile {
@@ -138,12 +171,20 @@ impl<K: Kernel> Engine<K> {
         report.validate_ms = prepared.validate_ms;
         report.plan_ms = prepared.plan_ms + diff_ms;
         report.diagnostics = prepared.diagnostics;
+        report.quarantined = prepared.quarantined;
+        self.quarantined = report.quarantined.clone();
         Ok(report)
     }
 
     /// What a reload would do, without doing it.
     pub fn dry_run(&self, config: &Config, facts: HostFacts) -> Result<ReloadReport, CommandError> {
         let prepared = prepare(config, facts, self.applied.as_ref())?;
+        Ok(self.report_without_applying(prepared))
+    }
+
+    /// The report of `prepared` diffed against the applied plan (or built from nothing), with
+    /// its `tc -batch` lines; the kernel is neither read nor changed.
+    fn report_without_applying(&self, prepared: Prepared) -> ReloadReport {
         let cs = match &self.applied {
             Some(old) => lqos_plan::diff(old, &prepared.plan),
             None => lqos_plan::diff(&Plan::empty(), &prepared.plan),
@@ -152,8 +193,9 @@ impl<K: Kernel> Engine<K> {
         report.validate_ms = prepared.validate_ms;
         report.plan_ms = prepared.plan_ms;
         report.diagnostics = prepared.diagnostics;
+        report.quarantined = prepared.quarantined;
         report.tc_lines = Some(lqos_plan::render_changeset_tc(&cs));
-        Ok(report)
+        report
     }
 
     fn apply_changeset(
@@ -196,6 +238,29 @@ impl<K: Kernel> Engine<K> {
         self.applied = None;
         self.needs_reconcile = true;
         Ok(())
+    }
+}
+
+/// Most `tc -batch` lines a dry-run reload writes to the journal (the report has them all).
+const DRY_RUN_LOG_LINES: usize = 200;
+
+fn log_dry_run(report: &ReloadReport) {
+    tracing::warn!(
+        added = report.counts.added,
+        changed = report.counts.changed,
+        deleted = report.counts.deleted,
+        mappings_added = report.counts.mappings_added,
+        mappings_removed = report.counts.mappings_removed,
+        quarantined = report.quarantined.len(),
+        "dry_run = true in lqos.conf: the kernel was not changed; this is what a reload would apply"
+    );
+    let lines = report.tc_lines.as_deref().unwrap_or("");
+    let total = lines.lines().count();
+    for line in lines.lines().take(DRY_RUN_LOG_LINES) {
+        tracing::info!(tc = line, "dry run: would run");
+    }
+    if total > DRY_RUN_LOG_LINES {
+        tracing::info!(more = total - DRY_RUN_LOG_LINES, "dry run: more tc lines in the report");
     }
 }
 
@@ -259,18 +324,123 @@ mod tests {
         e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
         let before = e.applied().cloned();
         e.kernel.calls.clear();
+        // A row with the wrong number of fields: the layout is not trusted, the input refused.
         std::fs::write(
             dir.path().join("ShapedDevices.csv"),
-            format!("{HEADER}c3,Carol,d3,r3,Nowhere,,,,100.64.0.3,,1,1,x,10,\n"),
+            format!("{HEADER}{TWO}c3,Carol,d3,r3,AP_1,,,,100.64.0.3,,1,1,10\n"),
         )
         .expect("write");
         let err = e.reload(&config, FACTS, ReloadMode::Incremental).expect_err("invalid");
         let CommandError::InvalidInput { diagnostics } = err else {
             panic!("wrong error: {err:?}")
         };
-        assert!(diagnostics.iter().any(|d| d.line == Some(2)), "{diagnostics:?}");
+        assert!(diagnostics.iter().any(|d| d.line == Some(4) && d.is_error()), "{diagnostics:?}");
         assert!(e.kernel.calls.is_empty(), "{:?}", e.kernel.calls);
         assert_eq!(e.applied().cloned(), before);
+    }
+
+    fn write_csv(dir: &tempfile::TempDir, rows: &str) {
+        std::fs::write(dir.path().join("ShapedDevices.csv"), format!("{HEADER}{rows}"))
+            .expect("write");
+    }
+
+    /// Twenty good circuits c1..c20 under AP_1, addresses 100.64.1.1..20.
+    fn twenty() -> String {
+        (1..=20)
+            .map(|i| format!("c{i},C{i},d{i},r{i},AP_1,,,,100.64.1.{i},,1,1,10,10,\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_bad_row_is_quarantined_and_everything_else_is_applied() {
+        let (dir, mut config) = setup(&twenty());
+        config.queues.max_quarantine_ratio = 0.1; // 2 of 20
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        // c5 gets a bad rate, c21 is new and fine, c22 duplicates c1's address (later row).
+        let rows = twenty().replace(
+            "c5,C5,d5,r5,AP_1,,,,100.64.1.5,,1,1,10,10,",
+            "c5,C5,d5,r5,AP_1,,,,100.64.1.5,,1,1,1e,10,",
+        ) + "c21,C21,d21,r21,AP_1,,,,100.64.1.21,,1,1,10,10,\n"
+            + "c22,C22,d22,r22,AP_1,,,,100.64.1.1,,1,1,10,10,\n";
+        write_csv(&dir, &rows);
+        let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("applied despite c5");
+        assert!(r.applied);
+        let q: Vec<(&str, usize)> =
+            r.quarantined.iter().map(|q| (q.circuit_id.as_str(), q.line)).collect();
+        assert_eq!(q, [("c5", 6), ("c22", 23)]);
+        assert!(
+            r.quarantined[0].reason.starts_with("Download Max Mbps: '1e'"),
+            "{:?}",
+            r.quarantined
+        );
+        let plan = e.applied().expect("applied");
+        let ids: Vec<&str> = plan.circuits.iter().map(|c| c.id.0.as_str()).collect();
+        assert!(ids.contains(&"c21") && !ids.contains(&"c5") && !ids.contains(&"c22"), "{ids:?}");
+        // c5's address is unmapped (its traffic passes unshaped); c1 keeps its address.
+        assert!(!plan.mappings.iter().any(|m| m.circuit.0 == "c5"));
+        let owner = plan.mappings.iter().find(|m| m.net.to_string() == "100.64.1.1/32");
+        assert_eq!(owner.map(|m| m.circuit.0.as_str()), Some("c1"));
+        assert_eq!(r.counts.mappings_removed, 1, "{:?}", r.counts);
+        assert_eq!(e.quarantined, r.quarantined);
+    }
+
+    #[test]
+    fn an_unknown_parent_is_shaped_under_a_generated_parent() {
+        let (dir, config) = setup(TWO);
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        write_csv(&dir, &format!("{TWO}c3,Carol,d3,r3,AP_9,,,,100.64.0.3,,1,1,10,10,\n"));
+        let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("reload");
+        assert_eq!(r.quarantined.len(), 1);
+        assert_eq!(r.quarantined[0].action, lqos_config::QuarantineAction::GeneratedParent);
+        let plan = e.applied().expect("applied");
+        let c3 = plan.circuits.iter().find(|c| c.id.0 == "c3").expect("c3 planned");
+        assert!(c3.parent.starts_with("libreqos:generated:pn:"), "{}", c3.parent);
+        assert_eq!(c3.download_max.0, 10_000);
+    }
+
+    #[test]
+    fn quarantining_more_than_the_ratio_refuses_and_keeps_the_applied_plan() {
+        let (dir, config) = setup(&twenty());
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("first");
+        let before = e.applied().cloned();
+        // 2 of 20 = 10 % > 5 %: a renamed site looks like this.
+        let rows = twenty().replacen(",AP_1,", ",AP_X,", 2);
+        write_csv(&dir, &rows);
+        e.kernel.calls.clear();
+        let err = e.reload(&config, FACTS, ReloadMode::Incremental).expect_err("refused");
+        let CommandError::InvalidInput { diagnostics } = err else { panic!("{err:?}") };
+        let last = diagnostics.last().expect("the refusal");
+        assert!(last.is_error());
+        assert!(
+            last.message.starts_with(
+                "2 of 20 circuits would be quarantined, more than max_quarantine_ratio = 0.05"
+            ),
+            "{last}"
+        );
+        assert!(e.kernel.calls.is_empty(), "{:?}", e.kernel.calls);
+        assert_eq!(e.applied().cloned(), before);
+        // Raising the ratio lets the same input through.
+        let mut config = config;
+        config.queues.max_quarantine_ratio = 0.1;
+        let r = e.reload(&config, FACTS, ReloadMode::Incremental).expect("within the ratio");
+        assert_eq!(r.quarantined.len(), 2);
+    }
+
+    #[test]
+    fn dry_run_in_lqos_conf_reports_the_changeset_and_changes_nothing() {
+        let (_dir, mut config) = setup(TWO);
+        config.queues.dry_run = true;
+        let mut e = Engine::new(FakeKernel::default(), store_for(&config));
+        let r = e.reload(&config, FACTS, ReloadMode::Full).expect("dry run");
+        assert!(r.dry_run && !r.applied);
+        assert!(r.counts.added > 0 && r.counts.mappings_added == 2, "{:?}", r.counts);
+        assert!(r.tc_lines.as_deref().is_some_and(|t| t.contains("class add")));
+        assert!(e.kernel.calls.is_empty(), "{:?}", e.kernel.calls);
+        assert!(e.applied().is_none());
+        assert!(store_for(&config).load().expect("load").is_none());
+        assert!(e.last_reload.as_deref().is_some_and(|l| l.starts_with("dry run")));
     }
 
     #[test]

@@ -108,7 +108,9 @@ impl<K: Kernel> Service<K> {
                 let r = self.engine.reload(&self.config, self.facts, mode);
                 self.refresh_mapped();
                 match r {
+                    Ok(report) if report.dry_run => Response::Reload(Box::new(report)),
                     Ok(report) => {
+                        log_quarantine(&report.quarantined);
                         tracing::info!(
                             circuits = report.circuits,
                             added = report.counts.added,
@@ -116,6 +118,7 @@ impl<K: Kernel> Service<K> {
                             deleted = report.counts.deleted,
                             mappings_added = report.counts.mappings_added,
                             mappings_removed = report.counts.mappings_removed,
+                            quarantined = report.quarantined.len(),
                             apply_ms = report.apply_ms,
                             "reload applied"
                         );
@@ -248,6 +251,7 @@ impl<K: Kernel> Service<K> {
             drops: self.stats.total_drops,
             scheduler: self.scheduler.clone(),
             warnings: self.warnings.clone(),
+            quarantined: self.engine.quarantined.clone(),
         }
     }
 
@@ -292,6 +296,28 @@ fn command_name(c: &Command) -> &'static str {
         Command::NodeStats => "node-stats",
         Command::ClearTree => "clear-tree",
         Command::SchedulerReport(_) => "scheduler-report",
+    }
+}
+
+/// Most quarantined circuits named one by one in the journal per reload.
+const QUARANTINE_LOG_LINES: usize = 50;
+
+fn log_quarantine(quarantined: &[lqos_config::Quarantined]) {
+    for q in quarantined.iter().take(QUARANTINE_LOG_LINES) {
+        tracing::warn!(
+            circuit = %q.circuit_id,
+            file = %q.file,
+            line = q.line,
+            action = ?q.action,
+            reason = %q.reason,
+            "circuit quarantined; the rest of the input is applied"
+        );
+    }
+    if quarantined.len() > QUARANTINE_LOG_LINES {
+        tracing::warn!(
+            more = quarantined.len() - QUARANTINE_LOG_LINES,
+            "more circuits quarantined (see libreqos --validate)"
+        );
     }
 }
 

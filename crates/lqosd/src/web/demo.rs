@@ -245,6 +245,7 @@ impl DemoBackend {
                 last_error: None,
             }),
             warnings: vec!["demo backend: numbers are made up".into()],
+            ..Default::default()
         }
     }
 
