@@ -13,7 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use lqos_bus::{BusClient, Command, CommandError, ReloadMode, ReloadReport, Response};
-use lqos_config::{Config, ConfigError, Diagnostic, has_errors};
+use lqos_config::{
+    Config, ConfigError, Diagnostic, QuarantineAction, Quarantined, Severity, has_errors,
+};
+use lqos_pipeline::PipelineError;
 use lqos_plan::{HostFacts, Plan};
 use serde::Serialize;
 
@@ -90,24 +93,74 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     }
     let path = lqos_config::config_path_from_env(args.config.as_deref());
     tracing::debug!(path = %path.display(), "loading configuration");
-    let config = match lqos_config::load_config(&path) {
-        Ok((config, warnings)) => {
-            print_diagnostics(out, &warnings, args.json)?;
-            config
-        }
+    let (config, conf_warnings) = match lqos_config::load_config(&path) {
+        Ok(loaded) => loaded,
         Err(ConfigError::Invalid { diagnostics, .. }) => {
-            print_diagnostics(out, &diagnostics, args.json)?;
+            if args.json {
+                let doc = Refusal { refused: true, diagnostics, quarantined: Vec::new() };
+                write_json(out, &doc)?;
+            } else {
+                print_diagnostics(out, &diagnostics)?;
+            }
             return Ok(Outcome::Invalid);
         }
         Err(e) => return Err(e).context("cannot load the configuration"),
     };
+    if !args.json {
+        print_diagnostics(out, &conf_warnings)?;
+    }
     if args.validate {
-        return validate(&config, args, out);
+        return validate(&config, conf_warnings, args, out);
     }
     if args.dry_run {
-        return dry_run(&config, args, out);
+        return dry_run(&config, conf_warnings, args, out);
     }
     reload(if args.full { ReloadMode::Full } else { ReloadMode::Incremental }, args, out)
+}
+
+/// What `--json` prints when the inputs are refused (and `--validate --json` in any case).
+#[derive(Debug, Serialize)]
+pub struct Refusal {
+    /// True when nothing would be applied.
+    pub refused: bool,
+    /// Every problem, with file, line, field and severity.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The circuits that are (or would be) quarantined.
+    pub quarantined: Vec<Quarantined>,
+}
+
+fn write_json(out: &mut dyn Write, doc: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The applied plan lqosd stored, if it can be read (an unreadable one is ignored).
+fn applied_plan(config: &Config) -> Option<Plan> {
+    match lqos_pipeline::store_for(config).load() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %lqos_pipeline::error_chain(&e), "ignoring stored plan");
+            None
+        }
+    }
+}
+
+/// One line per quarantined circuit, after the diagnostics that explain it.
+fn print_quarantine(out: &mut dyn Write, quarantined: &[Quarantined]) -> anyhow::Result<()> {
+    for q in quarantined {
+        let who = if q.circuit_id.is_empty() {
+            "the row without Circuit ID".to_owned()
+        } else {
+            format!("circuit '{}'", q.circuit_id)
+        };
+        let what = match q.action {
+            QuarantineAction::Unshaped => "left unshaped",
+            QuarantineAction::GeneratedParent => "shaped under a generated parent node",
+        };
+        writeln!(out, "quarantined: {who} ({}:{}): {what}", q.file, q.line)?;
+    }
+    Ok(())
 }
 
 fn spinner(msg: &str) -> Option<indicatif::ProgressBar> {
@@ -120,37 +173,70 @@ fn spinner(msg: &str) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-fn validate(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+fn validate(
+    config: &Config,
+    mut diagnostics: Vec<Diagnostic>,
+    args: &Args,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let pb = spinner("reading and validating inputs");
-    let inputs = lqos_config::load_inputs(config).context("cannot read the inputs")?;
+    let applied = applied_plan(config);
+    let loaded = lqos_pipeline::load(config, applied.as_ref());
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    tracing::debug!(
-        nodes = inputs.network.nodes.len(),
-        circuits = inputs.circuits.len(),
-        diagnostics = inputs.diagnostics.len(),
-        "inputs read"
-    );
-    print_diagnostics(out, &inputs.diagnostics, args.json)?;
-    let invalid = has_errors(&inputs.diagnostics);
-    if !args.json {
-        let errors = inputs.diagnostics.iter().filter(|d| d.is_error()).count();
-        let warnings = inputs.diagnostics.len() - errors;
-        if invalid {
-            writeln!(
-                out,
-                "invalid: {errors} error(s), {warnings} warning(s); nothing was changed"
-            )?;
-        } else {
-            writeln!(
-                out,
-                "valid: {} node(s), {} circuit(s), {} device(s), {warnings} warning(s)",
-                inputs.network.nodes.len(),
-                inputs.circuits.len(),
-                inputs.circuits.iter().map(|c| c.devices.len()).sum::<usize>()
-            )?;
+    let (inputs, refused) = match loaded {
+        Ok(inputs) => (Some(inputs), false),
+        Err(PipelineError::Read { source }) => {
+            return Err(source).context("cannot read the inputs");
         }
+        Err(PipelineError::Refused { diagnostics: d }) => {
+            diagnostics.extend(d);
+            (None, true)
+        }
+        Err(e @ PipelineError::TooManyQuarantined { .. }) => {
+            let CommandError::InvalidInput { diagnostics: d } = CommandError::from(e) else {
+                bail!("unexpected refusal");
+            };
+            diagnostics.extend(d);
+            (None, true)
+        }
+        Err(e) => bail!("{e}"),
+    };
+    let quarantined = match &inputs {
+        Some(i) => {
+            diagnostics.extend(i.diagnostics.iter().cloned());
+            i.quarantined.clone()
+        }
+        None => Vec::new(),
+    };
+    let invalid = refused || !quarantined.is_empty() || has_errors(&diagnostics);
+    if args.json {
+        write_json(out, &Refusal { refused, diagnostics, quarantined })?;
+        return Ok(if invalid { Outcome::Invalid } else { Outcome::Ok });
+    }
+    print_diagnostics(out, &diagnostics)?;
+    print_quarantine(out, &quarantined)?;
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.iter().filter(|d| d.severity == Severity::Warning).count();
+    match &inputs {
+        None => writeln!(
+            out,
+            "invalid: {errors} error(s), {warnings} warning(s); nothing would be applied"
+        )?,
+        Some(_) if !quarantined.is_empty() => writeln!(
+            out,
+            "invalid: {} circuit(s) quarantined, {warnings} warning(s); the other circuits would \
+             be applied",
+            quarantined.len()
+        )?,
+        Some(i) => writeln!(
+            out,
+            "valid: {} node(s), {} circuit(s), {} device(s), {warnings} warning(s)",
+            i.network.nodes.len(),
+            i.circuits.len(),
+            i.circuits.iter().map(|c| c.devices.len()).sum::<usize>()
+        )?,
     }
     Ok(if invalid { Outcome::Invalid } else { Outcome::Ok })
 }
@@ -183,7 +269,26 @@ pub struct QueueSummary {
     pub download_max_mbps: f64,
 }
 
-/// What `--dry-run --json` prints.
+/// One planned circuit in `--dry-run --json`.
+#[derive(Debug, Serialize)]
+pub struct CircuitSummary {
+    /// Circuit ID.
+    pub circuit_id: String,
+    /// Circuit Name.
+    pub name: String,
+    /// Parent node's identity key (`libreqos:generated:pn:<k>` for a generated parent).
+    pub parent: String,
+    /// Queue (1-based).
+    pub queue: u16,
+    /// Download class, tc notation (`1:1f`).
+    pub class: String,
+    /// Effective download ceil, kbit/s.
+    pub download_max_kbit: u64,
+    /// Effective upload ceil, kbit/s.
+    pub upload_max_kbit: u64,
+}
+
+/// What `--dry-run --json` prints: one document.
 #[derive(Debug, Serialize)]
 pub struct DryRunOutput {
     /// Queues per direction.
@@ -192,9 +297,13 @@ pub struct DryRunOutput {
     pub stick_offset: u16,
     /// Per queue.
     pub per_queue: Vec<QueueSummary>,
-    /// Input warnings and planner warnings.
+    /// Every planned circuit.
+    pub circuits: Vec<CircuitSummary>,
+    /// Circuits set aside for a problem of their own (with `line` and `reason`).
+    pub quarantined: Vec<Quarantined>,
+    /// lqos.conf and input warnings, quarantine diagnostics and planner warnings, one line each.
     pub warnings: Vec<String>,
-    /// What would change against the applied plan.
+    /// The ChangeSet summary: what would change against the applied plan.
     pub change: ReloadReport,
     /// Whether a previously applied plan was found.
     pub compared_with_applied: bool,
@@ -225,17 +334,15 @@ fn summarize(plan: &Plan) -> Vec<QueueSummary> {
     per.into_values().collect()
 }
 
-fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+fn dry_run(
+    config: &Config,
+    conf_warnings: Vec<Diagnostic>,
+    args: &Args,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let facts = facts_or_standin(config, out, args.json)?;
     tracing::debug!(?facts, "host facts");
-    let store = lqos_pipeline::store_for(config);
-    let applied = match store.load() {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %lqos_pipeline::error_chain(&e), "ignoring stored plan");
-            None
-        }
-    };
+    let applied = applied_plan(config);
     let pb = spinner("reading, validating and planning");
     let prepared = lqos_pipeline::prepare(config, facts, applied.as_ref());
     if let Some(pb) = pb {
@@ -243,16 +350,30 @@ fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<
     }
     let prepared = match prepared {
         Ok(p) => p,
-        Err(e) => match CommandError::from(e) {
-            CommandError::InvalidInput { diagnostics } => {
-                print_diagnostics(out, &diagnostics, args.json)?;
-                if !args.json {
-                    writeln!(out, "invalid inputs: nothing planned")?;
+        Err(PipelineError::Read { source }) => {
+            return Err(source).context("cannot read the inputs");
+        }
+        Err(e) => {
+            let quarantined = match &e {
+                PipelineError::TooManyQuarantined { quarantined, .. } => quarantined.clone(),
+                _ => Vec::new(),
+            };
+            match CommandError::from(e) {
+                CommandError::InvalidInput { diagnostics } => {
+                    let mut all = conf_warnings;
+                    all.extend(diagnostics);
+                    if args.json {
+                        write_json(out, &Refusal { refused: true, diagnostics: all, quarantined })?;
+                    } else {
+                        print_diagnostics(out, &all)?;
+                        print_quarantine(out, &quarantined)?;
+                        writeln!(out, "invalid inputs: nothing planned")?;
+                    }
+                    return Ok(Outcome::Invalid);
                 }
-                return Ok(Outcome::Invalid);
+                e => bail!("{e}"),
             }
-            e => bail!("{e}"),
-        },
+        }
     };
     tracing::debug!(validate_ms = prepared.validate_ms, plan_ms = prepared.plan_ms, "planned");
     let base = applied.clone().unwrap_or_else(Plan::empty);
@@ -261,12 +382,30 @@ fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<
     let mut change = lqos_pipeline::report_for(&prepared.plan, &cs);
     change.validate_ms = prepared.validate_ms;
     change.plan_ms = prepared.plan_ms;
-    let mut warnings: Vec<String> = prepared.diagnostics.iter().map(|d| d.to_string()).collect();
+    change.quarantined = prepared.quarantined.clone();
+    let mut warnings: Vec<String> =
+        if args.json { conf_warnings.iter().map(|d| d.to_string()).collect() } else { Vec::new() };
+    warnings.extend(prepared.diagnostics.iter().map(|d| d.to_string()));
     warnings.extend(change.warnings.iter().cloned());
     let output = DryRunOutput {
         queues: prepared.plan.queues,
         stick_offset: prepared.plan.stick_offset,
         per_queue: summarize(&prepared.plan),
+        circuits: prepared
+            .plan
+            .circuits
+            .iter()
+            .map(|c| CircuitSummary {
+                circuit_id: c.id.0.clone(),
+                name: c.name.clone(),
+                parent: c.parent.clone(),
+                queue: c.queue,
+                class: c.class.to_string(),
+                download_max_kbit: c.download_max.0,
+                upload_max_kbit: c.upload_max.0,
+            })
+            .collect(),
+        quarantined: prepared.quarantined,
         warnings,
         change,
         compared_with_applied: applied.is_some(),
@@ -276,8 +415,7 @@ fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<
         return Ok(Outcome::Ok);
     }
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &output)?;
-        writeln!(out)?;
+        write_json(out, &output)?;
         return Ok(Outcome::Ok);
     }
     writeln!(
@@ -300,6 +438,7 @@ fn dry_run(config: &Config, args: &Args, out: &mut dyn Write) -> anyhow::Result<
     for w in &output.warnings {
         writeln!(out, "warning: {w}")?;
     }
+    print_quarantine(out, &output.quarantined)?;
     let c = &output.change.counts;
     writeln!(
         out,
@@ -336,10 +475,11 @@ fn reload(mode: ReloadMode, args: &Args, out: &mut dyn Write) -> anyhow::Result<
                 serde_json::to_writer_pretty(&mut *out, &report)?;
                 writeln!(out)?;
             } else {
-                print_diagnostics(out, &report.diagnostics, false)?;
+                print_diagnostics(out, &report.diagnostics)?;
                 for w in &report.warnings {
                     writeln!(out, "warning: {w}")?;
                 }
+                print_quarantine(out, &report.quarantined)?;
                 let c = &report.counts;
                 writeln!(
                     out,
@@ -361,8 +501,10 @@ mappings +{} -{}; validate {} ms, plan {} ms, apply {} ms",
             Ok(Outcome::Ok)
         }
         Response::Error(CommandError::InvalidInput { diagnostics }) => {
-            print_diagnostics(out, &diagnostics, args.json)?;
-            if !args.json {
+            if args.json {
+                write_json(out, &Refusal { refused: true, diagnostics, quarantined: Vec::new() })?;
+            } else {
+                print_diagnostics(out, &diagnostics)?;
                 writeln!(out, "invalid inputs: lqosd changed nothing; the running shaping stays")?;
             }
             Ok(Outcome::Invalid)
@@ -384,14 +526,7 @@ fn clear(out: &mut dyn Write) -> anyhow::Result<Outcome> {
     }
 }
 
-fn print_diagnostics(out: &mut dyn Write, diags: &[Diagnostic], json: bool) -> anyhow::Result<()> {
-    if json {
-        if !diags.is_empty() {
-            serde_json::to_writer(&mut *out, diags)?;
-            writeln!(out)?;
-        }
-        return Ok(());
-    }
+fn print_diagnostics(out: &mut dyn Write, diags: &[Diagnostic]) -> anyhow::Result<()> {
     for d in diags {
         writeln!(out, "{d}")?;
     }

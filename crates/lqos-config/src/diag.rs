@@ -89,10 +89,9 @@ impl fmt::Display for Diagnostic {
             }
         }
         f.write_str(": ")?;
-        match self.severity {
-            Severity::Warning => f.write_str("warning: ")?,
-            Severity::Quarantine => f.write_str("quarantined: ")?,
-            Severity::Error => {}
+        // Errors and quarantines print as `file:line: field: message`.
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
         }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;

@@ -18,7 +18,7 @@ pub mod store;
 use std::time::Instant;
 
 use lqos_bus::{CommandError, ObjectCounts, ReloadReport};
-use lqos_config::{Config, Diagnostic, QuarantineAction, Quarantined, has_errors};
+use lqos_config::{Config, Diagnostic, Inputs, QuarantineAction, Quarantined, has_errors};
 use lqos_plan::{ChangeSet, HostFacts, Plan, PlanInput};
 
 pub use facts::{FactsError, cpu_count, host_facts};
@@ -137,28 +137,8 @@ pub fn prepare(
     applied: Option<&Plan>,
 ) -> Result<Prepared, PipelineError> {
     let t0 = Instant::now();
-    let inputs =
-        lqos_config::load_inputs(config).map_err(|source| PipelineError::Read { source })?;
+    let inputs = load(config, applied)?;
     let validate_ms = t0.elapsed().as_millis() as u64;
-    if has_errors(&inputs.diagnostics) {
-        return Err(PipelineError::Refused { diagnostics: inputs.diagnostics });
-    }
-    let unshaped =
-        inputs.quarantined.iter().filter(|q| q.action == QuarantineAction::Unshaped).count();
-    let base = match applied {
-        Some(p) if !p.circuits.is_empty() => p.circuits.len(),
-        _ => inputs.circuits.len() + unshaped,
-    };
-    let ratio = config.queues.max_quarantine_ratio;
-    if !quarantine_allowed(inputs.quarantined.len(), base, ratio) {
-        return Err(PipelineError::TooManyQuarantined {
-            quarantined: inputs.quarantined,
-            base,
-            ratio,
-            diagnostics: inputs.diagnostics,
-            csv_path: config.shaped_devices_path().display().to_string(),
-        });
-    }
     let previous = applied.map(|p| p.identities.clone()).unwrap_or_default();
     let t1 = Instant::now();
     let plan = lqos_plan::plan(&PlanInput {
@@ -179,6 +159,36 @@ pub fn prepare(
         validate_ms,
         plan_ms: t1.elapsed().as_millis() as u64,
     })
+}
+
+/// The first half of [`prepare`]: reads and validates the inputs, quarantines, and applies
+/// the refusal rules (whole-input errors, `max_quarantine_ratio` against `applied`), without
+/// planning. `libreqos --validate` stops here.
+pub fn load(config: &Config, applied: Option<&Plan>) -> Result<Inputs, PipelineError> {
+    let inputs = lqos_config::load_inputs(config).map_err(|source| PipelineError::Read { source })?;
+    if has_errors(&inputs.diagnostics) {
+        return Err(PipelineError::Refused { diagnostics: inputs.diagnostics });
+    }
+    let unshaped = inputs
+        .quarantined
+        .iter()
+        .filter(|q| q.action == QuarantineAction::Unshaped)
+        .count();
+    let base = match applied {
+        Some(p) if !p.circuits.is_empty() => p.circuits.len(),
+        _ => inputs.circuits.len() + unshaped,
+    };
+    let ratio = config.queues.max_quarantine_ratio;
+    if !quarantine_allowed(inputs.quarantined.len(), base, ratio) {
+        return Err(PipelineError::TooManyQuarantined {
+            quarantined: inputs.quarantined,
+            base,
+            ratio,
+            diagnostics: inputs.diagnostics,
+            csv_path: config.shaped_devices_path().display().to_string(),
+        });
+    }
+    Ok(inputs)
 }
 
 /// Formats an error with its whole source chain (`a: b: c`).
