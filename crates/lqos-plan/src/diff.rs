@@ -3,9 +3,13 @@
 //!
 //! Matching: HTB qdiscs by (interface, major); classes by (interface, direction, owner); leaves
 //! by (interface, direction of their class, owner); mappings by prefix.
-//! * An HTB qdisc whose `mq_slot`/`default_minor`/`r2q` differ is deleted and re-added; deleting
+//! * An HTB qdisc whose `mq_slot`/`default_minor` differ is deleted and re-added; deleting
 //!   an HTB qdisc removes its classes and leaves in the kernel, so those are **not** listed in
-//!   `class_del`/`leaf_del` (they are re-listed in the add lists).
+//!   `class_del`/`leaf_del` (they are re-listed in the add lists). A different `r2q` alone (the
+//!   link capacity changed) is **not** a rebuild: the kernel cannot change an HTB qdisc in
+//!   place (`tc qdisc change … htb` is refused), and r2q only derives the quantum of classes
+//!   created without one, while every planned class carries its own `quantum`, so the new
+//!   quanta and rates arrive as in-place `class_change`s. The kernel keeps the old r2q.
 //! * A class whose id or parent changed, or whose parent class is re-created, is deleted (with
 //!   its whole old subtree, children first, each leaf listed in `leaf_del`) and re-added; the
 //!   owners whose own id/parent changed (not merely an ancestor's) are recorded in `rebuilt`. A class kept in place with a
@@ -87,7 +91,7 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
         let mut htb_new: HashSet<u16> = HashSet::new(); // majors whose HTB is (re)created
         for h in &oi.htbs {
             match nv.htbs.get(&h.major) {
-                Some(nh) if *nh == h => {}
+                Some(nh) if same_htb(nh, h) => {}
                 _ => {
                     cs.htb_del.push(on(name, h));
                     htb_gone.insert(h.major);
@@ -96,7 +100,7 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
         }
         for h in &ni.htbs {
             match ov.htbs.get(&h.major) {
-                Some(oh) if *oh == h => {}
+                Some(oh) if same_htb(oh, h) => {}
                 _ => {
                     cs.htb_add.push(on(name, h));
                     htb_new.insert(h.major);
@@ -203,6 +207,12 @@ pub fn diff(old: &Plan, new: &Plan) -> ChangeSet {
     cs.map_add = new.mappings.iter().filter(|m| old_maps.get(&m.net) != Some(m)).cloned().collect();
     cs.rebuilt = rebuilt_order;
     cs
+}
+
+/// True when the kernel's HTB qdisc `a` can stay for `b`: same slot and default class (`r2q`
+/// is ignored, see the module docs).
+fn same_htb(a: &HtbQdisc, b: &HtbQdisc) -> bool {
+    a.major == b.major && a.mq_slot == b.mq_slot && a.default_minor == b.default_minor
 }
 
 /// True when `tc qdisc change` can turn `old` into `new`: same kind, and no parameter that was
@@ -316,7 +326,8 @@ pub fn apply(plan: &Plan, cs: &ChangeSet) -> Plan {
 pub struct InterfaceView {
     /// Interface name.
     pub name: String,
-    /// HTB qdiscs sorted by major.
+    /// HTB qdiscs sorted by major, `r2q` left out (0): it has no effect on classes that
+    /// carry their own quantum, and the kernel cannot change it in place.
     pub htbs: Vec<HtbQdisc>,
     /// Classes sorted by id.
     pub classes: Vec<HtbClass>,
@@ -341,7 +352,8 @@ impl KernelView {
             .interfaces
             .iter()
             .map(|i| {
-                let mut h = i.htbs.clone();
+                let mut h: Vec<HtbQdisc> =
+                    i.htbs.iter().map(|x| HtbQdisc { r2q: 0, ..x.clone() }).collect();
                 h.sort_by_key(|x| x.major);
                 let mut c = i.classes.clone();
                 c.sort_by_key(|x| x.id);

@@ -1,8 +1,11 @@
 //! `plan()`: inputs → [`Plan`]. See the crate docs for the rules; each step below says which.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use lqos_config::{Circuit, Config, InterfaceMode, Network, QueueMode, RateKbit};
+use lqos_config::{
+    Circuit, Config, InterfaceMode, MAX_RATE_KBIT, Network, ParentIndex, ParentLookup, QueueMode,
+    RateKbit,
+};
 
 use crate::error::PlanError;
 use crate::hash::{circuit_hash, device_hash};
@@ -100,6 +103,12 @@ struct CState {
     up: Rates,
 }
 
+/// Every rate the planner reads is capped at [`MAX_RATE_KBIT`] (1 Tbit/s), so sums over a
+/// whole network stay far below `u64::MAX` and no input can make the arithmetic wrap.
+fn cap(r: RateKbit) -> u64 {
+    r.0.min(MAX_RATE_KBIT)
+}
+
 fn warn(w: &mut Vec<PlanWarning>, owner: Owner, message: String) {
     w.push(PlanWarning { owner, message });
 }
@@ -127,12 +136,15 @@ fn warn(w: &mut Vec<PlanWarning>, owner: Owner, message: String) {
 ///    take the lowest free minor ≥ 3 on their queue (nodes in tree order, then circuits in input
 ///    order). Leaf handles likewise per interface, from 0x100 up, never a major, 0x7FFF, or a
 ///    default-class leaf handle (`0x8000 + major`).
-/// 5. Rates per direction: a node's ceil is its declared rate (missing: the parent's ceil),
+/// 5. Rates per direction (every input rate first capped at [`MAX_RATE_KBIT`], 1 Tbit/s; all
+///    sums saturate): a node's ceil is its declared rate (missing: the parent's ceil),
 ///    clamped to the parent's ceil; generated PNs use `generated_pn_*` (0: link). A circuit's
-///    ceil is its max clamped to the parent's ceil (warning). Every parent (queue class `k:1`
-///    with rate = link) shares its rate among its children with [`share`]: a node wants its
-///    explicit `*Min` (≤ ceil) or else its ceil, a circuit wants its min (≤ its ceil). All rates
-///    and ceils are ≥ 10 kbit and rate ≤ ceil. Scaled explicit minimums warn.
+///    ceil is its max clamped to the parent's ceil (warning). A circuit needs its min (≤ its
+///    ceil); a node needs its explicit `*Min` (≤ ceil), else the sum of what its children and
+///    circuits need, capped by its ceil (so an empty node needs only the 10 kbit floor). Every
+///    parent (queue class `k:1` with rate = link) shares its rate among its children by their
+///    needs with [`share`]. All rates and ceils are ≥ 10 kbit and rate ≤ ceil. Scaled explicit
+///    minimums warn.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let config = input.config;
     let q = &config.queues;
@@ -165,7 +177,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             warnings: Vec::new(),
         });
     }
-    for (direction, link) in [(Direction::Download, q.downlink), (Direction::Upload, q.uplink)] {
+    let downlink = RateKbit(cap(q.downlink));
+    let uplink = RateKbit(cap(q.uplink));
+    for (direction, link) in [(Direction::Download, downlink), (Direction::Upload, uplink)] {
         if link.0 < MIN_RATE_KBIT {
             return Err(PlanError::CapacityTooLow { direction, kbit: link.0, min: MIN_RATE_KBIT });
         }
@@ -174,7 +188,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 
     // ---- 2. the effective tree ------------------------------------------------------------
     let mut tree: Vec<TNode> = Vec::with_capacity(input.network.nodes.len() + usize::from(n));
-    let gen_rate = |r: RateKbit, link: RateKbit| if r.0 == 0 { link } else { r };
+    let gen_rate = |r: RateKbit, link: RateKbit| if r.0 == 0 { link } else { RateKbit(cap(r)) };
     for k in 1..=n {
         tree.push(TNode {
             key: generated_pn_key(k),
@@ -183,8 +197,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             children: Vec::new(),
             circuits: Vec::new(),
             generated: true,
-            down_decl: Some(gen_rate(q.generated_pn_download, q.downlink)),
-            up_decl: Some(gen_rate(q.generated_pn_upload, q.uplink)),
+            down_decl: Some(gen_rate(q.generated_pn_download, downlink)),
+            up_decl: Some(gen_rate(q.generated_pn_upload, uplink)),
             down_min: None,
             up_min: None,
             weight: 0,
@@ -235,10 +249,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 children: Vec::new(),
                 circuits: Vec::new(),
                 generated: false,
-                down_decl: node.download.filter(|r| r.0 > 0),
-                up_decl: node.upload.filter(|r| r.0 > 0),
-                down_min: node.download_min,
-                up_min: node.upload_min,
+                down_decl: node.download.filter(|r| r.0 > 0).map(|r| RateKbit(cap(r))),
+                up_decl: node.upload.filter(|r| r.0 > 0).map(|r| RateKbit(cap(r))),
+                down_min: node.download_min.map(|r| RateKbit(cap(r))),
+                up_min: node.upload_min.map(|r| RateKbit(cap(r))),
                 weight: 0,
                 queue: 0,
                 minor: 0,
@@ -261,15 +275,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let top_real: Vec<usize> =
         (usize::from(n)..tree.len()).filter(|i| tree[*i].parent.is_none()).collect();
 
-    // Circuit parents.
-    let by_name: HashMap<&str, usize> =
-        net.nodes.iter().enumerate().map(|(i, nd)| (nd.name.as_str(), i)).collect();
-    let by_id: HashMap<&str, usize> = net
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, nd)| nd.id.as_deref().map(|id| (id, i)))
-        .collect();
+    // Circuit parents: Parent Node ID by `id`; Parent Node by key, `name` or attachment name.
+    let parents = ParentIndex::new(net);
     // None = unparented (generated PN), Some(Some(t)) = under t, Some(None) = unattached.
     let mut cparent: Vec<Option<Option<usize>>> = Vec::with_capacity(input.circuits.len());
     let mut seen_circuits: HashSet<&str> = HashSet::with_capacity(input.circuits.len());
@@ -286,15 +293,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         let r = if net.is_flat() {
             None
         } else {
-            let src = c
-                .parent_node_id
-                .as_deref()
-                .and_then(|id| by_id.get(id))
-                .or_else(|| c.parent_node.as_deref().and_then(|nm| by_name.get(nm)));
-            match src {
-                Some(s) => attach.get(*s).copied().flatten().map(Some),
-                None if c.parent_node.is_none() && c.parent_node_id.is_none() => None,
-                None => {
+            match parents.resolve(c) {
+                ParentLookup::Node(s) => attach.get(s).copied().flatten().map(Some),
+                ParentLookup::Unparented => None,
+                ParentLookup::Unknown => {
                     warn(
                         &mut warnings,
                         Owner::Circuit(c.id.clone()),
@@ -316,7 +318,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     // Weights: sum of circuit download max beneath.
     for (i, c) in input.circuits.iter().enumerate() {
         if let Some(Some(t)) = cparent[i] {
-            tree[t].weight = tree[t].weight.saturating_add(c.download_max.0.max(1));
+            tree[t].weight = tree[t].weight.saturating_add(cap(c.download_max).max(1));
         }
     }
     for t in (0..tree.len()).rev() {
@@ -334,7 +336,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let mut loads = vec![0u64; nq]; // weight per queue (binpacking)
     let mut counts = vec![0u64; nq]; // top-level nodes per queue (round-robin)
     for t in &tree[..nq] {
-        loads[usize::from(t.queue) - 1] += t.weight;
+        let l = &mut loads[usize::from(t.queue) - 1];
+        *l = l.saturating_add(t.weight);
     }
     let argmin =
         |v: &[u64]| v.iter().enumerate().min_by_key(|(i, x)| (**x, *i)).map_or(0, |(i, _)| i);
@@ -343,8 +346,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         match prev.nodes.get(&tree[t].key) {
             Some(id) if valid_q(id.queue) => {
                 tree[t].queue = id.queue;
-                loads[usize::from(id.queue) - 1] += tree[t].weight;
-                counts[usize::from(id.queue) - 1] += 1;
+                let k = usize::from(id.queue) - 1;
+                loads[k] = loads[k].saturating_add(tree[t].weight);
+                counts[k] += 1;
             }
             _ => new_top.push(t),
         }
@@ -358,8 +362,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             match prev.circuits.get(&c.id.0) {
                 Some(id) if valid_q(id.queue) => {
                     cqueue[i] = id.queue;
-                    loads[usize::from(id.queue) - 1] += c.download_max.0.max(1);
-                    gen_counts[usize::from(id.queue) - 1] += 1;
+                    let k = usize::from(id.queue) - 1;
+                    loads[k] = loads[k].saturating_add(cap(c.download_max).max(1));
+                    gen_counts[k] += 1;
                 }
                 _ => new_unparented.push(i),
             }
@@ -373,7 +378,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     for &t in &new_top {
         let k = if binpack { argmin(&loads) } else { argmin(&counts) };
         tree[t].queue = k as u16 + 1;
-        loads[k] += tree[t].weight;
+        loads[k] = loads[k].saturating_add(tree[t].weight);
         counts[k] += 1;
     }
     if binpack {
@@ -385,7 +390,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     for &i in &new_unparented {
         let k = if binpack { argmin(&loads) } else { argmin(&gen_counts) };
         cqueue[i] = k as u16 + 1;
-        loads[k] += input.circuits[i].download_max.0.max(1);
+        loads[k] = loads[k].saturating_add(cap(input.circuits[i].download_max).max(1));
         gen_counts[k] += 1;
     }
     if binpack && nq > 1 {
@@ -470,8 +475,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     // ---- 5. rates ------------------------------------------------------------------------------
     for dir in [Direction::Download, Direction::Upload] {
         let link = match dir {
-            Direction::Download => q.downlink.0,
-            Direction::Upload => q.uplink.0,
+            Direction::Download => downlink.0,
+            Direction::Upload => uplink.0,
         };
         // Ceils, parents first.
         for t in 0..tree.len() {
@@ -498,8 +503,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             let Some(s) = cstate[i].as_mut() else { continue };
             let parent_ceil = pick(&tree[s.parent], dir).ceil;
             let max = match dir {
-                Direction::Download => c.download_max.0,
-                Direction::Upload => c.upload_max.0,
+                Direction::Download => cap(c.download_max),
+                Direction::Upload => cap(c.upload_max),
             };
             if max > parent_ceil {
                 warn(
@@ -519,14 +524,54 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
         }
         // Rates: each parent shares its rate among its children.
-        let node_desire = |t: &TNode| {
-            let ceil = pick(t, dir).ceil;
-            let min = match dir {
-                Direction::Download => t.down_min,
-                Direction::Upload => t.up_min,
+        // What each circuit needs guaranteed: its min (≤ its ceil, ≥ 10 kbit).
+        let cneed: Vec<u64> = input
+            .circuits
+            .iter()
+            .zip(&cstate)
+            .map(|(c, s)| {
+                match (dir, s.as_ref()) {
+                    (Direction::Download, Some(s)) => cap(c.download_min).min(s.down.ceil),
+                    (Direction::Upload, Some(s)) => cap(c.upload_min).min(s.up.ceil),
+                    (_, None) => 0,
+                }
+                .max(MIN_RATE_KBIT)
+            })
+            .collect();
+        let circuit_need = |i: usize| -> u64 { cneed.get(i).copied().unwrap_or(0) };
+        // What each node needs guaranteed, children before parents: its explicit `*Min`
+        // (≤ ceil), else what its children need (Σ of their needs), capped by its ceiling.
+        // So an empty generated PN needs 10 kbit, not its ceiling, and circuits next to
+        // child nodes keep their minimums when they fit.
+        let mut need = vec![0u64; tree.len()];
+        for t in (0..tree.len()).rev() {
+            let ceil = pick(&tree[t], dir).ceil;
+            let explicit = match dir {
+                Direction::Download => tree[t].down_min,
+                Direction::Upload => tree[t].up_min,
             };
-            (min.map_or(ceil, |m| m.0.min(ceil)), min.is_some())
-        };
+            need[t] = match explicit {
+                Some(m) => m.0.min(ceil),
+                None => {
+                    let children =
+                        tree[t].children.iter().fold(0u64, |a, c| a.saturating_add(need[*c]));
+                    let circuits = tree[t]
+                        .circuits
+                        .iter()
+                        .fold(0u64, |a, i| a.saturating_add(circuit_need(*i)));
+                    children.saturating_add(circuits).min(ceil)
+                }
+            }
+            .max(MIN_RATE_KBIT);
+        }
+        let explicit: Vec<bool> = tree
+            .iter()
+            .map(|t| match dir {
+                Direction::Download => t.down_min.is_some(),
+                Direction::Upload => t.up_min.is_some(),
+            })
+            .collect();
+        let node_desire = |t: usize| -> (u64, bool) { (need[t], explicit[t]) };
         let mut top_per_queue: Vec<Vec<usize>> = vec![Vec::new(); nq];
         for t in 0..tree.len() {
             if tree[t].parent.is_none() {
@@ -534,10 +579,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
         }
         for tops in &top_per_queue {
-            let desires: Vec<u64> = tops.iter().map(|t| node_desire(&tree[*t]).0).collect();
+            let desires: Vec<u64> = tops.iter().map(|t| node_desire(*t).0).collect();
             let (rates, scaled) = share(link, &desires);
             for (t, r) in tops.iter().zip(rates) {
-                let (_, explicit) = node_desire(&tree[*t]);
+                let (_, explicit) = node_desire(*t);
                 if scaled && explicit {
                     warn(
                         &mut warnings,
@@ -555,16 +600,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             let budget = pick(&tree[p], dir).rate;
             let children = tree[p].children.clone();
             let circuits = tree[p].circuits.clone();
-            let mut desires: Vec<u64> = children.iter().map(|t| node_desire(&tree[*t]).0).collect();
+            let mut desires: Vec<u64> = children.iter().map(|t| node_desire(*t).0).collect();
             let mut csum = 0u64;
             for i in &circuits {
-                let c = &input.circuits[*i];
-                let (min, ceil) = match (dir, cstate[*i].as_ref()) {
-                    (Direction::Download, Some(s)) => (c.download_min.0, s.down.ceil),
-                    (Direction::Upload, Some(s)) => (c.upload_min.0, s.up.ceil),
-                    (_, None) => (0, 0),
-                };
-                let d = min.min(ceil);
+                let d = circuit_need(*i);
                 csum = csum.saturating_add(d);
                 desires.push(d);
             }
@@ -575,7 +614,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     Owner::Node(tree[p].key.clone()),
                     format!(
                         "{dir:?}: sum of guaranteed rates beneath ({}, circuits {}) exceeds the node's rate {}; scaled down proportionally",
-                        mbps_text(desires.iter().sum::<u64>()),
+                        mbps_text(desires.iter().fold(0u64, |a, d| a.saturating_add(*d))),
                         mbps_text(csum),
                         mbps_text(budget)
                     ),
@@ -599,8 +638,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     }
 
     // ---- 6. classes, leaves, mappings ---------------------------------------------------------
-    let r2q_down = r2q(q.downlink);
-    let r2q_up = r2q(q.uplink);
+    let r2q_down = r2q(downlink);
+    let r2q_up = r2q(uplink);
     let mut ifaces: Vec<InterfacePlan> = if_names
         .iter()
         .map(|name| InterfacePlan {
@@ -683,8 +722,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     for dir in [Direction::Download, Direction::Upload] {
         let ix = if_of(dir);
         let link = match dir {
-            Direction::Download => q.downlink,
-            Direction::Upload => q.uplink,
+            Direction::Download => downlink,
+            Direction::Upload => uplink,
         };
         let rq = if dir == Direction::Download { r2q_down } else { r2q_up };
         let iface = &mut ifaces[ix];
@@ -886,7 +925,7 @@ fn rebalance(tree: &mut [TNode], top_real: &[usize], loads: &mut [u64]) {
     let nq = loads.len() as u64;
     let budget = (top_real.len() / 100).max(1);
     for _ in 0..budget {
-        let total: u64 = loads.iter().sum();
+        let total: u64 = loads.iter().fold(0u64, |a, l| a.saturating_add(*l));
         let Some((hi, &hl)) =
             loads.iter().enumerate().max_by_key(|(i, l)| (**l, std::cmp::Reverse(*i)))
         else {
@@ -907,13 +946,15 @@ fn rebalance(tree: &mut [TNode], top_real: &[usize], loads: &mut [u64]) {
             .iter()
             .filter(|t| usize::from(tree[**t].queue) == hi + 1)
             .filter(|t| tree[**t].weight > 0 && tree[**t].weight < gap)
-            .min_by_key(|t| ((2 * tree[**t].weight).abs_diff(gap), tree[**t].key.clone()))
+            .min_by_key(|t| {
+                (tree[**t].weight.saturating_mul(2).abs_diff(gap), tree[**t].key.clone())
+            })
             .copied();
         let Some(t) = best else { return };
         let w = tree[t].weight;
         tree[t].queue = lo as u16 + 1;
-        loads[hi] -= w;
-        loads[lo] += w;
+        loads[hi] = loads[hi].saturating_sub(w);
+        loads[lo] = loads[lo].saturating_add(w);
     }
 }
 

@@ -102,21 +102,6 @@ fn changing_an_address_touches_only_the_mapping() {
 }
 
 #[test]
-fn link_capacity_change_rebuilds_htbs_when_r2q_changes() {
-    let (mut config, net, circuits) = base();
-    let a = fresh(&config, &net, &circuits, facts(2));
-    config.queues.downlink = mbps(2000);
-    let b = run(&config, &net, &circuits, facts(2), &a.identities).expect("plan");
-    let cs = diff(&a, &b);
-    assert_eq!(cs.htb_del.len(), 2);
-    assert_eq!(cs.htb_add.len(), 2);
-    assert!(cs.class_del.is_empty(), "implicit with the HTB");
-    assert!(cs.htb_del.iter().all(|h| h.interface == "eth1"));
-    assert_eq!(KernelView::of(&apply(&a, &cs)), KernelView::of(&b));
-    assert_eq!(b.identities, a.identities, "no renumbering");
-}
-
-#[test]
 fn first_build_is_diff_from_empty() {
     let (config, net, circuits) = base();
     let p = fresh(&config, &net, &circuits, facts(2));
@@ -124,4 +109,33 @@ fn first_build_is_diff_from_empty() {
     assert_eq!(cs.mq_add, ["eth1", "eth0"]);
     assert_eq!(cs.class_add.len(), p.interfaces.iter().map(|i| i.classes.len()).sum::<usize>());
     assert_eq!(KernelView::of(&apply(&Plan::empty(), &cs)), KernelView::of(&p));
+}
+
+/// Issue 9: changing `uplink/downlink_bandwidth_mbps` changes classes in place; no HTB qdisc
+/// is deleted and rebuilt (the kernel cannot change an HTB's r2q, and every class carries its
+/// own quantum, so the new quanta are in-place changes).
+#[test]
+fn changing_the_link_capacity_changes_classes_in_place() {
+    let (config, net, circuits) = base();
+    let a = fresh(&config, &net, &circuits, facts(2));
+    let faster = config_bridge(1150, 2000);
+    let b = run(&faster, &net, &circuits, facts(2), &a.identities).expect("plan");
+    assert_ne!(a.interfaces[0].htbs[0].r2q, b.interfaces[0].htbs[0].r2q, "r2q follows the link");
+    let cs = diff(&a, &b);
+    assert!(cs.htb_del.is_empty() && cs.htb_add.is_empty(), "{:?}", cs.htb_del);
+    assert!(cs.class_del.is_empty() && cs.class_add.is_empty());
+    assert!(cs.leaf_del.is_empty() && cs.leaf_add.is_empty());
+    assert!(cs.map_del.is_empty() && cs.map_add.is_empty());
+    let root = |p: &Plan| {
+        p.interfaces[0]
+            .classes
+            .iter()
+            .find(|c| c.owner == Owner::QueueRoot(1))
+            .map(|c| (c.rate, c.quantum))
+            .expect("k:1")
+    };
+    assert!(cs.class_change.iter().any(|c| c.item.owner == Owner::QueueRoot(1)));
+    assert_eq!(root(&b), (mbps(1150), 59_995));
+    assert_eq!(b.identities, a.identities, "no renumbering");
+    assert_eq!(KernelView::of(&apply(&a, &cs)), KernelView::of(&b));
 }

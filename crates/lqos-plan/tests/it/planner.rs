@@ -71,16 +71,21 @@ fn worked_example_with_fixed_rules() {
     let def = class(&p, "eth1", &Owner::QueueDefault(1), Direction::Download);
     assert_eq!((def.rate, def.ceil, def.prio), (mbps(250), mbps(1000), 5));
 
-    // Rates: queue 1 holds GPN1 (1000) and Site_A (1000) → each guaranteed 500 of the 1000.
+    // Rates: a node is guaranteed what its subtree needs (Σ of the minimums beneath, capped by
+    // its ceil): Site_A holds c1 and c2 (1 Mbps each) → 2 Mbps; the empty-ish GPN1 (c4, 1
+    // Mbps) takes 1 Mbps, not half of the queue.
     assert_eq!(
         (site_a.rate, site_a.ceil, site_a.prio, site_a.quantum),
-        (mbps(500), mbps(1000), 3, 59_980)
+        (mbps(2), mbps(1000), 3, 59_980)
     );
     let ap_up = class(&p, "eth0", &node("Site_A/AP_1"), Direction::Upload);
-    assert_eq!((ap_up.rate, ap_up.ceil), (mbps(100), mbps(100)));
-    // Queue 2: GPN2 (1000) + Site_B (200) exceed 1000 → scaled 5/6 and 1/6.
+    assert_eq!((ap_up.rate, ap_up.ceil), (mbps(2), mbps(100)));
+    // Queue 2: the empty GPN2 needs the 10 kbit floor and no longer halves Site_B's share;
+    // Site_B needs c3's 1 Mbps.
     let site_b = class(&p, "eth1", &node("Site_B"), Direction::Download);
-    assert_eq!((site_b.rate, site_b.ceil), (RateKbit(166_666), mbps(200)));
+    assert_eq!((site_b.rate, site_b.ceil), (mbps(1), mbps(200)));
+    let gpn2 = class(&p, "eth1", &node(&generated_pn_key(2)), Direction::Download);
+    assert_eq!(gpn2.rate, RateKbit(10));
     let c1 = class(&p, "eth1", &circ("c1"), Direction::Download);
     assert_eq!(
         (c1.rate, c1.ceil, c1.quantum, c1.parent),
@@ -299,12 +304,15 @@ fn rates_inherit_clamp_and_squash() {
     let huge = class(&p, "eth1", &circ("huge"), Direction::Download);
     assert_eq!(huge.ceil, mbps(1000)); // capped to the parent's ceil
     assert!(p.warnings.iter().any(|w| w.owner == circ("huge")));
-    // Small shares queue 2 with Generated_PN_2 (1000): 10 × 1000/1010 → rate 9900 kbit.
+    // Small needs its 20 × 1 Mbps minimums, capped by its 10 Mbps ceil; the empty
+    // Generated_PN_2 on the same queue needs only the 10 kbit floor, so Small gets all 10.
     let small = class(&p, "eth1", &node("Small"), Direction::Download);
-    assert_eq!((small.rate, small.ceil), (RateKbit(9900), mbps(10)));
-    // 20 × 1 Mbps minimums under it: scaled to 495 kbit each, warned.
+    assert_eq!((small.rate, small.ceil), (mbps(10), mbps(10)));
+    let gpn2 = class(&p, "eth1", &node(&generated_pn_key(2)), Direction::Download);
+    assert_eq!(gpn2.rate, RateKbit(10));
+    // 20 × 1 Mbps minimums under it: scaled to 500 kbit each, warned.
     let s0 = class(&p, "eth1", &circ("s0"), Direction::Download);
-    assert_eq!((s0.rate, s0.ceil), (RateKbit(495), mbps(5)));
+    assert_eq!((s0.rate, s0.ceil), (RateKbit(500), mbps(5)));
     assert!(p.warnings.iter().any(|w| w.owner == node("Small") && w.message.contains("scaled")));
     // Messages speak Mbps and name the direction.
     let said =
@@ -320,7 +328,7 @@ fn rates_inherit_clamp_and_squash() {
     assert!(said(
         &node("Small"),
         "Download: sum of guaranteed rates beneath (20 Mbps, circuits 20 Mbps) exceeds the \
-         node's rate 9.9 Mbps; scaled down proportionally"
+         node's rate 10 Mbps; scaled down proportionally"
     ));
     assert!(p.warnings.iter().all(|w| !w.message.contains("kbit")), "{:?}", p.warnings);
 }
@@ -452,4 +460,70 @@ fn binpacking_spreads_weight_and_keeps_previous_queues_within_hysteresis() {
     );
     let cs = diff(&p2, &p3);
     assert_eq!(cs.rebuilt, [node("C")]);
+}
+
+/// Issue 9: LibreQoS's example circuit 10011 hangs next to child nodes (AP_A, Site_3) under
+/// Site_1. A node is guaranteed what its subtree needs, so 10011 keeps its 1 Mbps minimum
+/// instead of being squashed to 499 kbit by siblings that "wanted" their whole ceilings.
+#[test]
+fn circuit_next_to_child_nodes_keeps_its_minimum() {
+    let net = network(vec![
+        site(
+            "Site_1",
+            1000,
+            1000,
+            vec![
+                site("AP_A", 500, 500, vec![]),
+                site("Site_3", 500, 500, vec![site("PoP_5", 200, 200, vec![])]),
+            ],
+        ),
+        site("Site_2", 500, 500, vec![site("AP_1", 150, 150, vec![])]),
+    ]);
+    let mut circuits = vec![
+        circuit("10001", "a", Some("AP_A"), 155, 20, nth_ipv4(1)),
+        circuit("10003", "b", Some("PoP_5"), 10, 5, nth_ipv4(2)),
+        circuit("10011", "c", Some("Site_1"), 105, 18, nth_ipv4(3)),
+        circuit("10007", "d", Some("AP_1"), 25, 10, nth_ipv4(4)),
+    ];
+    circuits[1].download_min = RateKbit(1250);
+    let p = fresh(&config_bridge(1000, 1000), &net, &circuits, facts(1));
+    let c = class(&p, "eth1", &circ("10011"), Direction::Download);
+    assert_eq!(c.rate, mbps(1), "10011 keeps its CSV minimum");
+    // Site_1 needs 1 (10001) + 1.25 (10003) + 1 (10011) Mbps; the one empty generated PN on
+    // the queue needs 10 kbit and halves nobody.
+    let s1 = class(&p, "eth1", &node("Site_1"), Direction::Download);
+    assert_eq!(s1.rate, RateKbit(3250));
+    let gpn = class(&p, "eth1", &node(&generated_pn_key(1)), Direction::Download);
+    assert_eq!(gpn.rate, RateKbit(10));
+    assert!(p.warnings.iter().all(|w| !w.message.contains("scaled")), "{:?}", p.warnings);
+}
+
+/// Issue 9: absurd rates (1e300 Mbps saturates to u64::MAX kbit) never panic or wrap: every
+/// rate is capped at 1 Tbit/s.
+#[test]
+fn absurd_rates_are_capped_not_overflowed() {
+    let mut config = config_bridge(1000, 1000);
+    config.queues.downlink = RateKbit(u64::MAX);
+    config.queues.uplink = RateKbit::from_mbps(1e300);
+    config.queues.use_binpacking = true;
+    let mut big = site("Big", 1, 1, vec![]);
+    big.down = Some(RateKbit(u64::MAX));
+    let net = network(vec![big, site("Other", 10, 10, vec![])]);
+    let mut circuits: Vec<_> =
+        (0..5).map(|i| circuit(&format!("c{i}"), "x", Some("Big"), 1, 1, nth_ipv4(i))).collect();
+    for c in &mut circuits {
+        c.download_max = RateKbit::from_mbps(1e300);
+        c.download_min = RateKbit(u64::MAX);
+        c.upload_max = RateKbit(u64::MAX);
+    }
+    circuits.push(circuit("free", "x", None, 1, 1, nth_ipv4(9)));
+    circuits[5].download_max = RateKbit(u64::MAX);
+    let p = fresh(&config, &net, &circuits, facts(2));
+    let root = class(&p, "eth1", &Owner::QueueRoot(1), Direction::Download);
+    assert_eq!(root.ceil, RateKbit(lqos_config::MAX_RATE_KBIT));
+    for i in &p.interfaces {
+        for c in &i.classes {
+            assert!(c.ceil.0 <= lqos_config::MAX_RATE_KBIT && c.rate <= c.ceil, "{c:?}");
+        }
+    }
 }

@@ -177,7 +177,8 @@ proptest! {
     }
 
     // Adding one circuit yields a ChangeSet holding exactly that circuit's classes, leaves and
-    // mappings (round-robin mode, minimums small enough that nobody is squashed).
+    // mappings, plus in-place rate changes of its ancestors (round-robin mode, minimums small
+    // enough that nobody is squashed).
     #[test]
     fn adding_one_circuit_touches_only_that_circuit(c in case(), pick in any::<u64>()) {
         let c = Case { binpack: false, ..c };
@@ -197,7 +198,15 @@ proptest! {
         prop_assert!(cs.map_add.iter().all(|m| Owner::Circuit(m.circuit.clone()) == owner));
         prop_assert!(!cs.map_add.is_empty());
         prop_assert!(cs.class_del.is_empty() && cs.leaf_del.is_empty() && cs.map_del.is_empty());
-        prop_assert!(cs.class_change.is_empty() && cs.leaf_change.is_empty() && cs.htb_add.is_empty());
+        prop_assert!(cs.leaf_change.is_empty() && cs.htb_add.is_empty());
+        // A node's guaranteed rate is what its subtree needs, so the new circuit's ancestors
+        // may change their rate in place (and nothing else about them).
+        for ch in &cs.class_change {
+            prop_assert!(matches!(ch.item.owner, Owner::Node(_)), "{:?}", ch.item.owner);
+            let before = a.interface(&ch.interface).and_then(|i| i.classes.iter().find(|x| x.id == ch.item.id));
+            let before = before.expect("changed class existed");
+            prop_assert_eq!((before.ceil, before.quantum, before.prio, before.parent), (ch.item.ceil, ch.item.quantum, ch.item.prio, ch.item.parent));
+        }
         prop_assert_eq!(KernelView::of(&apply(&a, &cs)), KernelView::of(&b));
     }
 
@@ -277,4 +286,57 @@ fn remove_subtree(net: &lqos_config::Network, victim: usize) -> lqos_config::Net
         })
     }
     network(net.roots.iter().filter_map(|r| spec(net, *r, victim)).collect())
+}
+
+/// Any u64 rate, including 0, u64::MAX and what 1e300 Mbps becomes.
+fn any_rate() -> impl Strategy<Value = lqos_config::RateKbit> {
+    prop_oneof![
+        Just(0u64),
+        Just(u64::MAX),
+        Just(lqos_config::RateKbit::from_mbps(1e300).0),
+        any::<u64>(),
+        0u64..10_000_000,
+    ]
+    .prop_map(lqos_config::RateKbit)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    // No input makes the planner panic or wrap (issue 9): arbitrary link capacities, node
+    // rates and minimums, circuit rates (min > max included), random trees and both queue
+    // modes. Any result is fine; Ok plans keep rate ≤ ceil ≤ 1 Tbit/s.
+    #[test]
+    fn arbitrary_rates_and_trees_never_panic(
+        c in case(),
+        links in (any_rate(), any_rate(), any_rate(), any_rate()),
+        node_rates in proptest::collection::vec((any_rate(), any_rate(), proptest::option::of(any_rate())), 0..40),
+        circuit_rates in proptest::collection::vec((any_rate(), any_rate(), any_rate(), any_rate()), 0..150),
+    ) {
+        let (mut config, mut net, mut circuits, f) = build(&c);
+        config.queues.downlink = links.0;
+        config.queues.uplink = links.1;
+        config.queues.generated_pn_download = links.2;
+        config.queues.generated_pn_upload = links.3;
+        for (n, (d, u, m)) in net.nodes.iter_mut().zip(node_rates) {
+            n.download = Some(d);
+            n.upload = Some(u);
+            n.download_min = m;
+        }
+        for (x, (dmin, umin, dmax, umax)) in circuits.iter_mut().zip(circuit_rates) {
+            x.download_min = dmin;
+            x.upload_min = umin;
+            x.download_max = dmax;
+            x.upload_max = umax;
+        }
+        if let Ok(p) = run(&config, &net, &circuits, f, &Identities::default()) {
+            for i in &p.interfaces {
+                for cl in &i.classes {
+                    prop_assert!(cl.rate <= cl.ceil && cl.ceil.0 <= lqos_config::MAX_RATE_KBIT);
+                }
+            }
+            let again = run(&config, &net, &circuits, f, &p.identities).expect("re-plan");
+            prop_assert!(diff(&p, &again).is_empty());
+        }
+    }
 }
