@@ -153,7 +153,9 @@
           el("div", {}, "Mode"), el("div", {}, s.mode + " (" + s.interfaces.join(", ") + "), " + s.queues + " queues"),
           el("div", {}, "Last apply"), el("div", {}, ago(s.last_apply_unix)),
           el("div", {}, "Last reload"), el("div", {}, s.last_reload || "–"),
-          el("div", {}, "Scheduler"), el("div", { class: sch && sch.last_error ? "bad" : "" }, sch ? sch.phase + (sch.last_result ? " — " + sch.last_result : "") : "not reporting")),
+          el("div", {}, "Scheduler"), el("div", { class: sch && sch.last_error ? "bad" : "" }, sch ? sch.phase + (sch.last_result ? " — " + sch.last_result : "") : "not reporting"),
+          el("div", {}, "Quarantined"), el("div", { class: (s.quarantined || []).length ? "bad" : "ok" }, (s.quarantined || []).length ? (s.quarantined.length + " circuit(s)") : "none")),
+        (s.quarantined || []).length ? el("ul", { class: "bad", id: "quarantine" }, s.quarantined.slice(0, 20).map(quarantineLine)) : null,
         s.warnings.length ? el("ul", { class: "warn" }, s.warnings.map(w => el("li", {}, w))) : el("p", { class: "ok" }, "No warnings."));
     }
     const top = document.getElementById("top");
@@ -374,19 +376,24 @@
         result));
     renderDevices();
   }
+  function quarantineLine(q) {
+    return el("li", {}, (q.circuit_id ? "circuit " + q.circuit_id : "row without Circuit ID") + " (" + q.file + ":" + q.line + "): " +
+      (q.action === "generated_parent" ? "shaped under a generated parent" : "left unshaped") + " — " + q.reason);
+  }
   function reloadReport(r, err) {
     if (err) return el("div", { class: "card bad", id: "reload-report" }, "Reload failed: " + err);
     if (!r) return el("div", { class: "card muted", id: "reload-report" }, "No reload report.");
     const c = r.counts || {};
     return el("div", { class: "card", id: "reload-report" },
-      el("strong", { class: r.applied ? "ok" : "bad" }, r.applied ? "Applied" : "Not applied"),
+      el("strong", { class: r.applied ? "ok" : "bad" }, r.applied ? "Applied" : (r.dry_run ? "Not applied (dry_run = true in lqos.conf)" : "Not applied")),
       el("div", { class: "kv" },
         el("div", {}, "Mode"), el("div", {}, r.full_rebuild ? "full rebuild" : "incremental"),
         el("div", {}, "Plan"), el("div", {}, num(r.circuits) + " circuits, " + num(r.nodes) + " nodes, " + r.queues + " queues"),
         el("div", {}, "Changes"), el("div", {}, c.added + " added, " + c.changed + " changed, " + c.deleted + " deleted; mappings +" + c.mappings_added + " −" + c.mappings_removed),
         el("div", {}, "Time"), el("div", {}, "validate " + r.validate_ms + " ms, plan " + r.plan_ms + " ms, apply " + r.apply_ms + " ms")),
+      (r.quarantined || []).length ? el("ul", { class: "bad" }, r.quarantined.map(quarantineLine)) : null,
       (r.warnings || []).length ? el("ul", { class: "warn" }, r.warnings.map(w => el("li", {}, w))) : null,
-      (r.diagnostics || []).length ? el("ul", {}, r.diagnostics.map(d => el("li", { class: d.severity === "error" ? "bad" : "warn" }, d.file + (d.line ? ":" + d.line : "") + ": " + (d.field ? d.field + ": " : "") + d.message))) : null);
+      (r.diagnostics || []).length ? el("ul", {}, r.diagnostics.map(d => el("li", { class: d.severity === "warning" ? "warn" : "bad" }, d.file + (d.line ? ":" + d.line : "") + ": " + (d.field ? d.field + ": " : "") + d.message))) : null);
   }
 
   // ---------- configuration ----------

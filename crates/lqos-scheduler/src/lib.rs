@@ -439,9 +439,13 @@ impl<B: Bus> Scheduler<B> {
                     deleted = c.deleted,
                     mappings_added = c.mappings_added,
                     mappings_removed = c.mappings_removed,
+                    quarantined = report.quarantined.len(),
                     apply_ms = report.apply_ms,
                     "reload done"
                 );
+                for q in &report.quarantined {
+                    warn!(circuit = %q.circuit_id, line = q.line, reason = %q.reason, "circuit quarantined by lqosd");
+                }
                 debug!(rebuilt = ?report.rebuilt, warnings = ?report.warnings, "reload details");
                 for d in &report.diagnostics {
                     debug!(diagnostic = %d, "input diagnostic");
@@ -481,6 +485,9 @@ impl<B: Bus> Scheduler<B> {
                         "; reload +{} ~{} -{}",
                         rl.counts.added, rl.counts.changed, rl.counts.deleted
                     ));
+                    if !rl.quarantined.is_empty() {
+                        summary.push_str(&format!("; {} quarantined", rl.quarantined.len()));
+                    }
                 }
                 self.state.last_result = Some(summary);
                 self.state.last_error = None;

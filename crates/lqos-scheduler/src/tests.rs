@@ -31,6 +31,14 @@ impl Bus for FakeBus {
                 applied: true,
                 full_rebuild: *mode == ReloadMode::Full,
                 counts: ObjectCounts { added: 1, ..Default::default() },
+                quarantined: vec![lqos_config::Quarantined {
+                    circuit_id: "netzur_9".into(),
+                    name: "Nine".into(),
+                    file: "ShapedDevices.csv".into(),
+                    line: 4,
+                    reason: "Parent Node: parent node 'Gone' is not in network.json".into(),
+                    action: lqos_config::QuarantineAction::GeneratedParent,
+                }],
                 ..Default::default()
             })),
             _ => Response::Ack,
@@ -131,7 +139,7 @@ fn startup_cycle_publishes_then_asks_for_a_full_reload() {
     );
     let st = bus.last_report().unwrap();
     assert_eq!((st.phase.as_str(), st.integration.as_str()), ("idle", "netzur"));
-    assert_eq!(st.last_result.as_deref(), Some("ok: 2 circuits, 1 nodes; reload +1 ~0 -0"));
+    assert_eq!(st.last_result.as_deref(), Some("ok: 2 circuits, 1 nodes; reload +1 ~0 -0; 1 quarantined"));
     assert!(st.last_run_unix.is_some() && st.last_error.is_none());
 }
 

@@ -108,7 +108,10 @@ impl<K: Kernel> Service<K> {
                 let r = self.engine.reload(&self.config, self.facts, mode);
                 self.refresh_mapped();
                 match r {
-                    Ok(report) if report.dry_run => Response::Reload(Box::new(report)),
+                    Ok(report) if report.dry_run => {
+                        log_quarantine(&report.quarantined);
+                        Response::Reload(Box::new(report))
+                    }
                     Ok(report) => {
                         log_quarantine(&report.quarantined);
                         tracing::info!(
@@ -368,6 +371,31 @@ mod tests {
         assert!(report.tc_lines.as_deref().is_some_and(|t| t.contains("class add")));
         assert!(s.engine.applied().is_none(), "dry run applied something");
         assert!(s.engine.kernel_mut().calls.is_empty());
+    }
+
+    #[test]
+    fn status_and_the_reload_report_show_the_quarantine() {
+        let (_d, mut s) = service(&format!("{TWO}c3,Carol,d3,r3,AP_1,,,,100.64.0.3,,1,1,x,10,\n"));
+        let config = s.config.clone(); // in memory only: reload through the engine
+        let r = s.engine.reload(&config, FACTS, ReloadMode::Incremental).expect("reload");
+        assert!(r.applied);
+        assert_eq!(r.circuits, 2);
+        assert_eq!(r.quarantined.len(), 1);
+        assert_eq!((r.quarantined[0].circuit_id.as_str(), r.quarantined[0].line), ("c3", 4));
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert_eq!(st.quarantined, r.quarantined);
+        assert!(st.last_reload.as_deref().is_some_and(|l| l.ends_with("1 circuit(s) quarantined")));
+        // Fixed: the next reload clears it.
+        std::fs::write(
+            _d.path().join("ShapedDevices.csv"),
+            format!("{}{TWO}", crate::testutil::HEADER),
+        )
+        .expect("write");
+        let config = s.config.clone(); // in memory only: reload through the engine
+        let r = s.engine.reload(&config, FACTS, ReloadMode::Incremental).expect("reload");
+        assert!(r.quarantined.is_empty());
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert!(st.quarantined.is_empty());
     }
 
     #[test]
