@@ -5,19 +5,25 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use libreqos::{Args, Outcome, run};
 
-const NETWORK: &str = r#"{
+mod libreqos_inputs;
+mod quarantine;
+
+/// The network every test here starts from: Site_A (AP_1) and Site_B.
+pub const NETWORK: &str = r#"{
   "Site_A": {"downloadBandwidthMbps": 1000, "uploadBandwidthMbps": 1000,
     "children": {"AP_1": {"downloadBandwidthMbps": 300, "uploadBandwidthMbps": 100}}},
   "Site_B": {"downloadBandwidthMbps": 200, "uploadBandwidthMbps": 200}
 }"#;
-const CSV: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,Parent Node ID,Anchor Node ID,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment
+/// Four good circuits, c1..c4 on lines 2..5.
+pub const CSV: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,Parent Node ID,Anchor Node ID,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment
 c1,Alice,d1,Alice router,AP_1,,,,100.64.0.1,,1,1,100,20,
 c2,Bob,d2,Bob router,AP_1,,,,\"100.64.0.2, 100.64.1.0/29\",2001:db8:1::/56,1,1,50,10,
 c3,Carol,d3,Carol router,Site_B,,,,100.64.0.3,,1,1,150,20,
 c4,Dave,d4,Dave router,,,,,100.64.0.4,,1,1,25,5,
 ";
 
-fn setup(csv: &str) -> (tempfile::TempDir, PathBuf) {
+/// A directory with lqos.conf (from the packaging example), NETWORK and `csv`.
+pub fn setup(csv: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/lqos.example.conf"),
@@ -45,7 +51,8 @@ fn setup(csv: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, conf)
 }
 
-fn cli(conf: &Path, flags: &[&str]) -> (Outcome, String) {
+/// Runs libreqos with `--config conf` and `flags`; the exit outcome and stdout.
+pub fn cli(conf: &Path, flags: &[&str]) -> (Outcome, String) {
     let mut argv = vec!["libreqos".to_owned(), "--config".into(), conf.display().to_string()];
     argv.extend(flags.iter().map(|s| (*s).to_owned()));
     let args = Args::try_parse_from(argv).expect("args");
@@ -76,7 +83,7 @@ fn validate_exits_1_and_prints_every_problem_with_its_line() {
 }
 
 #[test]
-fn unknown_parent_and_duplicate_address_are_errors_not_warnings() {
+fn unknown_parent_and_duplicate_address_quarantine_and_validate_exits_1() {
     let bad = format!("{CSV}c5,Eve,d5,Eve router,AP_9,,,,100.64.0.1,,1,1,5,5,\n");
     let (_d, conf) = setup(&bad);
     let (code, out) = cli(&conf, &["--validate"]);
