@@ -30,13 +30,28 @@ use serde::Serialize;
 checks them and plans the queue tree (mq -> HTB per CPU queue -> sites -> circuits -> leaf SQM).\n\n\
 Without flags it asks lqosd to apply the inputs; lqosd changes only what differs from what is \
 applied. --validate and --dry-run change nothing and do not need lqosd.\n\n\
-Validation rules (every problem is reported at once as file:line: field: message):\n\
-  ShapedDevices.csv: field count must match the header; Circuit ID must not be empty; IPv4/IPv6 \
-must be valid hosts or prefixes; an address or overlapping prefix may belong to one circuit only; \
-rates must be numbers >= 0.01 Mbps with min <= max; Parent Node must exist in network.json; rows \
-of one circuit must agree on the parent; sqm must be cake, fq_codel, none or down/up.\n\
-  network.json: valid JSON object; node names unique across the whole tree; rates numbers >= 0 \
-(missing or 0 inherits the parent's); at most 6 site levels (HTB depth 8).\n\n\
+Validation rules (every problem is reported at once as file:line: field: message). Each is a \
+REFUSAL (nothing is applied, the running shaping stays), a QUARANTINE (that circuit is set \
+aside, everything else is applied) or a WARNING (reported only):\n\
+  refusal: unreadable file; lqos.conf errors; ShapedDevices.csv header or a row whose field \
+count matches neither layout; network.json that does not parse, duplicate node names or ids, \
+bad node rates, min > max; more quarantined circuits than [queues] max_quarantine_ratio \
+(default 0.05) of the applied circuits (one is always accepted unless the ratio is 0).\n\
+  quarantine, left unshaped: empty Circuit ID; a rate that is not a number, below 0.01 Mbps or \
+above 1 Tbit/s; min > max; an invalid address or prefix; a bad sqm; rows of one circuit naming \
+different parents; an address or prefix (same length) already owned by an earlier row's \
+circuit (the later row is quarantined).\n\
+  quarantine, shaped under a generated parent: a Parent Node / Parent Node ID that matches no \
+node (Parent Node may be a node's key, its name or its active_attachment_name; Parent Node ID \
+matches its id).\n\
+  warning: overlapping prefixes of different lengths in two circuits (longest prefix wins, once \
+per pair); overlaps inside one circuit; rows of one circuit with different rates (first wins); \
+parent names on a flat network; unknown columns or keys. IPv4 and ::ffff:a.b.c.d are different \
+keys and never conflict.\n\
+  Full list: crates/lqos-config/docs/validation.md.\n\n\
+--validate exits 1 when anything is quarantined or refused. --dry-run prints the plan of the \
+circuits that are not quarantined and lists the quarantined ones (--json: one document with \
+circuits, quarantined, warnings and the change summary).\n\n\
 Exit codes: 0 ok / valid, 1 invalid inputs, 2 cannot run (unreadable files, lqosd not running, \
 kernel failure)."
 )]
