@@ -292,7 +292,8 @@ pub struct QueuesConfig {
     pub generated_pn_download: RateKbit,
     /// `generated_pn_upload_mbps`.
     pub generated_pn_upload: RateKbit,
-    /// `dry_run` (accepted; lqos has `libreqos --dry-run` instead).
+    /// `dry_run`: lqosd plans, logs and reports the ChangeSet of each reload and changes
+    /// nothing in the kernel (no restore at start either).
     pub dry_run: bool,
     /// `sudo` (accepted, ignored: lqosd talks netlink).
     pub sudo: bool,

@@ -175,7 +175,16 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
 
     let kernel = RealKernel { tc, dp };
     let mut engine = Engine::new(kernel, store_for(&config));
-    match engine.restore() {
+    let restored = if config.queues.dry_run {
+        tracing::warn!(
+            "dry_run = true in lqos.conf: the stored plan is not restored and reloads change \
+             nothing in the kernel; they log and report what they would apply"
+        );
+        Ok(None)
+    } else {
+        engine.restore()
+    };
+    match restored {
         Ok(Some(r)) => tracing::info!(
             circuits = r.circuits,
             repaired = r.counts.added + r.counts.changed + r.counts.deleted,
