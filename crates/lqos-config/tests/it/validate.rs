@@ -164,3 +164,84 @@ fn circuits_built_in_code_get_rate_checks() {
     let d = validate_inputs(&n, &c, "network.json", "ShapedDevices.csv");
     assert_eq!(only_error(&d).field.as_deref(), Some("Upload Min Mbps"));
 }
+
+mod triage_properties {
+    use std::collections::HashSet;
+
+    use lqos_config::{QuarantineAction, Severity, parse_shaped_devices, triage};
+    use proptest::prelude::*;
+
+    use super::{HEADER, NET};
+
+    /// One row from a small vocabulary of good and bad values, so that duplicates, unknown
+    /// parents, bad rates and shared Circuit IDs are frequent.
+    fn row() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["c1", "c2", "c3", "c4", "", "c5"]),
+            prop::sample::select(vec!["AP", "Site", "V", "Nope", "", "s1"]),
+            prop::sample::select(vec![
+                "100.64.0.1",
+                "100.64.0.2",
+                "100.64.0.0/30",
+                "300.1.1.1",
+                "",
+                "100.64.0.5/29",
+            ]),
+            prop::sample::select(vec!["", "::ffff:100.64.0.1", "2001:db8::/32", "2001:db8::1"]),
+            prop::sample::select(vec!["1", "x", "0", "1e300", "20"]),
+            prop::sample::select(vec!["10", "5", "abc", "1e300", "-1"]),
+        )
+            .prop_map(|(id, parent, v4, v6, min, max)| {
+                format!("{id},n,d,n,{parent},,,,\"{v4}\",{v6},{min},1,{max},10,")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        // Invariants of the quarantine (never a panic): every error left is not confined to a
+        // circuit; a quarantined circuit is planned only when moved under a generated parent
+        // (then with its parent cleared); kept circuits have no quarantine diagnostic at their
+        // lines; Circuit IDs are not planned twice.
+        #[test]
+        fn triage_sorts_every_error_into_quarantine_or_refusal(rows in prop::collection::vec(row(), 0..12)) {
+            let csv = format!("{HEADER}{}\n", rows.join("\n"));
+            let (network, _) = lqos_config::parse_network_str(NET, "network.json");
+            let shaped = parse_shaped_devices(&csv, "ShapedDevices.csv");
+            let mut diags = shaped.diagnostics.clone();
+            diags.extend(lqos_config::validate_inputs_with_rejected(
+                &network, &shaped.circuits, &shaped.rejected, "network.json", "ShapedDevices.csv"));
+            let t = triage(&network, shaped.circuits.clone(), &shaped.rejected, diags, "ShapedDevices.csv");
+            // Every row has the header's field count, so nothing refuses the whole input.
+            prop_assert!(t.diagnostics.iter().all(|d| !d.is_error()), "{:#?}", t.diagnostics);
+            let q_lines: HashSet<usize> = t
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Quarantine)
+                .filter_map(|d| d.line)
+                .collect();
+            let mut ids = HashSet::new();
+            for c in &t.circuits {
+                prop_assert!(ids.insert(c.id.0.clone()), "planned twice: {}", c.id);
+                let q = t.quarantined.iter().find(|q| q.circuit_id == c.id.0);
+                match q {
+                    Some(q) => {
+                        prop_assert_eq!(q.action, QuarantineAction::GeneratedParent);
+                        prop_assert!(c.parent_node.is_none() && c.parent_node_id.is_none());
+                    }
+                    None => {
+                        for d in &c.devices {
+                            prop_assert!(!q_lines.contains(&d.line), "line {} kept", d.line);
+                        }
+                    }
+                }
+            }
+            for q in &t.quarantined {
+                prop_assert!(!q.reason.is_empty() || q.action == QuarantineAction::Unshaped);
+                if q.action == QuarantineAction::Unshaped {
+                    prop_assert!(t.circuits.iter().all(|c| c.id.0 != q.circuit_id || q.circuit_id.is_empty()));
+                }
+            }
+        }
+    }
+}
