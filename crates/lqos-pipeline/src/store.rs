@@ -54,6 +54,11 @@ impl StateStore {
         StateStore { dir: dir.into() }
     }
 
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The applied-plan file.
     pub fn path(&self) -> PathBuf {
         self.dir.join(APPLIED_PLAN_FILE)
