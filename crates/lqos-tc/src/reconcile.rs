@@ -19,8 +19,10 @@ fn on<T>(interface: &str, item: T) -> OnInterface<T> {
 /// Compares the applied plan with live dumps and returns the changes that bring the kernel
 /// back to the plan:
 /// - root not lqos's `mq 7fff:` → `mq_add` and everything below it;
-/// - an HTB qdisc missing or wrong (kind, slot, r2q, default) → deleted if present, re-added with
-///   its whole tree;
+/// - an HTB qdisc missing or wrong (kind, slot, default) → deleted if present, re-added with
+///   its whole tree. A different `r2q` alone is not wrong: the kernel cannot change it in place,
+///   and it only derives the quantum of classes created without one, while every planned class
+///   carries its own (a link capacity change is in-place class changes, see lqos-plan's diff);
 /// - a class missing → added; under a different parent (or its parent is re-created) → its live
 ///   subtree is deleted (leaves first, children before parents) and re-added; rate, ceil,
 ///   quantum or prio differ → `class_change` (counters kept);
@@ -96,9 +98,7 @@ fn reconcile_interface(ifp: &InterfacePlan, lt: &LiveTree, cs: &mut ChangeSet) {
         let ok = at_slot.is_some_and(|q| {
             q.handle == want_handle
                 && q.kind == "htb"
-                && q.htb.is_some_and(|i| {
-                    i.r2q == h.r2q && i.default_minor == u32::from(h.default_minor)
-                })
+                && q.htb.is_some_and(|i| i.default_minor == u32::from(h.default_minor))
         });
         if ok {
             continue;
@@ -272,6 +272,16 @@ mod tests {
     fn reconcile_of_matching_tree_is_empty() {
         let p = synth_plan(&spec());
         assert!(reconcile(&p, &live_of(&p)).is_empty());
+    }
+
+    #[test]
+    fn a_different_r2q_alone_rebuilds_nothing() {
+        let p = synth_plan(&spec());
+        let mut faster = p.clone();
+        for h in &mut faster.interfaces[0].htbs {
+            h.r2q = 2396; // the link went from 1000 to 1150 Mbps
+        }
+        assert!(reconcile(&faster, &live_of(&p)).is_empty());
     }
 
     #[test]
