@@ -400,7 +400,19 @@ fn dry_run(
     change.quarantined = prepared.quarantined.clone();
     let mut warnings: Vec<String> =
         if args.json { conf_warnings.iter().map(|d| d.to_string()).collect() } else { Vec::new() };
-    warnings.extend(prepared.diagnostics.iter().map(|d| d.to_string()));
+    warnings.extend(
+        prepared
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(|d| d.to_string()),
+    );
+    let quarantine_diags: Vec<Diagnostic> = prepared
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Quarantine)
+        .cloned()
+        .collect();
     warnings.extend(change.warnings.iter().cloned());
     let output = DryRunOutput {
         queues: prepared.plan.queues,
@@ -453,6 +465,7 @@ fn dry_run(
     for w in &output.warnings {
         writeln!(out, "warning: {w}")?;
     }
+    print_diagnostics(out, &quarantine_diags)?;
     print_quarantine(out, &output.quarantined)?;
     let c = &output.change.counts;
     writeln!(
