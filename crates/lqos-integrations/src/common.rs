@@ -210,6 +210,88 @@ impl UniqueNames {
     }
 }
 
+impl UniqueNames {
+    /// True when `name` was already claimed.
+    pub fn is_taken(&self, name: &str) -> bool {
+        self.taken.contains(name)
+    }
+}
+
+/// LibreQoS's display-name rule: internal whitespace collapsed to one space, ends trimmed;
+/// `fallback` (usually the id) when nothing is left.
+pub fn normalize_display_name(raw: Option<&str>, fallback: &str) -> String {
+    let name = raw.unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() { fallback.to_string() } else { name }
+}
+
+/// LibreQoS's duplicate rule: when several `(id, name)` share a name, every one of them (not
+/// only the second and later) becomes `name (id)`, so names do not depend on API order.
+pub fn disambiguate(items: &[(String, String)]) -> Vec<String> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, name) in items {
+        *count.entry(name.as_str()).or_default() += 1;
+    }
+    items
+        .iter()
+        .map(|(id, name)| {
+            if count.get(name.as_str()).copied().unwrap_or(0) > 1 {
+                format!("{name} ({id})")
+            } else {
+                name.clone()
+            }
+        })
+        .collect()
+}
+
+/// How a CRM address text becomes a shaped network, LibreQoS's `fixSubnet` rule: a bare
+/// address is the host; a network address keeps its prefix (`100.64.9.0/29`); an address with
+/// host bits (`100.64.5.3/29`, an interface address with its subnet's length) is the host
+/// alone (`100.64.5.3/32`), never the whole prefix. Returns the network and, for the last
+/// case, a note for the operator.
+pub fn crm_address(text: &str) -> Option<(IpNet, Option<String>)> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if let Ok(addr) = t.parse::<IpAddr>() {
+        return Some((IpNet::from(addr), None));
+    }
+    let net: IpNet = t.parse().ok()?;
+    if net.addr() == net.network() && net.prefix_len() != 0 {
+        return Some((net, None));
+    }
+    let host = IpNet::from(net.addr());
+    let note = (net.prefix_len() != host.prefix_len()).then(|| {
+        format!("'{t}' has host bits set; shaped as the host {host}, not the whole {}", net.trunc())
+    });
+    Some((host, note))
+}
+
+/// Parses one CRM address (see [`crm_address`]) into `set`, with a warning naming `what` for
+/// text that is not an address and for addresses narrowed to their host.
+pub fn push_address(
+    set: &mut AddressSet,
+    text: &str,
+    filter: &AddressFilter,
+    what: &str,
+    label: &str,
+    warnings: &mut Vec<Diagnostic>,
+) {
+    match crm_address(text) {
+        Some((net, note)) => {
+            if let Some(note) = note {
+                warnings.push(Diagnostic::warning(label, format!("{what}: {note}")));
+            }
+            set.push(net, filter);
+        }
+        None if text.trim().is_empty() => {}
+        None => warnings.push(Diagnostic::warning(
+            label,
+            format!("{what}: '{text}' is not an address; left out"),
+        )),
+    }
+}
+
 /// A node being built: name, stable id, type, rates, parent.
 #[derive(Debug, Clone)]
 pub struct BuildNode {

@@ -20,8 +20,8 @@ use tracing::debug;
 use crate::Import;
 use crate::common::{
     AddressFilter, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder, UniqueNames,
-    drop_duplicates_and_empty, id_string, lat_lon, min_max, number, parse_host_or_net,
-    parse_prefix, rate, string,
+    disambiguate, drop_duplicates_and_empty, id_string, lat_lon, min_max, normalize_display_name,
+    number, push_address, rate, string,
 };
 use crate::error::{Crm, ImportError};
 use crate::http::{Auth, Http, HttpOptions};
@@ -168,6 +168,7 @@ fn truthy(v: Option<&Value>) -> bool {
 
 struct Hw {
     id: String,
+    /// Normalised title (whitespace collapsed), the parent's part of an extended name.
     title: String,
     parent: Option<String>,
     is_ap: bool,
@@ -175,13 +176,29 @@ struct Hw {
     gps: Option<(f64, f64)>,
 }
 
+/// A Splynx `gps` string `lat,lon`; `None` when malformed or out of range (as LibreQoS).
 fn gps(v: Option<&Value>) -> Option<(f64, f64)> {
     let s = string(v)?;
-    let mut it = s.split(',').map(|p| p.trim().parse::<f64>());
-    match (it.next(), it.next()) {
-        (Some(Ok(a)), Some(Ok(b))) => Some((a, b)),
-        _ => None,
-    }
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [a, b] = parts.as_slice() else { return None };
+    let (lat, lon) = (a.parse::<f64>().ok()?, b.parse::<f64>().ok()?);
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+}
+
+/// A Splynx graph id (`id`, `parent_id`, `access_device`, …) as a string; `None` for null,
+/// empty and `0` (Splynx's "none").
+fn graph_id(v: Option<&Value>) -> Option<String> {
+    id_string(v).filter(|s| s != "0")
+}
+
+/// LibreQoS's AP test: the `access_device` flag when the row has one, else the legacy
+/// `type == 5`; and any device a service names as its `access_device` is an AP too.
+fn is_access_point(m: &Value, id: &str, referenced: &HashSet<String>) -> bool {
+    let flagged = match m.get("access_device") {
+        Some(v) => truthy(Some(v)),
+        None => number(m.get("type")) == Some(5.0),
+    };
+    flagged || referenced.contains(id)
 }
 
 /// Turns the lists into the network and the circuits. Pure: no I/O.
@@ -216,27 +233,27 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
     let sectors_of_router: HashMap<String, Vec<String>> = {
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for sct in list(docs.sectors.as_ref(), endpoints::SECTORS)? {
-            if let (Some(id), Some(r)) = (id_string(sct.get("id")), id_string(sct.get("router_id")))
-            {
+            if let (Some(id), Some(r)) = (graph_id(sct.get("id")), graph_id(sct.get("router_id"))) {
                 m.entry(r).or_default().push(id);
             }
         }
         m
     };
+    let services = list(Some(&docs.services), endpoints::SERVICES)?;
+    // Devices that services name as their access device are APs whatever their flags say.
+    let referenced: HashSet<String> =
+        services.iter().filter_map(|svc| graph_id(svc.get("access_device"))).collect();
     let hardware: Vec<Hw> = list(docs.monitoring.as_ref(), endpoints::MONITORING)?
         .iter()
         .filter_map(|m| {
-            let id = id_string(m.get("id"))?;
-            let title = ["title", "name", "address", "ip"]
-                .iter()
-                .find_map(|k| string(m.get(*k)))
-                .unwrap_or_else(|| format!("device {id}"));
+            let id = graph_id(m.get("id"))?;
+            let raw = ["title", "name", "address", "ip"].iter().find_map(|k| string(m.get(*k)));
             Some(Hw {
-                parent: id_string(m.get("parent_id")).filter(|p| p != "0"),
-                is_ap: truthy(m.get("access_device")) || number(m.get("type")) == Some(5.0),
-                network_site: id_string(m.get("network_site_id")).filter(|p| p != "0"),
+                title: normalize_display_name(raw.as_deref(), &id),
+                parent: graph_id(m.get("parent_id")),
+                is_ap: is_access_point(m, &id, &referenced),
+                network_site: graph_id(m.get("network_site_id")),
                 gps: gps(m.get("gps")),
-                title,
                 id,
             })
         })
@@ -244,27 +261,32 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
     let hw_index: HashMap<&str, usize> =
         hardware.iter().enumerate().map(|(i, h)| (h.id.as_str(), i)).collect();
 
-    // Hardware names: `Parent_Child` under a parent; duplicates get ` (<id>)`.
-    let mut names = UniqueNames::default();
-    let hw_names: Vec<String> = hardware
-        .iter()
-        .map(|h| {
-            let base = match h.parent.as_deref().and_then(|p| hw_index.get(p)) {
-                Some(&p) => format!("{}_{}", hardware[p].title, h.title),
-                None => h.title.clone(),
-            };
-            let name = names.claim(&base, &h.id);
-            if name != base { format!("{base} ({})", h.id) } else { name }
-        })
-        .collect();
+    // Hardware names: `Parent_Child` under a parent; every duplicate gets ` (<id>)`.
+    let hw_names: Vec<String> = disambiguate(
+        &hardware
+            .iter()
+            .map(|h| {
+                let name = match h.parent.as_deref().and_then(|p| hw_index.get(p)) {
+                    Some(&p) => normalize_display_name(
+                        Some(&format!("{}_{}", hardware[p].title, h.title)),
+                        &h.id,
+                    ),
+                    None => h.title.clone(),
+                };
+                (h.id.clone(), name)
+            })
+            .collect::<Vec<_>>(),
+    );
 
-    // Circuits.
+    // Circuits: services with a static address first, then those known only from
+    // customers-online (LibreQoS's order).
     struct Draft {
         circuit: Circuit,
         hw: Option<usize>,
+        online_only: bool,
     }
     let mut drafts = Vec::new();
-    for svc in list(Some(&docs.services), endpoints::SERVICES)? {
+    for svc in services {
         let Some(id) = id_string(svc.get("id")) else { continue };
         if string(svc.get("status")).is_some_and(|st| st != "active") {
             continue;
@@ -274,7 +296,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             .get(&customer_id)
             .filter(|n| !n.is_empty())
             .cloned()
-            .unwrap_or_else(|| format!("Customer {customer_id}"));
+            .unwrap_or_else(|| customer_id.clone());
         let tariff_id = id_string(svc.get("tariff_id")).unwrap_or_default();
         let Some(&(down, up)) = tariffs.get(&tariff_id) else {
             warnings.push(
@@ -290,6 +312,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
         v4.extend(split_list(svc.get("ipv4_route")));
         let mut v6: Vec<String> = split_list(svc.get("ipv6"));
         v6.extend(split_list(svc.get("ipv6_delegated")));
+        let online_only = v4.is_empty() && v6.is_empty();
         if let Some((ov4, ov6)) = online.get(&id) {
             if v4.is_empty() {
                 v4.extend(ov4.iter().cloned());
@@ -299,36 +322,25 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             }
         }
         let mut set = AddressSet::default();
-        for (i, a) in v4.iter().chain(v6.iter()).enumerate() {
-            // The service's own address is a host; routes and delegations are prefixes.
-            let net = if i == 0 || (i >= v4.len() && i == v4.len()) {
-                parse_host_or_net(a)
-            } else {
-                parse_prefix(a)
-            };
-            match net {
-                Some(n) => set.push(n, &filter),
-                None => warnings.push(Diagnostic::warning(
-                    LABEL,
-                    format!("service {id}: '{a}' is not an address; left out"),
-                )),
-            }
+        for a in v4.iter().chain(v6.iter()) {
+            push_address(&mut set, a, &filter, &format!("service {id}"), LABEL, &mut warnings);
         }
         let max_d = rules.client_max_mbps(down);
         let max_u = rules.client_max_mbps(up);
         let (download_min, download_max) = min_max(max_d * PYTHON_MIN_RATIO, max_d);
         let (upload_min, upload_max) = min_max(max_u * PYTHON_MIN_RATIO, max_u);
-        let parent_hw = [id_string(svc.get("access_device")), id_string(svc.get("router_id"))]
+        let parent_hw = [graph_id(svc.get("access_device")), graph_id(svc.get("router_id"))]
             .into_iter()
             .flatten()
             .find_map(|h| hw_index.get(h.as_str()).copied())
             .or_else(|| {
-                let r = id_string(svc.get("router_id"))?;
+                let r = graph_id(svc.get("router_id"))?;
                 let first = sectors_of_router.get(&r)?.first()?;
                 hw_index.get(first.as_str()).copied()
             });
         drafts.push(Draft {
             hw: parent_hw,
+            online_only,
             circuit: Circuit {
                 id: CircuitId(id.clone()),
                 name: name.clone(),
@@ -353,16 +365,25 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             },
         });
     }
+    drafts.sort_by_key(|d| d.online_only);
 
     // Hierarchy.
     let top = (config.queues.downlink, config.queues.uplink);
     let node_rate = (rate(DEFAULT_NODE_MBPS), rate(DEFAULT_NODE_MBPS));
     let mut tree = TreeBuilder::default();
     let mut hw_node: HashMap<usize, usize> = HashMap::new();
-    let hw_build = |i: usize, parent: Option<usize>| {
+    // Names are unique within each kind; this settles a site and a device sharing one.
+    let mut taken = UniqueNames::default();
+    let hw_build = |i: usize, parent: Option<usize>, taken: &mut UniqueNames| {
         let h = &hardware[i];
+        let base = if taken.is_taken(&hw_names[i]) {
+            format!("{} ({})", hw_names[i], h.id)
+        } else {
+            hw_names[i].clone()
+        };
+        let name = taken.claim(&base, &h.id);
         BuildNode {
-            name: hw_names[i].clone(),
+            name,
             id: Some(format!("splynx:{}:{}", if h.is_ap { "ap" } else { "site" }, h.id)),
             node_type: if h.is_ap { "ap" } else { "site" },
             download: node_rate.0,
@@ -371,10 +392,10 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             extra: lat_lon(h.gps.map(|g| g.0), h.gps.map(|g| g.1)),
         }
     };
-    let sites: Vec<&Value> = list(docs.network_sites.as_ref(), endpoints::SITES)?.iter().collect();
-    let site_ids: HashSet<String> = sites.iter().filter_map(|s| id_string(s.get("id"))).collect();
-    let uses_sites =
-        hardware.iter().any(|h| h.network_site.as_ref().is_some_and(|n| site_ids.contains(n)));
+    let sites = list(docs.network_sites.as_ref(), endpoints::SITES)?;
+    // LibreQoS: ap_site uses network sites when there are some and any monitoring row names
+    // one; otherwise it builds the monitoring tree like `full`.
+    let uses_sites = !sites.is_empty() && hardware.iter().any(|h| h.network_site.is_some());
     let effective = match mode {
         TopologyStrategy::ApSite if !uses_sites => TopologyStrategy::Full,
         m => m,
@@ -384,26 +405,29 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
         TopologyStrategy::ApOnly => {
             for (i, h) in hardware.iter().enumerate() {
                 if h.is_ap {
-                    hw_node.insert(i, tree.add(hw_build(i, None)));
+                    hw_node.insert(i, tree.add(hw_build(i, None, &mut taken)));
                 }
             }
         }
         TopologyStrategy::ApSite => {
+            // Every network site, APs under theirs (top level when it names none we know).
+            let site_rows: Vec<(String, String, Option<(f64, f64)>)> = sites
+                .iter()
+                .filter_map(|site| {
+                    let sid = graph_id(site.get("id"))?;
+                    let raw = string(site.get("title")).or_else(|| string(site.get("description")));
+                    let name = normalize_display_name(raw.as_deref(), &sid);
+                    Some((sid, name, gps(site.get("gps"))))
+                })
+                .collect();
+            let site_names = disambiguate(
+                &site_rows.iter().map(|(id, n, _)| (id.clone(), n.clone())).collect::<Vec<_>>(),
+            );
             let mut site_node: HashMap<String, usize> = HashMap::new();
-            for site in &sites {
-                let Some(sid) = id_string(site.get("id")) else { continue };
-                if !hardware
-                    .iter()
-                    .any(|h| h.is_ap && h.network_site.as_deref() == Some(sid.as_str()))
-                {
-                    continue;
-                }
-                let title = string(site.get("title"))
-                    .or_else(|| string(site.get("description")))
-                    .unwrap_or_else(|| format!("Site {sid}"));
-                let g = gps(site.get("gps"));
+            for ((sid, _, g), name) in site_rows.into_iter().zip(site_names) {
+                let name = taken.claim(&name, &format!("site {sid}"));
                 let idx = tree.add(BuildNode {
-                    name: names.claim(&title, &format!("site {sid}")),
+                    name,
                     id: Some(format!("splynx:network_site:{sid}")),
                     node_type: "site",
                     download: node_rate.0,
@@ -414,10 +438,9 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
                 site_node.insert(sid, idx);
             }
             for (i, h) in hardware.iter().enumerate() {
-                if let Some(&p) = h.network_site.as_ref().and_then(|n| site_node.get(n))
-                    && h.is_ap
-                {
-                    hw_node.insert(i, tree.add(hw_build(i, Some(p))));
+                if h.is_ap {
+                    let parent = h.network_site.as_ref().and_then(|n| site_node.get(n)).copied();
+                    hw_node.insert(i, tree.add(hw_build(i, parent, &mut taken)));
                 }
             }
         }
@@ -448,7 +471,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
                     .and_then(|p| hw_index.get(p))
                     .and_then(|p| hw_node.get(p))
                     .copied();
-                hw_node.insert(i, tree.add(hw_build(i, parent)));
+                hw_node.insert(i, tree.add(hw_build(i, parent, &mut taken)));
             }
         }
     }
