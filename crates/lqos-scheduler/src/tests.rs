@@ -96,6 +96,8 @@ fn scheduler_every(dir: &Path, url: &str, bus: FakeBus, interval: Duration) -> S
         config_path: write_conf(dir, url),
         force: false,
         reload: true,
+        dry_run: false,
+        ping_before_reload: false,
         import_timeout: Duration::from_secs(5),
         interval: Some(interval),
         wait_lqosd: Duration::from_millis(300),

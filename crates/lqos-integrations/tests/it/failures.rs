@@ -20,7 +20,7 @@ async fn netzur_run(
     let seeded = seed_files(dir.path(), seeded_circuits);
     let cfg = config(dir.path(), &netzur_section(&mock.url()));
     let result = match pull_and_import(Crm::Netzur, &cfg, &fast_http()).await {
-        Ok(imp) => publish(&cfg, &imp, PublishOptions { force }).map(|_| ()),
+        Ok(imp) => publish(&cfg, &imp, PublishOptions { force, ..Default::default() }).map(|_| ()),
         Err(e) => Err(e),
     };
     (dir, seeded, result)
@@ -152,7 +152,8 @@ fn invalid_import_is_never_written() {
         c.parent_node = None;
     }
     let imp = Import { crm: Crm::Splynx, network: Network::default(), circuits, warnings: vec![] };
-    let err = publish(&cfg, &imp, PublishOptions { force: true }).unwrap_err();
+    let err =
+        publish(&cfg, &imp, PublishOptions { force: true, ..Default::default() }).unwrap_err();
     assert!(matches!(err, ImportError::Invalid { .. }), "{err:?}");
     assert!(err.to_string().starts_with("Splynx import fails validation (1 errors"), "{err}");
     assert_unchanged(dir.path(), &seeded);
