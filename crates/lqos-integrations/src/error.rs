@@ -178,6 +178,18 @@ pub enum ImportError {
         /// Every diagnostic.
         diagnostics: Vec<Diagnostic>,
     },
+    /// An operator override file (`lqos_overrides.json`, a bandwidth CSV,
+    /// `appendToShapedDevices.csv`) has errors; publishing without it would drop the
+    /// operator's settings, so nothing was published.
+    #[error(
+        "operator overrides have {} error(s), first: {}; nothing was published and the last good files are kept",
+        diagnostics.iter().filter(|d| d.is_error()).count(),
+        diagnostics.iter().find(|d| d.is_error()).map(ToString::to_string).unwrap_or_default()
+    )]
+    Overrides {
+        /// Every diagnostic, errors and warnings.
+        diagnostics: Vec<Diagnostic>,
+    },
     /// Reading the current file (for the shrink guard or the backup) failed.
     #[error("cannot read {}", path.display())]
     Read {
@@ -232,7 +244,9 @@ impl ImportError {
             | ImportError::Invalid { crm, .. }
             | ImportError::RunTimeout { crm, .. }
             | ImportError::Client { crm, .. } => Some(*crm),
-            ImportError::Read { .. } | ImportError::Write { .. } => None,
+            ImportError::Read { .. }
+            | ImportError::Write { .. }
+            | ImportError::Overrides { .. } => None,
         }
     }
 
@@ -242,6 +256,7 @@ impl ImportError {
             self,
             ImportError::NotConfigured { .. }
                 | ImportError::Invalid { .. }
+                | ImportError::Overrides { .. }
                 | ImportError::Empty { .. }
                 | ImportError::Shrink { .. }
                 | ImportError::Data { .. }

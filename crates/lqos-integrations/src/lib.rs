@@ -21,6 +21,7 @@ pub mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod netzur;
+pub mod overrides;
 mod publish;
 pub mod splynx;
 pub mod uisp;
@@ -95,12 +96,15 @@ pub fn import(docs: &Docs, config: &Config) -> Result<Import, ImportError> {
     }
 }
 
-/// [`pull`] then [`import`].
+/// [`pull`], [`import`], then the operator's override files from `lqos_directory`
+/// ([`overrides::load_and_apply`]): what the scheduler runs every cycle.
 pub async fn pull_and_import(
     crm: Crm,
     config: &Config,
     opts: &HttpOptions,
 ) -> Result<Import, ImportError> {
     let docs = pull(crm, config, opts).await?;
-    import(&docs, config)
+    let mut imported = import(&docs, config)?;
+    overrides::load_and_apply(config, &mut imported)?;
+    Ok(imported)
 }

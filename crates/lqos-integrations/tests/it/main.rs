@@ -3,6 +3,7 @@
 
 mod failures;
 mod netzur;
+mod overrides;
 mod splynx;
 mod uisp;
 
