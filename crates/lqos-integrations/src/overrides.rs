@@ -629,10 +629,13 @@ fn persistent_device(e: &Entry<'_>, diags: &mut Vec<Diagnostic>) -> Option<Circu
     );
     let sqm = match e.value.get("sqm_override") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            parse_sqm_override(s).map_err(|m| diags.push(e.error("sqm_override", m)))
+        Some(Value::String(s)) => parse_sqm_override(s).map_err(|m| {
+            diags.push(e.error("sqm_override", m));
+        }),
+        Some(other) => {
+            diags.push(e.error("sqm_override", format!("{other} is not a string")));
+            Err(())
         }
-        Some(other) => Err(diags.push(e.error("sqm_override", format!("{other} is not a string")))),
     };
     let (Some(dmin), Some(umin), Some(dmax), Some(umax)) = rates else { return None };
     let (v4, v6) = (v4?, v6?);

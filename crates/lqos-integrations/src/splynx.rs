@@ -201,6 +201,9 @@ fn is_access_point(m: &Value, id: &str, referenced: &HashSet<String>) -> bool {
     flagged || referenced.contains(id)
 }
 
+/// A network site: id, display name, coordinates.
+type SiteRow = (String, String, Option<(f64, f64)>);
+
 /// Turns the lists into the network and the circuits. Pure: no I/O.
 pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError> {
     let s = splynx_config(config)?;
@@ -411,7 +414,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
         }
         TopologyStrategy::ApSite => {
             // Every network site, APs under theirs (top level when it names none we know).
-            let site_rows: Vec<(String, String, Option<(f64, f64)>)> = sites
+            let site_rows: Vec<SiteRow> = sites
                 .iter()
                 .filter_map(|site| {
                     let sid = graph_id(site.get("id"))?;

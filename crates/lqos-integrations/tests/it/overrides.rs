@@ -212,7 +212,7 @@ async fn bad_overrides_refuse_the_import_naming_file_line_and_field() {
     let err = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap_err();
     let ImportError::Overrides { diagnostics } = &err else { panic!("{err:?}") };
     assert!(diagnostics[0].to_string().starts_with("lqos_overrides.json:3:"), "{}", diagnostics[0]);
-    assert_eq!(err.is_input_error(), true);
+    assert!(err.is_input_error());
 
     let bad = OVERRIDES
         .replace("\"max_download_bandwidth\": 250.0", "\"max_download_bandwidth\": \"fast\"")
