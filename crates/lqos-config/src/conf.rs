@@ -15,8 +15,9 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 use crate::diag::Diagnostic;
 use crate::model::{
     Config, DefaultSqm, ExceptionCpe, Flows, IntegrationCommon, InterfaceMode, InterfaceName,
-    IpRanges, LazyQueues, MetricsConfig, NetzurConfig, QueueMode, QueuesConfig, RateKbit,
-    SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning, UispConfig,
+    IpRanges, LazyQueues, MetricsConfig, MikrotikIpv6Config, NetzurConfig, QueueMode, QueuesConfig,
+    RateKbit, SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning,
+    UispConfig,
 };
 use crate::pos::LineIndex;
 use crate::sqm::parse_sqm_tokens;
@@ -96,6 +97,8 @@ pub const DEFAULT_UISP_BANDWIDTH_OVERHEAD_FACTOR: f64 = 1.0;
 pub const DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER: f64 = 1.0;
 /// Default for `[netzur_integration] timeout_secs`.
 pub const DEFAULT_NETZUR_TIMEOUT_SECS: u64 = 60;
+/// Default for `[mikrotik_ipv6] config_path` (LibreQoS 1.5).
+pub const DEFAULT_MIKROTIK_IPV6_CONFIG_PATH: &str = "/etc/libreqos/mikrotik_ipv6.toml";
 /// Default for `[metrics] enabled` (lqos extension, not in LibreQoS): `/metrics` is served.
 pub const DEFAULT_METRICS_ENABLED: bool = true;
 
@@ -128,7 +131,6 @@ const TOP_IGNORED: &[&str] = &[
     "dynamic_circuits",
     "radius_accounting",
     "ssl",
-    "mikrotik_ipv6",
     "local_api",
     "treeguard",
 ];
@@ -1053,6 +1055,16 @@ pub(crate) fn parse_config_with(
     let netzur = top.sub(&mut cx, "netzur_integration").map(|s| netzur(&mut cx, &s));
     let ms = top.sub(&mut cx, "metrics").unwrap_or_else(|| empty("metrics"));
     let metrics = metrics(&mut cx, &ms);
+    let mk = top.sub(&mut cx, "mikrotik_ipv6").unwrap_or_else(|| empty("mikrotik_ipv6"));
+    let mikrotik_ipv6 = MikrotikIpv6Config {
+        use_mikrotik_ipv6: ic.bool(&mut cx, "use_mikrotik_ipv6", false),
+        config_path: PathBuf::from(mk.string(
+            &mut cx,
+            "config_path",
+            DEFAULT_MIKROTIK_IPV6_CONFIG_PATH,
+        )),
+    };
+    mk.finish(&mut cx, &["config_path"]);
 
     let mut known: Vec<&str> = vec![
         "version",
@@ -1076,6 +1088,7 @@ pub(crate) fn parse_config_with(
         "spylnx_integration",
         "netzur_integration",
         "metrics",
+        "mikrotik_ipv6",
     ];
     known.extend_from_slice(TOP_IGNORED);
     top.finish(&mut cx, &known);
@@ -1100,6 +1113,7 @@ pub(crate) fn parse_config_with(
         splynx,
         netzur,
         metrics,
+        mikrotik_ipv6,
     };
     (Some(config), cx.diags)
 }

@@ -476,6 +476,28 @@ pub struct NetzurConfig {
     pub timeout_secs: u64,
 }
 
+/// IPv6 enrichment from MikroTik routers: `[mikrotik_ipv6] config_path` plus
+/// `[integration_common] use_mikrotik_ipv6` (UISP's `ipv6_with_mikrotik` also turns it on,
+/// see [`Config::wants_mikrotik_ipv6`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MikrotikIpv6Config {
+    /// `[integration_common] use_mikrotik_ipv6`.
+    pub use_mikrotik_ipv6: bool,
+    /// `[mikrotik_ipv6] config_path`: the router credentials file (default
+    /// [`crate::conf::DEFAULT_MIKROTIK_IPV6_CONFIG_PATH`]).
+    pub config_path: PathBuf,
+}
+
+impl Default for MikrotikIpv6Config {
+    /// Off, credentials at LibreQoS's default path.
+    fn default() -> Self {
+        MikrotikIpv6Config {
+            use_mikrotik_ipv6: false,
+            config_path: PathBuf::from(crate::conf::DEFAULT_MIKROTIK_IPV6_CONFIG_PATH),
+        }
+    }
+}
+
 /// `[metrics]`: the Prometheus endpoint `/metrics` (lqos extension; LibreQoS has no such
 /// section). lqosd lets the environment override both fields (`LQOS_METRICS=off`,
 /// `LQOS_METRICS_TOKEN`).
@@ -537,6 +559,9 @@ pub struct Config {
     /// `[metrics]` (lqos extension; defaults when the section is missing).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[mikrotik_ipv6]` and `[integration_common] use_mikrotik_ipv6`.
+    #[serde(default)]
+    pub mikrotik_ipv6: MikrotikIpv6Config,
 }
 
 impl Config {
@@ -547,6 +572,12 @@ impl Config {
     /// `<lqos_directory>/ShapedDevices.csv`
     pub fn shaped_devices_path(&self) -> PathBuf {
         self.lqos_directory.join("ShapedDevices.csv")
+    }
+    /// True when imports look up IPv6 delegations on MikroTik routers: `[integration_common]
+    /// use_mikrotik_ipv6` or `[uisp_integration] ipv6_with_mikrotik` (LibreQoS's rule).
+    pub fn wants_mikrotik_ipv6(&self) -> bool {
+        self.mikrotik_ipv6.use_mikrotik_ipv6
+            || self.uisp.as_ref().is_some_and(|u| u.ipv6_with_mikrotik)
     }
 }
 

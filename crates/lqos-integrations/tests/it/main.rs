@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod failures;
+mod mikrotik;
 mod netzur;
 mod overrides;
 mod splynx;
