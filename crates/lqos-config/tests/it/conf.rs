@@ -272,3 +272,30 @@ fn metrics_unknown_key_warns_and_bad_values_are_errors_with_line() {
     let (_, d) = parse(&format!("{MINIMAL}[metrics]\ntoken = \"two words\"\n"));
     assert!(only_error(&d).message.contains("printable ASCII"));
 }
+
+#[test]
+fn mikrotik_ipv6_keys_are_read_and_either_switch_turns_it_on() {
+    let (c, d) = parse(MINIMAL);
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    assert!(!c.wants_mikrotik_ipv6());
+    assert_eq!(c.mikrotik_ipv6.config_path, Path::new("/etc/libreqos/mikrotik_ipv6.toml"));
+
+    let text = format!(
+        "{MINIMAL}[integration_common]\nuse_mikrotik_ipv6 = true\n\
+         [mikrotik_ipv6]\nconfig_path = \"/srv/routers.toml\"\ncolour = \"blue\"\n"
+    );
+    let (c, d) = parse(&text);
+    let c = c.unwrap();
+    assert!(c.mikrotik_ipv6.use_mikrotik_ipv6 && c.wants_mikrotik_ipv6());
+    assert_eq!(c.mikrotik_ipv6.config_path, Path::new("/srv/routers.toml"));
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].field.as_deref(), Some("mikrotik_ipv6.colour"));
+
+    let text = format!(
+        "{MINIMAL}[uisp_integration]\nenable_uisp = false\nipv6_with_mikrotik = true\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert!(c.unwrap().wants_mikrotik_ipv6());
+}
