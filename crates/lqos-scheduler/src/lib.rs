@@ -284,7 +284,20 @@ pub struct Scheduler<B: Bus> {
     config: Config,
     state: SchedulerState,
     watcher: InputWatcher,
+    overrides_watcher: InputWatcher,
     last_sent: Option<(SchedulerState, Instant)>,
+}
+
+/// The operator override files ([`lqos_integrations::overrides`]): an edit re-runs the
+/// integration so the change is applied within seconds, not at the next refresh.
+fn override_paths(config: &Config) -> Vec<PathBuf> {
+    use lqos_integrations::overrides::{
+        APPEND_SHAPED_DEVICES, LQOS_OVERRIDES, SPLYNX_BANDWIDTHS, UISP_BANDWIDTHS,
+    };
+    [LQOS_OVERRIDES, APPEND_SHAPED_DEVICES, UISP_BANDWIDTHS, SPLYNX_BANDWIDTHS]
+        .iter()
+        .map(|f| config.lqos_directory.join(f))
+        .collect()
 }
 
 impl<B: Bus> Scheduler<B> {
@@ -303,12 +316,13 @@ impl<B: Bus> Scheduler<B> {
         let (crm, _) = lqos_integrations::enabled_crm(&config);
         let watcher =
             InputWatcher::new(vec![config.network_json_path(), config.shaped_devices_path()]);
+        let overrides_watcher = InputWatcher::new(override_paths(&config));
         let state = SchedulerState {
             phase: "starting".into(),
             integration: crm.map_or("none", Crm::key).into(),
             ..Default::default()
         };
-        Ok(Scheduler { opts, bus, rt, config, state, watcher, last_sent: None })
+        Ok(Scheduler { opts, bus, rt, config, state, watcher, overrides_watcher, last_sent: None })
     }
 
     /// The state last computed (what lqosd is told).
@@ -398,6 +412,10 @@ impl<B: Bus> Scheduler<B> {
         let paths = vec![config.network_json_path(), config.shaped_devices_path()];
         if paths != self.watcher.paths() {
             self.watcher = InputWatcher::new(paths);
+        }
+        let paths = override_paths(&config);
+        if paths != self.overrides_watcher.paths() {
+            self.overrides_watcher = InputWatcher::new(paths);
         }
         self.config = config;
         Ok(())
@@ -604,6 +622,12 @@ impl<B: Bus> Scheduler<B> {
                         }
                     }
                     self.report(false);
+                }
+                if self.state.integration != "none"
+                    && let Some(changed) = self.overrides_watcher.poll()
+                {
+                    info!(file = %changed.display(), "override file edited; re-running the integration");
+                    next = Instant::now();
                 }
             }
             if Instant::now() >= next {
