@@ -806,11 +806,60 @@ fn upsert(circuits: &mut Vec<Circuit>, template: &Circuit) {
     }
 }
 
+/// True when one of `a` and `b` contains the other.
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(b) || b.contains(a)
+}
+
+/// Errors for addresses of `device` (added by an override at `place`) that overlap an address
+/// of another circuit; lqos gives an address to one circuit only, so the import would fail
+/// validation with less helpful places.
+fn address_conflicts(
+    circuits: &[Circuit],
+    circuit_id: &CircuitId,
+    device: &Device,
+    place: &Place,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mine = device
+        .ipv4
+        .iter()
+        .map(|n| (IpNet::V4(*n), "ipv4"))
+        .chain(device.ipv6.iter().map(|n| (IpNet::V6(*n), "ipv6")));
+    for (net, field) in mine {
+        let clash = circuits.iter().filter(|c| c.id != *circuit_id).find_map(|c| {
+            c.networks().find(|(n, d)| d.id != device.id && overlaps(&net, n)).map(|(n, _)| (c, n))
+        });
+        if let Some((c, n)) = clash {
+            let field = if place.file == APPEND_SHAPED_DEVICES {
+                if field == "ipv4" { "IPv4" } else { "IPv6" }
+            } else {
+                field
+            };
+            out.push(
+                Diagnostic::error(
+                    place.file,
+                    format!(
+                        "{net} of device '{}' overlaps {n} of circuit '{}' ({})",
+                        device.id, c.id, c.name
+                    ),
+                )
+                .at_line(place.line)
+                .field(field)
+                .hint("an address may belong to one circuit only; narrow or remove one of them"),
+            );
+        }
+    }
+    out
+}
+
 /// Applies `ov` to `imp`: site speeds, appended rows, persistent devices, circuit adjustments
 /// (see the module doc for the order). Problems with targets become warnings in
-/// `imp.warnings`.
-pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) {
+/// `imp.warnings`; the returned errors (an added device whose addresses another circuit
+/// already has) mean the import must be refused.
+pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
+    let mut errors = Vec::new();
     let speeds: Vec<SiteSpeed> =
         ov.csv_site_speeds.iter().chain(ov.json_site_speeds.iter()).cloned().collect();
     if !speeds.is_empty() {
@@ -818,6 +867,10 @@ pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) {
     }
     for c in &ov.append {
         let mut c = c.clone();
+        for d in &c.devices {
+            let place = Place { file: APPEND_SHAPED_DEVICES, line: d.line };
+            errors.extend(address_conflicts(&imp.circuits, &c.id, d, &place));
+        }
         match imp.circuits.iter_mut().find(|x| x.id == c.id) {
             Some(existing) => {
                 let ids: HashSet<String> = existing.devices.iter().map(|d| d.id.clone()).collect();
@@ -835,7 +888,10 @@ pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) {
             None => imp.circuits.push(c),
         }
     }
-    for (_, c) in &ov.persistent {
+    for (place, c) in &ov.persistent {
+        for d in &c.devices {
+            errors.extend(address_conflicts(&imp.circuits, &c.id, d, place));
+        }
         upsert(&mut imp.circuits, c);
     }
     for (place, a) in &ov.adjustments {
@@ -900,6 +956,7 @@ pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) {
         }
     }
     imp.warnings.extend(warnings);
+    errors
 }
 
 /// Loads the override files for `imp`'s CRM and applies them. Refuses the import when a file
@@ -911,7 +968,10 @@ pub fn load_and_apply(config: &Config, imp: &mut Import) -> Result<(), ImportErr
     }
     imp.warnings.extend(diags);
     if !ov.is_empty() {
-        apply(imp, &ov, (config.queues.downlink, config.queues.uplink));
+        let errors = apply(imp, &ov, (config.queues.downlink, config.queues.uplink));
+        if !errors.is_empty() {
+            return Err(ImportError::Overrides { diagnostics: errors });
+        }
         let counts: HashMap<&str, usize> = HashMap::from([
             ("site_speeds", ov.csv_site_speeds.len() + ov.json_site_speeds.len()),
             ("appended", ov.append.len()),

@@ -240,6 +240,18 @@ async fn bad_overrides_refuse_the_import_naming_file_line_and_field() {
     );
     crate::assert_unchanged(dir.path(), &seeded);
 
+    // A persistent device whose prefix covers an address the CRM gave another circuit.
+    let clash = OVERRIDES.replace("[[\"100.64.250.0\", 24]]", "[[\"100.64.2.0\", 24]]");
+    write(dir.path(), "lqos_overrides.json", &clash);
+    let err = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "first: lqos_overrides.json:3: ipv4: 100.64.2.0/24 of device 'catchall-1' overlaps 100.64.2.10/32 of circuit 'netzur_1001' (Jane Doe)"
+        ),
+        "{err}"
+    );
+    crate::assert_unchanged(dir.path(), &seeded);
+
     write(dir.path(), "lqos_overrides.json", "");
     write(dir.path(), "integrationSplynxBandwidths.csv", "this file is not read for Netzur\n,,\n");
     write(dir.path(), "appendToShapedDevices.csv", "# nothing yet\n\n");
