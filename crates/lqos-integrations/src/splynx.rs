@@ -1,15 +1,25 @@
 //! Splynx (API 2.0): Basic auth with the API key and secret, eight list endpoints (four in
-//! `flat` mode), then a pure [`import`].
+//! `flat` mode), then a pure [`import`]. Rules follow LibreQoS's `integrationSplynx.py`.
 //!
-//! Rules: one circuit per active internet service (Circuit ID = service id, name = customer
-//! name); one device `splynx_service_<id>` with the service's static IPv4 (+ routes) and IPv6
-//! (+ delegated prefixes), supplemented from `customers-online` when a family is missing.
-//! Rates: tariff `speed_download/upload` (kbps; a larger `burst_limit_fixed_*` replaces them)
-//! / 1000 × the shared multiplier, Min = 0.98 × Max. A service with an unknown tariff is left
-//! out with a warning. Parent: the service's access device, else its router, else the router's
-//! first sector, when that id is a monitoring device. Modes: `flat` (no nodes), `ap_only` (AP
-//! monitoring devices at the top), `ap_site` (network sites with their APs, or `full` when no
-//! monitoring device names a network site), `full` (the monitoring parent tree).
+//! Circuits: one per active internet service (Circuit ID = service id, name = customer
+//! name); one device `splynx_service_<id>` with the service's IPv4 (+ `ipv4_route`) and IPv6
+//! (+ `ipv6_delegated`), supplemented from `customers-online` when a family is missing;
+//! services known only from customers-online come after the others. Addresses follow
+//! LibreQoS's `fixSubnet` rule ([`crate::common::crm_address`]): `100.64.5.3/29` is the host
+//! 100.64.5.3, never the whole /29. Rates: tariff `speed_download/upload` (kbps; a larger
+//! `burst_limit_fixed_*` replaces them) / 1000 × the shared multiplier, Min = 0.98 × Max. A
+//! service with an unknown tariff is left out with a warning (LibreQoS stops with an error).
+//!
+//! Hardware (monitoring): a device is an AP when its `access_device` flag is set (the legacy
+//! `type == 5` when it has no flag) or when any service names it as its `access_device`.
+//! Names: the title with whitespace collapsed, `Parent_Child` under a parent; when names
+//! collide every one of them becomes `name (<id>)`, so names do not depend on API order.
+//! Parent of a circuit: its access device, else its router, else the router's first sector,
+//! when that id is a monitoring device. Modes: `flat` (no nodes), `ap_only` (APs at the top,
+//! circuits only under APs), `ap_site` (every network site, each AP under its site or at the
+//! top, circuits only under APs; `full` when no monitoring row names a site), `full` (the
+//! monitoring tree). Nodes are 10 Gbps (clamped to the uplink) unless an override says
+//! otherwise ([`crate::overrides`]).
 
 use std::collections::{HashMap, HashSet};
 
