@@ -405,6 +405,9 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             extra: lat_lon(h.gps.map(|g| g.0), h.gps.map(|g| g.1)),
         }
     };
+    // `exclude_sites` (LibreQoS reads it from [uisp_integration] for every CRM): an excluded
+    // node is left out, its children move to the top level and its circuits are unparented.
+    let excluded = |i: usize| rules.is_excluded(&hw_names[i]);
     let sites = list(docs.network_sites.as_ref(), endpoints::SITES)?;
     // LibreQoS: ap_site uses network sites when there are some and any monitoring row names
     // one; otherwise it builds the monitoring tree like `full`.
@@ -417,7 +420,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
         TopologyStrategy::Flat => {}
         TopologyStrategy::ApOnly => {
             for (i, h) in hardware.iter().enumerate() {
-                if h.is_ap {
+                if h.is_ap && !excluded(i) {
                     hw_node.insert(i, tree.add(hw_build(i, None, &mut taken)));
                 }
             }
@@ -438,6 +441,9 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             );
             let mut site_node: HashMap<String, usize> = HashMap::new();
             for ((sid, _, g), name) in site_rows.into_iter().zip(site_names) {
+                if rules.is_excluded(&name) {
+                    continue;
+                }
                 let name = taken.claim(&name, &format!("site {sid}"));
                 let idx = tree.add(BuildNode {
                     name,
@@ -451,7 +457,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
                 site_node.insert(sid, idx);
             }
             for (i, h) in hardware.iter().enumerate() {
-                if h.is_ap {
+                if h.is_ap && !excluded(i) {
                     let parent = h.network_site.as_ref().and_then(|n| site_node.get(n)).copied();
                     hw_node.insert(i, tree.add(hw_build(i, parent, &mut taken)));
                 }
@@ -477,7 +483,7 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
                     order.push(c);
                 }
             }
-            for i in order {
+            for i in order.into_iter().filter(|&i| !excluded(i)) {
                 let parent = hardware[i]
                     .parent
                     .as_deref()

@@ -164,6 +164,25 @@ async fn splynx_host_bits_keep_the_host_not_the_prefix() {
     );
 }
 
+/// `exclude_sites` (from [uisp_integration], as LibreQoS reads it for every CRM): the node is
+/// left out, its children move to the top level, its circuits are unparented.
+#[tokio::test(flavor = "multi_thread")]
+async fn splynx_excluded_site_is_left_out_and_its_children_move_up() {
+    let mock = serve_splynx();
+    let dir = tempfile::tempdir().unwrap();
+    let section = splynx_section(&mock.url(), "full").replace(
+        "commit_bandwidth_multiplier = 0.98",
+        "commit_bandwidth_multiplier = 0.98\nexclude_sites = [\"Tower South\", \"Ridge AP\"]",
+    );
+    let cfg = config(dir.path(), &section);
+    let imp = pull_and_import(Crm::Splynx, &cfg, &fast_http()).await.unwrap();
+    assert!(imp.network.find_by_name("Tower South").is_none());
+    let a = imp.network.find_by_name("Tower South_South Sector A").unwrap();
+    assert_eq!(imp.network.path(a), "Tower South_South Sector A");
+    let eve = imp.circuits.iter().find(|c| c.id.0 == "97").unwrap();
+    assert!(eve.parent_node.is_none() && eve.parent_node_id.is_none());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn splynx_flat_fetches_four_lists_and_full_builds_the_monitoring_tree() {
     let mock = serve_splynx();
