@@ -512,3 +512,68 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
     );
     Ok(Import { crm: Crm::Splynx, network, circuits, warnings })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn cfg(strategy: &str) -> Config {
+        let text = format!(
+            "version = \"1.5\"\nlqos_directory = \"/tmp\"\n[bridge]\nto_internet = \"a\"\nto_network = \"b\"\n\
+             [splynx_integration]\nenable_splynx = true\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"http://x\"\nstrategy = \"{strategy}\"\n"
+        );
+        parse_config_str_ok(&text)
+    }
+
+    fn parse_config_str_ok(text: &str) -> Config {
+        let (c, d) = lqos_config::parse_config_str(text, Path::new("lqos.conf"));
+        assert!(!lqos_config::has_errors(&d), "{d:#?}");
+        c.unwrap()
+    }
+
+    /// LibreQoS's test_integration_splynx.py cases: integer and string ids mix, the router id
+    /// and the router's first sector find the parent, duplicate names (whitespace variants
+    /// included) all get their id.
+    #[test]
+    fn numeric_ids_parents_and_duplicate_names_match_libreqos() {
+        let docs = SplynxDocs {
+            tariffs: json!([{"id": 1, "speed_download": 100000, "speed_upload": 50000}]),
+            customers: json!([{"id": 1, "name": "Octofin"}, {"id": 2, "name": "Second Circuit"}, {"id": 3, "name": "Third"}]),
+            online: json!([]),
+            services: json!([
+                {"id": 1968, "customer_id": 1, "tariff_id": 1, "status": "active", "ipv4": "192.0.2.1", "mac": "", "access_device": 1122, "router_id": 0},
+                {"id": 35055, "customer_id": 2, "tariff_id": 1, "status": "active", "ipv4": "192.0.2.2", "mac": "", "access_device": 0, "router_id": 10},
+                {"id": 4, "customer_id": 3, "tariff_id": 1, "status": "active", "ipv4": "192.0.2.3", "mac": "", "access_device": 0, "router_id": 30}
+            ]),
+            routers: Some(json!([])),
+            sectors: Some(json!([{"id": 20, "router_id": 30}])),
+            monitoring: Some(json!([
+                {"id": 1122, "title": " Telkom-Braeview-Sec-South  ", "access_device": 1},
+                {"id": "1980", "title": "Telkom-Braeview-Sec-South", "access_device": "1"},
+                {"id": 10, "title": "Router   A"},
+                {"id": 20, "title": "Sector A", "type": 5}
+            ])),
+            network_sites: Some(json!([])),
+        };
+        let imp = import(&docs, &cfg("full")).unwrap();
+        let parent = |id: &str| {
+            let c = imp.circuits.iter().find(|c| c.id.0 == id).unwrap();
+            (
+                c.parent_node.clone().unwrap_or_default(),
+                c.parent_node_id.clone().unwrap_or_default(),
+            )
+        };
+        assert_eq!(
+            parent("1968"),
+            ("Telkom-Braeview-Sec-South (1122)".into(), "splynx:ap:1122".into())
+        );
+        assert_eq!(parent("35055"), ("Router A".into(), "splynx:site:10".into()));
+        assert_eq!(parent("4"), ("Sector A".into(), "splynx:ap:20".into()));
+        assert!(imp.network.find_by_name("Telkom-Braeview-Sec-South (1980)").is_some());
+        // Rates: 100 Mbps plan, Min = 0.98 × Max.
+        let c = imp.circuits.iter().find(|c| c.id.0 == "1968").unwrap();
+        assert_eq!((c.download_max.0, c.download_min.0), (100_000, 98_000));
+    }
+}
