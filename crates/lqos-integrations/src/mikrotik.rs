@@ -29,7 +29,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::Import;
-use crate::common::{crm_address, is_unshapeable};
+use crate::common::{crm_address, crm_prefix, is_unshapeable};
 use crate::http::HttpOptions;
 
 const LABEL: &str = "mikrotik_ipv6";
@@ -347,7 +347,9 @@ pub fn build_map(t: &RouterTables) -> (HashMap<Ipv4Addr, IpNet>, Vec<String>) {
     // the client's address.
     let mut by_client: HashMap<IpAddr, (IpNet, bool)> = HashMap::new();
     for e in &t.dhcp6 {
-        let Some(net) = field(e, "address").and_then(parse_net) else { continue };
+        let Some(net) = field(e, "address").and_then(|a| crm_prefix(a).map(|(n, _)| n)) else {
+            continue;
+        };
         let Some(rank) = v6_rank(&net) else { continue };
         if let Some(mac) = field(e, "duid").and_then(mac_from_duid) {
             record(&mut v6, mac, Source::Dhcp, net, rank);

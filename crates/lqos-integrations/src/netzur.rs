@@ -21,7 +21,7 @@ use tracing::debug;
 
 use crate::Import;
 use crate::common::{
-    AddressFilter, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder,
+    AddressFilter, AddressKind, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder,
     drop_duplicates_and_empty, id_string, min_max, number, push_address, rate, string,
 };
 use crate::error::{Crm, ImportError};
@@ -170,7 +170,7 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
         let mut set = AddressSet::default();
         let what = format!("customer {sid}");
         for a in ip_list(c.get("ip")).iter().chain(ip_list(c.get("ipv6")).iter()) {
-            push_address(&mut set, a, &filter, &what, LABEL, &mut warnings);
+            push_address(&mut set, a, AddressKind::Host, &filter, &what, LABEL, &mut warnings);
         }
         let mac = string(c.get("mac")).unwrap_or_default();
         let devices = if set.is_empty() && mac.is_empty() {

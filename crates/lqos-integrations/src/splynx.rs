@@ -4,9 +4,10 @@
 //! Circuits: one per active internet service (Circuit ID = service id, name = customer
 //! name); one device `splynx_service_<id>` with the service's IPv4 (+ `ipv4_route`) and IPv6
 //! (+ `ipv6_delegated`), supplemented from `customers-online` when a family is missing;
-//! services known only from customers-online come after the others. Addresses follow
-//! LibreQoS's `fixSubnet` rule ([`crate::common::crm_address`]): `100.64.5.3/29` is the host
-//! 100.64.5.3, never the whole /29. Rates: tariff `speed_download/upload` (kbps; a larger
+//! services known only from customers-online come after the others. The service's own
+//! address keeps what the CRM gave ([`crate::common::crm_address`]): `100.64.5.3/29` is the
+//! host 100.64.5.3, never the whole /29; a route or delegation with host bits is shaped as
+//! its whole prefix, as LibreQoS ends up doing ([`crate::common::crm_prefix`]). Rates: tariff `speed_download/upload` (kbps; a larger
 //! `burst_limit_fixed_*` replaces them) / 1000 × the shared multiplier, Min = 0.98 × Max. A
 //! service with an unknown tariff is left out with a warning (LibreQoS stops with an error).
 //!
@@ -29,9 +30,9 @@ use tracing::debug;
 
 use crate::Import;
 use crate::common::{
-    AddressFilter, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder, UniqueNames,
-    disambiguate, drop_duplicates_and_empty, id_string, lat_lon, min_max, normalize_display_name,
-    number, push_address, rate, string,
+    AddressFilter, AddressKind, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder,
+    UniqueNames, disambiguate, drop_duplicates_and_empty, id_string, lat_lon, min_max,
+    normalize_display_name, number, push_address, rate, string,
 };
 use crate::error::{Crm, ImportError};
 use crate::http::{Auth, Http, HttpOptions};
@@ -321,22 +322,29 @@ pub fn import(docs: &SplynxDocs, config: &Config) -> Result<Import, ImportError>
             );
             continue;
         };
-        let mut v4: Vec<String> = split_list(svc.get("ipv4"));
-        v4.extend(split_list(svc.get("ipv4_route")));
-        let mut v6: Vec<String> = split_list(svc.get("ipv6"));
-        v6.extend(split_list(svc.get("ipv6_delegated")));
+        // The service's own addresses are hosts; routes and delegations are prefixes.
+        let tagged = |field: &str, kind: AddressKind| {
+            split_list(svc.get(field)).into_iter().map(move |a| (a, kind))
+        };
+        let mut v4: Vec<(String, AddressKind)> = tagged("ipv4", AddressKind::Host)
+            .chain(tagged("ipv4_route", AddressKind::Prefix))
+            .collect();
+        let mut v6: Vec<(String, AddressKind)> = tagged("ipv6", AddressKind::Host)
+            .chain(tagged("ipv6_delegated", AddressKind::Prefix))
+            .collect();
         let online_only = v4.is_empty() && v6.is_empty();
         if let Some((ov4, ov6)) = online.get(&id) {
             if v4.is_empty() {
-                v4.extend(ov4.iter().cloned());
+                v4.extend(ov4.iter().map(|a| (a.clone(), AddressKind::Host)));
             }
             if v6.is_empty() {
-                v6.extend(ov6.iter().cloned());
+                v6.extend(ov6.iter().map(|a| (a.clone(), AddressKind::Host)));
             }
         }
         let mut set = AddressSet::default();
-        for a in v4.iter().chain(v6.iter()) {
-            push_address(&mut set, a, &filter, &format!("service {id}"), LABEL, &mut warnings);
+        let what = format!("service {id}");
+        for (a, kind) in v4.iter().chain(v6.iter()) {
+            push_address(&mut set, a, *kind, &filter, &what, LABEL, &mut warnings);
         }
         let max_d = rules.client_max_mbps(down);
         let max_u = rules.client_max_mbps(up);

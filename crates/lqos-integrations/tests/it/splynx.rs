@@ -145,7 +145,8 @@ async fn splynx_every_duplicate_name_is_suffixed_and_whitespace_collapsed() {
 }
 
 /// issue 10: `100.64.5.3/29` is the CRM's host address: it stays 100.64.5.3 (/32), never the
-/// whole /29; a network address with its prefix (`100.64.9.0/29`) stays a prefix.
+/// whole /29; a network address with its prefix (`100.64.9.0/29`) stays a prefix; a route
+/// with host bits is its whole prefix, as LibreQoS shapes it.
 #[tokio::test(flavor = "multi_thread")]
 async fn splynx_host_bits_keep_the_host_not_the_prefix() {
     let mock = serve_splynx();
@@ -153,9 +154,17 @@ async fn splynx_host_bits_keep_the_host_not_the_prefix() {
     let cfg = config(dir.path(), &splynx_section(&mock.url(), "ap_site"));
     let imp = pull_and_import(Crm::Splynx, &cfg, &fast_http()).await.unwrap();
     let eve = imp.circuits.iter().find(|c| c.id.0 == "97").unwrap();
-    assert_eq!(eve.devices[0].ipv4, ["100.64.5.3/32".parse().unwrap()]);
+    // The service's address is its host; its route, given with host bits, is the whole
+    // routed prefix (what LibreQoS ends up shaping).
+    assert_eq!(
+        eve.devices[0].ipv4,
+        ["100.64.5.3/32".parse().unwrap(), "100.64.6.4/30".parse().unwrap()]
+    );
     assert!(imp.warnings.iter().any(|w| w.message.contains(
         "service 97: '100.64.5.3/29' has host bits set; shaped as the host 100.64.5.3/32, not the whole 100.64.5.0/29"
+    )));
+    assert!(imp.warnings.iter().any(|w| w.message.contains(
+        "service 97: routed prefix '100.64.6.5/30' has host bits set; shaped as the whole 100.64.6.4/30"
     )));
     let dan = imp.circuits.iter().find(|c| c.id.0 == "96").unwrap();
     assert_eq!(
