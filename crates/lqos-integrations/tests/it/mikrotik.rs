@@ -129,3 +129,110 @@ async fn mikrotik_wrong_password_and_timeout_are_warnings_without_the_password()
     let imp = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap();
     assert!(imp.warnings.iter().any(|w| w.message.contains("cannot read the router list")));
 }
+
+/// A RouterOS REST endpoint over TLS with a self-signed certificate (made with `openssl` at
+/// test time): HTTP/1.1 by hand, one request per connection, served by the test's runtime.
+/// Returns its port.
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+async fn tls_router(dir: &std::path::Path) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: openssl cannot make a test certificate");
+        return None;
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&cert).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let authorized = head.contains("authorization: basic yxbpoln1cdnylxmzy3jlda==");
+                let body = match path.as_str() {
+                    "/rest/ip/arp" => {
+                        r#"[{"address":"100.64.2.20","mac-address":"02:00:00:00:00:20"}]"#
+                    }
+                    "/rest/ipv6/dhcp-server/binding" => {
+                        r#"[{"address":"2001:db8:200::/56","duid":"0x00030001020000000020"}]"#
+                    }
+                    _ => "[]",
+                };
+                let status = if authorized { "200 OK" } else { "401 Unauthorized" };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    Some(port)
+}
+
+/// `use_ssl = true`: the REST API over TLS; RouterOS's self-signed certificate is accepted as
+/// LibreQoS does, unless `verify_tls = true` asks for a trusted one.
+#[tokio::test(flavor = "multi_thread")]
+async fn mikrotik_over_tls_accepts_self_signed_unless_verify_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(port) = tls_router(dir.path()).await else { return };
+    let crm = serve_netzur(vec![Reply::json(fixture("netzur", "libreqos.json"))]);
+    let toml = |verify: bool| {
+        format!(
+            "[[router]]\nname = \"tls\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"api\"\npassword = \"{PASSWORD}\"\nuse_ssl = true\nverify_tls = {verify}\n",
+            port
+        )
+    };
+    let path = dir.path().join("routers.toml");
+    std::fs::write(&path, toml(false)).unwrap();
+    let mut cfg = config(dir.path(), &netzur_section(&crm.url()));
+    cfg.mikrotik_ipv6.use_mikrotik_ipv6 = true;
+    cfg.mikrotik_ipv6.config_path = path.clone();
+    let imp = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap();
+    let bob = imp.circuits.iter().find(|c| c.id.0 == "netzur_1002").unwrap();
+    assert_eq!(bob.devices[0].ipv6, ["2001:db8:200::/56".parse().unwrap()], "{:#?}", imp.warnings);
+
+    std::fs::write(&path, toml(true)).unwrap();
+    let imp = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap();
+    let bob = imp.circuits.iter().find(|c| c.id.0 == "netzur_1002").unwrap();
+    assert!(bob.devices[0].ipv6.is_empty());
+    let w: Vec<String> = imp.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter().any(|x| x.contains(&format!(
+            "router 'tls' (127.0.0.1): cannot reach https://127.0.0.1:{}/rest/ip/arp",
+            port
+        ))),
+        "{w:#?}"
+    );
+    assert!(w.iter().all(|x| !x.contains(PASSWORD)), "{w:#?}");
+}
