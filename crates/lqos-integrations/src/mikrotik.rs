@@ -1,7 +1,8 @@
 //! IPv6 enrichment from MikroTik routers (`[integration_common] use_mikrotik_ipv6` or UISP's
 //! `ipv6_with_mikrotik`): each router in the credentials file (`[mikrotik_ipv6] config_path`,
 //! LibreQoS's `mikrotik_ipv6.toml`: `[[router]] name, host, port, username, password,
-//! use_ssl`) is asked over the RouterOS REST API (v7.1+, `GET /rest/...` with Basic auth, over
+//! use_ssl`; when it is missing, the older `mikrotikDHCPRouterList.csv` in `lqos_directory`)
+//! is asked over the RouterOS REST API (v7.1+, `GET /rest/...` with Basic auth, over
 //! TLS when `use_ssl`, plain HTTP otherwise) for its ARP table, DHCPv4 leases, DHCPv6 bindings
 //! and IPv6 neighbours. [`build_map`] pairs the IPv4 and the IPv6 address or delegated prefix
 //! each MAC address holds (LibreQoS's `mikrotikFindIPv6.py` rules: DHCP beats neighbour beats
@@ -106,14 +107,34 @@ struct CredentialsFile {
     router: Vec<Router>,
 }
 
-/// Reads the credentials file. Errors name the file (and the TOML position), never a password.
+/// LibreQoS's older router list in `lqos_directory`, read when the TOML file is missing.
+pub const LEGACY_CSV: &str = "mikrotikDHCPRouterList.csv";
+
+/// Reads the credentials file; when it is missing, the legacy `mikrotikDHCPRouterList.csv`
+/// (`RouterName,IP,Username,Password,apiPort` after a header line) in `lqos_directory`.
+/// Errors name the file and line, never a password.
 pub fn load_routers(config: &Config) -> Result<Vec<Router>, Box<Diagnostic>> {
     let path = &config.mikrotik_ipv6.config_path;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Box::new(Diagnostic::warning(LABEL, format!("cannot read the router list {file}: {e}; IPv6 enrichment skipped"))
-            .hint("create it with [[router]] name, host, port, username, password, use_ssl, or set [mikrotik_ipv6] config_path"))
-    })?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let legacy = config.lqos_directory.join(LEGACY_CSV);
+            if let Ok(csv) = std::fs::read_to_string(&legacy) {
+                return parse_legacy_csv(&csv);
+            }
+            return Err(Box::new(
+                Diagnostic::warning(LABEL, format!("the router list {file} does not exist; IPv6 enrichment skipped"))
+                    .hint("create it with [[router]] name, host, port, username, password, use_ssl, or set [mikrotik_ipv6] config_path"),
+            ));
+        }
+        Err(e) => {
+            return Err(Box::new(Diagnostic::warning(
+                LABEL,
+                format!("cannot read the router list {file}: {e}; IPv6 enrichment skipped"),
+            )));
+        }
+    };
     let parsed: CredentialsFile = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
@@ -124,6 +145,38 @@ pub fn load_routers(config: &Config) -> Result<Vec<Router>, Box<Diagnostic>> {
         Box::new(d)
     })?;
     Ok(parsed.router)
+}
+
+fn parse_legacy_csv(text: &str) -> Result<Vec<Router>, Box<Diagnostic>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let port = f.get(4).and_then(|p| p.parse::<u16>().ok());
+        match (f.as_slice(), port) {
+            ([name, host, user, password, _], Some(port)) => out.push(Router {
+                name: (*name).to_string(),
+                host: (*host).to_string(),
+                port: Some(port),
+                username: (*user).to_string(),
+                password: (*password).to_string(),
+                use_ssl: false,
+                verify_tls: false,
+            }),
+            _ => {
+                return Err(Box::new(
+                    Diagnostic::warning(
+                        LEGACY_CSV,
+                        "expected RouterName,IP,Username,Password,apiPort; IPv6 enrichment skipped",
+                    )
+                    .at_line(i + 1),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The four tables of one router.

@@ -127,7 +127,20 @@ async fn mikrotik_wrong_password_and_timeout_are_warnings_without_the_password()
     // A missing credentials file is a warning too; the import goes on.
     cfg.mikrotik_ipv6.config_path = dir.path().join("absent.toml");
     let imp = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap();
-    assert!(imp.warnings.iter().any(|w| w.message.contains("cannot read the router list")));
+    assert!(imp.warnings.iter().any(|w| w.message.contains("absent.toml does not exist")));
+
+    // Without the TOML file, LibreQoS's older mikrotikDHCPRouterList.csv is read.
+    std::fs::write(
+        dir.path().join("mikrotikDHCPRouterList.csv"),
+        format!(
+            "Router Name,IP,API Username,API Password,API Port\nedge,127.0.0.1,api,{PASSWORD},{}\n",
+            port_of(&ros)
+        ),
+    )
+    .unwrap();
+    let imp = pull_and_import(Crm::Netzur, &cfg, &fast_http()).await.unwrap();
+    let bob = imp.circuits.iter().find(|c| c.id.0 == "netzur_1002").unwrap();
+    assert_eq!(bob.devices[0].ipv6, ["2001:db8:200::/56".parse().unwrap()]);
 }
 
 /// A RouterOS REST endpoint over TLS with a self-signed certificate (made with `openssl` at
