@@ -168,11 +168,12 @@ fn split_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// LibreQoS's flag test: `1`, `true`, `"1"`, `"true"` / `"True"`.
 fn truthy(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => matches!(s.trim(), "1" | "true" | "yes"),
+        Some(Value::Number(n)) => n.as_f64() == Some(1.0),
+        Some(Value::String(s)) => s.trim() == "1" || s.trim().eq_ignore_ascii_case("true"),
         _ => false,
     }
 }
