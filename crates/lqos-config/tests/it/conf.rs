@@ -292,9 +292,8 @@ fn mikrotik_ipv6_keys_are_read_and_either_switch_turns_it_on() {
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!(d[0].field.as_deref(), Some("mikrotik_ipv6.colour"));
 
-    let text = format!(
-        "{MINIMAL}[uisp_integration]\nenable_uisp = false\nipv6_with_mikrotik = true\n"
-    );
+    let text =
+        format!("{MINIMAL}[uisp_integration]\nenable_uisp = false\nipv6_with_mikrotik = true\n");
     let (c, d) = parse(&text);
     assert!(d.is_empty(), "{d:#?}");
     assert!(c.unwrap().wants_mikrotik_ipv6());
