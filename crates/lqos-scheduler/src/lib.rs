@@ -3,7 +3,10 @@
 //! and `ShapedDevices.csv`), then asks lqosd for a Reload over the bus: a full one at start-up,
 //! incremental ones every `queue_refresh_interval_mins` and whenever an operator edits the two
 //! files (mtime + content-hash poll every 2 s, debounced: the change must be stable for one
-//! more poll). It reports its phase, last run, next run and last error to lqosd.
+//! more poll). An edit of an operator override file (`lqos_overrides.json`, the bandwidth
+//! CSVs, `appendToShapedDevices.csv`) re-runs the integration at once. It reports its phase,
+//! last run, next run and last error to lqosd. `--once` pulls and writes first and only then
+//! pings lqosd, failing with [`SchedulerError::NotReloaded`] when it does not answer.
 //!
 //! It never changes kernel state and never parses the inputs itself beyond what publish needs;
 //! lqosd validates and applies. Main types: [`Args`], [`Scheduler`], [`Bus`] (the seam for
@@ -56,7 +59,9 @@ pub struct Args {
     /// lqosd's bus socket (default: $LQOS_BUS, else /run/lqos/bus).
     #[arg(long)]
     pub bus: Option<PathBuf>,
-    /// Run one cycle (integration → Reload) in the foreground and exit (non-zero on failure).
+    /// Run one cycle (integration → write the files → Reload) in the foreground and exit
+    /// (non-zero on failure). The files are written before lqosd is asked, so they are
+    /// refreshed even when lqosd is stopped; the run then says so and exits 2.
     #[arg(long)]
     pub once: bool,
     /// With --once: publish even if the import is empty or removes more than max_shrink_ratio.
