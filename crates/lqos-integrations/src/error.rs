@@ -111,6 +111,19 @@ pub enum ImportError {
         #[source]
         source: reqwest::Error,
     },
+    /// The answer is larger than [`crate::http::HttpOptions::max_answer_bytes`].
+    #[error(
+        "{crm} sent more than {} at {url}; refused, the last good files are kept",
+        human_bytes(*limit_bytes)
+    )]
+    TooLarge {
+        /// CRM.
+        crm: Crm,
+        /// Requested URL.
+        url: String,
+        /// The limit.
+        limit_bytes: usize,
+    },
     /// The answer is not JSON.
     #[error("{crm} sent malformed JSON at {url}")]
     Malformed {
@@ -237,6 +250,7 @@ impl ImportError {
             | ImportError::Timeout { crm, .. }
             | ImportError::Connect { crm, .. }
             | ImportError::Malformed { crm, .. }
+            | ImportError::TooLarge { crm, .. }
             | ImportError::Shape { crm, .. }
             | ImportError::Data { crm, .. }
             | ImportError::Empty { crm }
@@ -261,6 +275,17 @@ impl ImportError {
                 | ImportError::Shrink { .. }
                 | ImportError::Data { .. }
         )
+    }
+}
+
+/// `256 MiB`, `64 KiB`, `512 bytes`.
+pub fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
     }
 }
 

@@ -34,6 +34,8 @@ use crate::common::{crm_address, crm_prefix, is_unshapeable};
 use crate::http::HttpOptions;
 
 const LABEL: &str = "mikrotik_ipv6";
+/// Largest table read from a router (64 MiB).
+pub const MAX_ROUTER_ANSWER_BYTES: usize = 64 << 20;
 /// Longest wait for one router request.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// The four tables asked from each router, after `/rest`.
@@ -229,7 +231,21 @@ async fn fetch_tables(router: &Router, opts: &HttpOptions) -> Result<RouterTable
             return Err(format!("answered HTTP {} at {url}", status.as_u16()));
         }
         let bytes =
-            resp.bytes().await.map_err(|e| format!("cannot read the answer at {url}: {e}"))?;
+            crate::http::read_capped(resp, opts.max_answer_bytes.min(MAX_ROUTER_ANSWER_BYTES))
+                .await
+                .map_err(|e| match e {
+                    crate::http::CappedError::TooLarge => {
+                        format!(
+                            "sent more than {} at {url}",
+                            crate::error::human_bytes(
+                                opts.max_answer_bytes.min(MAX_ROUTER_ANSWER_BYTES)
+                            )
+                        )
+                    }
+                    crate::http::CappedError::Http(e) => {
+                        format!("cannot read the answer at {url}: {e}")
+                    }
+                })?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Array(a)) => lists.push(a),
             Ok(_) => return Err(format!("sent something other than a JSON list at {url}")),

@@ -105,6 +105,7 @@ fn scheduler_every(dir: &Path, url: &str, bus: FakeBus, interval: Duration) -> S
             timeout: Duration::from_secs(2),
             attempts: 2,
             backoff: Duration::from_millis(20),
+            ..Default::default()
         },
         poll: Duration::from_millis(200),
     };

@@ -167,3 +167,22 @@ async fn server_error_after_retries_names_the_status() {
     assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
     assert_unchanged(dir.path(), &seeded);
 }
+
+/// An answer larger than max_answer_bytes is refused while streaming, not read into memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_answer_is_refused() {
+    let mut doc = String::from(r#"{"zones": [], "customers": ["#);
+    doc.push_str(&vec![r#"{"subscriber_id": "x"}"#; 20_000].join(","));
+    doc.push_str("]}");
+    let mock = serve_netzur(vec![Reply::json(doc)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &netzur_section(&mock.url()));
+    let mut http = fast_http();
+    http.max_answer_bytes = 64 << 10;
+    let err = pull_and_import(Crm::Netzur, &cfg, &http).await.unwrap_err();
+    assert!(matches!(err, ImportError::TooLarge { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("Netzur sent more than 64 KiB at http://127.0.0.1:"),
+        "{err}"
+    );
+}
