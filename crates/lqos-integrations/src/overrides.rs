@@ -982,3 +982,47 @@ pub fn load_and_apply(config: &Config, imp: &mut Import) -> Result<(), ImportErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The override parsers never panic, whatever text they are given, and every
+        /// diagnostic they report names its file.
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,400}") {
+            let mut diags = Vec::new();
+            let mut out = Overrides::default();
+            parse_overrides_json(&text, &mut out, &mut diags);
+            let _ = parse_bandwidth_csv(&text, SPLYNX_BANDWIDTHS, &mut diags);
+            prop_assert!(diags.iter().all(|d| !d.file.is_empty()));
+        }
+
+        /// JSON-shaped input (lists of entries with arbitrary values) never panics either.
+        #[test]
+        fn json_shaped_input_never_panics(
+            kind in prop::sample::select(vec![
+                "circuit_adjust_speed", "device_adjust_speed", "device_adjust_sqm",
+                "remove_circuit", "remove_device", "reparent_circuit", "adjust_site_speed", "x",
+            ]),
+            value in prop::sample::select(vec![
+                "null", "1", "-1", "1e308", "\"a\"", "[]", "{}", "[[\"1.2.3.4\", 40]]", "true",
+            ]),
+            key in prop::sample::select(vec![
+                "circuit_id", "device_id", "max_download_bandwidth", "sqm_override",
+                "parent_node", "site_name", "node_id", "ipv4", "download_min_mbps",
+            ]),
+        ) {
+            let entry = format!("{{\"type\": \"{kind}\", \"{key}\": {value}}}");
+            let text = format!(
+                "{{\"persistent_devices\": [{entry}], \"circuit_adjustments\": [{entry}], \"network_adjustments\": [{entry}]}}"
+            );
+            let mut diags = Vec::new();
+            let mut out = Overrides::default();
+            parse_overrides_json(&text, &mut out, &mut diags);
+            prop_assert!(diags.iter().all(|d| d.line == Some(1)));
+        }
+    }
+}
