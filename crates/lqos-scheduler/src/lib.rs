@@ -121,7 +121,7 @@ pub enum SchedulerError {
     },
     /// `--once` wrote the files but lqosd did not answer, so nothing was applied.
     #[error(
-        "{published}; but lqosd did not answer on the bus at {} (is it running? systemctl status lqosd; set LQOS_BUS or --bus for another socket), so nothing was reloaded",
+        "{published}; but lqosd was not reachable on the bus at {}, so nothing was reloaded",
         path.display()
     )]
     NotReloaded {

@@ -116,7 +116,7 @@ fn once_without_lqosd_writes_the_files_then_exits_2_naming_the_bus() {
     assert!(dir.path().join("network.json").exists());
     assert!(
         stderr.contains(&format!(
-            "wrote network.json and ShapedDevices.csv (1 circuits, 1 nodes) to {}; but lqosd did not answer on the bus at {}",
+            "wrote network.json and ShapedDevices.csv (1 circuits, 1 nodes) to {}; but lqosd was not reachable on the bus at {}, so nothing was reloaded",
             dir.path().display(),
             bus.display()
         )),
