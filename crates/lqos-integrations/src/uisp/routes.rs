@@ -34,29 +34,29 @@ impl RouteOverride {
 
 /// Parses the file's text; every bad line becomes a warning at `label:line`.
 pub fn parse_routes(text: &str, label: &str, warnings: &mut Vec<Diagnostic>) -> Vec<RouteOverride> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for rec in rdr.records() {
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+    for (i, text_line) in text.lines().enumerate() {
+        let line = i + 1;
+        let t = text_line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(t.as_bytes());
+        let rec = match rdr.records().next() {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
                 warnings.push(
                     Diagnostic::warning(label, format!("unreadable line, skipped: {e}"))
                         .at_line(line),
                 );
                 continue;
             }
+            None => continue,
         };
-        let line = rec.position().map_or(0, |p| p.line() as usize);
-        if rec.iter().all(str::is_empty) {
-            continue;
-        }
         if rec.len() != 3 {
             warnings.push(
                 Diagnostic::warning(

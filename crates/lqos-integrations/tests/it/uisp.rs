@@ -45,6 +45,7 @@ fn docs() -> UispDocs {
         sites: p("sites.json"),
         devices: p("devices.json"),
         data_links: p("data-links.json"),
+        routes: None,
     }
 }
 
@@ -93,10 +94,10 @@ fn uisp_burst_overhead_and_commit_make_the_rates() {
     let cfg = config(dir.path(), &uisp_section("http://uisp.invalid", ""));
     let imp = import(&docs(), &cfg).unwrap();
     let smith = imp.circuits.iter().find(|c| c.id.0 == "s-cli2").unwrap();
-    // (50 + 2500 kB × 8 / 1000) × 1.15 = 80.5; commit 50 × 0.98 = 49.
-    assert_eq!((smith.download_min, smith.download_max), (RateKbit(49_000), RateKbit(80_500)));
-    assert_eq!((smith.upload_min, smith.upload_max), (RateKbit(9_800), RateKbit(17_250)));
-    assert_eq!(smith.name, "John Smith, 4 Elm St");
+    // LibreQoS: (50 + 2500 × 8 / 1000 / 1024) × 1.15 = 57.522; commit 50 × 0.98 = 49.
+    assert_eq!((smith.download_min, smith.download_max), (RateKbit(49_000), RateKbit(57_522)));
+    assert_eq!((smith.upload_min, smith.upload_max), (RateKbit(9_800), RateKbit(11_506)));
+    assert_eq!(smith.name, "John Smith (4 Elm St)");
     assert_eq!(smith.parent_node.as_deref(), Some("North-LTU"));
     // The LTU AP: 400/200 × ltu_capacity 0.9.
     let ap = imp.network.find_by_name("North-LTU").unwrap();
@@ -141,10 +142,8 @@ fn uisp_compile_modes_shape_the_tree() {
     assert_eq!(paths, ["Core", "Core/Core-AP1", "North Tower", "North Tower/North-LTU", "Orphans"]);
     let full = run("full");
     let paths: Vec<String> = (0..full.network.nodes.len()).map(|i| full.network.path(i)).collect();
-    assert_eq!(
-        paths,
-        ["Core", "Core/North Tower", "Core/North Tower/North-LTU", "Core/Core-AP1", "Orphans"]
-    );
+    // The root site is not a node (as in LibreQoS): its children are the top level.
+    assert_eq!(paths, ["North Tower", "North Tower/North-LTU", "Core-AP1", "Orphans"]);
     let _ = TopologyStrategy::Full;
 }
 
@@ -175,4 +174,319 @@ async fn uisp_rejected_token_names_crm_status_and_url() {
     let msg = err.to_string();
     assert!(msg.starts_with("UISP rejected the token (HTTP 401) at http://127.0.0.1:"), "{msg}");
     assert!(msg.contains("/nms/api/v2.1/"), "{msg}");
+}
+
+// --- LibreQoS parity: ring, mesh, route overrides, caps, naming, options -----------------------
+
+fn ring_docs() -> UispDocs {
+    let p = |n: &str| serde_json::from_str(&fixture("uisp", &format!("ring/{n}"))).unwrap();
+    UispDocs {
+        sites: p("sites.json"),
+        devices: p("devices.json"),
+        data_links: p("data-links.json"),
+        routes: None,
+    }
+}
+
+fn serve_ring() -> MockCrm {
+    let m = MockCrm::start().unwrap();
+    m.require_header("X-Auth-Token", "secret-token");
+    m.set(SITES, vec![Reply::json(fixture("uisp", "ring/sites.json"))]);
+    m.set(DEVICES, vec![Reply::json(fixture("uisp", "ring/devices.json"))]);
+    m.set(LINKS, vec![Reply::json(fixture("uisp", "ring/data-links.json"))]);
+    m
+}
+
+/// `integration_common` lines first, then the UISP section with `uisp_extra`.
+fn ring_config(dir: &std::path::Path, common: &str, uisp_extra: &str) -> lqos_config::Config {
+    config(dir, &format!("{common}\n{}", uisp_section("http://uisp.invalid", uisp_extra)))
+}
+
+fn paths(net: &lqos_config::Network) -> Vec<String> {
+    (0..net.nodes.len()).map(|i| net.path(i)).collect()
+}
+
+fn rates_of(net: &lqos_config::Network, name: &str) -> (u64, u64) {
+    let i = net.find_by_name(name).unwrap_or_else(|| panic!("no node {name}"));
+    (net.nodes[i].download.unwrap().0, net.nodes[i].upload.unwrap().0)
+}
+
+fn circuit<'a>(imp: &'a lqos_integrations::Import, id: &str) -> &'a lqos_config::Circuit {
+    imp.circuits.iter().find(|c| c.id.0 == id).unwrap_or_else(|| panic!("no circuit {id}"))
+}
+
+/// Ring Core–A–B–C–Core: Tower B is two hops away either way; the A side (940/800 Mbps) is
+/// fatter than the C side (500/300), so B hangs under A although the C–B data-link comes
+/// first in UISP's list (which is what a fewest-hops BFS picked).
+#[tokio::test(flavor = "multi_thread")]
+async fn uisp_ring_parents_follow_the_fattest_equal_hop_path() {
+    let mock = serve_ring();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &uisp_section(&mock.url(), ""));
+    let imp = pull_and_import(Crm::Uisp, &cfg, &fast_http()).await.unwrap();
+    publish(&cfg, &imp, PublishOptions::default()).unwrap();
+    assert_files(dir.path(), "uisp", "expected_ring");
+    assert_eq!(
+        paths(&imp.network),
+        ["Tower A", "Tower A/Tower B", "Tower A/Tower B/B-AP", "Tower A/A-AP", "Tower C",]
+    );
+    // AF60-LR radios are capped at 94 % of their 1 G port; the path's thinnest hop wins.
+    assert_eq!(rates_of(&imp.network, "Tower A"), (940_000, 940_000));
+    assert_eq!(rates_of(&imp.network, "Tower B"), (800_000, 800_000));
+    assert_eq!(rates_of(&imp.network, "Tower C"), (500_000, 500_000));
+    // airMax PtMP AP without totalCapacity: max(220, 180) × 0.8 / × 0.2.
+    assert_eq!(rates_of(&imp.network, "B-AP"), (176_000, 44_000));
+    // LTU: 400/200 × ltu_capacity 0.9.
+    assert_eq!(rates_of(&imp.network, "A-AP"), (360_000, 180_000));
+    assert_eq!(circuit(&imp, "s-k1").parent_node.as_deref(), Some("B-AP"));
+    assert_eq!(circuit(&imp, "s-k4").parent_node.as_deref(), Some("B-AP"));
+}
+
+#[test]
+fn uisp_ring_names_follow_libreqos() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp = import(&ring_docs(), &ring_config(dir.path(), "", "")).unwrap();
+    // Both "Rubio, Jorge" become "Jorge Rubio", then each gets its disambiguator: the first
+    // address segment, else the service name.
+    assert_eq!(circuit(&imp, "s-k1").name, "Jorge Rubio (5 Pine St)");
+    assert_eq!(circuit(&imp, "s-k2").name, "Jorge Rubio (Home 200)");
+    // A business suffix is not a first name.
+    assert_eq!(circuit(&imp, "s-k3").name, "Acme, LLC");
+    let w: Vec<String> = imp.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter().any(|x| x.contains("site name 'Jorge Rubio' is used more than once")),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn uisp_circuit_name_as_address_uses_the_site_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp = import(&ring_docs(), &ring_config(dir.path(), "circuit_name_as_address = true", ""))
+        .unwrap();
+    assert_eq!(circuit(&imp, "s-k1").name, "5 Pine St, Town");
+    // No address: the site name stays.
+    assert_eq!(circuit(&imp, "s-k2").name, "Jorge Rubio (Home 200)");
+}
+
+/// The routes file from LibreQoS's documentation ("add a cost above the default for the path
+/// you do not prefer") moves B round the ring; a bad line is reported with its file:line.
+#[tokio::test(flavor = "multi_thread")]
+async fn uisp_routes_file_overrides_the_ring_and_reports_bad_lines() {
+    let mock = serve_ring();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("integrationUISProutes.csv"),
+        "# From, To, Cost\nTower A, Tower B, 100\nTower C, Tower B, lots\nNowhere, Tower B, 5\n",
+    )
+    .unwrap();
+    let cfg = config(dir.path(), &uisp_section(&mock.url(), ""));
+    let imp = pull_and_import(Crm::Uisp, &cfg, &fast_http()).await.unwrap();
+    assert_eq!(
+        paths(&imp.network),
+        ["Tower A", "Tower A/A-AP", "Tower C", "Tower C/Tower B", "Tower C/Tower B/B-AP"]
+    );
+    assert_eq!(rates_of(&imp.network, "Tower B"), (300_000, 300_000));
+    let w: Vec<String> = imp.warnings.iter().map(ToString::to_string).collect();
+    let file = dir.path().join("integrationUISProutes.csv").display().to_string();
+    assert!(
+        w.iter()
+            .any(|x| x
+                .starts_with(&format!("{file}:3: warning: Cost: \"lots\" is not a whole number"))),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter().any(|x| x
+            .contains(":4: warning: route override 'Nowhere' – 'Tower B' matches no data-link")),
+        "{w:#?}"
+    );
+    // Published like any import.
+    publish(&cfg, &imp, PublishOptions::default()).unwrap();
+    let net = std::fs::read_to_string(dir.path().join("network.json")).unwrap();
+    assert!(net.contains("\"Tower C\": {"), "{net}");
+}
+
+#[test]
+fn uisp_use_ptmp_as_parent_hangs_a_site_under_its_feeding_ap() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp =
+        import(&ring_docs(), &ring_config(dir.path(), "", "use_ptmp_as_parent = true")).unwrap();
+    assert_eq!(
+        paths(&imp.network),
+        [
+            "Tower A",
+            "Tower A/A-to-B",
+            "Tower A/A-to-B/Tower B",
+            "Tower A/A-to-B/Tower B/B-AP",
+            "Tower A/A-AP",
+            "Tower C",
+        ]
+    );
+    assert_eq!(rates_of(&imp.network, "A-to-B"), (800_000, 800_000));
+}
+
+#[test]
+fn uisp_squash_sites_moves_children_up_unless_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp =
+        import(&ring_docs(), &ring_config(dir.path(), "", "squash_sites = [\"Tower A\"]")).unwrap();
+    assert_eq!(paths(&imp.network), ["Tower B", "Tower B/B-AP", "Tower C", "A-AP"]);
+    let imp = import(
+        &ring_docs(),
+        &ring_config(
+            dir.path(),
+            "",
+            "squash_sites = [\"Tower A\"]\ndo_not_squash_sites = [\"Tower A\"]",
+        ),
+    )
+    .unwrap();
+    assert!(imp.network.find_by_name("Tower A").is_some());
+}
+
+#[test]
+fn uisp_ignore_calculated_capacity_uses_generated_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp =
+        import(&ring_docs(), &ring_config(dir.path(), "", "ignore_calculated_capacity = true"))
+            .unwrap();
+    for n in ["Tower A", "Tower B", "Tower C", "B-AP", "A-AP"] {
+        assert_eq!(rates_of(&imp.network, n), (1_000_000, 1_000_000), "{n}");
+    }
+}
+
+#[test]
+fn uisp_transport_caps_and_airmax_ratio_are_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp = import(
+        &ring_docs(),
+        &ring_config(
+            dir.path(),
+            "",
+            "infrastructure_transport_caps_enabled = false\nairmax_flexible_frame_download_ratio = 0.6",
+        ),
+    )
+    .unwrap();
+    // Without the AF60-LR 1 G ceiling the 2 G radios no longer limit Tower A (the generated
+    // 1000 Mbps site links do).
+    assert_eq!(rates_of(&imp.network, "Tower A"), (1_000_000, 1_000_000));
+    assert_eq!(rates_of(&imp.network, "B-AP"), (132_000, 88_000));
+}
+
+/// The station's slowest port caps the plan (a plain `speed` counts when the port is
+/// `connected`); a router next to a station, or a router alone, does not.
+#[test]
+fn uisp_ethernet_port_caps_follow_the_station_cpe() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp = import(&ring_docs(), &ring_config(dir.path(), "", "")).unwrap();
+    let acme = circuit(&imp, "s-k3");
+    // Plan 300 × 1.15 = 345 capped to 0.94 × 100; min 294 follows the cap.
+    assert_eq!((acme.download_max, acme.upload_max), (RateKbit(94_000), RateKbit(94_000)));
+    assert_eq!((acme.download_min, acme.upload_min), (RateKbit(94_000), RateKbit(94_000)));
+    let solo = circuit(&imp, "s-k4");
+    assert_eq!((solo.download_min, solo.download_max), (RateKbit(294_000), RateKbit(345_000)));
+    let jorge = circuit(&imp, "s-k1");
+    assert_eq!((jorge.download_min, jorge.download_max), (RateKbit(98_000), RateKbit(115_000)));
+
+    let imp =
+        import(&ring_docs(), &ring_config(dir.path(), "ethernet_port_limit_multiplier = 0.9", ""))
+            .unwrap();
+    assert_eq!(circuit(&imp, "s-k3").download_max, RateKbit(90_000));
+    let imp =
+        import(&ring_docs(), &ring_config(dir.path(), "ethernet_port_limits_enabled = false", ""))
+            .unwrap();
+    assert_eq!(circuit(&imp, "s-k3").download_max, RateKbit(345_000));
+}
+
+#[test]
+fn uisp_exception_cpes_accept_libreqos_string_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp = import(
+        &ring_docs(),
+        &ring_config(
+            dir.path(),
+            "",
+            "exception_cpes = [\"Solo-Router:Tower C\", \"Rubio-CPE2:B-AP\"]",
+        ),
+    )
+    .unwrap();
+    assert_eq!(circuit(&imp, "s-k4").parent_node.as_deref(), Some("Tower C"));
+    assert_eq!(circuit(&imp, "s-k4").parent_node_id.as_deref(), Some("uisp:site:s-c"));
+    assert_eq!(circuit(&imp, "s-k2").parent_node.as_deref(), Some("B-AP"));
+}
+
+fn radio(id: &str, site: &str, role: &str, cap_mbps: u64) -> serde_json::Value {
+    let mode = if role == "ap" { "ap-ptp" } else { "sta-ptp" };
+    serde_json::json!({"identification":{"id":id,"hostname":id,"model":"AF-5XHD","type":"airFiber","role":role,"site":{"id":site}},
+        "overview":{"wirelessMode":mode,"downlinkCapacity":cap_mbps * 1_000_000,"uplinkCapacity":cap_mbps * 1_000_000}})
+}
+
+fn dlink(a: &str, b: &str) -> serde_json::Value {
+    serde_json::json!({"from":{"device":{"identification":{"id":a}}},"to":{"device":{"identification":{"id":b}}},"canDelete":true})
+}
+
+/// Mesh: Core–X 1000, Core–Z 100, X–Y 900, Z–Y 1000, X–Z 1000. A direct hop beats two fat
+/// ones (Z stays on the thin direct link, as in LibreQoS); among the two-hop paths to Y the
+/// fatter one (via X, thinnest 900) beats the one via Z (thinnest 100).
+#[tokio::test(flavor = "multi_thread")]
+async fn uisp_mesh_parents_follow_libreqos_route_costs() {
+    let site = |id: &str, name: &str, kind: &str| serde_json::json!({"id":id,"identification":{"id":id,"name":name,"type":kind}});
+    let sites = serde_json::json!([
+        site("m-core", "Core", "site"),
+        site("m-z", "Z", "site"),
+        site("m-y", "Y", "site"),
+        site("m-x", "X", "site"),
+        {"id":"m-k","identification":{"id":"m-k","name":"Mesh Client","type":"endpoint"},"qos":{"downloadSpeed":50000000,"uploadSpeed":10000000}},
+    ]);
+    let devices = serde_json::json!([
+        radio("core-x", "m-core", "ap", 1000), radio("x-core", "m-x", "station", 1000),
+        radio("core-z", "m-core", "ap", 100), radio("z-core", "m-z", "station", 100),
+        radio("z-y", "m-z", "ap", 1000), radio("y-z", "m-y", "station", 1000),
+        radio("x-y", "m-x", "ap", 900), radio("y-x", "m-y", "station", 900),
+        radio("x-z", "m-x", "ap", 1000), radio("z-x", "m-z", "station", 1000),
+        {"identification":{"id":"y-ap","hostname":"Y-AP","model":"LTU-Rocket","type":"ltu","role":"ap","site":{"id":"m-y"}},
+         "overview":{"wirelessMode":"ap-ptmp","downlinkCapacity":400000000,"uplinkCapacity":200000000}},
+        {"identification":{"id":"k-cpe","hostname":"K-CPE","role":"station","site":{"id":"m-k"}},"ipAddress":"100.64.20.1",
+         "attributes":{"apDevice":{"id":"y-ap"}}},
+    ]);
+    let links = serde_json::json!([
+        dlink("z-y", "y-z"),
+        dlink("x-z", "z-x"),
+        dlink("core-z", "z-core"),
+        dlink("x-y", "y-x"),
+        dlink("core-x", "x-core"),
+    ]);
+    let m = MockCrm::start().unwrap();
+    m.set(SITES, vec![Reply::json(sites.to_string())]);
+    m.set(DEVICES, vec![Reply::json(devices.to_string())]);
+    m.set(LINKS, vec![Reply::json(links.to_string())]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        config(dir.path(), &uisp_section(&m.url(), "").replace("site = \"\"", "site = \"Core\""));
+    let imp = pull_and_import(Crm::Uisp, &cfg, &fast_http()).await.unwrap();
+    assert_eq!(paths(&imp.network), ["Z", "X", "X/Y", "X/Y/Y-AP"]);
+    assert_eq!(rates_of(&imp.network, "Z"), (100_000, 100_000));
+    assert_eq!(rates_of(&imp.network, "Y"), (900_000, 900_000));
+    assert_eq!(circuit(&imp, "m-k").parent_node.as_deref(), Some("Y-AP"));
+    publish(&cfg, &imp, PublishOptions::default()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap();
+    assert!(csv.contains("m-k,Mesh Client,k-cpe,K-CPE,Y-AP,uisp:device:y-ap,"), "{csv}");
+}
+
+#[test]
+fn uisp_bad_option_values_are_refused_with_their_line() {
+    let text = "version = \"1.5\"\n[uisp_integration]\nenable_uisp = false\nairmax_flexible_frame_download_ratio = 1.5\nexception_cpes = [\"no-colon\"]\n[integration_common]\nethernet_port_limit_multiplier = 0\n";
+    let (_, diags) = lqos_config::parse_config_str(text, std::path::Path::new("/t/lqos.conf"));
+    let d: Vec<String> = diags.iter().filter(|d| d.is_error()).map(ToString::to_string).collect();
+    assert!(
+        d.iter().any(|x| x.contains(":4") && x.contains("airmax_flexible_frame_download_ratio")),
+        "{d:#?}"
+    );
+    assert!(
+        d.iter().any(|x| x.contains(":5") && x.contains("\"no-colon\" is not \"cpe:parent\"")),
+        "{d:#?}"
+    );
+    assert!(
+        d.iter().any(|x| x.contains(":7") && x.contains("ethernet_port_limit_multiplier")),
+        "{d:#?}"
+    );
 }
