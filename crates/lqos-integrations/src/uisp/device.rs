@@ -74,7 +74,7 @@ pub fn parse_speed_mbps(text: &str) -> Option<u64> {
     }
     let mult = if t.contains("gbps") || t.ends_with('g') { 1000.0 } else { 1.0 };
     let mbps = (n * mult).round();
-    (mbps >= 1.0 && mbps < 1e12).then_some(mbps as u64)
+    (1.0..1e12).contains(&mbps).then_some(mbps as u64)
 }
 
 fn is_wireless_kind(kind: &str) -> bool {
