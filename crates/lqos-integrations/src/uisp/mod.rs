@@ -334,6 +334,24 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
 
     // 4. Client → AP (LibreQoS order: apDevice, then device data-links, then site data-links;
     //    within each, the last match wins).
+    let mut links_by_device: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut links_by_site: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (li, l) in links.iter().enumerate() {
+        for end in [l.from.as_ref(), l.to.as_ref()].into_iter().flatten() {
+            if let Some(d) = end.device_id() {
+                let v = links_by_device.entry(d).or_default();
+                if v.last() != Some(&li) {
+                    v.push(li);
+                }
+            }
+            if let Some(si) = end.site_id() {
+                let v = links_by_site.entry(si).or_default();
+                if v.last() != Some(&li) {
+                    v.push(li);
+                }
+            }
+        }
+    }
     let mut client_ap: HashMap<usize, usize> = HashMap::new();
     for (si, s) in sites.iter().enumerate().filter(|(_, s)| s.client) {
         let own = &site_devices[si];
@@ -348,7 +366,8 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             }
             if found.is_none() {
                 let my_id = devices[di].id();
-                for l in &links {
+                let mine = my_id.and_then(|id| links_by_device.get(id)).map(Vec::as_slice);
+                for l in mine.unwrap_or(&[]).iter().filter_map(|&li| links.get(li)) {
                     let (Some(f), Some(t)) = (l.from.as_ref(), l.to.as_ref()) else { continue };
                     if f.device_id().is_some()
                         && f.device_id() == my_id
@@ -366,7 +385,8 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
             }
         }
         if found.is_none() {
-            for l in &links {
+            let mine = links_by_site.get(s.id.as_str()).map(Vec::as_slice);
+            for l in mine.unwrap_or(&[]).iter().filter_map(|&li| links.get(li)) {
                 let (Some(f), Some(t)) = (l.from.as_ref(), l.to.as_ref()) else { continue };
                 if f.site_id() == Some(s.id.as_str())
                     && let Some(ap) = elsewhere(t.device_id())
@@ -690,9 +710,23 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
                 Some(i) => parent = Some(i),
                 None => warnings.push(Diagnostic::warning(
                     LABEL,
-                    format!("exception_cpes: parent '{forced}' of '{}' is not an AP or site of the import; ignored", d.circuit.name),
+                    format!("exception_cpes: parent '{forced}' of '{}' is not an AP or a non-root site of the import; ignored", d.circuit.name),
                 ).field("uisp_integration.exception_cpes")),
             }
+        }
+        if parent.is_none()
+            && let Some(ap) = d.ap
+            && matches!(mode, TopologyStrategy::Full | TopologyStrategy::ApSite)
+        {
+            warnings.push(Diagnostic::warning(
+                LABEL,
+                format!(
+                    "client '{}' ({}): its AP '{}' is not in an infrastructure site; placed under '{ORPHANS_NODE}'",
+                    d.circuit.name,
+                    sites[d.site].id,
+                    devices[ap].name()
+                ),
+            ));
         }
         if parent.is_none() && d.ap.is_none() {
             warnings.push(Diagnostic::warning(
