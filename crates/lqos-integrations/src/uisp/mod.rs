@@ -846,6 +846,29 @@ fn a_is_ap(a: &DeviceRaw, b: &DeviceRaw, a_id: &str, b_id: &str) -> Option<bool>
     }
 }
 
+/// Capacity of a data-link per direction (a → b, b → a): the smaller of the two ends' figures
+/// for the AP → station (download) and station → AP (upload) directions; `None` when
+/// neither end is recognisably the AP.
+fn directed_caps(
+    a: &DeviceRaw,
+    b: &DeviceRaw,
+    cap_a: (u64, u64),
+    cap_b: (u64, u64),
+    generated: (u64, u64),
+) -> Option<(u64, u64)> {
+    let a_ap = a_is_ap(a, b, a.id().unwrap_or_default(), b.id().unwrap_or_default())?;
+    let (ap, st) = if a_ap { (cap_a, cap_b) } else { (cap_b, cap_a) };
+    let mut down = ap.0.min(st.0);
+    let mut up = ap.1.min(st.1);
+    if down < 1 {
+        down = generated.0;
+    }
+    if up < 1 {
+        up = generated.1;
+    }
+    Some(if a_ap { (down, up) } else { (up, down) })
+}
+
 impl FullTopology<'_> {
     fn is_infra(&self, si: usize) -> bool {
         self.sites.get(si).is_some_and(|s| !s.client)
@@ -963,19 +986,14 @@ impl FullTopology<'_> {
             }
             let (a, b) = (&self.devices[ai], &self.devices[bi]);
             let (ca, cb) = (&self.caps[ai], &self.caps[bi]);
-            let (ab, ba) = match a_is_ap(a, b, a_id, b_id) {
-                Some(a_ap) => {
-                    let (ap, st) = if a_ap { (ca, cb) } else { (cb, ca) };
-                    let mut down = ap.down.min(st.down);
-                    let mut up = ap.up.min(st.up);
-                    if down < 1 {
-                        down = self.generated.0;
-                    }
-                    if up < 1 {
-                        up = self.generated.1;
-                    }
-                    if a_ap { (down, up) } else { (up, down) }
-                }
+            let (ab, ba) = match directed_caps(
+                a,
+                b,
+                (ca.down, ca.up),
+                (cb.down, cb.up),
+                self.generated,
+            ) {
+                Some(c) => c,
                 None => {
                     warnings.push(Diagnostic::warning(
                         LABEL,
@@ -1147,6 +1165,40 @@ impl FullTopology<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(id: &str, role: Option<&str>, mode: Option<&str>, ap: Option<&str>) -> DeviceRaw {
+        serde_json::from_value(serde_json::json!({
+            "identification": {"id": id, "hostname": id, "role": role},
+            "overview": {"wirelessMode": mode},
+            "attributes": ap.map(|a| serde_json::json!({"apDevice": {"id": a}})),
+        }))
+        .unwrap()
+    }
+
+    // The four expectations of LibreQoS's `full2/directionality.rs` tests.
+    #[test]
+    fn attribute_orientation_is_stable_under_argument_order() {
+        let (ap, sta) = (raw("ap", None, None, None), raw("sta", None, None, Some("ap")));
+        let g = (999, 888);
+        assert_eq!(directed_caps(&sta, &ap, (180, 60), (200, 50), g), Some((50, 180)));
+        assert_eq!(directed_caps(&ap, &sta, (200, 50), (180, 60), g), Some((180, 50)));
+    }
+
+    #[test]
+    fn role_and_wireless_mode_orientation() {
+        let (ap, sta) =
+            (raw("ap", Some("ap"), None, None), raw("sta", Some("station"), None, None));
+        assert_eq!(directed_caps(&ap, &sta, (300, 80), (250, 120), (1, 1)), Some((250, 80)));
+        let (ap, sta) =
+            (raw("ap", None, Some("ap-ptmp"), None), raw("sta", None, Some("sta-ptmp"), None));
+        assert_eq!(directed_caps(&ap, &sta, (400, 90), (350, 100), (1, 1)), Some((350, 90)));
+    }
+
+    #[test]
+    fn ambiguous_links_have_no_orientation() {
+        let (a, b) = (raw("a", None, None, None), raw("b", None, None, None));
+        assert_eq!(directed_caps(&a, &b, (100, 100), (100, 100), (1, 1)), None);
+    }
 
     #[test]
     fn api_base_appends_path_once() {
