@@ -888,6 +888,15 @@ impl FullTopology<'_> {
                 })
             })
             .flatten();
+        if !u.site.trim().is_empty() && configured.is_none() {
+            return Err(ImportError::Data {
+                crm: Crm::Uisp,
+                cause: format!(
+                    "root site '{}' (`site` in [uisp_integration]) is not an infrastructure site in UISP",
+                    u.site
+                ),
+            });
+        }
         let roots: Vec<usize> = match configured {
             Some(r) => vec![r],
             None => {

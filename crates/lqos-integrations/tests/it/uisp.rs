@@ -490,3 +490,77 @@ fn uisp_bad_option_values_are_refused_with_their_line() {
         "{d:#?}"
     );
 }
+
+fn small_uisp(
+    sites: serde_json::Value,
+    devices: serde_json::Value,
+    links: serde_json::Value,
+) -> UispDocs {
+    UispDocs { sites, devices, data_links: links, routes: None }
+}
+
+/// A site with no radio path falls back to its UISP parent (lqos; LibreQoS orphans it), one
+/// with neither goes under Orphans; a client whose AP sits in a client site goes under Orphans.
+#[test]
+fn uisp_sites_without_a_radio_path_and_aps_outside_the_tree() {
+    let sites = serde_json::json!([
+        {"id":"c","identification":{"id":"c","name":"Core","type":"site"}},
+        {"id":"i","identification":{"id":"i","name":"Island","type":"site","parent":{"id":"c"}}},
+        {"id":"l","identification":{"id":"l","name":"Lost","type":"site"}},
+        {"id":"k1","identification":{"id":"k1","name":"Relay Client","type":"endpoint"}},
+        {"id":"k2","identification":{"id":"k2","name":"Behind Relay","type":"endpoint"}},
+    ]);
+    let devices = serde_json::json!([
+        {"identification":{"id":"gw","hostname":"GW","role":"router","site":{"id":"c"}}},
+        {"identification":{"id":"relay","hostname":"Relay-AP","role":"ap","site":{"id":"k1"}},"ipAddress":"100.64.30.1"},
+        {"identification":{"id":"cpe","hostname":"Behind-CPE","role":"station","site":{"id":"k2"}},"ipAddress":"100.64.30.2",
+         "attributes":{"apDevice":{"id":"relay"}}},
+    ]);
+    let links = serde_json::json!([{"from":{"device":{"identification":{"id":"gw"}},"site":{"identification":{"id":"c"}}},"to":{"device":{"identification":{"id":"gw"}}},"canDelete":false}]);
+    let dir = tempfile::tempdir().unwrap();
+    let imp = import(
+        &small_uisp(sites, devices, links),
+        &config(dir.path(), &uisp_section("http://uisp.invalid", "")),
+    )
+    .unwrap();
+    assert_eq!(paths(&imp.network), ["Orphans", "Orphans/Lost", "Island"]);
+    assert_eq!(circuit(&imp, "k2").parent_node.as_deref(), Some("Orphans"));
+    let w: Vec<String> = imp.warnings.iter().map(ToString::to_string).collect();
+    assert!(w.iter().any(|x| x.contains("site 'Lost' has no path to the root site")), "{w:#?}");
+    assert!(
+        w.iter().any(|x| x.contains("its AP 'Relay-AP' is not in an infrastructure site")),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn uisp_root_site_is_configured_detected_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A configured root that UISP does not have: refused, naming the key.
+    let cfg = ring_config(dir.path(), "", "").clone();
+    let mut bad = cfg.clone();
+    bad.uisp.as_mut().unwrap().site = "Nowhere".into();
+    let err = import(&ring_docs(), &bad).unwrap_err().to_string();
+    assert!(err.contains("root site 'Nowhere'") && err.contains("[uisp_integration]"), "{err}");
+    // No configured root and no Internet link: refused with the fix.
+    let mut docs = ring_docs();
+    docs.data_links.as_array_mut().unwrap().retain(|l| l["canDelete"] != false);
+    let err = import(&docs, &cfg).unwrap_err().to_string();
+    assert!(err.contains("no root site") && err.contains("set `site`"), "{err}");
+    // Configured by name: the same tree as the detected root.
+    let mut named = cfg.clone();
+    named.uisp.as_mut().unwrap().site = "Core".into();
+    assert_eq!(
+        paths(&import(&docs, &named).unwrap().network),
+        paths(&import(&ring_docs(), &cfg).unwrap().network)
+    );
+    // Two Internet links: both roots are top-level nodes at the uplink rates.
+    let mut two = ring_docs();
+    two.data_links.as_array_mut().unwrap().push(serde_json::json!(
+        {"from":{"device":{"identification":{"id":"d-c-core"}},"site":{"identification":{"id":"s-c"}}},"to":{"device":{"identification":{"id":"d-c-core"}}},"canDelete":false}));
+    let imp = import(&two, &cfg).unwrap();
+    let tops: Vec<&str> =
+        imp.network.roots.iter().map(|&r| imp.network.nodes[r].name.as_str()).collect();
+    assert_eq!(tops, ["Core", "Tower C"]);
+    assert_eq!(rates_of(&imp.network, "Core"), (2_000_000, 1_000_000));
+}
