@@ -59,8 +59,8 @@ use raw::{DeviceRaw, Link, Qos, Site, parse_list};
 
 /// Name of the generated node for clients without an AP and sites without a path to the root.
 pub const ORPHANS_NODE: &str = "Orphans";
-/// Name of the synthetic root when several sites have an Internet link (never emitted).
-pub const INSERTED_ROOT: &str = "INSERTED_INTERNET";
+/// Its stable id (LibreQoS's id for its generated Orphans site).
+pub const ORPHANS_ID: &str = "libreqos:generated:uisp:site:orphans";
 /// Rate of a suspended client under `suspended_strategy = "slow"`, Mbps.
 pub const SUSPENDED_SLOW_MBPS: f64 = 0.1;
 const LABEL: &str = "UISP";
@@ -603,7 +603,7 @@ pub fn import(docs: &UispDocs, config: &Config) -> Result<Import, ImportError> {
     let mut orphans: Option<usize> = None;
     let orphans_build = |names: &mut UniqueNames| BuildNode {
         name: names.claim(ORPHANS_NODE, "generated"),
-        id: Some("uisp:site:orphans".into()),
+        id: Some(ORPHANS_ID.into()),
         node_type: "site",
         download: gen_rates.0,
         upload: gen_rates.1,
