@@ -564,3 +564,62 @@ fn uisp_root_site_is_configured_detected_or_refused() {
     assert_eq!(tops, ["Core", "Tower C"]);
     assert_eq!(rates_of(&imp.network, "Core"), (2_000_000, 1_000_000));
 }
+
+/// Whatever UISP sends — numbers out of range, wrong types, missing or empty fields, a link
+/// to itself — the import answers (maybe with an error) and never panics.
+#[test]
+fn uisp_import_survives_mangled_answers() {
+    fn mangle(v: &mut serde_json::Value, seed: &mut u64) {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let pick = (*seed >> 33) % 11;
+        match v {
+            serde_json::Value::Object(m) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    if pick == 0 {
+                        m.remove(&k);
+                    } else if let Some(x) = m.get_mut(&k) {
+                        mangle(x, seed);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mangle(x, seed)),
+            serde_json::Value::Number(_) => {
+                *v = match pick {
+                    1 => serde_json::json!(-1),
+                    2 => serde_json::json!(1e300),
+                    3 => serde_json::json!(0),
+                    4 => serde_json::json!(u64::MAX),
+                    5 => serde_json::json!("12"),
+                    _ => v.clone(),
+                }
+            }
+            serde_json::Value::String(s) => {
+                *v = match pick {
+                    1 => serde_json::json!(""),
+                    2 => serde_json::json!("d-core-a"),
+                    3 => serde_json::json!(7),
+                    4 => serde_json::json!("999999999999999999999gbps"),
+                    5 => serde_json::json!("ap-ptmp"),
+                    6 => serde_json::json!(s.repeat(3)),
+                    _ => v.clone(),
+                }
+            }
+            _ => {}
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ring_config(dir.path(), "", "use_ptmp_as_parent = true");
+    let mut seed = 42u64;
+    for _ in 0..300 {
+        let mut d = ring_docs();
+        mangle(&mut d.sites, &mut seed);
+        mangle(&mut d.devices, &mut seed);
+        mangle(&mut d.data_links, &mut seed);
+        d.routes = Some(lqos_integrations::uisp::RoutesFile {
+            path: "r.csv".into(),
+            text: "Tower A,Tower B,4294967295\n\"unterminated,x,1\n,,\n".into(),
+        });
+        let _ = import(&d, &cfg);
+    }
+}
