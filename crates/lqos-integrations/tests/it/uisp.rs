@@ -623,3 +623,67 @@ fn uisp_import_survives_mangled_answers() {
         let _ = import(&d, &cfg);
     }
 }
+
+/// Scale check (prints numbers, asserts only the result's shape): a meshed network of
+/// `SITES` towers (each linked to the next two) with `PER_SITE` clients each. The baseline is
+/// the cost of turning the same answers into text and back (what pulling them costs at
+/// least), measured in the same run.
+/// Run: `cargo test -p lqos-integrations --test it uisp_import_scale -- --ignored --nocapture`
+#[test]
+#[ignore = "prints a measurement; run by hand"]
+fn uisp_import_scale() {
+    const SITES: usize = 400;
+    const PER_SITE: usize = 25;
+    let mut sites = vec![
+        serde_json::json!({"id":"s0","identification":{"id":"s0","name":"Core","type":"site"}}),
+    ];
+    let mut devices = Vec::new();
+    let mut links = Vec::new();
+    for i in 1..=SITES {
+        sites.push(serde_json::json!({"id":format!("s{i}"),"identification":{"id":format!("s{i}"),"name":format!("Tower {i}"),"type":"site"}}));
+        devices.push(serde_json::json!({"identification":{"id":format!("ap{i}"),"hostname":format!("AP{i}"),"role":"ap","site":{"id":format!("s{i}")}},
+            "overview":{"wirelessMode":"ap-ptmp","downlinkCapacity":300000000,"uplinkCapacity":100000000}}));
+        for back in 1..=2usize {
+            if i >= back {
+                let (j, cap) = (i - back, 1000 - 100 * back as u64 - (i as u64 % 7));
+                devices.push(radio(&format!("r{i}-{j}a"), &format!("s{j}"), "ap", cap));
+                devices.push(radio(&format!("r{i}-{j}b"), &format!("s{i}"), "station", cap));
+                links.push(dlink(&format!("r{i}-{j}a"), &format!("r{i}-{j}b")));
+            }
+        }
+        for k in 0..PER_SITE {
+            let id = format!("c{i}-{k}");
+            sites.push(serde_json::json!({"id":id,"identification":{"id":id,"name":format!("Client {i} {k}"),"type":"endpoint"},
+                "qos":{"downloadSpeed":100000000,"uploadSpeed":20000000}}));
+            devices.push(serde_json::json!({"identification":{"id":format!("d{id}"),"hostname":format!("CPE {id}"),"role":"station","site":{"id":id}},
+                "ipAddress":format!("100.{}.{}.{}", 64 + i / 250, i % 250, k + 1),"attributes":{"apDevice":{"id":format!("ap{i}")}}}));
+        }
+    }
+    let docs = small_uisp(sites.into(), devices.into(), links.into());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &uisp_section("http://uisp.invalid", "").replace("site = \"\"", "site = \"Core\""),
+    );
+    let t = std::time::Instant::now();
+    let text = (docs.sites.to_string(), docs.devices.to_string(), docs.data_links.to_string());
+    let _back: (serde_json::Value, serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&text.0).unwrap(),
+        serde_json::from_str(&text.1).unwrap(),
+        serde_json::from_str(&text.2).unwrap(),
+    );
+    let baseline = t.elapsed();
+    let t = std::time::Instant::now();
+    let imp = import(&docs, &cfg).unwrap();
+    let took = t.elapsed();
+    assert_eq!(imp.circuits.len(), SITES * PER_SITE);
+    println!(
+        "uisp import: {} sites, {} circuits, {} nodes: import {:.1} ms, JSON round trip {:.1} ms, ratio {:.2}",
+        SITES + 1,
+        imp.circuits.len(),
+        imp.network.nodes.len(),
+        took.as_secs_f64() * 1e3,
+        baseline.as_secs_f64() * 1e3,
+        took.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+    );
+}
