@@ -22,9 +22,14 @@
 //!   `ethernet_port_limit_multiplier` × its speed. `suspended_strategy`: `none` shapes
 //!   normally, `ignore` leaves the client out, `slow` shapes it at 0.1 Mbps.
 //! - radio capacity: see [`device`] (airMax flexible frame, 5AC/LTU factors, transport caps).
+//!
+//! Every difference from LibreQoS, with its reason, is listed in [`parity`].
 
-mod device;
+pub mod device;
 pub mod graph;
+pub mod parity {
+    #![doc = include_str!("../../docs/uisp.md")]
+}
 pub mod naming;
 mod raw;
 pub mod routes;

@@ -631,6 +631,7 @@ fn uisp_import_survives_mangled_answers() {
 /// Run: `cargo test -p lqos-integrations --test it uisp_import_scale -- --ignored --nocapture`
 #[test]
 #[ignore = "prints a measurement; run by hand"]
+#[expect(clippy::print_stdout, reason = "a measurement is printed for the operator")]
 fn uisp_import_scale() {
     const SITES: usize = 400;
     const PER_SITE: usize = 25;
