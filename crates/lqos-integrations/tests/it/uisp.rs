@@ -197,6 +197,26 @@ fn serve_ring() -> MockCrm {
     m
 }
 
+/// What a ring import through the mock UISP published.
+struct Pulled {
+    imp: lqos_integrations::Import,
+    network: String,
+    csv: String,
+}
+
+/// Pulls the ring from a mock UISP with `common` lines in `[integration_common]` and
+/// `uisp_extra` in `[uisp_integration]`, publishes it and reads the files back.
+fn ring_pull(common: &str, uisp_extra: &str) -> Pulled {
+    let mock = serve_ring();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &format!("{common}\n{}", uisp_section(&mock.url(), uisp_extra)));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let imp = rt.block_on(pull_and_import(Crm::Uisp, &cfg, &fast_http())).unwrap();
+    publish(&cfg, &imp, PublishOptions::default()).unwrap();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+    Pulled { network: read("network.json"), csv: read("ShapedDevices.csv"), imp }
+}
+
 /// `integration_common` lines first, then the UISP section with `uisp_extra`.
 fn ring_config(dir: &std::path::Path, common: &str, uisp_extra: &str) -> lqos_config::Config {
     config(dir, &format!("{common}\n{}", uisp_section("http://uisp.invalid", uisp_extra)))
@@ -244,8 +264,15 @@ async fn uisp_ring_parents_follow_the_fattest_equal_hop_path() {
 
 #[test]
 fn uisp_ring_names_follow_libreqos() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp = import(&ring_docs(), &ring_config(dir.path(), "", "")).unwrap();
+    let p = ring_pull("", "");
+    for row in [
+        "\ns-k1,Jorge Rubio (5 Pine St),d-k1,",
+        "\ns-k2,Jorge Rubio (Home 200),d-k2,",
+        "\ns-k3,\"Acme, LLC\",d-k3a,",
+    ] {
+        assert!(p.csv.contains(row), "{row}\n{}", p.csv);
+    }
+    let imp = p.imp;
     // Both "Rubio, Jorge" become "Jorge Rubio", then each gets its disambiguator: the first
     // address segment, else the service name.
     assert_eq!(circuit(&imp, "s-k1").name, "Jorge Rubio (5 Pine St)");
@@ -261,9 +288,9 @@ fn uisp_ring_names_follow_libreqos() {
 
 #[test]
 fn uisp_circuit_name_as_address_uses_the_site_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp = import(&ring_docs(), &ring_config(dir.path(), "circuit_name_as_address = true", ""))
-        .unwrap();
+    let p = ring_pull("circuit_name_as_address = true", "");
+    assert!(p.csv.contains("\ns-k1,\"5 Pine St, Town\",d-k1,Rubio-CPE1,B-AP,"), "{}", p.csv);
+    let imp = p.imp;
     assert_eq!(circuit(&imp, "s-k1").name, "5 Pine St, Town");
     // No address: the site name stays.
     assert_eq!(circuit(&imp, "s-k2").name, "Jorge Rubio (Home 200)");
@@ -308,9 +335,12 @@ async fn uisp_routes_file_overrides_the_ring_and_reports_bad_lines() {
 
 #[test]
 fn uisp_use_ptmp_as_parent_hangs_a_site_under_its_feeding_ap() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp =
-        import(&ring_docs(), &ring_config(dir.path(), "", "use_ptmp_as_parent = true")).unwrap();
+    let p = ring_pull("", "use_ptmp_as_parent = true");
+    let net: serde_json::Value = serde_json::from_str(&p.network).unwrap();
+    let ap = &net["Tower A"]["children"]["A-to-B"];
+    assert_eq!((ap["id"].as_str(), ap["type"].as_str()), (Some("uisp:device:d-a-b"), Some("ap")));
+    assert!(ap["children"]["Tower B"]["children"]["B-AP"].is_object(), "{}", p.network);
+    let imp = p.imp;
     assert_eq!(
         paths(&imp.network),
         [
@@ -327,28 +357,21 @@ fn uisp_use_ptmp_as_parent_hangs_a_site_under_its_feeding_ap() {
 
 #[test]
 fn uisp_squash_sites_moves_children_up_unless_protected() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp =
-        import(&ring_docs(), &ring_config(dir.path(), "", "squash_sites = [\"Tower A\"]")).unwrap();
+    let p = ring_pull("", "squash_sites = [\"Tower A\"]");
+    assert!(!p.network.contains("\"Tower A\""), "{}", p.network);
+    let imp = p.imp;
     assert_eq!(paths(&imp.network), ["Tower B", "Tower B/B-AP", "Tower C", "A-AP"]);
-    let imp = import(
-        &ring_docs(),
-        &ring_config(
-            dir.path(),
-            "",
-            "squash_sites = [\"Tower A\"]\ndo_not_squash_sites = [\"Tower A\"]",
-        ),
-    )
-    .unwrap();
+    let imp =
+        ring_pull("", "squash_sites = [\"Tower A\"]\ndo_not_squash_sites = [\"Tower A\"]").imp;
     assert!(imp.network.find_by_name("Tower A").is_some());
 }
 
 #[test]
 fn uisp_ignore_calculated_capacity_uses_generated_rates() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp =
-        import(&ring_docs(), &ring_config(dir.path(), "", "ignore_calculated_capacity = true"))
-            .unwrap();
+    let p = ring_pull("", "ignore_calculated_capacity = true");
+    let net: serde_json::Value = serde_json::from_str(&p.network).unwrap();
+    assert_eq!(net["Tower C"]["downloadBandwidthMbps"], 1000, "{}", p.network);
+    let imp = p.imp;
     for n in ["Tower A", "Tower B", "Tower C", "B-AP", "A-AP"] {
         assert_eq!(rates_of(&imp.network, n), (1_000_000, 1_000_000), "{n}");
     }
@@ -356,16 +379,21 @@ fn uisp_ignore_calculated_capacity_uses_generated_rates() {
 
 #[test]
 fn uisp_transport_caps_and_airmax_ratio_are_configurable() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp = import(
-        &ring_docs(),
-        &ring_config(
-            dir.path(),
-            "",
-            "infrastructure_transport_caps_enabled = false\nairmax_flexible_frame_download_ratio = 0.6",
+    let p = ring_pull(
+        "",
+        "infrastructure_transport_caps_enabled = false\nairmax_flexible_frame_download_ratio = 0.6",
+    );
+    let net: serde_json::Value = serde_json::from_str(&p.network).unwrap();
+    assert_eq!(
+        (
+            &net["Tower A"]["children"]["Tower B"]["children"]["B-AP"]["downloadBandwidthMbps"],
+            &net["Tower A"]["downloadBandwidthMbps"]
         ),
-    )
-    .unwrap();
+        (&serde_json::json!(132), &serde_json::json!(1000)),
+        "{}",
+        p.network
+    );
+    let imp = p.imp;
     // Without the AF60-LR 1 G ceiling the 2 G radios no longer limit Tower A (the generated
     // 1000 Mbps site links do).
     assert_eq!(rates_of(&imp.network, "Tower A"), (1_000_000, 1_000_000));
@@ -376,8 +404,14 @@ fn uisp_transport_caps_and_airmax_ratio_are_configurable() {
 /// `connected`); a router next to a station, or a router alone, does not.
 #[test]
 fn uisp_ethernet_port_caps_follow_the_station_cpe() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp = import(&ring_docs(), &ring_config(dir.path(), "", "")).unwrap();
+    let p = ring_pull("", "");
+    for row in [
+        "\ns-k3,\"Acme, LLC\",d-k3a,Acme-CPE,A-AP,uisp:device:d-a-ap,,24:5A:4C:00:10:03,100.64.10.3/32,,94,94,94,94,,",
+        "\ns-k4,Solo Router,d-k4,Solo-Router,B-AP,uisp:device:d-b-ap,,24:5A:4C:00:10:05,100.64.10.5/32,,294,294,345,345,,",
+    ] {
+        assert!(p.csv.contains(row), "{row}\n{}", p.csv);
+    }
+    let imp = p.imp;
     let acme = circuit(&imp, "s-k3");
     // Plan 300 × 1.15 = 345 capped to 0.94 × 100; min 294 follows the cap.
     assert_eq!((acme.download_max, acme.upload_max), (RateKbit(94_000), RateKbit(94_000)));
@@ -387,28 +421,21 @@ fn uisp_ethernet_port_caps_follow_the_station_cpe() {
     let jorge = circuit(&imp, "s-k1");
     assert_eq!((jorge.download_min, jorge.download_max), (RateKbit(98_000), RateKbit(115_000)));
 
-    let imp =
-        import(&ring_docs(), &ring_config(dir.path(), "ethernet_port_limit_multiplier = 0.9", ""))
-            .unwrap();
+    let imp = ring_pull("ethernet_port_limit_multiplier = 0.9", "").imp;
     assert_eq!(circuit(&imp, "s-k3").download_max, RateKbit(90_000));
-    let imp =
-        import(&ring_docs(), &ring_config(dir.path(), "ethernet_port_limits_enabled = false", ""))
-            .unwrap();
+    let imp = ring_pull("ethernet_port_limits_enabled = false", "").imp;
     assert_eq!(circuit(&imp, "s-k3").download_max, RateKbit(345_000));
 }
 
 #[test]
 fn uisp_exception_cpes_accept_libreqos_string_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let imp = import(
-        &ring_docs(),
-        &ring_config(
-            dir.path(),
-            "",
-            "exception_cpes = [\"Solo-Router:Tower C\", \"Rubio-CPE2:B-AP\"]",
-        ),
-    )
-    .unwrap();
+    let p = ring_pull("", "exception_cpes = [\"Solo-Router:Tower C\", \"Rubio-CPE2:B-AP\"]");
+    assert!(
+        p.csv.contains("\ns-k4,Solo Router,d-k4,Solo-Router,Tower C,uisp:site:s-c,"),
+        "{}",
+        p.csv
+    );
+    let imp = p.imp;
     assert_eq!(circuit(&imp, "s-k4").parent_node.as_deref(), Some("Tower C"));
     assert_eq!(circuit(&imp, "s-k4").parent_node_id.as_deref(), Some("uisp:site:s-c"));
     assert_eq!(circuit(&imp, "s-k2").parent_node.as_deref(), Some("B-AP"));
