@@ -53,6 +53,8 @@ pub struct Routes {
     pub reached: Vec<bool>,
     /// The thinnest hop on the path (Mbps); `u64::MAX` for the root.
     pub min_cap: Vec<u64>,
+    /// The path's cost (`u64::MAX` when unreachable).
+    pub cost: Vec<u64>,
 }
 
 impl Graph {
@@ -130,7 +132,12 @@ impl Graph {
                 min_cap[v] = min_cap[p].min(via_cap[v]);
             }
         }
-        Routes { prev, reached: done, min_cap }
+        let cost = best
+            .iter()
+            .zip(&done)
+            .map(|(b, d)| if *d { b.map_or(u64::MAX, |b| b.0) } else { u64::MAX })
+            .collect();
+        Routes { prev, reached: done, min_cap, cost }
     }
 }
 

@@ -1088,6 +1088,17 @@ impl FullTopology<'_> {
         }
         let from = g.from_root(root);
         let to = g.to_root(root);
+        for (si, &sn) in (0..self.sites.len()).filter_map(|si| site_g.get(&si).map(|n| (si, n))) {
+            if from.cost.get(sn).is_some_and(|&c| c >= FALLBACK_COST && c != u64::MAX) {
+                warnings.push(Diagnostic::warning(
+                    LABEL,
+                    format!(
+                        "site '{}' has no radio path to the root site; placed by its UISP parent site",
+                        self.site_names[si]
+                    ),
+                ));
+            }
+        }
 
         // What is emitted.
         let single_root = (roots.len() == 1).then(|| roots[0]);

@@ -555,6 +555,10 @@ fn uisp_sites_without_a_radio_path_and_aps_outside_the_tree() {
     let w: Vec<String> = imp.warnings.iter().map(ToString::to_string).collect();
     assert!(w.iter().any(|x| x.contains("site 'Lost' has no path to the root site")), "{w:#?}");
     assert!(
+        w.iter().any(|x| x.contains("site 'Island' has no radio path to the root site")),
+        "{w:#?}"
+    );
+    assert!(
         w.iter().any(|x| x.contains("its AP 'Relay-AP' is not in an infrastructure site")),
         "{w:#?}"
     );
