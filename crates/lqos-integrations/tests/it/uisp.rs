@@ -406,16 +406,17 @@ fn uisp_transport_caps_and_airmax_ratio_are_configurable() {
 fn uisp_ethernet_port_caps_follow_the_station_cpe() {
     let p = ring_pull("", "");
     for row in [
-        "\ns-k3,\"Acme, LLC\",d-k3a,Acme-CPE,A-AP,uisp:device:d-a-ap,,24:5A:4C:00:10:03,100.64.10.3/32,,94,94,94,94,,",
+        "\ns-k3,\"Acme, LLC\",d-k3a,Acme-CPE,A-AP,uisp:device:d-a-ap,,24:5A:4C:00:10:03,100.64.10.3/32,,94,49,94,57.5,,",
         "\ns-k4,Solo Router,d-k4,Solo-Router,B-AP,uisp:device:d-b-ap,,24:5A:4C:00:10:05,100.64.10.5/32,,294,294,345,345,,",
     ] {
         assert!(p.csv.contains(row), "{row}\n{}", p.csv);
     }
     let imp = p.imp;
     let acme = circuit(&imp, "s-k3");
-    // Plan 300 × 1.15 = 345 capped to 0.94 × 100; min 294 follows the cap.
-    assert_eq!((acme.download_max, acme.upload_max), (RateKbit(94_000), RateKbit(94_000)));
-    assert_eq!((acme.download_min, acme.upload_min), (RateKbit(94_000), RateKbit(94_000)));
+    // Plan 300/50: 300 × 1.15 = 345 capped to 0.94 × 100 and min 294 follows the cap; the
+    // upload plan (50 × 1.15 = 57.5, min 49) is below the cap and stays (as in LibreQoS).
+    assert_eq!((acme.download_max, acme.upload_max), (RateKbit(94_000), RateKbit(57_500)));
+    assert_eq!((acme.download_min, acme.upload_min), (RateKbit(94_000), RateKbit(49_000)));
     let solo = circuit(&imp, "s-k4");
     assert_eq!((solo.download_min, solo.download_max), (RateKbit(294_000), RateKbit(345_000)));
     let jorge = circuit(&imp, "s-k1");
