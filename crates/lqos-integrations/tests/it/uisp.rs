@@ -207,8 +207,16 @@ struct Pulled {
 /// Pulls the ring from a mock UISP with `common` lines in `[integration_common]` and
 /// `uisp_extra` in `[uisp_integration]`, publishes it and reads the files back.
 fn ring_pull(common: &str, uisp_extra: &str) -> Pulled {
+    ring_pull_with_routes(common, uisp_extra, None)
+}
+
+/// [`ring_pull`] with an `integrationUISProutes.csv` in `lqos_directory`.
+fn ring_pull_with_routes(common: &str, uisp_extra: &str, routes: Option<&str>) -> Pulled {
     let mock = serve_ring();
     let dir = tempfile::tempdir().unwrap();
+    if let Some(r) = routes {
+        std::fs::write(dir.path().join("integrationUISProutes.csv"), r).unwrap();
+    }
     let cfg = config(dir.path(), &format!("{common}\n{}", uisp_section(&mock.url(), uisp_extra)));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let imp = rt.block_on(pull_and_import(Crm::Uisp, &cfg, &fast_http())).unwrap();
@@ -719,4 +727,17 @@ fn uisp_import_scale() {
         baseline.as_secs_f64() * 1e3,
         took.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
     );
+}
+
+/// LibreQoS matched route overrides against the radios' names; lqos accepts those too.
+#[test]
+fn uisp_routes_file_also_matches_radio_names() {
+    let p = ring_pull_with_routes("", "", Some("B-to-A,A-to-B,100\n"));
+    assert_eq!(
+        paths(&p.imp.network),
+        ["Tower A", "Tower A/A-AP", "Tower C", "Tower C/Tower B", "Tower C/Tower B/B-AP"]
+    );
+    // A cost below the default hop (10) makes the thin side preferred as well.
+    let p = ring_pull_with_routes("", "", Some("Tower C,Tower B,1\n"));
+    assert_eq!(paths(&p.imp.network)[3], "Tower C/Tower B");
 }
