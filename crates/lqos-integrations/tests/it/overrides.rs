@@ -69,7 +69,7 @@ async fn uisp_bandwidth_csv_is_applied_after_the_uisp_import() {
     write(
         dir.path(),
         "integrationSplynxBandwidths.csv",
-        "ParentNode,Download Mbps,Upload Mbps\nCore,1,1\n",
+        "ParentNode,Download Mbps,Upload Mbps\nCore-AP1,1,1\n",
     );
     let cfg = config(dir.path(), &uisp_section(&mock.url(), ""));
     let imp = pull_and_import(Crm::Uisp, &cfg, &fast_http()).await.unwrap();
@@ -79,7 +79,7 @@ async fn uisp_bandwidth_csv_is_applied_after_the_uisp_import() {
         let n = &imp.network.nodes[c];
         assert!(n.download.unwrap().0 <= 200_000 && n.upload.unwrap().0 <= 100_000, "{n:?}");
     }
-    assert_ne!(node_rates(&imp, "Core").0, 1_000);
+    assert_ne!(node_rates(&imp, "Core-AP1").0, 1_000);
 }
 
 /// `appendToShapedDevices.csv`: its rows are in every import's ShapedDevices.csv, and a bad
