@@ -288,7 +288,8 @@ struct RawFile<'a> {
 
 /// One JSON entry with its place, for `file:line: field` diagnostics.
 struct Entry<'a> {
-    text: &'a str,
+    /// Offsets of every `\n` in the file, for offset → line.
+    newlines: &'a [usize],
     raw: &'a str,
     offset: usize,
     value: Value,
@@ -296,18 +297,18 @@ struct Entry<'a> {
     index: usize,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+fn line_of(newlines: &[usize], offset: usize) -> usize {
+    newlines.partition_point(|&p| p < offset) + 1
 }
 
 impl Entry<'_> {
     fn line(&self) -> usize {
-        line_of(self.text, self.offset)
+        line_of(self.newlines, self.offset)
     }
     /// Line of `"key"` inside the entry, else the entry's line.
     fn key_line(&self, key: &str) -> usize {
         match self.raw.find(&format!("\"{key}\"")) {
-            Some(o) => line_of(self.text, self.offset + o),
+            Some(o) => line_of(self.newlines, self.offset + o),
             None => self.line(),
         }
     }
@@ -373,6 +374,8 @@ pub fn parse_overrides_json(text: &str, out: &mut Overrides, diags: &mut Vec<Dia
         // LibreQoS refuses an empty file; an empty file overrides nothing, so lqos accepts it.
         return;
     }
+    let newlines: Vec<usize> =
+        text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect();
     let raw: RawFile<'_> = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -385,17 +388,17 @@ pub fn parse_overrides_json(text: &str, out: &mut Overrides, diags: &mut Vec<Dia
             return;
         }
     };
-    for e in entries(text, &raw.persistent_devices, "persistent_devices", diags) {
+    for e in entries(text, &newlines, &raw.persistent_devices, "persistent_devices", diags) {
         if let Some(c) = persistent_device(&e, diags) {
             out.persistent.push((e.place(), c));
         }
     }
-    for e in entries(text, &raw.circuit_adjustments, "circuit_adjustments", diags) {
+    for e in entries(text, &newlines, &raw.circuit_adjustments, "circuit_adjustments", diags) {
         if let Some(a) = circuit_adjustment(&e, diags) {
             out.adjustments.push((e.place(), a));
         }
     }
-    for e in entries(text, &raw.network_adjustments, "network_adjustments", diags) {
+    for e in entries(text, &newlines, &raw.network_adjustments, "network_adjustments", diags) {
         match e.value.get("type").and_then(Value::as_str) {
             Some("adjust_site_speed") => {
                 let site_name = match e.value.get("site_name") {
@@ -446,6 +449,7 @@ pub fn parse_overrides_json(text: &str, out: &mut Overrides, diags: &mut Vec<Dia
 /// The entries of one list with their places; non-objects are errors.
 fn entries<'a>(
     text: &'a str,
+    newlines: &'a [usize],
     list: &[&'a RawValue],
     section: &'static str,
     diags: &mut Vec<Diagnostic>,
@@ -457,7 +461,7 @@ fn entries<'a>(
         // The raw value borrows from `text`, so its address gives its offset in the file.
         let offset = (raw.as_ptr() as usize).saturating_sub(base);
         let value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-        let e = Entry { text, raw, offset, value, section, index };
+        let e = Entry { newlines, raw, offset, value, section, index };
         if !e.value.is_object() {
             diags.push(
                 Diagnostic::error(LQOS_OVERRIDES, "is not an object")
@@ -749,13 +753,6 @@ fn apply_site_speeds(
     }
 }
 
-fn find_device(circuits: &[Circuit], device_id: &str) -> Option<(usize, usize)> {
-    circuits
-        .iter()
-        .enumerate()
-        .find_map(|(ci, c)| c.devices.iter().position(|d| d.id == device_id).map(|di| (ci, di)))
-}
-
 fn set_rates(c: &mut Circuit, r: &Rates, place: &Place, warnings: &mut Vec<Diagnostic>) {
     if let Some(v) = r.download_min {
         c.download_min = v;
@@ -776,65 +773,163 @@ fn set_rates(c: &mut Circuit, r: &Rates, place: &Place, warnings: &mut Vec<Diagn
     }
 }
 
-/// Adds `device` of circuit `template` to `circuits`: into the circuit with the same id, or
-/// as a new circuit. A device id already present elsewhere is replaced.
-fn upsert(circuits: &mut Vec<Circuit>, template: &Circuit) {
-    let Some(device) = template.devices.first() else { return };
-    let mut replaced_first = false;
-    if let Some((ci, di)) = find_device(circuits, &device.id) {
-        if circuits[ci].id == template.id {
-            circuits[ci].devices[di] = device.clone();
-            replaced_first = di == 0;
-        } else {
-            circuits[ci].devices.remove(di);
-            if circuits[ci].devices.is_empty() {
-                circuits.remove(ci);
-            }
-        }
-    }
-    match circuits.iter_mut().find(|c| c.id == template.id) {
-        Some(c) => {
-            if replaced_first {
-                // The circuit's fields come from its first row, now this device's.
-                let devices = std::mem::take(&mut c.devices);
-                *c = Circuit { devices, ..template.clone() };
-            } else if !c.devices.iter().any(|d| d.id == device.id) {
-                c.devices.push(device.clone());
-            }
-        }
-        None => circuits.push(template.clone()),
+/// A network as (family, first address, prefix length, family bits) for the index.
+fn net_key(n: &IpNet) -> (u8, u128, u8, u8) {
+    match n {
+        IpNet::V4(v) => (4, u128::from(u32::from(v.network())), v.prefix_len(), 32),
+        IpNet::V6(v) => (6, u128::from(v.network()), v.prefix_len(), 128),
     }
 }
 
-/// True when one of `a` and `b` contains the other.
-fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(b) || b.contains(a)
+/// `start` with only its first `len` of `bits` bits kept.
+fn truncate(start: u128, len: u8, bits: u8) -> u128 {
+    let host = u32::from(bits.saturating_sub(len));
+    if host >= 128 { 0 } else { start & !((1u128 << host) - 1) }
 }
 
-/// Errors for addresses of `device` (added by an override at `place`) that overlap an address
-/// of another circuit; lqos gives an address to one circuit only, so the import would fail
-/// validation with less helpful places.
-fn address_conflicts(
-    circuits: &[Circuit],
-    circuit_id: &CircuitId,
-    device: &Device,
-    place: &Place,
-) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let mine = device
-        .ipv4
-        .iter()
-        .map(|n| (IpNet::V4(*n), "ipv4"))
-        .chain(device.ipv6.iter().map(|n| (IpNet::V6(*n), "ipv6")));
-    for (net, field) in mine {
-        let clash = circuits.iter().filter(|c| c.id != *circuit_id).find_map(|c| {
-            c.networks().find(|(n, d)| d.id != device.id && overlaps(&net, n)).map(|(n, _)| (c, n))
-        });
-        if let Some((c, n)) = clash {
-            let field = if place.file == APPEND_SHAPED_DEVICES {
-                if field == "ipv4" { "IPv4" } else { "IPv6" }
-            } else {
-                field
+/// The last address of a network.
+fn last_address(start: u128, len: u8, bits: u8) -> u128 {
+    let host = u32::from(bits.saturating_sub(len));
+    if host >= 128 { u128::MAX } else { start | ((1u128 << host) - 1) }
+}
+
+/// (family, first address) → (prefix length, circuit, device) of every address.
+type NetIndex = std::collections::BTreeMap<(u8, u128), Vec<(u8, usize, usize)>>;
+
+/// The import's circuits with indexes by circuit id, device id and address, so that each
+/// override costs O(1) lookups (O(prefix length) for the address check) whatever the size of
+/// the import. Removals are marks, applied by [`Work::finish`].
+struct Work {
+    circuits: Vec<Circuit>,
+    gone: Vec<bool>,
+    gone_devices: HashSet<(usize, usize)>,
+    by_circuit: HashMap<String, usize>,
+    by_device: HashMap<String, (usize, usize)>,
+    nets: NetIndex,
+}
+
+impl Work {
+    fn new(circuits: Vec<Circuit>) -> Self {
+        let mut w = Work {
+            gone: Vec::with_capacity(circuits.len()),
+            circuits: Vec::with_capacity(circuits.len()),
+            gone_devices: HashSet::new(),
+            by_circuit: HashMap::new(),
+            by_device: HashMap::new(),
+            nets: NetIndex::new(),
+        };
+        for c in circuits {
+            w.push_circuit(c);
+        }
+        w
+    }
+
+    fn index_device(&mut self, ci: usize, di: usize) {
+        let Some(d) = self.circuits.get(ci).and_then(|c| c.devices.get(di)) else { return };
+        self.by_device.entry(d.id.clone()).or_insert((ci, di));
+        let nets: Vec<IpNet> = d
+            .ipv4
+            .iter()
+            .map(|n| IpNet::V4(*n))
+            .chain(d.ipv6.iter().map(|n| IpNet::V6(*n)))
+            .collect();
+        for n in nets {
+            let (fam, start, len, _) = net_key(&n);
+            self.nets.entry((fam, start)).or_default().push((len, ci, di));
+        }
+    }
+
+    fn push_circuit(&mut self, c: Circuit) {
+        let ci = self.circuits.len();
+        self.by_circuit.entry(c.id.0.clone()).or_insert(ci);
+        let n = c.devices.len();
+        self.circuits.push(c);
+        self.gone.push(false);
+        for di in 0..n {
+            self.index_device(ci, di);
+        }
+    }
+
+    fn push_device(&mut self, ci: usize, d: Device) {
+        let Some(c) = self.circuits.get_mut(ci) else { return };
+        c.devices.push(d);
+        let di = c.devices.len() - 1;
+        self.index_device(ci, di);
+    }
+
+    fn circuit(&self, id: &str) -> Option<usize> {
+        self.by_circuit.get(id).copied().filter(|&ci| !self.gone[ci])
+    }
+
+    fn device(&self, id: &str) -> Option<(usize, usize)> {
+        self.by_device
+            .get(id)
+            .copied()
+            .filter(|&(ci, di)| !self.gone[ci] && !self.gone_devices.contains(&(ci, di)))
+    }
+
+    fn live(&self, ci: usize, di: usize) -> bool {
+        !self.gone.get(ci).copied().unwrap_or(true) && !self.gone_devices.contains(&(ci, di))
+    }
+
+    /// Another live circuit's address overlapping `net`, skipping circuit `own` and device
+    /// `own_device`.
+    fn overlap(&self, net: &IpNet, own: &CircuitId, own_device: &str) -> Option<(usize, IpNet)> {
+        let (fam, start, len, bits) = net_key(net);
+        let other = |ci: usize, di: usize| -> Option<IpNet> {
+            let c = self.circuits.get(ci)?;
+            let d = c.devices.get(di)?;
+            if c.id == *own || d.id == own_device || !self.live(ci, di) {
+                return None;
+            }
+            d.ipv4
+                .iter()
+                .map(|n| IpNet::V4(*n))
+                .chain(d.ipv6.iter().map(|n| IpNet::V6(*n)))
+                .find(|n| n.contains(net) || net.contains(n))
+        };
+        // Prefixes containing `net`: one candidate start per shorter length.
+        for p in 0..=len {
+            if let Some(v) = self.nets.get(&(fam, truncate(start, p, bits))) {
+                for &(l, ci, di) in v {
+                    if l == p
+                        && let Some(n) = other(ci, di)
+                    {
+                        return Some((ci, n));
+                    }
+                }
+            }
+        }
+        // Prefixes inside `net`: their first address lies in its range.
+        for (_, v) in self.nets.range((fam, start)..=(fam, last_address(start, len, bits))) {
+            for &(l, ci, di) in v {
+                if l >= len
+                    && let Some(n) = other(ci, di)
+                {
+                    return Some((ci, n));
+                }
+            }
+        }
+        None
+    }
+
+    /// Errors for addresses of `device` (added by an override at `place`) that overlap an
+    /// address of another circuit: lqos gives an address to one circuit only, and the
+    /// import would otherwise fail validation with less helpful places.
+    fn conflicts(&self, circuit_id: &CircuitId, device: &Device, place: &Place) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let mine = device
+            .ipv4
+            .iter()
+            .map(|n| (IpNet::V4(*n), "ipv4"))
+            .chain(device.ipv6.iter().map(|n| (IpNet::V6(*n), "ipv6")));
+        for (net, field) in mine {
+            let Some((ci, n)) = self.overlap(&net, circuit_id, &device.id) else { continue };
+            let Some(c) = self.circuits.get(ci) else { continue };
+            let field = match (place.file == APPEND_SHAPED_DEVICES, field) {
+                (true, "ipv4") => "IPv4",
+                (true, _) => "IPv6",
+                (false, f) => f,
             };
             out.push(
                 Diagnostic::error(
@@ -849,8 +944,65 @@ fn address_conflicts(
                 .hint("an address may belong to one circuit only; narrow or remove one of them"),
             );
         }
+        out
     }
-    out
+
+    /// A persistent device: replaces the device with its id (taking the circuit's fields when
+    /// it was the circuit's first row), or joins its circuit, or makes a new circuit.
+    fn upsert(&mut self, template: &Circuit) {
+        let Some(device) = template.devices.first() else { return };
+        let mut replaced_first = false;
+        if let Some((ci, di)) = self.device(&device.id) {
+            if self.circuits[ci].id == template.id {
+                self.circuits[ci].devices[di] = device.clone();
+                self.index_device(ci, di);
+                replaced_first = di == 0;
+            } else {
+                self.gone_devices.insert((ci, di));
+            }
+        }
+        match self.circuit(&template.id.0) {
+            Some(ci) => {
+                if replaced_first {
+                    let c = &mut self.circuits[ci];
+                    let devices = std::mem::take(&mut c.devices);
+                    *c = Circuit { devices, ..template.clone() };
+                } else if self.device(&device.id).is_none_or(|(dci, _)| dci != ci) {
+                    self.push_device(ci, device.clone());
+                    if let Some(di) = self.circuits[ci].devices.len().checked_sub(1) {
+                        self.by_device.insert(device.id.clone(), (ci, di));
+                    }
+                }
+            }
+            None => {
+                self.push_circuit(template.clone());
+                if let Some(ci) = self.circuits.len().checked_sub(1) {
+                    self.by_circuit.insert(template.id.0.clone(), ci);
+                    self.by_device.insert(device.id.clone(), (ci, 0));
+                }
+            }
+        }
+    }
+
+    /// The circuits without the removed ones and removed devices; a circuit left without
+    /// devices goes too.
+    fn finish(self) -> Vec<Circuit> {
+        let Work { circuits, gone, gone_devices, .. } = self;
+        circuits
+            .into_iter()
+            .enumerate()
+            .filter(|(ci, _)| !gone.get(*ci).copied().unwrap_or(true))
+            .filter_map(|(ci, mut c)| {
+                let mut di = 0;
+                c.devices.retain(|_| {
+                    let keep = !gone_devices.contains(&(ci, di));
+                    di += 1;
+                    keep
+                });
+                (!c.devices.is_empty()).then_some(c)
+            })
+            .collect()
+    }
 }
 
 /// Applies `ov` to `imp`: site speeds, appended rows, persistent devices, circuit adjustments
@@ -865,87 +1017,73 @@ pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) -> Vec
     if !speeds.is_empty() {
         apply_site_speeds(&mut imp.network, &speeds, top, &mut warnings);
     }
+    let mut w = Work::new(std::mem::take(&mut imp.circuits));
     for c in &ov.append {
-        let mut c = c.clone();
         for d in &c.devices {
             let place = Place { file: APPEND_SHAPED_DEVICES, line: d.line };
-            errors.extend(address_conflicts(&imp.circuits, &c.id, d, &place));
+            errors.extend(w.conflicts(&c.id, d, &place));
         }
-        match imp.circuits.iter_mut().find(|x| x.id == c.id) {
-            Some(existing) => {
-                let ids: HashSet<String> = existing.devices.iter().map(|d| d.id.clone()).collect();
-                for d in c.devices.drain(..) {
-                    if ids.contains(&d.id) {
+        match w.circuit(&c.id.0) {
+            Some(ci) => {
+                for d in &c.devices {
+                    if w.device(&d.id).is_some_and(|(dci, _)| dci == ci) {
                         warnings.push(
-                            Diagnostic::warning(APPEND_SHAPED_DEVICES, format!("device '{}' of circuit '{}' is already in the import; the appended row is ignored", d.id, existing.id))
+                            Diagnostic::warning(APPEND_SHAPED_DEVICES, format!("device '{}' of circuit '{}' is already in the import; the appended row is ignored", d.id, c.id))
                                 .at_line(d.line),
                         );
                     } else {
-                        existing.devices.push(d);
+                        w.push_device(ci, d.clone());
                     }
                 }
             }
-            None => imp.circuits.push(c),
+            None => w.push_circuit(c.clone()),
         }
     }
     for (place, c) in &ov.persistent {
         for d in &c.devices {
-            errors.extend(address_conflicts(&imp.circuits, &c.id, d, place));
+            errors.extend(w.conflicts(&c.id, d, place));
         }
-        upsert(&mut imp.circuits, c);
+        w.upsert(c);
     }
     for (place, a) in &ov.adjustments {
         let missing = |what: &str, id: &str| {
             warn_at(place, format!("{what} '{id}' is not in this import; adjustment not applied"))
         };
         match a {
-            CircuitAdjustment::CircuitSpeed { circuit_id, rates } => {
-                match imp.circuits.iter_mut().find(|c| c.id.0 == *circuit_id) {
-                    Some(c) => set_rates(c, rates, place, &mut warnings),
-                    None => warnings.push(missing("circuit", circuit_id)),
+            CircuitAdjustment::CircuitSpeed { circuit_id, rates } => match w.circuit(circuit_id) {
+                Some(ci) => set_rates(&mut w.circuits[ci], rates, place, &mut warnings),
+                None => warnings.push(missing("circuit", circuit_id)),
+            },
+            CircuitAdjustment::DeviceSpeed { device_id, rates } => match w.device(device_id) {
+                Some((ci, _)) => set_rates(&mut w.circuits[ci], rates, place, &mut warnings),
+                None => warnings.push(missing("device", device_id)),
+            },
+            CircuitAdjustment::DeviceSqm { device_id, sqm } => match w.device(device_id) {
+                Some((ci, _)) => {
+                    w.circuits[ci].sqm =
+                        sqm.as_deref().and_then(|s| parse_sqm_override(s).ok().flatten());
                 }
-            }
-            CircuitAdjustment::DeviceSpeed { device_id, rates } => {
-                match find_device(&imp.circuits, device_id) {
-                    Some((ci, _)) => set_rates(&mut imp.circuits[ci], rates, place, &mut warnings),
-                    None => warnings.push(missing("device", device_id)),
+                None => warnings.push(missing("device", device_id)),
+            },
+            CircuitAdjustment::RemoveCircuit { circuit_id } => match w.circuit(circuit_id) {
+                Some(ci) => w.gone[ci] = true,
+                None => warnings.push(missing("circuit", circuit_id)),
+            },
+            CircuitAdjustment::RemoveDevice { device_id } => match w.device(device_id) {
+                Some(at) => {
+                    w.gone_devices.insert(at);
                 }
-            }
-            CircuitAdjustment::DeviceSqm { device_id, sqm } => {
-                match find_device(&imp.circuits, device_id) {
-                    Some((ci, _)) => {
-                        imp.circuits[ci].sqm =
-                            sqm.as_deref().and_then(|s| parse_sqm_override(s).ok().flatten());
-                    }
-                    None => warnings.push(missing("device", device_id)),
-                }
-            }
-            CircuitAdjustment::RemoveCircuit { circuit_id } => {
-                let before = imp.circuits.len();
-                imp.circuits.retain(|c| c.id.0 != *circuit_id);
-                if imp.circuits.len() == before {
-                    warnings.push(missing("circuit", circuit_id));
-                }
-            }
-            CircuitAdjustment::RemoveDevice { device_id } => {
-                match find_device(&imp.circuits, device_id) {
-                    Some((ci, di)) => {
-                        imp.circuits[ci].devices.remove(di);
-                        if imp.circuits[ci].devices.is_empty() {
-                            imp.circuits.remove(ci);
-                        }
-                    }
-                    None => warnings.push(missing("device", device_id)),
-                }
-            }
+                None => warnings.push(missing("device", device_id)),
+            },
             CircuitAdjustment::Reparent { circuit_id, parent_node } => {
                 let known =
                     parent_node.is_empty() || imp.network.find_by_name(parent_node).is_some();
-                match imp.circuits.iter_mut().find(|c| c.id.0 == *circuit_id) {
-                    Some(c) => {
+                match w.circuit(circuit_id) {
+                    Some(ci) => {
                         if !known {
                             warnings.push(warn_at(place, format!("parent node '{parent_node}' of circuit '{circuit_id}' is not in network.json")));
                         }
+                        let c = &mut w.circuits[ci];
                         c.parent_node = (!parent_node.is_empty()).then(|| parent_node.clone());
                         c.parent_node_id = None;
                         c.anchor_node_id = None;
@@ -955,6 +1093,7 @@ pub fn apply(imp: &mut Import, ov: &Overrides, top: (RateKbit, RateKbit)) -> Vec
             }
         }
     }
+    imp.circuits = w.finish();
     imp.warnings.extend(warnings);
     errors
 }
@@ -987,6 +1126,70 @@ pub fn load_and_apply(config: &Config, imp: &mut Import) -> Result<(), ImportErr
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn circuit(id: &str, dev: &str, nets: &[&str]) -> Circuit {
+        let nets: Vec<IpNet> = nets.iter().map(|n| n.parse().unwrap()).collect();
+        Circuit {
+            id: CircuitId(id.into()),
+            name: id.into(),
+            parent_node: None,
+            parent_node_id: None,
+            anchor_node_id: None,
+            download_min: RateKbit(1000),
+            upload_min: RateKbit(1000),
+            download_max: RateKbit(1000),
+            upload_max: RateKbit(1000),
+            sqm: None,
+            devices: vec![Device {
+                id: dev.into(),
+                name: dev.into(),
+                mac: String::new(),
+                ipv4: nets
+                    .iter()
+                    .filter_map(|n| if let IpNet::V4(x) = n { Some(*x) } else { None })
+                    .collect(),
+                ipv6: nets
+                    .iter()
+                    .filter_map(|n| if let IpNet::V6(x) = n { Some(*x) } else { None })
+                    .collect(),
+                comment: String::new(),
+                line: 1,
+            }],
+            line: 1,
+        }
+    }
+
+    /// The address index finds a containing prefix, a contained one and an equal one, in
+    /// either family, and skips the device's own circuit, the device itself and removed ones.
+    #[test]
+    fn overlap_index_finds_supersets_subsets_and_skips_own_and_removed() {
+        let mut w = Work::new(vec![
+            circuit("a", "da", &["100.64.0.0/24"]),
+            circuit("b", "db", &["100.64.1.7/32", "2001:db8:1::/48"]),
+            circuit("c", "dc", &["10.0.0.0/8"]),
+        ]);
+        let own = CircuitId("x".into());
+        let hit = |w: &Work, n: &str| {
+            w.overlap(&n.parse().unwrap(), &own, "dx")
+                .map(|(ci, n)| (w.circuits[ci].id.0.clone(), n.to_string()))
+        };
+        assert_eq!(hit(&w, "100.64.0.9/32"), Some(("a".into(), "100.64.0.0/24".into())));
+        assert_eq!(hit(&w, "100.64.0.0/16"), Some(("a".into(), "100.64.0.0/24".into())));
+        assert_eq!(hit(&w, "100.64.1.7/32"), Some(("b".into(), "100.64.1.7/32".into())));
+        assert_eq!(hit(&w, "2001:db8:1:5::/64"), Some(("b".into(), "2001:db8:1::/48".into())));
+        assert!(hit(&w, "0.0.0.0/0").is_some());
+        assert_eq!(hit(&w, "100.65.0.0/16"), None);
+        assert_eq!(hit(&w, "2001:db8:2::/48"), None);
+        // The own circuit and the device being replaced are not conflicts.
+        assert!(
+            w.overlap(&"100.64.0.9/32".parse().unwrap(), &CircuitId("a".into()), "dx").is_none()
+        );
+        assert!(w.overlap(&"100.64.0.9/32".parse().unwrap(), &own, "da").is_none());
+        // A removed circuit no longer owns its addresses.
+        w.gone[0] = true;
+        assert_eq!(hit(&w, "100.64.0.9/32"), None);
+        assert_eq!(w.finish().len(), 2);
+    }
 
     proptest! {
         /// The override parsers never panic, whatever text they are given, and every

@@ -280,3 +280,100 @@ async fn bad_bandwidth_csv_row_is_refused_with_its_line() {
         ]
     );
 }
+
+/// Scale check (prints numbers): 20,000 circuits and an overrides file with 4,000 entries
+/// (speed, SQM, reparent, removal, persistent devices). The baseline is rendering the same
+/// import as ShapedDevices.csv text, which every publish does anyway, measured in the same run.
+/// Run: `cargo test -p lqos-integrations --test it overrides_scale -- --ignored --nocapture`
+#[test]
+#[ignore = "prints a measurement; run by hand"]
+#[expect(clippy::print_stdout, reason = "a measurement is printed for the operator")]
+fn overrides_scale() {
+    use lqos_config::{Circuit, CircuitId, Device, Network, shaped_devices_to_string};
+    use lqos_integrations::Import;
+    use lqos_integrations::overrides::{Overrides, apply, parse_overrides_json};
+    const CIRCUITS: usize = 20_000;
+    let circuit = |i: usize| Circuit {
+        id: CircuitId(format!("c{i}")),
+        name: format!("Customer {i}"),
+        parent_node: None,
+        parent_node_id: None,
+        anchor_node_id: None,
+        download_min: RateKbit(10_000),
+        upload_min: RateKbit(2_000),
+        download_max: RateKbit(100_000),
+        upload_max: RateKbit(20_000),
+        sqm: None,
+        devices: vec![Device {
+            id: format!("d{i}"),
+            name: format!("CPE {i}"),
+            mac: String::new(),
+            ipv4: vec![
+                format!("100.{}.{}.{}/32", 64 + i / 65_536, (i / 256) % 256, i % 256)
+                    .parse()
+                    .unwrap(),
+            ],
+            ipv6: vec![],
+            comment: String::new(),
+            line: 0,
+        }],
+        line: 0,
+    };
+    let imp = Import {
+        crm: Crm::Netzur,
+        network: Network::default(),
+        circuits: (0..CIRCUITS).map(circuit).collect(),
+        warnings: vec![],
+    };
+    let mut entries = Vec::new();
+    let mut persistent = Vec::new();
+    for k in 0..1000 {
+        let i = k * 17 % CIRCUITS;
+        entries.push(format!(r#"{{"type": "circuit_adjust_speed", "circuit_id": "c{i}", "max_download_bandwidth": 50}}"#));
+        entries.push(format!(
+            r#"{{"type": "device_adjust_sqm", "device_id": "d{}", "sqm_override": "cake"}}"#,
+            (i + 1) % CIRCUITS
+        ));
+        entries.push(format!(
+            r#"{{"type": "reparent_circuit", "circuit_id": "c{}", "parent_node": ""}}"#,
+            (i + 2) % CIRCUITS
+        ));
+        entries.push(format!(
+            r#"{{"type": "remove_circuit", "circuit_id": "c{}"}}"#,
+            (i + 3) % CIRCUITS
+        ));
+        persistent.push(format!(
+            r#"{{"circuit_id": "p{k}", "device_id": "pd{k}", "ipv4": [["100.200.{}.{}", 32]], "download_min_mbps": 1, "upload_min_mbps": 1, "download_max_mbps": 10, "upload_max_mbps": 10}}"#,
+            k / 256,
+            k % 256
+        ));
+    }
+    let text = format!(
+        "{{\"persistent_devices\": [{}], \"circuit_adjustments\": [{}]}}",
+        persistent.join(",\n"),
+        entries.join(",\n")
+    );
+    let t = std::time::Instant::now();
+    let csv = shaped_devices_to_string(&imp.circuits);
+    let baseline = t.elapsed();
+    let t = std::time::Instant::now();
+    let mut ov = Overrides::default();
+    let mut diags = Vec::new();
+    parse_overrides_json(&text, &mut ov, &mut diags);
+    let parsed = t.elapsed();
+    let mut imp = imp;
+    let t = std::time::Instant::now();
+    let errors = apply(&mut imp, &ov, (RateKbit(10_000_000), RateKbit(10_000_000)));
+    let applied = t.elapsed();
+    assert!(errors.is_empty() && diags.is_empty(), "{errors:?} {diags:?}");
+    assert_eq!(imp.circuits.len(), CIRCUITS + 1000 - 1000);
+    println!(
+        "overrides: {CIRCUITS} circuits, {} entries: parse {:.1} ms, apply {:.1} ms; ShapedDevices.csv rendering {:.1} ms ({} bytes); ratio (parse+apply)/render {:.2}",
+        ov.adjustments.len() + ov.persistent.len(),
+        parsed.as_secs_f64() * 1e3,
+        applied.as_secs_f64() * 1e3,
+        baseline.as_secs_f64() * 1e3,
+        csv.len(),
+        (parsed + applied).as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+    );
+}
