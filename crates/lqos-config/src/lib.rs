@@ -41,6 +41,8 @@ pub mod diag;
 pub mod edit;
 pub mod error;
 mod json;
+pub mod keys;
+pub mod migrate;
 pub mod model;
 pub mod network;
 mod pos;

@@ -504,6 +504,10 @@ pub struct Config {
     pub lqos_directory: PathBuf,
     /// `state_directory` (default derived from `lqos_directory`).
     pub state_directory: PathBuf,
+    /// `exclude_efficiency_cores`: count only performance cores when sizing the queues
+    /// (hybrid CPUs; see `lqosd::facts`).
+    #[serde(default)]
+    pub exclude_efficiency_cores: bool,
     /// `node_id`.
     pub node_id: String,
     /// `node_name`.

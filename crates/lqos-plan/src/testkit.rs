@@ -26,6 +26,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         path: PathBuf::from("/etc/lqos.conf"),
         lqos_directory: PathBuf::from("/opt/libreqos/src"),
         state_directory: PathBuf::from("/opt/libreqos/src/state"),
+        exclude_efficiency_cores: false,
         node_id: "test".into(),
         node_name: "test".into(),
         queue_check_period_ms: 1000,

@@ -69,7 +69,9 @@ fn neither_interface_section_warns_and_leaves_interfaces_none() {
 fn single_interface_parses_vlans() {
     let text = "version = \"1.5\"\nlqos_directory = \"/x\"\n[single_interface]\ninterface = \"eth1\"\ninternet_vlan = 2\nnetwork_vlan = 3\nmtu = 1500\n";
     let (c, d) = parse(text);
-    assert!(d.is_empty(), "{d:#?}");
+    // mtu is a LibreQoS key lqos does not apply (the NIC keeps its MTU).
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].to_string(), "lqos.conf:7: warning: single_interface.mtu: accepted, has no effect in lqos");
     let Some(InterfaceMode::Stick { internet_vlan, network_vlan, mtu, .. }) = c.unwrap().interfaces
     else {
         panic!("not stick")
@@ -96,8 +98,11 @@ fn unknown_key_and_section_warn_with_line() {
     );
     let (c, d) = parse(&text);
     assert!(c.is_some());
-    assert_eq!(d.len(), 2, "{d:#?}");
+    assert_eq!(d.len(), 3, "{d:#?}");
     assert!(d.iter().all(|d| !d.is_error()));
+    assert_eq!(d[2].line, Some(12));
+    assert_eq!(d[2].field.as_deref(), Some("stormguard"));
+    assert_eq!(d[2].message, lqos_config::keys::SECTION_NO_EFFECT);
     assert_eq!(d[0].line, Some(9));
     assert_eq!(d[0].field.as_deref(), Some("queues.downlnk_bandwidth_mbps"));
     assert_eq!(d[1].line, Some(10));
@@ -131,7 +136,12 @@ fn queue_options_are_read() {
         "{MINIMAL}[queues]\ndefault_sqm = \"none\"\noverride_available_queues = 0\nlazy_queues = \"Htb\"\nfast_queues_fq_codel = 500.5\nuse_binpacking = true\n"
     );
     let (c, d) = parse(&text);
-    assert!(d.is_empty(), "{d:#?}");
+    // lazy_queues is parsed (and its value checked) but not implemented: one warning, line 10.
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        d[0].to_string(),
+        "lqos.conf:10: warning: queues.lazy_queues: accepted, has no effect in lqos"
+    );
     let q = c.unwrap().queues;
     assert_eq!(q.default_sqm.leaf, None);
     assert_eq!(q.override_available_queues, None);
@@ -142,10 +152,18 @@ fn queue_options_are_read() {
 
 #[test]
 fn bad_default_sqm_is_an_error_on_its_line() {
-    let (_, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"\"\n"));
+    let (_, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"cake frobnicate\"\n"));
     let e = only_error(&d);
     assert_eq!(e.line, Some(8));
-    assert!(e.message.contains("cannot be empty"));
+    assert!(e.message.contains("'frobnicate'"), "{e}");
+}
+
+/// LibreQoS writes "" for "not set": an empty default_sqm is the default, not an error.
+#[test]
+fn empty_default_sqm_means_the_default() {
+    let (c, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"\"\n"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.unwrap().queues.default_sqm.tokens, lqos_config::conf::DEFAULT_SQM);
 }
 
 #[test]
@@ -213,10 +231,10 @@ fn each_rule_reports_its_line_and_field() {
         let e = only_error(&d);
         assert_eq!((e.line, e.field.as_deref()), (Some(*line), Some(*field)), "case {i}: {e}");
     }
-    // C14: empty state_directory
-    let (_, d) = parse(&format!("state_directory = \"\"\n{MINIMAL}"));
-    let e = only_error(&d);
-    assert_eq!((e.line, e.field.as_deref()), (Some(1), Some("state_directory")));
+    // C14: an empty state_directory is "not set": the default derived from lqos_directory
+    let (c, d) = parse(&format!("state_directory = \"\"\n{MINIMAL}"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.unwrap().state_directory, Path::new("/opt/libreqos/state"));
 }
 
 #[test]
