@@ -252,3 +252,128 @@ fn headerless_row_of_unknown_width_is_an_error() {
     assert_eq!(e.line, Some(2));
     assert!(e.hint.as_deref().unwrap().contains("Circuit ID,Circuit Name"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: read ShapedDevices.csv like LibreQoS reads it.
+// ---------------------------------------------------------------------------------------------
+
+const EXAMPLE_CSV: &str = include_str!("../fixtures/libreqos-inputs/ShapedDevices.example.csv");
+const HEADER13: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,\
+Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment";
+
+/// The example LibreQoS ships: a 15-column header over 13-field rows. Refused at line 2
+/// with the layout hint; no row is read with shifted columns.
+#[test]
+fn libreqos_example_csv_fails_at_line_2_with_the_layout_hint() {
+    let (c, d) = parse(EXAMPLE_CSV);
+    assert!(c.is_empty());
+    let e = &errors(&d)[0];
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("expected 15, found 13"), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("legacy layout"), "{e}");
+    assert_eq!(errors(&d).len(), EXAMPLE_CSV.lines().count() - 1, "one error per row");
+}
+
+/// The same rows under the 13-column header they were written for are accepted as they are.
+#[test]
+fn libreqos_example_rows_under_the_13_column_header_pass() {
+    let rows = EXAMPLE_CSV.split_once('\n').unwrap().1;
+    let (c, d) = parse(&format!("{HEADER13}\n{rows}"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.len(), rows.lines().filter(|l| !l.trim().is_empty()).count());
+    assert_eq!(c[0].devices[0].ipv4.len(), 2);
+    assert_eq!(c[0].parent_node.as_deref(), Some("AP_A"));
+}
+
+/// Rows lacking only the trailing Comment/sqm fields are read with them empty, and one
+/// warning per file names the lines.
+#[test]
+fn short_rows_missing_only_comment_and_sqm_warn_once_naming_the_lines() {
+    let text = format!(
+        "{HEADER15},sqm\n\
+         c1,n,d1,n,,,,,100.64.0.1,,1,1,10,10,hi,cake\n\
+         c2,n,d2,n,,,,,100.64.0.2,,1,1,10,10,hi\n\
+         c3,n,d3,n,,,,,100.64.0.3,,1,1,10,10\n\
+         c4,n,d4,n,,,,,100.64.0.4,,1,1,10,10,,\n"
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 4);
+    assert_eq!(c[1].devices[0].comment, "hi");
+    assert_eq!(c[2].sqm, None);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(!d[0].is_error());
+    assert_eq!(d[0].line, Some(3));
+    assert!(d[0].message.contains("2 row(s)") && d[0].message.contains("lines 3, 4;"), "{}", d[0]);
+}
+
+/// Extra trailing empty fields (a spreadsheet's `,,,`) are accepted with the same warning;
+/// an extra field with content is still an error.
+#[test]
+fn extra_trailing_empty_fields_warn_and_extra_content_is_an_error() {
+    let text = format!(
+        "{HEADER15}\n{}c2,n,d2,n,,,,,100.64.0.2,,1,1,10,10,,,, \nc3,n,d3,n,,,,,100.64.0.3,,1,1,10,10,,x\n",
+        row15("c1", "", "100.64.0.1", "", "1,1,10,10")
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 2);
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(4));
+    assert!(e.message.contains("expected 15, found 16"), "{e}");
+    let w: Vec<_> = d.iter().filter(|d| !d.is_error()).collect();
+    assert_eq!(w.len(), 1, "{d:#?}");
+    assert_eq!(w[0].line, Some(3));
+    assert!(w[0].message.contains("lines 3;"), "{}", w[0]);
+}
+
+/// A row missing a required trailing column (Upload Max Mbps) is still an error.
+#[test]
+fn short_row_missing_a_rate_is_an_error() {
+    let text = format!("{HEADER13}\nc1,n,d1,n,,,100.64.0.1,,1,1,10\n");
+    let (c, d) = parse(&text);
+    assert!(c.is_empty());
+    assert_eq!(only_error(&d).line, Some(2));
+}
+
+/// Quoted fields may span lines; later rows keep their true line numbers.
+#[test]
+fn quoted_multi_line_fields_keep_line_numbers() {
+    let text = format!(
+        "{HEADER15}\nc1,\"Alice\nand Bob\",d1,n,,,,,100.64.0.1,,1,1,10,10,\"line one\r\nline two\"\n\
+         c2,n,d2,n,,,,,100.64.0.2,,1,1,10x,10,\n"
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c[0].name, "Alice\nand Bob");
+    assert_eq!(c[0].devices[0].comment, "line one\r\nline two");
+    assert_eq!(only_error(&d).line, Some(5));
+}
+
+/// Header cells match by letters and digits only, in any case and order.
+#[test]
+fn header_aliases_and_spelling_variants_are_matched() {
+    let text = "CIRCUIT ID,circuit name,device-id,Device name,PARENT NODE,mac,ipv4,ipv6,download_min,\
+           upload_min,download_max,upload_max,comments,SQM\n\
+           c1,n,d1,n,,,100.64.0.1,,1,1,10,10,,fq_codel\n";
+    let (c, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].download_max.0, 10_000);
+    assert_eq!(c[0].sqm.unwrap().down, Some(SqmKind::FqCodel));
+}
+
+/// Bytes that are not UTF-8 are Windows-1252 (Excel's "CSV"): decoded with the right
+/// characters (€ is 0x80, not U+0080) and one warning naming the encoding.
+#[test]
+fn windows_1252_file_is_decoded_with_one_warning() {
+    let mut bytes = format!("{HEADER15}\n").into_bytes();
+    bytes.extend_from_slice(b"c1,Jos\xe9 M\xfcller \x80,d1,n,,,,,100.64.0.1,,1,1,10,10,caf\xe9\n");
+    let (text, w) = lqos_config::decode_text(&bytes, "ShapedDevices.csv");
+    let w = w.unwrap();
+    assert!(!w.is_error() && w.message.contains("Windows-1252"), "{w}");
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].name, "José Müller €");
+    assert_eq!(c[0].devices[0].comment, "café");
+    // UTF-8 (with or without BOM) and UTF-16 with a BOM decode without a warning.
+    assert_eq!(lqos_config::decode_text("é".as_bytes(), "f"), ("é".to_string(), None));
+    assert_eq!(lqos_config::decode_text(b"\xef\xbb\xbfx", "f"), ("x".to_string(), None));
+    assert_eq!(lqos_config::decode_text(b"\xff\xfex\x00", "f"), ("x".to_string(), None));
+}
