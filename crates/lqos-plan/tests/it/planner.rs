@@ -143,7 +143,7 @@ fn worked_example_renders_tc_batch() {
     assert!(lines.contains(&"class add dev eth1 parent 1: classid 1:1 htb rate 1000000kbit ceil 1000000kbit prio 0 quantum 59980"));
     assert!(lines.contains(&"class add dev eth1 parent 1:5 classid 1:6 htb rate 1000kbit ceil 100000kbit prio 3 quantum 5998"));
     assert!(lines.iter().any(|l| l.starts_with("qdisc add dev eth1 parent 1:6 handle ")
-        && l.ends_with(": cake diffserv4 no-ack-filter")));
+        && l.ends_with(": cake diffserv4")));
     // Parents are created before children.
     let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).expect(needle);
     assert!(pos("classid 1:5 ") < pos("classid 1:6 "));
