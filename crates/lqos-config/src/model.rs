@@ -79,13 +79,28 @@ pub enum SqmKind {
 }
 
 /// A per-circuit `sqm` column value: `cake`, `fq_codel`, `none`, or directional `down/up`
-/// where an empty side means "the default rule for that direction".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+/// where an empty side means "the default rule for that direction". A side may carry tc
+/// options (`cake diffserv8 nat`, `fq_codel target 2ms`); then its `*_leaf` holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct SqmOverride {
     /// Download side, `None` = default rule.
     pub down: Option<SqmKind>,
     /// Upload side, `None` = default rule.
     pub up: Option<SqmKind>,
+    /// The download leaf with its options, when the column gave options for that side
+    /// (the low-rate `rtt` fix-up still applies when no `rtt` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_leaf: Option<LeafQdisc>,
+    /// The upload leaf with its options, as `down_leaf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_leaf: Option<LeafQdisc>,
+}
+
+impl SqmOverride {
+    /// Both directions of one kind, without options.
+    pub fn kinds(down: Option<SqmKind>, up: Option<SqmKind>) -> SqmOverride {
+        SqmOverride { down, up, ..SqmOverride::default() }
+    }
 }
 
 /// CAKE's diffserv modes.

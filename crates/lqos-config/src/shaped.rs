@@ -444,7 +444,11 @@ fn parse_row(
                 line,
                 Col::Sqm,
                 msg,
-                Some("use cake, fq_codel, none, or down/up such as cake/fq_codel".into()),
+                Some(
+                    "use cake, fq_codel or none, optionally with tc options (cake diffserv8 nat), \
+                     or down/up such as cake/fq_codel"
+                        .into(),
+                ),
             );
             None
         }

@@ -323,48 +323,71 @@ fn parse_fifo<'a>(
     Ok(limit)
 }
 
-fn parse_kind(s: &str) -> Result<Option<SqmKind>, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "" => Ok(None),
-        "cake" => Ok(Some(SqmKind::Cake)),
-        "fq_codel" => Ok(Some(SqmKind::FqCodel)),
-        "none" => Ok(Some(SqmKind::None)),
-        other => Err(format!("'{other}' is not cake, fq_codel or none")),
+/// One side of the `sqm` column: a kind alone (`cake`), or a kind with tc options
+/// (`cake diffserv8 nat`, `fq_codel target 2ms`), which are parsed like `default_sqm`.
+fn parse_side(s: &str) -> Result<(Option<SqmKind>, Option<LeafQdisc>), String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let Some((first, rest)) = words.split_first() else { return Ok((None, None)) };
+    let kind = match first.to_ascii_lowercase().as_str() {
+        "cake" => SqmKind::Cake,
+        "fq_codel" => SqmKind::FqCodel,
+        "none" => SqmKind::None,
+        other => return Err(format!("'{other}' is not cake, fq_codel or none")),
+    };
+    if rest.is_empty() {
+        return Ok((Some(kind), None));
     }
+    let leaf = parse_sqm_tokens(&words.join(" "))?.leaf;
+    Ok((Some(kind), leaf))
 }
 
-/// Parses the `sqm` column: empty → `None`; `cake`, `fq_codel`, `none` (both directions); or
-/// directional `down/up` where either side may be empty (= default rule). Case-insensitive.
+/// Parses the `sqm` column: empty → `None`; `cake`, `fq_codel`, `none` (both directions),
+/// each optionally followed by tc options (`cake diffserv8 nat`); or directional `down/up`
+/// where either side may be empty (= default rule). Case-insensitive.
 pub fn parse_sqm_override(text: &str) -> Result<Option<SqmOverride>, String> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
     }
     let ov = match t.split_once('/') {
-        Some((down, up)) => SqmOverride { down: parse_kind(down)?, up: parse_kind(up)? },
+        Some((down, up)) => {
+            let (down, down_leaf) = parse_side(down)?;
+            let (up, up_leaf) = parse_side(up)?;
+            SqmOverride { down, up, down_leaf, up_leaf }
+        }
         None => {
-            let k = parse_kind(t)?;
-            SqmOverride { down: k, up: k }
+            let (k, leaf) = parse_side(t)?;
+            SqmOverride { down: k, up: k, down_leaf: leaf.clone(), up_leaf: leaf }
         }
     };
     if ov.down.is_none() && ov.up.is_none() { Ok(None) } else { Ok(Some(ov)) }
 }
 
-fn kind_str(k: Option<SqmKind>) -> &'static str {
+fn side_str(k: Option<SqmKind>, leaf: Option<&LeafQdisc>) -> String {
+    if let Some(l) = leaf {
+        return l.tc_args();
+    }
     match k {
         None => "",
         Some(SqmKind::Cake) => "cake",
         Some(SqmKind::FqCodel) => "fq_codel",
         Some(SqmKind::None) => "none",
     }
+    .to_string()
 }
 
 /// Formats an `sqm` column value so that [`parse_sqm_override`] gives it back.
 pub fn format_sqm_override(ov: Option<&SqmOverride>) -> String {
     match ov {
         None => String::new(),
-        Some(o) if o.down == o.up => kind_str(o.down).to_string(),
-        Some(o) => format!("{}/{}", kind_str(o.down), kind_str(o.up)),
+        Some(o) if o.down == o.up && o.down_leaf == o.up_leaf => {
+            side_str(o.down, o.down_leaf.as_ref())
+        }
+        Some(o) => format!(
+            "{}/{}",
+            side_str(o.down, o.down_leaf.as_ref()),
+            side_str(o.up, o.up_leaf.as_ref())
+        ),
     }
 }
 
@@ -418,7 +441,7 @@ mod tests {
         assert_eq!(parse_sqm_override("/").unwrap(), None);
         assert_eq!(
             parse_sqm_override(" CAKE ").unwrap(),
-            Some(SqmOverride { down: Some(SqmKind::Cake), up: Some(SqmKind::Cake) })
+            Some(SqmOverride::kinds(Some(SqmKind::Cake), Some(SqmKind::Cake)))
         );
         assert!(parse_sqm_override("20").is_err());
     }

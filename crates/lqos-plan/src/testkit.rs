@@ -320,7 +320,7 @@ pub fn random_circuits(seed: u64, net: &Network, first: u32, count: u32) -> Vec<
                 d.ipv6.push(nth_ipv6_64(i));
             }
             if rng.below(10) == 0 {
-                c.sqm = Some(SqmOverride { down: Some(lqos_config::SqmKind::FqCodel), up: None });
+                c.sqm = Some(SqmOverride::kinds(Some(lqos_config::SqmKind::FqCodel), None));
             }
             c
         })

@@ -722,6 +722,37 @@ mod tests {
         ));
     }
 
+    /// Byte for byte against tc (issue 9): each line of `tests/fixtures/sqm-strace/vectors.tsv`
+    /// is a leaf argument list and the attributes `tc qdisc add … <args>` sent after its
+    /// tcmsg, captured with strace (`capture.sh`, `extract.py`). lqos parses the same words
+    /// (`default_sqm` / the CSV sqm column) and must send the same bytes.
+    #[test]
+    fn leaf_options_match_what_tc_sends_byte_for_byte() {
+        let vectors = include_str!("../tests/fixtures/sqm-strace/vectors.tsv");
+        let mut n = 0;
+        for line in vectors.lines().filter(|l| !l.trim().is_empty()) {
+            let (args, want) = line.split_once('\t').unwrap();
+            let leaf = lqos_config::parse_sqm_tokens(args).unwrap().leaf.unwrap();
+            let plan = LeafPlan {
+                parent: ClassId::new(1, 3),
+                handle: 0x8003,
+                qdisc: leaf.clone(),
+                owner: Owner::QueueDefault(1),
+            };
+            let m = TcOp::new(Verb::Add, "v0", 2, TcObject::Leaf(plan)).encode();
+            let got: String = m[NLMSG_HDRLEN + TCMSG_LEN..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(got, want, "tc {args}");
+            // The words lqos prints for the leaf mean the same to lqos (and so to tc).
+            let again = lqos_config::parse_sqm_tokens(&leaf.tc_args()).unwrap().leaf;
+            assert_eq!(again.as_ref(), Some(&leaf), "{args} -> {}", leaf.tc_args());
+            n += 1;
+        }
+        assert!(n >= 30, "only {n} vectors");
+    }
+
     #[test]
     fn fq_codel_and_pfifo_options_round_trip() {
         let f = FqCodelParams {

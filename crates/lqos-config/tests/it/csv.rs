@@ -28,7 +28,7 @@ fn current_header_layout_parses_all_fields() {
         (c.download_min.0, c.upload_min.0, c.download_max.0, c.upload_max.0),
         (2500, 1000, 100_500, 20_000)
     );
-    assert_eq!(c.sqm, Some(SqmOverride { down: Some(SqmKind::Cake), up: Some(SqmKind::FqCodel) }));
+    assert_eq!(c.sqm, Some(SqmOverride::kinds(Some(SqmKind::Cake), Some(SqmKind::FqCodel))));
     let dev = &c.devices[0];
     assert_eq!(
         dev.ipv4.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
@@ -64,7 +64,7 @@ fn headerless_legacy_13_and_14_columns() {
     assert_eq!(c[0].parent_node, None);
     assert_eq!(
         c[0].sqm,
-        Some(SqmOverride { down: Some(SqmKind::FqCodel), up: Some(SqmKind::FqCodel) })
+        Some(SqmOverride::kinds(Some(SqmKind::FqCodel), Some(SqmKind::FqCodel)))
     );
 }
 
@@ -74,7 +74,7 @@ fn headerless_current_16_columns() {
     let (c, d) = parse(text);
     assert!(d.is_empty(), "{d:#?}");
     assert_eq!(c[0].parent_node_id.as_deref(), Some("pid"));
-    assert_eq!(c[0].sqm.unwrap().down, Some(SqmKind::None));
+    assert_eq!(c[0].sqm.as_ref().unwrap().down, Some(SqmKind::None));
 }
 
 /// LibreQoS's src/ShapedDevices.example.csv: a 15-column header over 13-field rows.
@@ -356,7 +356,7 @@ fn header_aliases_and_spelling_variants_are_matched() {
     let (c, d) = parse(text);
     assert!(d.is_empty(), "{d:#?}");
     assert_eq!(c[0].download_max.0, 10_000);
-    assert_eq!(c[0].sqm.unwrap().down, Some(SqmKind::FqCodel));
+    assert_eq!(c[0].sqm.as_ref().unwrap().down, Some(SqmKind::FqCodel));
 }
 
 /// Bytes that are not UTF-8 are Windows-1252 (Excel's "CSV"): decoded with the right
@@ -376,4 +376,41 @@ fn windows_1252_file_is_decoded_with_one_warning() {
     assert_eq!(lqos_config::decode_text("é".as_bytes(), "f"), ("é".to_string(), None));
     assert_eq!(lqos_config::decode_text(b"\xef\xbb\xbfx", "f"), ("x".to_string(), None));
     assert_eq!(lqos_config::decode_text(b"\xff\xfex\x00", "f"), ("x".to_string(), None));
+}
+
+/// The sqm column takes every tc option of CAKE and fq_codel, per direction (issue 9), and
+/// writes back the same words.
+#[test]
+fn sqm_column_accepts_tc_options_per_direction() {
+    let text = format!(
+        "{HEADER15},sqm\n\
+         c1,n,d1,n,,,,,100.64.0.1,,1,1,10,10,,cake diffserv8 dual-dsthost nat ack-filter/fq_codel target 2ms ecn\n\
+         c2,n,d2,n,,,,,100.64.0.2,,1,1,10,10,,CAKE besteffort\n\
+         c3,n,d3,n,,,,,100.64.0.3,,1,1,10,10,,cake frobnicate\n"
+    );
+    let (c, d) = parse(&text);
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("sqm")));
+    assert!(e.message.contains("'frobnicate'"), "{e}");
+    let ov = c[0].sqm.as_ref().unwrap();
+    assert_eq!((ov.down, ov.up), (Some(SqmKind::Cake), Some(SqmKind::FqCodel)));
+    let Some(lqos_config::LeafQdisc::Cake(p)) = &ov.down_leaf else { panic!("{ov:?}") };
+    assert_eq!(p.diffserv, Some(lqos_config::CakeDiffserv::Diffserv8));
+    assert_eq!(p.flow_mode, Some(lqos_config::CakeFlowMode::DualDsthost));
+    assert_eq!((p.nat, p.ack_filter), (Some(true), Some(lqos_config::CakeAckFilter::On)));
+    let Some(lqos_config::LeafQdisc::FqCodel(f)) = &ov.up_leaf else { panic!("{ov:?}") };
+    assert_eq!((f.target_us, f.ecn), (Some(2000), Some(true)));
+    assert_eq!(
+        lqos_config::format_sqm_override(Some(ov)),
+        "cake diffserv8 dual-dsthost nat ack-filter/fq_codel target 2000us ecn"
+    );
+    assert_eq!(
+        lqos_config::format_sqm_override(c[1].sqm.as_ref()),
+        "cake besteffort",
+        "same options both ways print once"
+    );
+    let back = lqos_config::shaped_devices_to_string(&c);
+    let (c2, d2) = parse(&back);
+    assert!(d2.is_empty(), "{d2:#?}");
+    assert_eq!(c2[0].sqm, c[0].sqm);
 }

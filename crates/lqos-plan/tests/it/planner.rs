@@ -336,9 +336,9 @@ fn sqm_overrides_reach_the_leaves() {
     let config = config_bridge(10_000, 10_000);
     let net = network(vec![]);
     let mut fast = circuit("fast", "x", None, 2000, 2000, nth_ipv4(1));
-    fast.sqm = Some(SqmOverride { down: Some(SqmKind::Cake), up: None });
+    fast.sqm = Some(SqmOverride::kinds(Some(SqmKind::Cake), None));
     let mut bare = circuit("bare", "x", None, 50, 50, nth_ipv4(2));
-    bare.sqm = Some(SqmOverride { down: Some(SqmKind::None), up: Some(SqmKind::None) });
+    bare.sqm = Some(SqmOverride::kinds(Some(SqmKind::None), Some(SqmKind::None)));
     let p = fresh(&config, &net, &[fast, bare], facts(1));
     let leaves = |o: &Owner, iface: &str| {
         p.interface(iface).map(|i| {
