@@ -402,3 +402,51 @@ fn migrate_config_reads_ispconfig_py_for_a_stick_and_the_queues() {
     let e = lqos_config::migrate::migrate_str(&m.text, None, &old).unwrap_err();
     assert!(matches!(e, lqos_config::migrate::MigrateError::AlreadyCurrent { .. }), "{e}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    // Invariant: whatever bytes a file holds, decoding and every parser return (diagnostics,
+    // never a panic), and decoding never fails.
+    #[test]
+    fn parsers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let (text, _) = lqos_config::decode_text(&bytes, "f");
+        let _ = lqos_config::parse_config_str(&text, Path::new("lqos.conf"));
+        let _ = lqos_config::parse_shaped_devices(&text, "ShapedDevices.csv");
+        let _ = parse_network_str(&text, "network.json");
+        let _ = lqos_config::parse_sqm_tokens(&text);
+        let _ = lqos_config::parse_sqm_override(&text);
+        let _ = lqos_config::migrate::migrate_str(&text, Some(&text), Path::new("old.conf"));
+    }
+
+    // Invariant: the same with bytes shaped like the real files (keywords, separators,
+    // quotes, numbers), which reach deeper into each parser.
+    #[test]
+    fn parsers_never_panic_on_file_shaped_noise(
+        parts in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::Just("[bridge]\n".to_string()),
+            proptest::prelude::Just("[queues]\ndefault_sqm = \"".to_string()),
+            proptest::prelude::Just("cake ".to_string()),
+            proptest::prelude::Just("overhead ".to_string()),
+            proptest::prelude::Just("rtt ".to_string()),
+            proptest::prelude::Just("fq_codel memory_limit ".to_string()),
+            proptest::prelude::Just("\"children\": {".to_string()),
+            proptest::prelude::Just("{\"A\": {\"virtual\": ".to_string()),
+            proptest::prelude::Just("\"downloadBandwidthMbps\": \"".to_string()),
+            proptest::prelude::Just("Circuit ID,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,sqm\n".to_string()),
+            proptest::prelude::Just(",".to_string()),
+            proptest::prelude::Just("\"".to_string()),
+            proptest::prelude::Just("\r\n".to_string()),
+            proptest::prelude::Just("}".to_string()),
+            "-?[0-9]{1,12}(\\.[0-9]{1,3})?(e[0-9]{1,3})?(mbit|ms|us|kb|gbit)?",
+            "[a-z_/-]{1,12}",
+        ], 0..60)
+    ) {
+        let text: String = parts.concat();
+        let _ = lqos_config::parse_config_str(&text, Path::new("lqos.conf"));
+        let _ = lqos_config::parse_shaped_devices(&text, "ShapedDevices.csv");
+        let _ = parse_network_str(&text, "network.json");
+        let _ = lqos_config::parse_sqm_tokens(&text);
+        let _ = lqos_config::parse_sqm_override(&text);
+    }
+}
