@@ -2,8 +2,11 @@
 //!
 //! The file is parsed with `toml_edit` so that every key keeps its position: each diagnostic
 //! names the key path and its line. Missing sections and keys take the defaults below (each
-//! cites its LibreQoS key). Unknown keys and sections only warn; the other LibreQoS sections
-//! that lqos does not use (`[long_term_stats]`, `[stormguard]`, …) are accepted silently.
+//! cites its LibreQoS key); an empty string in a LibreQoS key means "not set" too, as
+//! LibreQoS writes it. After parsing, [`crate::keys`] checks every key against the one
+//! table of known keys: keys and sections lqos does not act on are warned once each
+//! ("accepted, has no effect in lqos"), unknown keys are warned as such. A LibreQoS 1.4
+//! file is refused with what to add ([`LEGACY_14_MESSAGE`]).
 
 use std::net::IpAddr;
 use std::ops::Range;
