@@ -431,7 +431,12 @@ fn interfaces(cx: &mut Cx, top: &Sect<'_>) -> Option<InterfaceMode> {
             None
         }
         (Some(b), None) if b.has("interface_mapping") && !b.has("to_internet") => {
-            cx.error(b.line, "bridge.interface_mapping", LEGACY_14_MESSAGE.into(), Some(LEGACY_14_HINT));
+            cx.error(
+                b.line,
+                "bridge.interface_mapping",
+                LEGACY_14_MESSAGE.into(),
+                Some(LEGACY_14_HINT),
+            );
             None
         }
         (Some(b), None) => {
@@ -659,7 +664,7 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
             }
         }
     }
-    let u = UispConfig {
+    UispConfig {
         enabled,
         token: required_when_enabled(cx, s, enabled, "token"),
         url: required_when_enabled(cx, s, enabled, "url"),
@@ -678,8 +683,7 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
             .unwrap_or(DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER),
         exception_cpes,
         insecure_ssl: s.bool(cx, "insecure_ssl", false),
-    };
-    u
+    }
 }
 
 fn splynx(cx: &mut Cx, s: &Sect<'_>) -> SplynxConfig {
@@ -687,25 +691,23 @@ fn splynx(cx: &mut Cx, s: &Sect<'_>) -> SplynxConfig {
         Some(b) => b,
         None => s.bool(cx, "enable_spylnx", false),
     };
-    let c = SplynxConfig {
+    SplynxConfig {
         enabled,
         api_key: required_when_enabled(cx, s, enabled, "api_key"),
         api_secret: required_when_enabled(cx, s, enabled, "api_secret"),
         url: required_when_enabled(cx, s, enabled, "url"),
         strategy: strategy(cx, s, "strategy", false).unwrap_or(DEFAULT_SPLYNX_STRATEGY),
-    };
-    c
+    }
 }
 
 fn netzur(cx: &mut Cx, s: &Sect<'_>) -> NetzurConfig {
     let enabled = s.bool(cx, "enable_netzur", false);
-    let c = NetzurConfig {
+    NetzurConfig {
         enabled,
         api_key: required_when_enabled(cx, s, enabled, "api_key"),
         api_url: required_when_enabled(cx, s, enabled, "api_url"),
         timeout_secs: s.opt_u64(cx, "timeout_secs").unwrap_or(DEFAULT_NETZUR_TIMEOUT_SECS),
-    };
-    c
+    }
 }
 
 fn metrics(cx: &mut Cx, s: &Sect<'_>) -> MetricsConfig {
@@ -761,18 +763,17 @@ fn integration_common(cx: &mut Cx, s: &Sect<'_>) -> IntegrationCommon {
             None,
         );
     }
-    let c = IntegrationCommon {
+    IntegrationCommon {
         circuit_name_as_address: s.bool(cx, "circuit_name_as_address", false),
         queue_refresh_interval_mins: refresh.max(1),
         promote_to_root: s.strings(cx, "promote_to_root"),
         client_bandwidth_multiplier: s.opt_f64(cx, "client_bandwidth_multiplier"),
         max_shrink_ratio,
-    };
-    c
+    }
 }
 
 fn tuning(cx: &mut Cx, s: &Sect<'_>) -> Tuning {
-    let t = Tuning {
+    Tuning {
         set_cpu_governor_performance: s.bool(
             cx,
             "set_cpu_governor_performance",
@@ -789,8 +790,7 @@ fn tuning(cx: &mut Cx, s: &Sect<'_>) -> Tuning {
             || DEFAULT_DISABLE_OFFLOAD.iter().map(|s| s.to_string()).collect(),
             |l| l.into_iter().map(|(s, _)| s).collect(),
         ),
-    };
-    t
+    }
 }
 
 fn flows(cx: &mut Cx, s: &Sect<'_>) -> Flows {
@@ -810,7 +810,7 @@ fn flows(cx: &mut Cx, s: &Sect<'_>) -> Flows {
             None
         }
     });
-    let f = Flows {
+    Flows {
         flow_timeout_seconds: s
             .opt_u64(cx, "flow_timeout_seconds")
             .unwrap_or(DEFAULT_FLOW_TIMEOUT_SECONDS),
@@ -819,8 +819,7 @@ fn flows(cx: &mut Cx, s: &Sect<'_>) -> Flows {
         netflow_ip: s.opt_str(cx, "netflow_ip"),
         netflow_version,
         do_not_track_subnets: s.cidrs(cx, "do_not_track_subnets", &[]),
-    };
-    f
+    }
 }
 
 /// Parses lqos.conf text. `path` is used for diagnostics and stored in [`Config::path`].

@@ -213,11 +213,8 @@ fn walk(
             continue;
         }
         // The misspelt Splynx section reads as the real one.
-        let section = if prefix.is_empty() && k == "spylnx_integration" {
-            "splynx_integration"
-        } else {
-            k
-        };
+        let section =
+            if prefix.is_empty() && k == "spylnx_integration" { "splynx_integration" } else { k };
         let path = format!("{prefix}{section}");
         let shown = format!("{shown_prefix}{k}");
         let line = line_of(idx, t, k, item);

@@ -44,7 +44,9 @@ pub enum MigrateError {
         message: String,
     },
     /// OLD already is a 1.5 file.
-    #[error("{path} already is a LibreQoS 1.5 file (it has a version and its interfaces); nothing to migrate")]
+    #[error(
+        "{path} already is a LibreQoS 1.5 file (it has a version and its interfaces); nothing to migrate"
+    )]
     AlreadyCurrent {
         /// The old configuration file.
         path: PathBuf,
@@ -182,9 +184,8 @@ fn ifaces_from_mapping(doc: &DocumentMut) -> Option<Ifaces> {
     let m = first("interface_mapping")?;
     let a = m.get("name")?.as_str()?.to_string();
     let b = m.get("redirect_to")?.as_str()?.to_string();
-    let vlans = first("vlan_mapping").and_then(|v| {
-        Some((v.get("tag")?.as_integer()?, v.get("redirect_to")?.as_integer()?))
-    });
+    let vlans = first("vlan_mapping")
+        .and_then(|v| Some((v.get("tag")?.as_integer()?, v.get("redirect_to")?.as_integer()?)));
     Some(Ifaces { a, b, vlans })
 }
 
@@ -329,13 +330,12 @@ pub fn migrate_file(old: &Path, new: &Path, force: bool) -> Result<Migration, Mi
     if !force && new.exists() {
         return Err(MigrateError::Exists { path: new.to_path_buf() });
     }
-    let lqos_dir = text.parse::<DocumentMut>().ok().and_then(|d| {
-        d.get("lqos_directory").and_then(Item::as_str).map(PathBuf::from)
-    });
-    let candidates = [
-        lqos_dir.map(|d| d.join("ispConfig.py")),
-        old.parent().map(|d| d.join("ispConfig.py")),
-    ];
+    let lqos_dir = text
+        .parse::<DocumentMut>()
+        .ok()
+        .and_then(|d| d.get("lqos_directory").and_then(Item::as_str).map(PathBuf::from));
+    let candidates =
+        [lqos_dir.map(|d| d.join("ispConfig.py")), old.parent().map(|d| d.join("ispConfig.py"))];
     let isp = candidates.iter().flatten().find_map(|p| fs::read_to_string(p).ok());
     let m = migrate_str(&text, isp.as_deref(), old)?;
     let werr = |source: io::Error| MigrateError::Write { path: new.to_path_buf(), source };

@@ -110,8 +110,8 @@ impl Builder<'_> {
             J::Bool(b) => Some(Some(*b)),
             J::Null => Some(None),
             J::Num(n) => match n.parse::<f64>() {
-                Ok(v) if v == 1.0 => Some(Some(true)),
-                Ok(v) if v == 0.0 => Some(Some(false)),
+                Ok(1.0) => Some(Some(true)),
+                Ok(0.0) => Some(Some(false)),
                 _ => None,
             },
             J::Str(s) => match s.trim().to_ascii_lowercase().as_str() {

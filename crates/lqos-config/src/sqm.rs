@@ -1,8 +1,8 @@
 //! `default_sqm` tc tokens and the per-circuit `sqm` column.
 
 use crate::model::{
-    CakeAckFilter, CakeAtm, CakeDiffserv, CakeFlowMode, CakeParams, DefaultSqm, FqCodelParams, LeafQdisc, SqmKind,
-    SqmOverride,
+    CakeAckFilter, CakeAtm, CakeDiffserv, CakeFlowMode, CakeParams, DefaultSqm, FqCodelParams,
+    LeafQdisc, SqmKind, SqmOverride,
 };
 
 /// Parses `default_sqm` (`"cake diffserv4 ack-filter"`, `"fq_codel"`, `"none"`, `"pfifo limit

@@ -139,8 +139,8 @@ mod tests {
     #[test]
     fn sqm_column_options_are_the_leaf_and_keep_the_low_rate_fixup() {
         let q = config_bridge(1000, 1000).queues;
-        let leaf = lqos_config::parse_sqm_tokens("cake diffserv8 nat").unwrap().leaf.unwrap();
-        match leaf_for_override(&q, (Some(SqmKind::Cake), Some(&leaf)), mbps(1)) {
+        let leaf = lqos_config::parse_sqm_tokens("cake diffserv8 nat").ok().and_then(|s| s.leaf);
+        match leaf_for_override(&q, (Some(SqmKind::Cake), leaf.as_ref()), mbps(1)) {
             Some(LeafQdisc::Cake(p)) => {
                 assert_eq!(p.diffserv, Some(CakeDiffserv::Diffserv8));
                 assert_eq!(p.nat, Some(true));
@@ -149,8 +149,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Options win over the fast-queue rule; no options fall back to leaf_for.
-        let f = lqos_config::parse_sqm_tokens("fq_codel target 2ms").unwrap().leaf.unwrap();
-        assert_eq!(leaf_for_override(&q, (Some(SqmKind::FqCodel), Some(&f)), mbps(5000)), Some(f));
+        let f = lqos_config::parse_sqm_tokens("fq_codel target 2ms").ok().and_then(|s| s.leaf);
+        assert!(f.is_some());
+        assert_eq!(leaf_for_override(&q, (Some(SqmKind::FqCodel), f.as_ref()), mbps(5000)), f);
         assert_eq!(leaf_for_override(&q, (Some(SqmKind::None), None), mbps(5)), None);
     }
 }

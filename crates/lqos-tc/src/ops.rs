@@ -324,8 +324,7 @@ pub fn decode_leaf(kind: &str, opts: Option<&[u8]>) -> Option<LeafQdisc> {
                     }
                     cake::FLOW_MODE => {
                         // The kernel reports the NAT flag (64) in the flow mode too.
-                        p.flow_mode =
-                            v32.and_then(|c| FLOW_MODES.get((c & 0x3f) as usize).copied())
+                        p.flow_mode = v32.and_then(|c| FLOW_MODES.get((c & 0x3f) as usize).copied())
                     }
                     cake::OVERHEAD => p.overhead = i32_at(v, 0),
                     cake::RAW => p.raw = true,
@@ -731,8 +730,9 @@ mod tests {
         let vectors = include_str!("../tests/fixtures/sqm-strace/vectors.tsv");
         let mut n = 0;
         for line in vectors.lines().filter(|l| !l.trim().is_empty()) {
-            let (args, want) = line.split_once('\t').unwrap();
-            let leaf = lqos_config::parse_sqm_tokens(args).unwrap().leaf.unwrap();
+            let (args, want) = line.split_once('\t').expect("args<TAB>hex");
+            let leaf = lqos_config::parse_sqm_tokens(args).expect("lqos reads tc's words").leaf;
+            let leaf = leaf.expect("a leaf qdisc");
             let plan = LeafPlan {
                 parent: ClassId::new(1, 3),
                 handle: 0x8003,
@@ -740,13 +740,11 @@ mod tests {
                 owner: Owner::QueueDefault(1),
             };
             let m = TcOp::new(Verb::Add, "v0", 2, TcObject::Leaf(plan)).encode();
-            let got: String = m[NLMSG_HDRLEN + TCMSG_LEN..]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let got: String =
+                m[NLMSG_HDRLEN + TCMSG_LEN..].iter().map(|b| format!("{b:02x}")).collect();
             assert_eq!(got, want, "tc {args}");
             // The words lqos prints for the leaf mean the same to lqos (and so to tc).
-            let again = lqos_config::parse_sqm_tokens(&leaf.tc_args()).unwrap().leaf;
+            let again = lqos_config::parse_sqm_tokens(&leaf.tc_args()).expect("tc_args parse").leaf;
             assert_eq!(again.as_ref(), Some(&leaf), "{args} -> {}", leaf.tc_args());
             n += 1;
         }

@@ -71,7 +71,10 @@ fn single_interface_parses_vlans() {
     let (c, d) = parse(text);
     // mtu is a LibreQoS key lqos does not apply (the NIC keeps its MTU).
     assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].to_string(), "lqos.conf:7: warning: single_interface.mtu: accepted, has no effect in lqos");
+    assert_eq!(
+        d[0].to_string(),
+        "lqos.conf:7: warning: single_interface.mtu: accepted, has no effect in lqos"
+    );
     let Some(InterfaceMode::Stick { internet_vlan, network_vlan, mtu, .. }) = c.unwrap().interfaces
     else {
         panic!("not stick")

@@ -62,10 +62,7 @@ fn headerless_legacy_13_and_14_columns() {
     let (c, d) = parse(text14);
     assert!(d.is_empty(), "{d:#?}");
     assert_eq!(c[0].parent_node, None);
-    assert_eq!(
-        c[0].sqm,
-        Some(SqmOverride::kinds(Some(SqmKind::FqCodel), Some(SqmKind::FqCodel)))
-    );
+    assert_eq!(c[0].sqm, Some(SqmOverride::kinds(Some(SqmKind::FqCodel), Some(SqmKind::FqCodel))));
 }
 
 #[test]

@@ -345,12 +345,16 @@ fn migrate_config_writes_a_15_file_that_loads_and_never_overwrites_without_force
     assert!(m.notes[0].contains("to_internet = \"eth2\""), "{:?}", m.notes);
     let (c, d) = load_config(&new).unwrap();
     assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
-    let Some(lqos_config::InterfaceMode::Bridge { to_internet, to_network, use_xdp_bridge, .. }) =
-        c.interfaces
+    let Some(lqos_config::InterfaceMode::Bridge {
+        to_internet, to_network, use_xdp_bridge, ..
+    }) = c.interfaces
     else {
         panic!("no bridge")
     };
-    assert_eq!((to_internet.0.as_str(), to_network.0.as_str(), use_xdp_bridge), ("eth2", "eth1", true));
+    assert_eq!(
+        (to_internet.0.as_str(), to_network.0.as_str(), use_xdp_bridge),
+        ("eth2", "eth1", true)
+    );
     assert!(c.tuning.stop_irq_balance);
     let text = fs::read_to_string(&new).unwrap();
     assert!(text.starts_with("version = \"1.5\""), "{text}");
