@@ -99,11 +99,12 @@ mod tests {
     use super::*;
 
     fn fake_sysfs(core: Option<&str>, atom: Option<&str>) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         for (name, list) in [("cpu_core", core), ("cpu_atom", atom)] {
             if let Some(list) = list {
-                std::fs::create_dir_all(dir.path().join(name)).unwrap();
-                std::fs::write(dir.path().join(name).join("cpus"), format!("{list}\n")).unwrap();
+                std::fs::create_dir_all(dir.path().join(name)).expect("mkdir");
+                std::fs::write(dir.path().join(name).join("cpus"), format!("{list}\n"))
+                    .expect("write");
             }
         }
         dir
