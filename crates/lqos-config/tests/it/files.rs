@@ -454,3 +454,42 @@ proptest::proptest! {
         let _ = lqos_config::parse_sqm_override(&text);
     }
 }
+
+/// A Windows-1252 ShapedDevices.csv and a BOM+CRLF network.json on disk: load_inputs reads
+/// both, warns once about the encoding (naming the file), and plans every circuit.
+#[test]
+fn load_inputs_reads_cp1252_csv_and_bom_crlf_network_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("lqos.conf");
+    fs::write(
+        &conf,
+        format!(
+            "version = \"1.5\"\nlqos_directory = \"{}\"\n[bridge]\nto_internet = \"eth1\"\nto_network = \"eth2\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (config, _) = load_config(&conf).unwrap();
+    fs::write(
+        config.network_json_path(),
+        "\u{feff}{\r\n  \"Tower\": {\"downloadBandwidthMbps\": \"500\", \"uploadBandwidthMbps\": 100}\r\n}\r\n",
+    )
+    .unwrap();
+    let mut csv = b"Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,\
+Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\r\n"
+        .to_vec();
+    csv.extend_from_slice(b"c1,Fran\xe7ois,d1,Router,Tower,,100.64.0.1,,1,1,10,10\r\n");
+    fs::write(config.shaped_devices_path(), csv).unwrap();
+    let inputs = load_inputs(&config).unwrap();
+    assert!(!inputs.has_errors(), "{:#?}", inputs.diagnostics);
+    let enc: Vec<_> =
+        inputs.diagnostics.iter().filter(|d| d.message.contains("Windows-1252")).collect();
+    assert_eq!(enc.len(), 1, "{:#?}", inputs.diagnostics);
+    assert!(enc[0].file.ends_with("ShapedDevices.csv"));
+    assert_eq!(inputs.circuits[0].name, "François");
+    assert_eq!(inputs.network.nodes[0].download.unwrap().0, 500_000);
+    // The short row (no Comment) is the other warning, at line 2.
+    let short: Vec<_> =
+        inputs.diagnostics.iter().filter(|d| d.message.contains("lines 2;")).collect();
+    assert_eq!(short.len(), 1, "{:#?}", inputs.diagnostics);
+}
