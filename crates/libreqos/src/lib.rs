@@ -95,7 +95,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     if let Some([old, new]) = args.migrate_config.as_deref() {
         let m = lqos_config::migrate::migrate_file(old, new, args.force)?;
         for note in &m.notes {
-            writeln!(out, "check: {note}")?;
+            writeln!(out, "note: {note}")?;
         }
         writeln!(out, "wrote {}", new.display())?;
         return Ok(Outcome::Ok);
