@@ -83,6 +83,7 @@ pub const KEYS: &[(&str, KeyStatus)] = {
         ("queues.override_available_queues", H),
         ("queues.use_binpacking", H),
         ("queues.fast_queues_fq_codel", H),
+        ("queues.max_quarantine_ratio", H), // lqos extension (branch "plan")
         ("queues.sudo", N),
         ("queues.lazy_queues", N),
         ("queues.lazy_expire_seconds", N),
