@@ -411,3 +411,17 @@ fn sqm_column_accepts_tc_options_per_direction() {
     assert!(d2.is_empty(), "{d2:#?}");
     assert_eq!(c2[0].sqm, c[0].sqm);
 }
+
+/// LibreQoS's manualNetwork.template.csv is a template for building network.json, not a
+/// device list: given as ShapedDevices.csv it is refused at its header with the layout.
+#[test]
+fn libreqos_manual_network_template_is_not_a_device_list() {
+    let text = include_str!("../fixtures/libreqos-inputs/manualNetwork.template.csv");
+    let (c, d) = parse(text);
+    assert!(c.is_empty());
+    // No Circuit ID column: read as a headerless file of 4 fields, which has no layout.
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("cannot tell the layout of a row with 4 fields"), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("Circuit ID,Circuit Name"), "{e}");
+}
