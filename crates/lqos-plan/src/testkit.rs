@@ -26,6 +26,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         path: PathBuf::from("/etc/lqos.conf"),
         lqos_directory: PathBuf::from("/opt/libreqos/src"),
         state_directory: PathBuf::from("/opt/libreqos/src/state"),
+        exclude_efficiency_cores: false,
         node_id: "test".into(),
         node_name: "test".into(),
         queue_check_period_ms: 1000,
@@ -322,7 +323,7 @@ pub fn random_circuits(seed: u64, net: &Network, first: u32, count: u32) -> Vec<
                 d.ipv6.push(nth_ipv6_64(i));
             }
             if rng.below(10) == 0 {
-                c.sqm = Some(SqmOverride { down: Some(lqos_config::SqmKind::FqCodel), up: None });
+                c.sqm = Some(SqmOverride::kinds(Some(lqos_config::SqmKind::FqCodel), None));
             }
             c
         })
