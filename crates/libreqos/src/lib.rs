@@ -82,6 +82,13 @@ pub struct Args {
     /// edits; rebuilds only what is wrong).
     #[arg(long, conflicts_with_all = ["validate", "dry_run", "clear"])]
     pub full: bool,
+    /// Write a LibreQoS 1.5 lqos.conf NEW from a LibreQoS 1.4 one OLD (and the ispConfig.py
+    /// beside it); atomic, and an existing NEW is kept unless --force.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["validate", "dry_run", "clear", "full"])]
+    pub migrate_config: Option<Vec<PathBuf>>,
+    /// With --migrate-config: replace NEW if it exists.
+    #[arg(long, requires = "migrate_config")]
+    pub force: bool,
 }
 
 /// Exit codes.
@@ -103,6 +110,14 @@ impl From<Outcome> for ExitCode {
 
 /// Runs the command, writing results to `out`.
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    if let Some([old, new]) = args.migrate_config.as_deref() {
+        let m = lqos_config::migrate::migrate_file(old, new, args.force)?;
+        for note in &m.notes {
+            writeln!(out, "note: {note}")?;
+        }
+        writeln!(out, "wrote {}", new.display())?;
+        return Ok(Outcome::Ok);
+    }
     if args.clear {
         return clear(out);
     }

@@ -2,8 +2,11 @@
 //!
 //! The file is parsed with `toml_edit` so that every key keeps its position: each diagnostic
 //! names the key path and its line. Missing sections and keys take the defaults below (each
-//! cites its LibreQoS key). Unknown keys and sections only warn; the other LibreQoS sections
-//! that lqos does not use (`[long_term_stats]`, `[stormguard]`, …) are accepted silently.
+//! cites its LibreQoS key); an empty string in a LibreQoS key means "not set" too, as
+//! LibreQoS writes it. After parsing, [`crate::keys`] checks every key against the one
+//! table of known keys: keys and sections lqos does not act on are warned once each
+//! ("accepted, has no effect in lqos"), unknown keys are warned as such. A LibreQoS 1.4
+//! file is refused with what to add ([`LEGACY_14_MESSAGE`]).
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -15,8 +18,9 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 use crate::diag::Diagnostic;
 use crate::model::{
     Config, DefaultSqm, ExceptionCpe, Flows, IntegrationCommon, InterfaceMode, InterfaceName,
-    IpRanges, LazyQueues, MetricsConfig, NetzurConfig, QueueMode, QueuesConfig, RateKbit,
-    SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning, UispConfig,
+    IpRanges, LazyQueues, MetricsConfig, MikrotikIpv6Config, NetzurConfig, QueueMode, QueuesConfig,
+    RateKbit, SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning,
+    UispConfig,
 };
 use crate::pos::LineIndex;
 use crate::sqm::parse_sqm_tokens;
@@ -97,8 +101,18 @@ pub const DEFAULT_UISP_LTU_CAPACITY: f64 = 1.0;
 pub const DEFAULT_UISP_BANDWIDTH_OVERHEAD_FACTOR: f64 = 1.0;
 /// Default for `[uisp_integration] commit_bandwidth_multiplier`.
 pub const DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER: f64 = 1.0;
+/// Default for `[uisp_integration] airmax_flexible_frame_download_ratio`.
+pub const DEFAULT_UISP_AIRMAX_FLEXIBLE_FRAME_DOWNLOAD_RATIO: f64 = 0.8;
+/// Default for `[uisp_integration] infrastructure_transport_caps_enabled`.
+pub const DEFAULT_UISP_INFRASTRUCTURE_TRANSPORT_CAPS_ENABLED: bool = true;
+/// Default for `[integration_common] ethernet_port_limits_enabled`.
+pub const DEFAULT_ETHERNET_PORT_LIMITS_ENABLED: bool = true;
+/// Default for `[integration_common] ethernet_port_limit_multiplier`.
+pub const DEFAULT_ETHERNET_PORT_LIMIT_MULTIPLIER: f64 = 0.94;
 /// Default for `[netzur_integration] timeout_secs`.
 pub const DEFAULT_NETZUR_TIMEOUT_SECS: u64 = 60;
+/// Default for `[mikrotik_ipv6] config_path` (LibreQoS 1.5).
+pub const DEFAULT_MIKROTIK_IPV6_CONFIG_PATH: &str = "/etc/libreqos/mikrotik_ipv6.toml";
 /// Default for `[metrics] enabled` (lqos extension, not in LibreQoS): `/metrics` is served.
 pub const DEFAULT_METRICS_ENABLED: bool = true;
 
@@ -110,31 +124,6 @@ pub fn default_state_directory(lqos_directory: &Path) -> PathBuf {
         _ => lqos_directory.join("state"),
     }
 }
-
-const TOP_IGNORED: &[&str] = &[
-    "packet_capture_time",
-    "qoo_profile_id",
-    "rtt_thresholds",
-    "display_cobrand",
-    "disable_icmp_ping",
-    "exclude_efficiency_cores",
-    "enable_circuit_heatmaps",
-    "enable_site_heatmaps",
-    "enable_asn_heatmaps",
-    "long_term_stats",
-    "influxdb",
-    "visp_integration",
-    "wispgate_integration",
-    "powercode_integration",
-    "sonar_integration",
-    "stormguard",
-    "dynamic_circuits",
-    "radius_accounting",
-    "ssl",
-    "mikrotik_ipv6",
-    "local_api",
-    "treeguard",
-];
 
 /// Collects diagnostics for one file.
 struct Cx {
@@ -181,8 +170,15 @@ impl<'a> Sect<'a> {
         self.table.and_then(|t| t.key(key)).and_then(|k| cx.line(k.span())).or(self.line)
     }
 
+    /// The item under `key`. An empty (or blank) string counts as absent: LibreQoS writes
+    /// `""` for "not set" (`strategy = ""`, `url = ""`, …). lqos's own `[metrics]` keys keep
+    /// the empty string so that `token = ""` is refused rather than silently unset.
     fn get(&self, key: &str) -> Option<&'a Item> {
-        self.table.and_then(|t| t.get(key)).filter(|i| !i.is_none())
+        let keep_empty = self.prefix == "metrics.";
+        self.table
+            .and_then(|t| t.get(key))
+            .filter(|i| !i.is_none())
+            .filter(|i| keep_empty || !i.as_str().is_some_and(|s| s.trim().is_empty()))
     }
 
     fn has(&self, key: &str) -> bool {
@@ -293,6 +289,8 @@ impl<'a> Sect<'a> {
         for v in arr.iter() {
             let line = cx.line(v.span()).or_else(|| self.key_line(cx, key));
             match v.as_str() {
+                // `[ "" ]` is LibreQoS's way of writing an empty list.
+                Some(s) if s.trim().is_empty() => {}
                 Some(s) => out.push((s.to_string(), line)),
                 None => cx.error(
                     line,
@@ -340,25 +338,11 @@ impl<'a> Sect<'a> {
         }
     }
 
-    /// Warns about every key not in `known`.
-    fn finish(&self, cx: &mut Cx, known: &[&str]) {
-        let Some(t) = self.table else { return };
-        for (k, _) in t.iter() {
-            if !known.contains(&k) {
-                let line = self.key_line(cx, k);
-                cx.warn(
-                    line,
-                    &self.field(k),
-                    format!("unknown key '{}', ignored", self.field(k)),
-                    Some("check the spelling against packaging/lqos.example.conf"),
-                );
-            }
-        }
-    }
-
     fn missing(&self, cx: &mut Cx, key: &str, what: &str) {
         let field = self.field(key);
-        cx.error(self.line, &field, format!("missing {field}"), Some(what));
+        // A key written as "" is missing too; point at it when it is there.
+        let line = self.key_line(cx, key);
+        cx.error(line, &field, format!("missing {field}"), Some(what));
     }
 }
 
@@ -435,6 +419,18 @@ fn vlan(cx: &mut Cx, s: &Sect<'_>, key: &str) -> Option<u16> {
     Some(v as u16)
 }
 
+/// The error for a LibreQoS 1.4 lqos.conf (no `version`, no `[bridge]` with
+/// `to_internet`/`to_network`, no `[single_interface]`; its `[bridge]`, if any, lists
+/// `interface_mapping`).
+pub const LEGACY_14_MESSAGE: &str = "this looks like a LibreQoS 1.4 lqos.conf: it has no [bridge] \
+     section with to_internet and to_network and no [single_interface] section";
+/// What to add to a 1.4 file (the hint of [`LEGACY_14_MESSAGE`]).
+pub const LEGACY_14_HINT: &str = "add version = \"1.5\" at the top and a [bridge] section with \
+     to_internet = \"<NIC toward the core router>\" and to_network = \"<NIC toward the \
+     subscribers>\" (or, for one NIC with VLANs, [single_interface] with interface, \
+     internet_vlan and network_vlan); `libreqos --migrate-config OLD NEW` writes that file \
+     for you";
+
 fn interfaces(cx: &mut Cx, top: &Sect<'_>) -> Option<InterfaceMode> {
     let bridge = top.sub(cx, "bridge");
     let stick = top.sub(cx, "single_interface");
@@ -448,12 +444,20 @@ fn interfaces(cx: &mut Cx, top: &Sect<'_>) -> Option<InterfaceMode> {
             );
             None
         }
+        (Some(b), None) if b.has("interface_mapping") && !b.has("to_internet") => {
+            cx.error(
+                b.line,
+                "bridge.interface_mapping",
+                LEGACY_14_MESSAGE.into(),
+                Some(LEGACY_14_HINT),
+            );
+            None
+        }
         (Some(b), None) => {
             let to_internet = interface_name(cx, &b, "to_internet");
             let to_network = interface_name(cx, &b, "to_network");
             let use_xdp_bridge = b.bool(cx, "use_xdp_bridge", DEFAULT_USE_XDP_BRIDGE);
             let mtu = mtu(cx, &b);
-            b.finish(cx, &["use_xdp_bridge", "to_internet", "to_network", "mtu"]);
             if let (Some(ti), Some(tn)) = (&to_internet, &to_network)
                 && ti == tn
             {
@@ -478,13 +482,16 @@ fn interfaces(cx: &mut Cx, top: &Sect<'_>) -> Option<InterfaceMode> {
             let internet_vlan = vlan(cx, &s, "internet_vlan");
             let network_vlan = vlan(cx, &s, "network_vlan");
             let mtu = mtu(cx, &s);
-            s.finish(cx, &["interface", "internet_vlan", "network_vlan", "mtu"]);
             Some(InterfaceMode::Stick {
                 interface: interface?,
                 internet_vlan: internet_vlan?,
                 network_vlan: network_vlan?,
                 mtu,
             })
+        }
+        (None, None) if !top.has("version") => {
+            cx.error(None, "bridge", LEGACY_14_MESSAGE.into(), Some(LEGACY_14_HINT));
+            None
         }
         (None, None) => {
             cx.warn(
@@ -601,27 +608,6 @@ fn queues(cx: &mut Cx, s: &Sect<'_>) -> QueuesConfig {
         fast_queues_fq_codel_mbps: fast,
     };
     let _ = s.opt_u64(cx, "lazy_threshold_bytes");
-    s.finish(
-        cx,
-        &[
-            "default_sqm",
-            "queue_mode",
-            "monitor_only",
-            "downlink_bandwidth_mbps",
-            "uplink_bandwidth_mbps",
-            "generated_pn_download_mbps",
-            "generated_pn_upload_mbps",
-            "dry_run",
-            "sudo",
-            "override_available_queues",
-            "use_binpacking",
-            "lazy_queues",
-            "lazy_expire_seconds",
-            "lazy_threshold_bytes",
-            "fast_queues_fq_codel",
-            "max_quarantine_ratio",
-        ],
-    );
     q
 }
 
@@ -665,6 +651,19 @@ fn required_when_enabled(cx: &mut Cx, s: &Sect<'_>, enabled: bool, key: &str) ->
     v
 }
 
+/// An optional share in (0, 1]; anything else is an error at the key's line.
+fn unit_ratio(cx: &mut Cx, s: &Sect<'_>, key: &str, default: f64, field: &str) -> f64 {
+    match s.opt_f64(cx, key) {
+        None => default,
+        Some(v) if v.is_finite() && v > 0.0 && v <= 1.0 => v,
+        Some(v) => {
+            let line = s.key_line(cx, key);
+            cx.error(line, field, format!("{v} must be > 0 and <= 1"), None);
+            default
+        }
+    }
+}
+
 fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
     let enabled = s.bool(cx, "enable_uisp", false);
     let suspended_strategy = match s.opt_str(cx, "suspended_strategy") {
@@ -689,7 +688,36 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
     if let Some(item) = s.get("exception_cpes") {
         let line = s.key_line(cx, "exception_cpes");
         let entries: Vec<&dyn TableLike> = match (item.as_array(), item.as_array_of_tables()) {
-            (Some(a), _) => a.iter().filter_map(Value::as_inline_table).map(|t| t as _).collect(),
+            (Some(a), _) => {
+                // LibreQoS documents entries as "cpe:parent" strings; its parser wants tables.
+                for v in a.iter() {
+                    if let Some(text) = v.as_str() {
+                        match text.split_once(':') {
+                            Some((c, p)) if !c.trim().is_empty() && !p.trim().is_empty() => {
+                                exception_cpes.push(ExceptionCpe {
+                                    cpe: c.trim().to_string(),
+                                    parent: p.trim().to_string(),
+                                })
+                            }
+                            _ => cx.error(
+                                line,
+                                "uisp_integration.exception_cpes",
+                                format!("\"{text}\" is not \"cpe:parent\""),
+                                Some("write each entry as \"CPE name:parent name\" or {cpe = \"…\", parent = \"…\"}"),
+                            ),
+                        }
+                    } else if v.as_inline_table().is_none() {
+                        cx.error(
+                            line,
+                            "uisp_integration.exception_cpes",
+                            "each entry is a \"cpe:parent\" string or a {cpe, parent} table"
+                                .to_string(),
+                            None,
+                        );
+                    }
+                }
+                a.iter().filter_map(Value::as_inline_table).map(|t| t as _).collect()
+            }
             (_, Some(a)) => a.iter().map(|t| t as _).collect(),
             _ => {
                 s.type_error(cx, "exception_cpes", "an array of {cpe, parent} tables", item);
@@ -712,7 +740,7 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
             }
         }
     }
-    let u = UispConfig {
+    UispConfig {
         enabled,
         token: required_when_enabled(cx, s, enabled, "token"),
         url: required_when_enabled(cx, s, enabled, "url"),
@@ -731,34 +759,24 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
             .unwrap_or(DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER),
         exception_cpes,
         insecure_ssl: s.bool(cx, "insecure_ssl", false),
-    };
-    s.finish(
-        cx,
-        &[
-            "enable_uisp",
-            "token",
-            "url",
-            "site",
-            "strategy",
-            "suspended_strategy",
-            "airmax_capacity",
-            "ltu_capacity",
-            "exclude_sites",
-            "ipv6_with_mikrotik",
-            "bandwidth_overhead_factor",
-            "commit_bandwidth_multiplier",
-            "exception_cpes",
-            "insecure_ssl",
+        airmax_flexible_frame_download_ratio: unit_ratio(
+            cx,
+            s,
             "airmax_flexible_frame_download_ratio",
-            "ignore_calculated_capacity",
+            DEFAULT_UISP_AIRMAX_FLEXIBLE_FRAME_DOWNLOAD_RATIO,
+            "uisp_integration.airmax_flexible_frame_download_ratio",
+        ),
+        ignore_calculated_capacity: s.bool(cx, "ignore_calculated_capacity", false),
+        infrastructure_transport_caps_enabled: s.bool(
+            cx,
             "infrastructure_transport_caps_enabled",
-            "squash_sites",
-            "do_not_squash_sites",
-            "enable_squashing",
-            "use_ptmp_as_parent",
-        ],
-    );
-    u
+            DEFAULT_UISP_INFRASTRUCTURE_TRANSPORT_CAPS_ENABLED,
+        ),
+        use_ptmp_as_parent: s.bool(cx, "use_ptmp_as_parent", false),
+        squash_sites: s.strings(cx, "squash_sites"),
+        do_not_squash_sites: s.strings(cx, "do_not_squash_sites"),
+        enable_squashing: s.bool(cx, "enable_squashing", false),
+    }
 }
 
 fn splynx(cx: &mut Cx, s: &Sect<'_>) -> SplynxConfig {
@@ -766,27 +784,23 @@ fn splynx(cx: &mut Cx, s: &Sect<'_>) -> SplynxConfig {
         Some(b) => b,
         None => s.bool(cx, "enable_spylnx", false),
     };
-    let c = SplynxConfig {
+    SplynxConfig {
         enabled,
         api_key: required_when_enabled(cx, s, enabled, "api_key"),
         api_secret: required_when_enabled(cx, s, enabled, "api_secret"),
         url: required_when_enabled(cx, s, enabled, "url"),
         strategy: strategy(cx, s, "strategy", false).unwrap_or(DEFAULT_SPLYNX_STRATEGY),
-    };
-    s.finish(cx, &["enable_splynx", "enable_spylnx", "api_key", "api_secret", "url", "strategy"]);
-    c
+    }
 }
 
 fn netzur(cx: &mut Cx, s: &Sect<'_>) -> NetzurConfig {
     let enabled = s.bool(cx, "enable_netzur", false);
-    let c = NetzurConfig {
+    NetzurConfig {
         enabled,
         api_key: required_when_enabled(cx, s, enabled, "api_key"),
         api_url: required_when_enabled(cx, s, enabled, "api_url"),
         timeout_secs: s.opt_u64(cx, "timeout_secs").unwrap_or(DEFAULT_NETZUR_TIMEOUT_SECS),
-    };
-    s.finish(cx, &["enable_netzur", "api_key", "api_url", "timeout_secs"]);
-    c
+    }
 }
 
 fn metrics(cx: &mut Cx, s: &Sect<'_>) -> MetricsConfig {
@@ -814,7 +828,6 @@ fn metrics(cx: &mut Cx, s: &Sect<'_>) -> MetricsConfig {
         }
         t => t,
     };
-    s.finish(cx, &["enabled", "token"]);
     MetricsConfig { enabled, token }
 }
 
@@ -843,32 +856,29 @@ fn integration_common(cx: &mut Cx, s: &Sect<'_>) -> IntegrationCommon {
             None,
         );
     }
-    let c = IntegrationCommon {
+    IntegrationCommon {
         circuit_name_as_address: s.bool(cx, "circuit_name_as_address", false),
         queue_refresh_interval_mins: refresh.max(1),
         promote_to_root: s.strings(cx, "promote_to_root"),
         client_bandwidth_multiplier: s.opt_f64(cx, "client_bandwidth_multiplier"),
         max_shrink_ratio,
-    };
-    s.finish(
-        cx,
-        &[
-            "circuit_name_as_address",
-            "queue_refresh_interval_mins",
-            "promote_to_root",
-            "client_bandwidth_multiplier",
-            "max_shrink_ratio",
-            "use_mikrotik_ipv6",
+        ethernet_port_limits_enabled: s.bool(
+            cx,
             "ethernet_port_limits_enabled",
+            DEFAULT_ETHERNET_PORT_LIMITS_ENABLED,
+        ),
+        ethernet_port_limit_multiplier: unit_ratio(
+            cx,
+            s,
             "ethernet_port_limit_multiplier",
-            "topology_attachment_health",
-        ],
-    );
-    c
+            DEFAULT_ETHERNET_PORT_LIMIT_MULTIPLIER,
+            "integration_common.ethernet_port_limit_multiplier",
+        ),
+    }
 }
 
 fn tuning(cx: &mut Cx, s: &Sect<'_>) -> Tuning {
-    let t = Tuning {
+    Tuning {
         set_cpu_governor_performance: s.bool(
             cx,
             "set_cpu_governor_performance",
@@ -885,22 +895,7 @@ fn tuning(cx: &mut Cx, s: &Sect<'_>) -> Tuning {
             || DEFAULT_DISABLE_OFFLOAD.iter().map(|s| s.to_string()).collect(),
             |l| l.into_iter().map(|(s, _)| s).collect(),
         ),
-    };
-    s.finish(
-        cx,
-        &[
-            "set_cpu_governor_performance",
-            "stop_irq_balance",
-            "netdev_budget_usecs",
-            "netdev_budget_packets",
-            "rx_usecs",
-            "tx_usecs",
-            "disable_rxvlan",
-            "disable_txvlan",
-            "disable_offload",
-        ],
-    );
-    t
+    }
 }
 
 fn flows(cx: &mut Cx, s: &Sect<'_>) -> Flows {
@@ -920,7 +915,7 @@ fn flows(cx: &mut Cx, s: &Sect<'_>) -> Flows {
             None
         }
     });
-    let f = Flows {
+    Flows {
         flow_timeout_seconds: s
             .opt_u64(cx, "flow_timeout_seconds")
             .unwrap_or(DEFAULT_FLOW_TIMEOUT_SECONDS),
@@ -929,19 +924,7 @@ fn flows(cx: &mut Cx, s: &Sect<'_>) -> Flows {
         netflow_ip: s.opt_str(cx, "netflow_ip"),
         netflow_version,
         do_not_track_subnets: s.cidrs(cx, "do_not_track_subnets", &[]),
-    };
-    s.finish(
-        cx,
-        &[
-            "flow_timeout_seconds",
-            "netflow_enabled",
-            "netflow_port",
-            "netflow_ip",
-            "netflow_version",
-            "do_not_track_subnets",
-        ],
-    );
-    f
+    }
 }
 
 /// Parses lqos.conf text. `path` is used for diagnostics and stored in [`Config::path`].
@@ -1009,19 +992,10 @@ pub(crate) fn parse_config_with(
         }
     };
     let state_directory = match top.opt_str(&mut cx, "state_directory") {
-        Some(d) if d.trim().is_empty() => {
-            let line = top.key_line(&cx, "state_directory");
-            cx.error(
-                line,
-                "state_directory",
-                "state_directory must not be empty when configured".to_string(),
-                Some("remove the key to use the default"),
-            );
-            default_state_directory(&lqos_directory)
-        }
         Some(d) => PathBuf::from(d),
         None => default_state_directory(&lqos_directory),
     };
+    let exclude_efficiency_cores = top.bool(&mut cx, "exclude_efficiency_cores", false);
     let node_id = top.string(&mut cx, "node_id", "");
     let node_name = top.string(&mut cx, "node_name", DEFAULT_NODE_NAME);
     let queue_check_period_ms =
@@ -1042,10 +1016,6 @@ pub(crate) fn parse_config_with(
     };
     let _ = ir.opt_bool(&mut cx, "unknown_ip_honors_ignore");
     let _ = ir.opt_bool(&mut cx, "unknown_ip_honors_allow");
-    ir.finish(
-        &mut cx,
-        &["allow_subnets", "ignore_subnets", "unknown_ip_honors_ignore", "unknown_ip_honors_allow"],
-    );
 
     let ic = top.sub(&mut cx, "integration_common").unwrap_or_else(|| empty("integration_common"));
     let integration_common = integration_common(&mut cx, &ic);
@@ -1055,7 +1025,6 @@ pub(crate) fn parse_config_with(
 
     let topo = top.sub(&mut cx, "topology").unwrap_or_else(|| empty("topology"));
     let topology = TopologyConfig { compile_mode: strategy(&mut cx, &topo, "compile_mode", true) };
-    topo.finish(&mut cx, &["compile_mode", "queue_auto_virtualize_threshold_mbps"]);
 
     let uisp = top.sub(&mut cx, "uisp_integration").map(|s| uisp(&mut cx, &s));
     let splynx_sect =
@@ -1077,37 +1046,23 @@ pub(crate) fn parse_config_with(
     let netzur = top.sub(&mut cx, "netzur_integration").map(|s| netzur(&mut cx, &s));
     let ms = top.sub(&mut cx, "metrics").unwrap_or_else(|| empty("metrics"));
     let metrics = metrics(&mut cx, &ms);
+    let mk = top.sub(&mut cx, "mikrotik_ipv6").unwrap_or_else(|| empty("mikrotik_ipv6"));
+    let mikrotik_ipv6 = MikrotikIpv6Config {
+        use_mikrotik_ipv6: ic.bool(&mut cx, "use_mikrotik_ipv6", false),
+        config_path: PathBuf::from(mk.string(
+            &mut cx,
+            "config_path",
+            DEFAULT_MIKROTIK_IPV6_CONFIG_PATH,
+        )),
+    };
 
-    let mut known: Vec<&str> = vec![
-        "version",
-        "lqos_directory",
-        "state_directory",
-        "node_id",
-        "node_name",
-        "queue_check_period_ms",
-        "disable_webserver",
-        "webserver_listen",
-        "bridge",
-        "single_interface",
-        "queues",
-        "ip_ranges",
-        "integration_common",
-        "tuning",
-        "flows",
-        "topology",
-        "uisp_integration",
-        "splynx_integration",
-        "spylnx_integration",
-        "netzur_integration",
-        "metrics",
-    ];
-    known.extend_from_slice(TOP_IGNORED);
-    top.finish(&mut cx, &known);
+    cx.diags.extend(crate::keys::audit(&cx.label, &cx.idx, doc.as_table()));
 
     let config = Config {
         path: path.to_path_buf(),
         lqos_directory,
         state_directory,
+        exclude_efficiency_cores,
         node_id,
         node_name,
         queue_check_period_ms,
@@ -1124,6 +1079,7 @@ pub(crate) fn parse_config_with(
         splynx,
         netzur,
         metrics,
+        mikrotik_ipv6,
     };
     (Some(config), cx.diags)
 }

@@ -41,6 +41,8 @@ pub mod diag;
 pub mod edit;
 pub mod error;
 mod json;
+pub mod keys;
+pub mod migrate;
 pub mod model;
 pub mod network;
 mod pos;
@@ -83,8 +85,7 @@ pub fn config_path_from_env(cli: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Reads a text file: strips a UTF-8 BOM, decodes UTF-16 with a BOM, and falls back to
-/// Latin-1 (with a warning) for bytes that are not UTF-8.
+/// Reads a text file and decodes it with [`decode_text`].
 fn read_text(
     path: &Path,
     label: &str,
@@ -94,32 +95,27 @@ fn read_text(
         io::ErrorKind::NotFound => ConfigError::NotFound { path: path.to_path_buf() },
         _ => ConfigError::Read { path: path.to_path_buf(), source },
     })?;
-    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return Ok(String::from_utf8_lossy(rest).into_owned());
+    let (text, warning) = decode_text(&bytes, label);
+    warnings.extend(warning);
+    Ok(text)
+}
+
+/// Decodes an input file's bytes the way LibreQoS reads them: UTF-8 (a BOM is dropped),
+/// UTF-16 with a BOM, and otherwise Windows-1252 (what spreadsheet programs on Windows save
+/// as "CSV"), with one warning naming the encoding used. Never fails: every byte sequence
+/// decodes to some text.
+pub fn decode_text(bytes: &[u8], label: &str) -> (String, Option<Diagnostic>) {
+    if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (text, _) = enc.decode_without_bom_handling(bytes.get(bom_len..).unwrap_or_default());
+        return (text.into_owned(), None);
     }
-    let utf16 = |le: bool| {
-        let units: Vec<u16> = bytes[2..]
-            .chunks_exact(2)
-            .map(|c| {
-                if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) }
-            })
-            .collect();
-        String::from_utf16_lossy(&units)
-    };
-    if bytes.starts_with(&[0xFF, 0xFE]) {
-        return Ok(utf16(true));
-    }
-    if bytes.starts_with(&[0xFE, 0xFF]) {
-        return Ok(utf16(false));
-    }
-    match String::from_utf8(bytes) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            warnings.push(
-                Diagnostic::warning(label, "file is not UTF-8; read as Latin-1")
-                    .hint("save the file as UTF-8"),
-            );
-            Ok(e.into_bytes().iter().map(|&b| char::from(b)).collect())
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => {
+            let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
+            let d = Diagnostic::warning(label, "file is not UTF-8; read as Windows-1252")
+                .hint("save the file as UTF-8 to be sure names and comments read as intended");
+            (text.into_owned(), Some(d))
         }
     }
 }

@@ -79,13 +79,28 @@ pub enum SqmKind {
 }
 
 /// A per-circuit `sqm` column value: `cake`, `fq_codel`, `none`, or directional `down/up`
-/// where an empty side means "the default rule for that direction".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+/// where an empty side means "the default rule for that direction". A side may carry tc
+/// options (`cake diffserv8 nat`, `fq_codel target 2ms`); then its `*_leaf` holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct SqmOverride {
     /// Download side, `None` = default rule.
     pub down: Option<SqmKind>,
     /// Upload side, `None` = default rule.
     pub up: Option<SqmKind>,
+    /// The download leaf with its options, when the column gave options for that side
+    /// (the low-rate `rtt` fix-up still applies when no `rtt` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_leaf: Option<LeafQdisc>,
+    /// The upload leaf with its options, as `down_leaf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_leaf: Option<LeafQdisc>,
+}
+
+impl SqmOverride {
+    /// Both directions of one kind, without options.
+    pub fn kinds(down: Option<SqmKind>, up: Option<SqmKind>) -> SqmOverride {
+        SqmOverride { down, up, ..SqmOverride::default() }
+    }
 }
 
 /// CAKE's diffserv modes.
@@ -117,29 +132,87 @@ pub enum CakeAckFilter {
     Aggressive,
 }
 
-/// CAKE parameters that `default_sqm` may carry. `None` = kernel default.
+/// CAKE's flow isolation modes (`TCA_CAKE_FLOW_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CakeFlowMode {
+    /// `flowblind`
+    Flowblind,
+    /// `srchost`
+    Srchost,
+    /// `dsthost`
+    Dsthost,
+    /// `hosts`
+    Hosts,
+    /// `flows`
+    Flows,
+    /// `dual-srchost`
+    DualSrchost,
+    /// `dual-dsthost`
+    DualDsthost,
+    /// `triple-isolate` (the kernel's default)
+    TripleIsolate,
+}
+
+/// CAKE's link-layer cell compensation (`TCA_CAKE_ATM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CakeAtm {
+    /// `noatm`
+    None,
+    /// `atm`
+    Atm,
+    /// `ptm`
+    Ptm,
+}
+
+/// CAKE parameters that `default_sqm` (or the CSV `sqm` column) may carry, with tc's
+/// meaning: `None` = not given, so the kernel default (or, on `tc qdisc change`, the current
+/// value) stays. The keyword shortcuts (`ethernet`, `docsis`, `conservative`, `pppoe-ptm`,
+/// the `rtt` presets, …) are resolved into these fields exactly as `tc` resolves them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct CakeParams {
-    /// `bandwidth` (normally unset: HTB shapes, CAKE only manages the queue).
+    /// `bandwidth` in kbit/s; `Some(0)` = `unlimited` (normally unset: HTB shapes, CAKE only
+    /// manages the queue).
     pub bandwidth_kbit: Option<u64>,
+    /// `autorate-ingress` (true); `bandwidth`/`unlimited` turn it off (false) as in tc.
+    #[serde(default)]
+    pub autorate_ingress: Option<bool>,
     /// Diffserv mode.
     pub diffserv: Option<CakeDiffserv>,
-    /// `rtt` in microseconds (set by the low-rate fix-ups).
+    /// Flow isolation mode.
+    #[serde(default)]
+    pub flow_mode: Option<CakeFlowMode>,
+    /// `rtt` in microseconds (set by the low-rate fix-ups). The AQM target sent with it is
+    /// `rtt / 20` (at least 1 µs), as tc computes it.
     pub rtt_us: Option<u32>,
-    /// ACK filter.
-    pub ack_filter: CakeAckFilter,
+    /// ACK filter, `None` = not given.
+    #[serde(default)]
+    pub ack_filter: Option<CakeAckFilter>,
     /// `nat` (true) / `nonat` (false).
     pub nat: Option<bool>,
     /// `wash` (true) / `nowash` (false).
     pub wash: Option<bool>,
     /// `split-gso` (true) / `no-split-gso` (false).
     pub split_gso: Option<bool>,
-    /// `overhead N`.
+    /// `ingress` (true) / `egress` (false).
+    #[serde(default)]
+    pub ingress: Option<bool>,
+    /// `atm` / `ptm` / `noatm`.
+    #[serde(default)]
+    pub atm: Option<CakeAtm>,
+    /// `overhead N` (-64..=256), or the sum of the framing keywords.
     pub overhead: Option<i32>,
-    /// `mpu N`.
+    /// `raw`: no overhead compensation at all (sent as `TCA_CAKE_RAW`).
+    #[serde(default)]
+    pub raw: bool,
+    /// `mpu N` (0..=256; 0 is not sent, as in tc).
     pub mpu: Option<u32>,
     /// `memlimit N` in bytes.
     pub memlimit: Option<u32>,
+    /// `fwmark MASK` (0 is not sent, as in tc).
+    #[serde(default)]
+    pub fwmark: Option<u32>,
 }
 
 /// fq_codel parameters. `None` = kernel default.
@@ -157,6 +230,15 @@ pub struct FqCodelParams {
     pub quantum: Option<u32>,
     /// `ecn` (true) / `noecn` (false).
     pub ecn: Option<bool>,
+    /// `ce_threshold` in microseconds.
+    #[serde(default)]
+    pub ce_threshold_us: Option<u32>,
+    /// `memory_limit` in bytes.
+    #[serde(default)]
+    pub memory_limit: Option<u32>,
+    /// `drop_batch` packets.
+    #[serde(default)]
+    pub drop_batch: Option<u32>,
 }
 
 /// A fully specified leaf qdisc, as the planner hands it to lqos-tc.
@@ -180,6 +262,114 @@ pub enum LeafQdisc {
 }
 
 impl LeafQdisc {
+    /// The qdisc as `tc` arguments, e.g. `cake diffserv4 rtt 300000us ack-filter`. Reading
+    /// the text back with [`crate::parse_sqm_tokens`] gives the same parameters, and `tc`
+    /// given these words sends what lqos-tc sends.
+    pub fn tc_args(&self) -> String {
+        let mut w: Vec<String> = vec![self.kind().to_string()];
+        let mut word = |s: &str| w.push(s.to_string());
+        match self {
+            LeafQdisc::Pfifo { limit } | LeafQdisc::Bfifo { limit } => {
+                if let Some(l) = limit {
+                    word(&format!("limit {l}"));
+                }
+            }
+            LeafQdisc::FqCodel(p) => {
+                let nums = [
+                    ("limit", p.limit, ""),
+                    ("flows", p.flows, ""),
+                    ("quantum", p.quantum, ""),
+                    ("target", p.target_us, "us"),
+                    ("interval", p.interval_us, "us"),
+                    ("ce_threshold", p.ce_threshold_us, "us"),
+                    ("memory_limit", p.memory_limit, ""),
+                    ("drop_batch", p.drop_batch, ""),
+                ];
+                for (k, v, unit) in nums {
+                    if let Some(v) = v {
+                        word(&format!("{k} {v}{unit}"));
+                    }
+                }
+                if let Some(e) = p.ecn {
+                    word(if e { "ecn" } else { "noecn" });
+                }
+            }
+            LeafQdisc::Cake(p) => {
+                match p.bandwidth_kbit {
+                    Some(0) => word("unlimited"),
+                    Some(b) => word(&format!("bandwidth {b}kbit")),
+                    None => {}
+                }
+                if p.autorate_ingress == Some(true) {
+                    word("autorate-ingress");
+                }
+                if let Some(d) = p.diffserv {
+                    word(match d {
+                        CakeDiffserv::Diffserv3 => "diffserv3",
+                        CakeDiffserv::Diffserv4 => "diffserv4",
+                        CakeDiffserv::Diffserv8 => "diffserv8",
+                        CakeDiffserv::Besteffort => "besteffort",
+                        CakeDiffserv::Precedence => "precedence",
+                    });
+                }
+                if let Some(f) = p.flow_mode {
+                    word(match f {
+                        CakeFlowMode::Flowblind => "flowblind",
+                        CakeFlowMode::Srchost => "srchost",
+                        CakeFlowMode::Dsthost => "dsthost",
+                        CakeFlowMode::Hosts => "hosts",
+                        CakeFlowMode::Flows => "flows",
+                        CakeFlowMode::DualSrchost => "dual-srchost",
+                        CakeFlowMode::DualDsthost => "dual-dsthost",
+                        CakeFlowMode::TripleIsolate => "triple-isolate",
+                    });
+                }
+                if p.raw {
+                    word("raw");
+                }
+                if let Some(a) = p.atm {
+                    word(match a {
+                        CakeAtm::None => "noatm",
+                        CakeAtm::Atm => "atm",
+                        CakeAtm::Ptm => "ptm",
+                    });
+                }
+                if let Some(o) = p.overhead.filter(|&o| !(p.raw && o == 0)) {
+                    word(&format!("overhead {o}"));
+                }
+                let nums =
+                    [("mpu", p.mpu, ""), ("rtt", p.rtt_us, "us"), ("memlimit", p.memlimit, "")];
+                for (k, v, unit) in nums {
+                    if let Some(v) = v {
+                        word(&format!("{k} {v}{unit}"));
+                    }
+                }
+                if let Some(f) = p.fwmark {
+                    word(&format!("fwmark {f:#x}"));
+                }
+                let flags = [
+                    (p.nat, "nat", "nonat"),
+                    (p.wash, "wash", "nowash"),
+                    (p.split_gso, "split-gso", "no-split-gso"),
+                    (p.ingress, "ingress", "egress"),
+                ];
+                for (v, yes, no) in flags {
+                    if let Some(b) = v {
+                        word(if b { yes } else { no });
+                    }
+                }
+                if let Some(a) = p.ack_filter {
+                    word(match a {
+                        CakeAckFilter::Off => "no-ack-filter",
+                        CakeAckFilter::On => "ack-filter",
+                        CakeAckFilter::Aggressive => "ack-filter-aggressive",
+                    });
+                }
+            }
+        }
+        w.join(" ")
+    }
+
     /// The kernel's name for this qdisc kind (`TCA_KIND`), e.g. `sch_cake` registers `cake`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -336,6 +526,11 @@ pub struct IntegrationCommon {
     /// Share of circuits an import may remove before it is refused (lqos extension,
     /// `max_shrink_ratio`, default 0.5).
     pub max_shrink_ratio: f64,
+    /// `ethernet_port_limits_enabled` (default true): a CPE's negotiated Ethernet speed caps
+    /// its circuit.
+    pub ethernet_port_limits_enabled: bool,
+    /// `ethernet_port_limit_multiplier` (default 0.94, 0 < m ≤ 1): usable share of the port.
+    pub ethernet_port_limit_multiplier: f64,
 }
 
 /// `[tuning]` (applied by lqosd at start).
@@ -451,6 +646,24 @@ pub struct UispConfig {
     pub exception_cpes: Vec<ExceptionCpe>,
     /// `insecure_ssl`.
     pub insecure_ssl: bool,
+    /// `airmax_flexible_frame_download_ratio` (default 0.8): download share of a flexible-frame
+    /// airMax AP's capacity when the radio reports no live ratio.
+    pub airmax_flexible_frame_download_ratio: f64,
+    /// `ignore_calculated_capacity`: infrastructure nodes get the generated-node rates instead
+    /// of the radio/path capacity.
+    pub ignore_calculated_capacity: bool,
+    /// `infrastructure_transport_caps_enabled` (default true): a radio's capacity is capped by
+    /// its transport port (or its model's port ceiling).
+    pub infrastructure_transport_caps_enabled: bool,
+    /// `use_ptmp_as_parent`: a site fed by a point-to-multipoint AP hangs under that AP.
+    pub use_ptmp_as_parent: bool,
+    /// `squash_sites`: sites left out of the tree, their children moved to their parent.
+    pub squash_sites: Vec<String>,
+    /// `do_not_squash_sites`: sites never squashed (wins over `squash_sites`).
+    pub do_not_squash_sites: Vec<String>,
+    /// `enable_squashing`: accepted; lqos never emits relay radios, so there is nothing more to
+    /// squash.
+    pub enable_squashing: bool,
 }
 
 /// `[splynx_integration]` (alias `[spylnx_integration]`).
@@ -481,6 +694,28 @@ pub struct NetzurConfig {
     pub timeout_secs: u64,
 }
 
+/// IPv6 enrichment from MikroTik routers: `[mikrotik_ipv6] config_path` plus
+/// `[integration_common] use_mikrotik_ipv6` (UISP's `ipv6_with_mikrotik` also turns it on,
+/// see [`Config::wants_mikrotik_ipv6`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MikrotikIpv6Config {
+    /// `[integration_common] use_mikrotik_ipv6`.
+    pub use_mikrotik_ipv6: bool,
+    /// `[mikrotik_ipv6] config_path`: the router credentials file (default
+    /// [`crate::conf::DEFAULT_MIKROTIK_IPV6_CONFIG_PATH`]).
+    pub config_path: PathBuf,
+}
+
+impl Default for MikrotikIpv6Config {
+    /// Off, credentials at LibreQoS's default path.
+    fn default() -> Self {
+        MikrotikIpv6Config {
+            use_mikrotik_ipv6: false,
+            config_path: PathBuf::from(crate::conf::DEFAULT_MIKROTIK_IPV6_CONFIG_PATH),
+        }
+    }
+}
+
 /// `[metrics]`: the Prometheus endpoint `/metrics` (lqos extension; LibreQoS has no such
 /// section). lqosd lets the environment override both fields (`LQOS_METRICS=off`,
 /// `LQOS_METRICS_TOKEN`).
@@ -509,6 +744,10 @@ pub struct Config {
     pub lqos_directory: PathBuf,
     /// `state_directory` (default derived from `lqos_directory`).
     pub state_directory: PathBuf,
+    /// `exclude_efficiency_cores`: count only performance cores when sizing the queues
+    /// (hybrid CPUs; see `lqosd::facts`).
+    #[serde(default)]
+    pub exclude_efficiency_cores: bool,
     /// `node_id`.
     pub node_id: String,
     /// `node_name`.
@@ -542,6 +781,9 @@ pub struct Config {
     /// `[metrics]` (lqos extension; defaults when the section is missing).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[mikrotik_ipv6]` and `[integration_common] use_mikrotik_ipv6`.
+    #[serde(default)]
+    pub mikrotik_ipv6: MikrotikIpv6Config,
 }
 
 impl Config {
@@ -552,6 +794,12 @@ impl Config {
     /// `<lqos_directory>/ShapedDevices.csv`
     pub fn shaped_devices_path(&self) -> PathBuf {
         self.lqos_directory.join("ShapedDevices.csv")
+    }
+    /// True when imports look up IPv6 delegations on MikroTik routers: `[integration_common]
+    /// use_mikrotik_ipv6` or `[uisp_integration] ipv6_with_mikrotik` (LibreQoS's rule).
+    pub fn wants_mikrotik_ipv6(&self) -> bool {
+        self.mikrotik_ipv6.use_mikrotik_ipv6
+            || self.uisp.as_ref().is_some_and(|u| u.ipv6_with_mikrotik)
     }
 }
 

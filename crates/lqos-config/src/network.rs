@@ -80,23 +80,64 @@ impl Builder<'_> {
                     Some(RateKbit::from_mbps(v))
                 }
             }
+            // LibreQoS reads `"500"` as 500 (Python's float()); `""` is "not set".
+            J::Str(s) if s.trim().is_empty() => None,
+            J::Str(s) if s.trim().parse::<f64>().is_ok() => {
+                let num = Member {
+                    key: m.key.clone(),
+                    key_off: m.key_off,
+                    val: J::Num(s.trim().to_string()),
+                    val_off: m.val_off,
+                };
+                self.rate(&num, path)
+            }
             other => {
-                let hint = matches!(other, J::Str(s) if s.trim().parse::<f64>().is_ok())
-                    .then_some("write the number without quotes");
                 self.cx.error(
                     m.val_off,
                     &field,
                     format!("expected a number, found {}", other.type_name()),
-                    hint,
+                    Some("rates are Mbps, written as 500 or \"500\""),
                 );
                 None
             }
         }
     }
 
+    /// `virtual`: true/false, 1/0, or the strings "true"/"false"/"1"/"0"/"yes"/"no" (any
+    /// case) as LibreQoS's tools write them; `""` and null are "not set".
+    fn flag(&mut self, m: &Member, path: &str) -> Option<bool> {
+        let parsed = match &m.val {
+            J::Bool(b) => Some(Some(*b)),
+            J::Null => Some(None),
+            J::Num(n) => match n.parse::<f64>() {
+                Ok(1.0) => Some(Some(true)),
+                Ok(0.0) => Some(Some(false)),
+                _ => None,
+            },
+            J::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(Some(true)),
+                "false" | "0" | "no" => Some(Some(false)),
+                "" => Some(None),
+                _ => None,
+            },
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.cx.error(
+                m.val_off,
+                &format!("{path}.{}", m.key),
+                format!("expected true or false, found {}", m.val.type_name()),
+                Some("write true, false, \"true\", \"false\", 1 or 0"),
+            );
+            None
+        })
+    }
+
     fn opt_string(&mut self, m: &Member, path: &str) -> Option<String> {
         match &m.val {
             J::Str(s) => Some(s.clone()),
+            // `"id": 1234` names the same node as `"id": "1234"`.
+            J::Num(n) => Some(n.clone()),
             J::Null => None,
             other => {
                 self.cx.error(
@@ -186,16 +227,11 @@ impl Builder<'_> {
                     "id" => node.id = self.opt_string(f, &path).filter(|s| !s.is_empty()),
                     "name" => node.display_name = self.opt_string(f, &path),
                     "type" => node.node_type = self.opt_string(f, &path),
-                    "virtual" => match f.val {
-                        J::Bool(b) => virtual_flag = Some((b, f.key_off)),
-                        J::Null => {}
-                        ref other => self.cx.error(
-                            f.val_off,
-                            &format!("{path}.virtual"),
-                            format!("expected true or false, found {}", other.type_name()),
-                            None,
-                        ),
-                    },
+                    "virtual" => {
+                        if let Some(b) = self.flag(f, &path) {
+                            virtual_flag = Some((b, f.key_off));
+                        }
+                    }
                     "children" => match &f.val {
                         J::Obj(c) => children = Some(c),
                         J::Null => {}
@@ -267,26 +303,69 @@ impl Builder<'_> {
     }
 }
 
-/// Checks that need the whole tree: HTB depth and virtual-node promotion.
-fn check_tree(cx: &mut Cx<'_>, net: &Network, offsets: &[usize]) {
-    // Depth counting only non-virtual nodes (virtual ones vanish from the HTB tree).
+/// Flattens a tree deeper than HTB allows the way LibreQoS does (`flattenA` in
+/// LibreQoS.py): the nodes of the deepest allowed level keep their place, and every node
+/// below them is moved up to become a child of the node one level above them (the deepest
+/// levels merge upward, in file order). Levels count non-virtual nodes only. One warning
+/// per node that receives moved nodes, naming them.
+fn flatten_deep(cx: &mut Cx<'_>, net: &mut Network, offsets: &[usize]) {
     let mut depth = vec![0usize; net.nodes.len()];
-    for (i, n) in net.nodes.iter().enumerate() {
-        let parent_depth = n.parent.map_or(0, |p| depth[p]);
-        depth[i] = parent_depth + usize::from(!n.is_virtual);
-        if !n.is_virtual && depth[i] == MAX_SITE_DEPTH + 1 {
-            cx.error(
-                offsets[i],
-                &net.path(i),
-                format!(
-                    "node '{}' is at site level {} but HTB allows at most {MAX_SITE_DEPTH} site \
-                     levels",
-                    n.name, depth[i]
-                ),
-                Some("mark an intermediate node \"virtual\": true, or move this branch up"),
-            );
+    // anchor → nodes moved under it, in file order
+    let mut moved: Vec<(NodeIndex, Vec<NodeIndex>)> = Vec::new();
+    for i in 0..net.nodes.len() {
+        let parent_depth = net.nodes[i].parent.map_or(0, |p| depth[p]);
+        let is_virtual = net.nodes[i].is_virtual;
+        depth[i] = parent_depth + usize::from(!is_virtual);
+        if is_virtual || depth[i] <= MAX_SITE_DEPTH {
+            continue;
+        }
+        // The nearest real ancestor on the deepest level but one.
+        let mut anchor = net.nodes[i].parent;
+        while let Some(a) = anchor {
+            if !net.nodes[a].is_virtual && depth[a] == MAX_SITE_DEPTH - 1 {
+                break;
+            }
+            anchor = net.nodes[a].parent;
+        }
+        let Some(a) = anchor else { continue };
+        net.nodes[i].parent = Some(a);
+        depth[i] = MAX_SITE_DEPTH;
+        match moved.iter_mut().find(|(x, _)| *x == a) {
+            Some((_, list)) => list.push(i),
+            None => moved.push((a, vec![i])),
         }
     }
+    if moved.is_empty() {
+        return;
+    }
+    // Children lists again from the parent links; arena order is still depth-first.
+    for n in &mut net.nodes {
+        n.children.clear();
+    }
+    for i in 0..net.nodes.len() {
+        if let Some(p) = net.nodes[i].parent {
+            net.nodes[p].children.push(i);
+        }
+    }
+    for (a, list) in moved {
+        let names: Vec<String> = list.iter().map(|&i| format!("'{}'", net.nodes[i].name)).collect();
+        let first = list.first().copied().unwrap_or(a);
+        cx.warn(
+            offsets.get(first).copied().unwrap_or(0),
+            &net.path(a),
+            format!(
+                "the tree is deeper than the {MAX_SITE_DEPTH} site levels HTB allows: {} moved \
+                 up under '{}' (as LibreQoS flattens it)",
+                names.join(", "),
+                net.nodes[a].name
+            ),
+            Some("mark an intermediate node \"virtual\": true, or move the branch up yourself"),
+        );
+    }
+}
+
+/// Checks that need the whole tree: virtual-node promotion.
+fn check_tree(cx: &mut Cx<'_>, net: &Network, offsets: &[usize]) {
     if !net.nodes.is_empty() && net.nodes.iter().all(|n| n.is_virtual) {
         cx.warn(
             offsets[0],
@@ -374,7 +453,8 @@ pub fn parse_network_str(text: &str, label: &str) -> (Network, Vec<Diagnostic>) 
         offsets: Vec::new(),
     };
     b.nodes(&members, None, "");
-    let Builder { mut cx, net, offsets, .. } = b;
+    let Builder { mut cx, mut net, offsets, .. } = b;
+    flatten_deep(&mut cx, &mut net, &offsets);
     check_tree(&mut cx, &net, &offsets);
     (net, cx.diags)
 }

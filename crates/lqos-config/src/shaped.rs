@@ -139,7 +139,36 @@ struct Layout {
     header_line: Option<usize>,
 }
 
+/// `3, 5, 9`, or the first 20 and a count of the rest.
+fn line_list(lines: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let mut s = lines.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    if lines.len() > SHOWN {
+        s.push_str(&format!(" and {} more", lines.len() - SHOWN));
+    }
+    s
+}
+
 impl Layout {
+    /// True if a row whose field count differs from the layout's can still be read safely
+    /// (LibreQoS reads it): every missing field is a trailing optional column (Comment, sqm,
+    /// RADIUS Username, or a column lqos ignores), or every extra field is empty.
+    fn tolerates(&self, rec: &csv::StringRecord) -> bool {
+        if rec.len() > self.width {
+            return rec.iter().skip(self.width).all(|f| f.trim().is_empty());
+        }
+        (rec.len()..self.width).all(|pos| {
+            match self.index.iter().position(|&i| i == Some(pos)) {
+                None => true, // an ignored (unknown or empty-named) column
+                Some(c) => {
+                    c == Col::Comment as usize
+                        || c == Col::Sqm as usize
+                        || c == Col::RadiusUser as usize
+                }
+            }
+        })
+    }
+
     fn positional(cols: &[Col], width: usize) -> Layout {
         let mut index = [None; NCOLS];
         for (i, c) in cols.iter().take(width).enumerate() {
@@ -415,7 +444,11 @@ fn parse_row(
                 line,
                 Col::Sqm,
                 msg,
-                Some("use cake, fq_codel, none, or down/up such as cake/fq_codel".into()),
+                Some(
+                    "use cake, fq_codel or none, optionally with tc options (cake diffserv8 nat), \
+                     or down/up such as cake/fq_codel"
+                        .into(),
+                ),
             );
             None
         }
@@ -608,6 +641,8 @@ fn parse_impl(text: &str, label: &str) -> (Vec<Circuit>, Vec<Circuit>, Vec<Diagn
     // Rows left out (field errors, parent conflicts), kept for the cross-file checks only.
     let mut rejected: Vec<Circuit> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
+    // Lines of rows accepted with a field count other than the layout's (one warning).
+    let mut odd_width: Vec<usize> = Vec::new();
     loop {
         match reader.read_record(&mut rec) {
             Ok(true) => {}
@@ -665,7 +700,7 @@ fn parse_impl(text: &str, label: &str) -> (Vec<Circuit>, Vec<Circuit>, Vec<Diagn
             }
             continue;
         };
-        if rec.len() != lay.width {
+        if rec.len() != lay.width && !lay.tolerates(&rec) {
             cx.diags.push(
                 Diagnostic::error(
                     label,
@@ -676,12 +711,32 @@ fn parse_impl(text: &str, label: &str) -> (Vec<Circuit>, Vec<Circuit>, Vec<Diagn
             );
             continue;
         }
+        if rec.len() != lay.width {
+            odd_width.push(line);
+        }
         let (row, failed) = parse_row(&mut cx, lay, &rec, line);
         let left_out =
             if failed { Some(row) } else { add_row(&mut cx, &mut circuits, &mut by_id, row) };
         if let Some(row) = left_out {
             rejected.push(row.into_circuit());
         }
+    }
+    if let (Some(lay), Some(&first)) = (&layout, odd_width.first()) {
+        cx.diags.push(
+            Diagnostic::warning(
+                label,
+                format!(
+                    "{} row(s) do not have the header's {} fields but lack only trailing \
+                     optional columns (Comment, sqm) or carry extra empty fields: lines {}; \
+                     read with the missing fields empty",
+                    odd_width.len(),
+                    lay.width,
+                    line_list(&odd_width)
+                ),
+            )
+            .at_line(first)
+            .hint("LibreQoS reads these rows the same way; rewrite the file to silence this"),
+        );
     }
     (circuits, rejected, cx.diags)
 }

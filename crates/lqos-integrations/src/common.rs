@@ -210,6 +210,119 @@ impl UniqueNames {
     }
 }
 
+impl UniqueNames {
+    /// True when `name` was already claimed.
+    pub fn is_taken(&self, name: &str) -> bool {
+        self.taken.contains(name)
+    }
+}
+
+/// LibreQoS's display-name rule: internal whitespace collapsed to one space, ends trimmed;
+/// `fallback` (usually the id) when nothing is left.
+pub fn normalize_display_name(raw: Option<&str>, fallback: &str) -> String {
+    let name = raw.unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() { fallback.to_string() } else { name }
+}
+
+/// LibreQoS's duplicate rule: when several `(id, name)` share a name, every one of them (not
+/// only the second and later) becomes `name (id)`, so names do not depend on API order.
+pub fn disambiguate(items: &[(String, String)]) -> Vec<String> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, name) in items {
+        *count.entry(name.as_str()).or_default() += 1;
+    }
+    items
+        .iter()
+        .map(|(id, name)| {
+            if count.get(name.as_str()).copied().unwrap_or(0) > 1 {
+                format!("{name} ({id})")
+            } else {
+                name.clone()
+            }
+        })
+        .collect()
+}
+
+/// What a CRM field holds, which decides what host bits mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// The subscriber's own address (Splynx `ipv4`/`ipv6`, online sessions, Netzur `ip`):
+    /// `100.64.5.3/29` is the host 100.64.5.3 with its subnet's length, see [`crm_address`].
+    Host,
+    /// A routed or delegated prefix (Splynx `ipv4_route`/`ipv6_delegated`): see [`crm_prefix`].
+    Prefix,
+}
+
+/// How a CRM address text becomes a shaped network, LibreQoS's `fixSubnet` rule: a bare
+/// address is the host; a network address keeps its prefix (`100.64.9.0/29`); an address with
+/// host bits (`100.64.5.3/29`, an interface address with its subnet's length) is the host
+/// alone (`100.64.5.3/32`), never the whole prefix. Returns the network and, for the last
+/// case, a note for the operator.
+pub fn crm_address(text: &str) -> Option<(IpNet, Option<String>)> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if let Ok(addr) = t.parse::<IpAddr>() {
+        return Some((IpNet::from(addr), None));
+    }
+    let net: IpNet = t.parse().ok()?;
+    if net.addr() == net.network() && net.prefix_len() != 0 {
+        return Some((net, None));
+    }
+    let host = IpNet::from(net.addr());
+    let note = (net.prefix_len() != host.prefix_len()).then(|| {
+        format!("'{t}' has host bits set; shaped as the host {host}, not the whole {}", net.trunc())
+    });
+    Some((host, note))
+}
+
+/// How a routed or delegated prefix text becomes a shaped network: the whole prefix, host bits
+/// cleared (`100.64.5.3/29` → `100.64.5.0/29`). LibreQoS writes such a prefix unchanged and its
+/// longest-prefix-match map ignores the host bits, so the whole /29 is shaped there too. A bare
+/// address is the host. Returns the network and, when host bits were cleared, a note.
+pub fn crm_prefix(text: &str) -> Option<(IpNet, Option<String>)> {
+    let t = text.trim();
+    if let Ok(addr) = t.parse::<IpAddr>() {
+        return Some((IpNet::from(addr), None));
+    }
+    let net: IpNet = t.parse().ok()?;
+    let trunc = net.trunc();
+    let note = (trunc != net)
+        .then(|| format!("routed prefix '{t}' has host bits set; shaped as the whole {trunc}"));
+    Some((trunc, note))
+}
+
+/// Parses one CRM address of `kind` ([`crm_address`] or [`crm_prefix`]) into `set`, with a
+/// warning naming `what` for text that is not an address and for host bits.
+pub fn push_address(
+    set: &mut AddressSet,
+    text: &str,
+    kind: AddressKind,
+    filter: &AddressFilter,
+    what: &str,
+    label: &str,
+    warnings: &mut Vec<Diagnostic>,
+) {
+    let parsed = match kind {
+        AddressKind::Host => crm_address(text),
+        AddressKind::Prefix => crm_prefix(text),
+    };
+    match parsed {
+        Some((net, note)) => {
+            if let Some(note) = note {
+                warnings.push(Diagnostic::warning(label, format!("{what}: {note}")));
+            }
+            set.push(net, filter);
+        }
+        None if text.trim().is_empty() => {}
+        None => warnings.push(Diagnostic::warning(
+            label,
+            format!("{what}: '{text}' is not an address; left out"),
+        )),
+    }
+}
+
 /// A node being built: name, stable id, type, rates, parent.
 #[derive(Debug, Clone)]
 pub struct BuildNode {
@@ -437,6 +550,43 @@ mod tests {
         assert_eq!(parse_host_or_net("2001:db8::1/64"), Some("2001:db8::1/128".parse().unwrap()));
         assert_eq!(parse_prefix("100.64.5.3/29"), Some("100.64.5.0/29".parse().unwrap()));
         assert_eq!(parse_host_or_net("nonsense"), None);
+    }
+
+    #[test]
+    fn host_bits_mean_the_host_for_addresses_and_the_prefix_for_routes() {
+        let a = |t: &str| crm_address(t).map(|(n, note)| (n.to_string(), note.is_some()));
+        assert_eq!(a("100.64.5.3/29"), Some(("100.64.5.3/32".into(), true)));
+        assert_eq!(a("100.64.5.0/29"), Some(("100.64.5.0/29".into(), false)));
+        assert_eq!(a(" 100.64.5.3 "), Some(("100.64.5.3/32".into(), false)));
+        assert_eq!(a("100.64.5.3/32"), Some(("100.64.5.3/32".into(), false)));
+        assert_eq!(a("2001:db8::5/64"), Some(("2001:db8::5/128".into(), true)));
+        assert_eq!(a("bogus/99"), None);
+        let p = |t: &str| crm_prefix(t).map(|(n, note)| (n.to_string(), note.is_some()));
+        assert_eq!(p("100.64.5.3/29"), Some(("100.64.5.0/29".into(), true)));
+        assert_eq!(p("2001:db8:10::/56"), Some(("2001:db8:10::/56".into(), false)));
+        assert_eq!(p("100.64.5.3"), Some(("100.64.5.3/32".into(), false)));
+    }
+
+    #[test]
+    fn every_duplicate_gets_its_id_and_whitespace_collapses() {
+        let items = [
+            (
+                "1122".to_string(),
+                normalize_display_name(Some(" Telkom-Braeview-Sec-South  "), "1122"),
+            ),
+            ("1980".to_string(), normalize_display_name(Some("Telkom-Braeview-Sec-South"), "1980")),
+            ("2000".to_string(), normalize_display_name(Some("Unique\tAP"), "2000")),
+            ("7".to_string(), normalize_display_name(Some("   "), "7")),
+        ];
+        assert_eq!(
+            disambiguate(&items),
+            [
+                "Telkom-Braeview-Sec-South (1122)",
+                "Telkom-Braeview-Sec-South (1980)",
+                "Unique AP",
+                "7"
+            ]
+        );
     }
 
     #[test]

@@ -111,6 +111,19 @@ pub enum ImportError {
         #[source]
         source: reqwest::Error,
     },
+    /// The answer is larger than [`crate::http::HttpOptions::max_answer_bytes`].
+    #[error(
+        "{crm} sent more than {} at {url}; refused, the last good files are kept",
+        human_bytes(*limit_bytes)
+    )]
+    TooLarge {
+        /// CRM.
+        crm: Crm,
+        /// Requested URL.
+        url: String,
+        /// The limit.
+        limit_bytes: usize,
+    },
     /// The answer is not JSON.
     #[error("{crm} sent malformed JSON at {url}")]
     Malformed {
@@ -178,6 +191,18 @@ pub enum ImportError {
         /// Every diagnostic.
         diagnostics: Vec<Diagnostic>,
     },
+    /// An operator override file (`lqos_overrides.json`, a bandwidth CSV,
+    /// `appendToShapedDevices.csv`) has errors; publishing without it would drop the
+    /// operator's settings, so nothing was published.
+    #[error(
+        "operator overrides have {} error(s), first: {}; nothing was published and the last good files are kept",
+        diagnostics.iter().filter(|d| d.is_error()).count(),
+        diagnostics.iter().find(|d| d.is_error()).map(ToString::to_string).unwrap_or_default()
+    )]
+    Overrides {
+        /// Every diagnostic, errors and warnings.
+        diagnostics: Vec<Diagnostic>,
+    },
     /// Reading the current file (for the shrink guard or the backup) failed.
     #[error("cannot read {}", path.display())]
     Read {
@@ -225,6 +250,7 @@ impl ImportError {
             | ImportError::Timeout { crm, .. }
             | ImportError::Connect { crm, .. }
             | ImportError::Malformed { crm, .. }
+            | ImportError::TooLarge { crm, .. }
             | ImportError::Shape { crm, .. }
             | ImportError::Data { crm, .. }
             | ImportError::Empty { crm }
@@ -232,7 +258,9 @@ impl ImportError {
             | ImportError::Invalid { crm, .. }
             | ImportError::RunTimeout { crm, .. }
             | ImportError::Client { crm, .. } => Some(*crm),
-            ImportError::Read { .. } | ImportError::Write { .. } => None,
+            ImportError::Read { .. }
+            | ImportError::Write { .. }
+            | ImportError::Overrides { .. } => None,
         }
     }
 
@@ -242,10 +270,22 @@ impl ImportError {
             self,
             ImportError::NotConfigured { .. }
                 | ImportError::Invalid { .. }
+                | ImportError::Overrides { .. }
                 | ImportError::Empty { .. }
                 | ImportError::Shrink { .. }
                 | ImportError::Data { .. }
         )
+    }
+}
+
+/// `256 MiB`, `64 KiB`, `512 bytes`.
+pub fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
     }
 }
 

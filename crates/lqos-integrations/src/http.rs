@@ -19,6 +19,35 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest `Retry-After` that is honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// Largest answer read from a CRM (256 MiB, far above any real subscriber list): a larger or
+/// endless answer is refused instead of exhausting memory.
+pub const MAX_ANSWER_BYTES: usize = 256 << 20;
+
+/// Why [`read_capped`] stopped.
+#[derive(Debug)]
+pub enum CappedError {
+    /// The answer is larger than the limit.
+    TooLarge,
+    /// The transfer failed.
+    Http(reqwest::Error),
+}
+
+/// Reads an answer body, refusing more than `max` bytes (checked against `Content-Length`
+/// first, then while streaming).
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, CappedError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(CappedError::TooLarge);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(CappedError::Http)? {
+        if out.len() + chunk.len() > max {
+            return Err(CappedError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// How requests are made.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -28,6 +57,8 @@ pub struct HttpOptions {
     pub attempts: u32,
     /// First backoff; doubled after each retry.
     pub backoff: Duration,
+    /// Largest answer accepted (default [`MAX_ANSWER_BYTES`]).
+    pub max_answer_bytes: usize,
 }
 
 impl Default for HttpOptions {
@@ -36,6 +67,7 @@ impl Default for HttpOptions {
             timeout: DEFAULT_REQUEST_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
             backoff: DEFAULT_BACKOFF,
+            max_answer_bytes: MAX_ANSWER_BYTES,
         }
     }
 }
@@ -108,17 +140,25 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status();
                     if status.is_success() {
-                        let bytes = resp.bytes().await.map_err(|source| {
-                            if source.is_timeout() {
-                                ImportError::Timeout {
+                        let bytes = read_capped(resp, self.opts.max_answer_bytes).await.map_err(
+                            |e| match e {
+                                CappedError::TooLarge => ImportError::TooLarge {
                                     crm,
                                     url: url.to_string(),
-                                    timeout_secs: self.opts.timeout.as_secs().max(1),
+                                    limit_bytes: self.opts.max_answer_bytes,
+                                },
+                                CappedError::Http(source) if source.is_timeout() => {
+                                    ImportError::Timeout {
+                                        crm,
+                                        url: url.to_string(),
+                                        timeout_secs: self.opts.timeout.as_secs().max(1),
+                                    }
                                 }
-                            } else {
-                                ImportError::Connect { crm, url: url.to_string(), source }
-                            }
-                        })?;
+                                CappedError::Http(source) => {
+                                    ImportError::Connect { crm, url: url.to_string(), source }
+                                }
+                            },
+                        )?;
                         debug!(crm = crm.key(), url, bytes = bytes.len(), "answer");
                         return serde_json::from_slice(&bytes).map_err(|source| {
                             ImportError::Malformed { crm, url: url.to_string(), source }

@@ -18,9 +18,11 @@
 pub mod common;
 pub mod error;
 pub mod http;
+pub mod mikrotik;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod netzur;
+pub mod overrides;
 mod publish;
 pub mod splynx;
 pub mod uisp;
@@ -95,12 +97,26 @@ pub fn import(docs: &Docs, config: &Config) -> Result<Import, ImportError> {
     }
 }
 
-/// [`pull`] then [`import`].
+/// [`pull`] (with the MikroTik IPv6 lookup alongside when enabled), [`import`], the IPv6
+/// merge ([`mikrotik::merge`]), then the operator's override files from `lqos_directory`
+/// ([`overrides::load_and_apply`]): what the scheduler runs every cycle.
 pub async fn pull_and_import(
     crm: Crm,
     config: &Config,
     opts: &HttpOptions,
 ) -> Result<Import, ImportError> {
-    let docs = pull(crm, config, opts).await?;
-    import(&docs, config)
+    let (docs, ipv6) = if config.wants_mikrotik_ipv6() {
+        let (docs, ipv6) = tokio::join!(pull(crm, config, opts), mikrotik::pull_map(config, opts));
+        (docs?, Some(ipv6))
+    } else {
+        (pull(crm, config, opts).await?, None)
+    };
+    let mut imported = import(&docs, config)?;
+    if let Some((map, warnings)) = ipv6 {
+        let added = mikrotik::merge(&mut imported, &map);
+        tracing::debug!(crm = crm.key(), added, "IPv6 from MikroTik routers merged");
+        imported.warnings.extend(warnings);
+    }
+    overrides::load_and_apply(config, &mut imported)?;
+    Ok(imported)
 }

@@ -1,23 +1,28 @@
 //! Netzur: one `GET {api_url}` with `Authorization: Bearer <api_key>` answering
 //! `{"zones": […], "customers": […]}`, then a pure [`import`].
 //!
-//! Rules: each zone (`name`, optional `id`/`zone_id`) is a site (`netzur:zone:<id>`) with
-//! `capacity_download_mbps`/`capacity_upload_mbps` through the shared client multiplier,
-//! unless its lower-cased name is in `exclude_sites`. Each customer with a `subscriber_id` is
-//! a circuit `netzur_<id>` under the zone named by `zone` (unparented when unknown), rates
-//! `download`/`upload` × multiplier with Min = 0.98 × Max, and one device
-//! `netzur_<id>_device` with `ip` (comma list or array), `ipv6` and `mac`. Always `full`.
+//! Rules (LibreQoS's `integrationNetzur.py`): each zone (`name`, optional `id`/`zone_id`) is a
+//! site (`netzur:zone:<id>`) with `capacity_download_mbps`/`capacity_upload_mbps` through the
+//! shared client multiplier, unless its lower-cased name is in `exclude_sites`; a repeated zone
+//! name keeps the first. A zone without a stated capacity gets `generated_pn_download_mbps` /
+//! `generated_pn_upload_mbps` (LibreQoS writes 0 Mbps there, which shapes the zone to
+//! nothing; lqos uses the same default as every other node of unknown capacity). Each customer
+//! with a `subscriber_id` is a circuit `netzur_<id>` under the zone named by `zone`
+//! (unparented when unknown; left out when that zone is excluded), named `customerName` (or
+//! `address` with `circuit_name_as_address`), rates `download`/`upload` × multiplier with
+//! Min = 0.98 × Max, and one device `netzur_<id>_device` named `<customerName>_device` with
+//! `ip` (comma list or array), `ipv6` and `mac`. Always `full`.
 
 use std::collections::HashMap;
 
-use lqos_config::{Circuit, CircuitId, Config, Device, Diagnostic, NetzurConfig};
+use lqos_config::{Circuit, CircuitId, Config, Device, Diagnostic, NetzurConfig, RateKbit};
 use serde_json::Value;
 use tracing::debug;
 
 use crate::Import;
 use crate::common::{
-    AddressFilter, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder, UniqueNames,
-    drop_duplicates_and_empty, id_string, min_max, number, parse_prefix, rate, string,
+    AddressFilter, AddressKind, AddressSet, BuildNode, PYTHON_MIN_RATIO, SharedRules, TreeBuilder,
+    drop_duplicates_and_empty, id_string, min_max, number, push_address, rate, string,
 };
 use crate::error::{Crm, ImportError};
 use crate::http::{Auth, Http, HttpOptions};
@@ -101,8 +106,8 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
     let customers = docs.document.get("customers").and_then(Value::as_array).unwrap_or(&empty);
 
     let mut tree = TreeBuilder::default();
-    let mut names = UniqueNames::default();
     let mut zone_node: HashMap<String, usize> = HashMap::new();
+    let gen_rates = (config.queues.generated_pn_download, config.queues.generated_pn_upload);
     for z in zones {
         let Some(name) = string(z.get("name")) else {
             warnings.push(Diagnostic::warning(LABEL, "a zone without a name was skipped"));
@@ -111,31 +116,48 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
         if rules.is_excluded(&name) {
             continue;
         }
+        if zone_node.contains_key(&name) {
+            warnings.push(Diagnostic::warning(
+                LABEL,
+                format!("zone '{name}' appears more than once; the first one is used"),
+            ));
+            continue;
+        }
         let zid = id_string(z.get("id")).or_else(|| id_string(z.get("zone_id")));
-        let down = rules.client_max_mbps(number(z.get("capacity_download_mbps")).unwrap_or(0.0));
-        let up = rules.client_max_mbps(number(z.get("capacity_upload_mbps")).unwrap_or(0.0));
-        let gen_rates = (config.queues.generated_pn_download, config.queues.generated_pn_upload);
+        let capacity = |key: &str, fallback: RateKbit| {
+            let mbps = rules.client_max_mbps(number(z.get(key)).unwrap_or(0.0));
+            if mbps > 0.0 { rate(mbps) } else { fallback }
+        };
         let idx = tree.add(BuildNode {
-            name: names.claim(&name, zid.as_deref().unwrap_or("zone")),
+            name: name.clone(),
             id: zid.map(|i| format!("netzur:zone:{i}")),
             node_type: "site",
-            download: if down > 0.0 { rate(down) } else { gen_rates.0 },
-            upload: if up > 0.0 { rate(up) } else { gen_rates.1 },
+            download: capacity("capacity_download_mbps", gen_rates.0),
+            upload: capacity("capacity_upload_mbps", gen_rates.1),
             parent: None,
             extra: Default::default(),
         });
-        zone_node.entry(name).or_insert(idx);
+        zone_node.insert(name, idx);
     }
 
     let mut circuits = Vec::new();
     for c in customers {
         let Some(sid) = id_string(c.get("subscriber_id")) else { continue };
+        let zone = string(c.get("zone"));
+        if zone.as_deref().is_some_and(|z| rules.is_excluded(z)) {
+            continue;
+        }
         let name = string(c.get("customerName")).unwrap_or_else(|| sid.clone());
+        let address = string(c.get("address"));
+        let circuit_name = match address {
+            Some(a) if config.integration_common.circuit_name_as_address => a,
+            _ => name.clone(),
+        };
         let max_d = rules.client_max_mbps(number(c.get("download")).unwrap_or(0.0));
         let max_u = rules.client_max_mbps(number(c.get("upload")).unwrap_or(0.0));
         let (download_min, download_max) = min_max(max_d * PYTHON_MIN_RATIO, max_d);
         let (upload_min, upload_max) = min_max(max_u * PYTHON_MIN_RATIO, max_u);
-        let parent = string(c.get("zone")).and_then(|z| {
+        let parent = zone.and_then(|z| {
             let found = zone_node.get(&z).and_then(|&i| tree.get(i));
             if found.is_none() {
                 warnings.push(Diagnostic::warning(
@@ -146,14 +168,9 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
             found
         });
         let mut set = AddressSet::default();
+        let what = format!("customer {sid}");
         for a in ip_list(c.get("ip")).iter().chain(ip_list(c.get("ipv6")).iter()) {
-            match parse_prefix(a) {
-                Some(n) => set.push(n, &filter),
-                None => warnings.push(Diagnostic::warning(
-                    LABEL,
-                    format!("customer {sid}: '{a}' is not an address; left out"),
-                )),
-            }
+            push_address(&mut set, a, AddressKind::Host, &filter, &what, LABEL, &mut warnings);
         }
         let mac = string(c.get("mac")).unwrap_or_default();
         let devices = if set.is_empty() && mac.is_empty() {
@@ -161,17 +178,17 @@ pub fn import(docs: &NetzurDocs, config: &Config) -> Result<Import, ImportError>
         } else {
             vec![Device {
                 id: format!("netzur_{sid}_device"),
-                name: format!("{name} device"),
+                name: format!("{name}_device"),
                 mac,
                 ipv4: set.v4,
                 ipv6: set.v6,
-                comment: string(c.get("address")).unwrap_or_default(),
+                comment: String::new(),
                 line: 0,
             }]
         };
         circuits.push(Circuit {
             id: CircuitId(format!("netzur_{sid}")),
-            name,
+            name: circuit_name,
             parent_node: parent.map(|p| p.name.clone()),
             parent_node_id: parent.and_then(|p| p.id.clone()),
             anchor_node_id: None,

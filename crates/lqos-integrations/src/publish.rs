@@ -20,6 +20,9 @@ use crate::error::ImportError;
 pub struct PublishOptions {
     /// Skip the empty/shrink guard (`lqos_scheduler --once --force`).
     pub force: bool,
+    /// Validate and guard as usual but write nothing (`lqos_scheduler --once --no-write`); the
+    /// report then says what would have changed.
+    pub dry_run: bool,
 }
 
 /// What a publish did.
@@ -35,10 +38,12 @@ pub struct PublishReport {
     pub nodes: usize,
     /// Previous circuits no longer present.
     pub removed: usize,
-    /// True when network.json changed (and was written).
+    /// True when network.json changed (and was written, unless a dry run).
     pub network_changed: bool,
-    /// True when ShapedDevices.csv changed (and was written).
+    /// True when ShapedDevices.csv changed (and was written, unless a dry run).
     pub devices_changed: bool,
+    /// True when nothing was written ([`PublishOptions::dry_run`]).
+    pub dry_run: bool,
     /// Validation warnings (errors block the publish).
     pub warnings: Vec<Diagnostic>,
 }
@@ -110,6 +115,9 @@ pub fn publish(
         if old == Some(new) {
             return Ok(false);
         }
+        if opts.dry_run {
+            return Ok(true);
+        }
         if let Some(old) = old {
             let bak = bak_path(path);
             write_atomic(&bak, old.as_bytes())
@@ -130,6 +138,7 @@ pub fn publish(
         removed,
         network_changed,
         devices_changed,
+        dry_run: opts.dry_run,
         warnings: diags,
     };
     info!(
@@ -139,7 +148,9 @@ pub fn publish(
         nodes = report.nodes,
         removed,
         changed = report.changed(),
-        "import published"
+        dry_run = opts.dry_run,
+        "{}",
+        if opts.dry_run { "import checked (dry run, nothing written)" } else { "import published" }
     );
     Ok(report)
 }

@@ -166,8 +166,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run { subscribers, lqosd, gui, duration } => {
             let stop = Arc::new(AtomicBool::new(false));
             let s2 = stop.clone();
+            // SIGINT, SIGTERM and SIGHUP (the `termination` feature) all end the run the same
+            // way: the loop stops and the lab is removed, also when the terminal is gone.
             ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst))
-                .context("install Ctrl-C handler")?;
+                .context("install the SIGINT/SIGTERM/SIGHUP handler")?;
             let lab = bring_up(&cli, *subscribers, lqosd)?;
             describe(&lab, false, &mut out)?;
             crate::forward::forward_into_netns(*gui, &lab.shaper.path(), "127.0.0.1:9123".parse()?)
@@ -212,7 +214,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
-            writeln!(out, "stopping; removing the lab")?;
+            // The terminal may be gone (SIGHUP): a failed write must not skip the clean-up.
+            let _ = writeln!(out, "stopping; removing the lab");
             lab.down();
             Ok(())
         }

@@ -165,15 +165,13 @@ pub fn prepare(
 /// the refusal rules (whole-input errors, `max_quarantine_ratio` against `applied`), without
 /// planning. `libreqos --validate` stops here.
 pub fn load(config: &Config, applied: Option<&Plan>) -> Result<Inputs, PipelineError> {
-    let inputs = lqos_config::load_inputs(config).map_err(|source| PipelineError::Read { source })?;
+    let inputs =
+        lqos_config::load_inputs(config).map_err(|source| PipelineError::Read { source })?;
     if has_errors(&inputs.diagnostics) {
         return Err(PipelineError::Refused { diagnostics: inputs.diagnostics });
     }
-    let unshaped = inputs
-        .quarantined
-        .iter()
-        .filter(|q| q.action == QuarantineAction::Unshaped)
-        .count();
+    let unshaped =
+        inputs.quarantined.iter().filter(|q| q.action == QuarantineAction::Unshaped).count();
     let base = match applied {
         Some(p) if !p.circuits.is_empty() => p.circuits.len(),
         _ => inputs.circuits.len() + unshaped,

@@ -225,14 +225,21 @@ fn changeable(old: &LeafQdisc, new: &LeafQdisc) -> bool {
     match (old, new) {
         (LeafQdisc::Cake(o), LeafQdisc::Cake(n)) => {
             keeps(&o.bandwidth_kbit, &n.bandwidth_kbit)
+                && keeps(&o.autorate_ingress, &n.autorate_ingress)
                 && keeps(&o.diffserv, &n.diffserv)
+                && keeps(&o.flow_mode, &n.flow_mode)
                 && keeps(&o.rtt_us, &n.rtt_us)
+                && keeps(&o.ack_filter, &n.ack_filter)
                 && keeps(&o.nat, &n.nat)
                 && keeps(&o.wash, &n.wash)
                 && keeps(&o.split_gso, &n.split_gso)
+                && keeps(&o.ingress, &n.ingress)
+                && keeps(&o.atm, &n.atm)
                 && keeps(&o.overhead, &n.overhead)
+                && (!o.raw || n.raw)
                 && keeps(&o.mpu, &n.mpu)
                 && keeps(&o.memlimit, &n.memlimit)
+                && keeps(&o.fwmark, &n.fwmark)
         }
         (LeafQdisc::FqCodel(o), LeafQdisc::FqCodel(n)) => {
             o.flows == n.flows
@@ -241,6 +248,9 @@ fn changeable(old: &LeafQdisc, new: &LeafQdisc) -> bool {
                 && keeps(&o.interval_us, &n.interval_us)
                 && keeps(&o.quantum, &n.quantum)
                 && keeps(&o.ecn, &n.ecn)
+                && keeps(&o.ce_threshold_us, &n.ce_threshold_us)
+                && keeps(&o.memory_limit, &n.memory_limit)
+                && keeps(&o.drop_batch, &n.drop_batch)
         }
         (LeafQdisc::Pfifo { limit: o }, LeafQdisc::Pfifo { limit: n })
         | (LeafQdisc::Bfifo { limit: o }, LeafQdisc::Bfifo { limit: n }) => keeps(o, n),

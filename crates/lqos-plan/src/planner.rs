@@ -11,7 +11,7 @@ use crate::error::PlanError;
 use crate::hash::{circuit_hash, device_hash};
 use crate::model::*;
 use crate::rates::{MIN_RATE_KBIT, mbps_text, quantum, r2q, share};
-use crate::sqm::leaf_for;
+use crate::sqm::leaf_for_override;
 
 /// Everything [`plan`] reads. Pure data; the caller gathers it.
 #[derive(Debug, Clone, Copy)]
@@ -672,8 +672,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             leaf_tmp.push([None, None]);
             continue;
         };
-        let down = leaf_for(q, c.sqm.and_then(|o| o.down), RateKbit(s.down.ceil));
-        let up = leaf_for(q, c.sqm.and_then(|o| o.up), RateKbit(s.up.ceil));
+        let (ov_down, ov_up) = match &c.sqm {
+            Some(o) => ((o.down, o.down_leaf.as_ref()), (o.up, o.up_leaf.as_ref())),
+            None => ((None, None), (None, None)),
+        };
+        let down = leaf_for_override(q, ov_down, RateKbit(s.down.ceil));
+        let up = leaf_for_override(q, ov_up, RateKbit(s.up.ceil));
         leaf_want[if_of(Direction::Download)] += usize::from(down.is_some());
         leaf_want[if_of(Direction::Upload)] += usize::from(up.is_some());
         leaf_tmp.push([down, up]);

@@ -4,87 +4,14 @@
 
 use std::fmt::Write as _;
 
-use lqos_config::{CakeAckFilter, CakeDiffserv, LeafQdisc};
+use lqos_config::LeafQdisc;
 
 use crate::model::*;
 
-/// tc's argument words for a leaf qdisc, e.g. `cake diffserv4 rtt 300000us`.
+/// tc's argument words for a leaf qdisc, e.g. `cake diffserv4 rtt 300000us`
+/// (see [`LeafQdisc::tc_args`]).
 pub fn leaf_args(q: &LeafQdisc) -> String {
-    let mut s = String::from(q.kind());
-    let mut w = |t: String| {
-        s.push(' ');
-        s.push_str(&t);
-    };
-    match q {
-        LeafQdisc::Cake(p) => {
-            if let Some(b) = p.bandwidth_kbit {
-                w(format!("bandwidth {b}kbit"));
-            }
-            if let Some(d) = p.diffserv {
-                w(match d {
-                    CakeDiffserv::Diffserv3 => "diffserv3",
-                    CakeDiffserv::Diffserv4 => "diffserv4",
-                    CakeDiffserv::Diffserv8 => "diffserv8",
-                    CakeDiffserv::Besteffort => "besteffort",
-                    CakeDiffserv::Precedence => "precedence",
-                }
-                .into());
-            }
-            if let Some(r) = p.rtt_us {
-                w(format!("rtt {r}us"));
-            }
-            w(match p.ack_filter {
-                CakeAckFilter::Off => "no-ack-filter",
-                CakeAckFilter::On => "ack-filter",
-                CakeAckFilter::Aggressive => "ack-filter-aggressive",
-            }
-            .into());
-            if let Some(n) = p.nat {
-                w(if n { "nat" } else { "nonat" }.into());
-            }
-            if let Some(x) = p.wash {
-                w(if x { "wash" } else { "nowash" }.into());
-            }
-            if let Some(x) = p.split_gso {
-                w(if x { "split-gso" } else { "no-split-gso" }.into());
-            }
-            if let Some(o) = p.overhead {
-                w(format!("overhead {o}"));
-            }
-            if let Some(m) = p.mpu {
-                w(format!("mpu {m}"));
-            }
-            if let Some(m) = p.memlimit {
-                w(format!("memlimit {m}"));
-            }
-        }
-        LeafQdisc::FqCodel(p) => {
-            if let Some(x) = p.limit {
-                w(format!("limit {x}"));
-            }
-            if let Some(x) = p.flows {
-                w(format!("flows {x}"));
-            }
-            if let Some(x) = p.target_us {
-                w(format!("target {x}us"));
-            }
-            if let Some(x) = p.interval_us {
-                w(format!("interval {x}us"));
-            }
-            if let Some(x) = p.quantum {
-                w(format!("quantum {x}"));
-            }
-            if let Some(x) = p.ecn {
-                w(if x { "ecn" } else { "noecn" }.into());
-            }
-        }
-        LeafQdisc::Pfifo { limit } | LeafQdisc::Bfifo { limit } => {
-            if let Some(x) = limit {
-                w(format!("limit {x}"));
-            }
-        }
-    }
-    s
+    q.tc_args()
 }
 
 fn parent_str(p: ClassParent) -> String {

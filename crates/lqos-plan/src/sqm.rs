@@ -57,6 +57,20 @@ pub fn leaf_for(q: &QueuesConfig, explicit: Option<SqmKind>, max: RateKbit) -> O
     }
 }
 
+/// [`leaf_for`] for one side of a circuit's `sqm` column: a side written with tc options
+/// (`cake diffserv8 nat`) is that leaf (plus the low-rate `rtt` fix-up when it sets no
+/// `rtt`); otherwise the kind alone decides.
+pub fn leaf_for_override(
+    q: &QueuesConfig,
+    side: (Option<SqmKind>, Option<&LeafQdisc>),
+    max: RateKbit,
+) -> Option<LeafQdisc> {
+    match side {
+        (_, Some(leaf)) => Some(with_rtt_fixup(leaf.clone(), max)),
+        (kind, None) => leaf_for(q, kind, max),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use lqos_config::{DefaultSqm, SqmKind};
@@ -120,5 +134,24 @@ mod tests {
             leaf: Some(LeafQdisc::FqCodel(FqCodelParams::default())),
         };
         assert!(matches!(leaf_for(&q, None, mbps(1)), Some(LeafQdisc::FqCodel(_))));
+    }
+
+    #[test]
+    fn sqm_column_options_are_the_leaf_and_keep_the_low_rate_fixup() {
+        let q = config_bridge(1000, 1000).queues;
+        let leaf = lqos_config::parse_sqm_tokens("cake diffserv8 nat").ok().and_then(|s| s.leaf);
+        match leaf_for_override(&q, (Some(SqmKind::Cake), leaf.as_ref()), mbps(1)) {
+            Some(LeafQdisc::Cake(p)) => {
+                assert_eq!(p.diffserv, Some(CakeDiffserv::Diffserv8));
+                assert_eq!(p.nat, Some(true));
+                assert_eq!(p.rtt_us, Some(300_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Options win over the fast-queue rule; no options fall back to leaf_for.
+        let f = lqos_config::parse_sqm_tokens("fq_codel target 2ms").ok().and_then(|s| s.leaf);
+        assert!(f.is_some());
+        assert_eq!(leaf_for_override(&q, (Some(SqmKind::FqCodel), f.as_ref()), mbps(5000)), f);
+        assert_eq!(leaf_for_override(&q, (Some(SqmKind::None), None), mbps(5)), None);
     }
 }

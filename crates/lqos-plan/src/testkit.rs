@@ -26,6 +26,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         path: PathBuf::from("/etc/lqos.conf"),
         lqos_directory: PathBuf::from("/opt/libreqos/src"),
         state_directory: PathBuf::from("/opt/libreqos/src/state"),
+        exclude_efficiency_cores: false,
         node_id: "test".into(),
         node_name: "test".into(),
         queue_check_period_ms: 1000,
@@ -66,6 +67,8 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
             promote_to_root: Vec::new(),
             client_bandwidth_multiplier: None,
             max_shrink_ratio: 0.5,
+            ethernet_port_limits_enabled: true,
+            ethernet_port_limit_multiplier: 0.94,
         },
         tuning: Tuning {
             set_cpu_governor_performance: false,
@@ -84,6 +87,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         splynx: None,
         netzur: None,
         metrics: Default::default(),
+        mikrotik_ipv6: Default::default(),
     }
 }
 
@@ -320,7 +324,7 @@ pub fn random_circuits(seed: u64, net: &Network, first: u32, count: u32) -> Vec<
                 d.ipv6.push(nth_ipv6_64(i));
             }
             if rng.below(10) == 0 {
-                c.sqm = Some(SqmOverride { down: Some(lqos_config::SqmKind::FqCodel), up: None });
+                c.sqm = Some(SqmOverride::kinds(Some(lqos_config::SqmKind::FqCodel), None));
             }
             c
         })

@@ -3,7 +3,10 @@
 //! and `ShapedDevices.csv`), then asks lqosd for a Reload over the bus: a full one at start-up,
 //! incremental ones every `queue_refresh_interval_mins` and whenever an operator edits the two
 //! files (mtime + content-hash poll every 2 s, debounced: the change must be stable for one
-//! more poll). It reports its phase, last run, next run and last error to lqosd.
+//! more poll). An edit of an operator override file (`lqos_overrides.json`, the bandwidth
+//! CSVs, `appendToShapedDevices.csv`) re-runs the integration at once. It reports its phase,
+//! last run, next run and last error to lqosd. `--once` pulls and writes first and only then
+//! pings lqosd, failing with [`SchedulerError::NotReloaded`] when it does not answer.
 //!
 //! It never changes kernel state and never parses the inputs itself beyond what publish needs;
 //! lqosd validates and applies. Main types: [`Args`], [`Scheduler`], [`Bus`] (the seam for
@@ -30,8 +33,11 @@ use tracing::{debug, error, info, warn};
 
 pub use watch::InputWatcher;
 
-/// How long to wait for lqosd at start-up unless `--wait-lqosd-secs` says otherwise.
+/// How long the daemon waits for lqosd at start-up unless `--wait-lqosd-secs` says otherwise.
 pub const DEFAULT_WAIT_LQOSD_SECS: u64 = 60;
+/// How long `--once` waits for lqosd after writing the files (0: one Ping, no waiting), unless
+/// `--wait-lqosd-secs` says otherwise.
+pub const DEFAULT_ONCE_WAIT_LQOSD_SECS: u64 = 0;
 /// Deadline of one integration run unless `--import-timeout-secs` says otherwise.
 pub const DEFAULT_IMPORT_TIMEOUT_SECS: u64 = 600;
 /// How often the input files are polled for manual edits.
@@ -53,7 +59,9 @@ pub struct Args {
     /// lqosd's bus socket (default: $LQOS_BUS, else /run/lqos/bus).
     #[arg(long)]
     pub bus: Option<PathBuf>,
-    /// Run one cycle (integration → Reload) in the foreground and exit (non-zero on failure).
+    /// Run one cycle (integration → write the files → Reload) in the foreground and exit
+    /// (non-zero on failure). The files are written before lqosd is asked, so they are
+    /// refreshed even when lqosd is stopped; the run then says so and exits 2.
     #[arg(long)]
     pub once: bool,
     /// With --once: publish even if the import is empty or removes more than max_shrink_ratio.
@@ -62,12 +70,16 @@ pub struct Args {
     /// With --once: publish the files but do not ask lqosd to reload (no lqosd needed).
     #[arg(long, requires = "once")]
     pub no_reload: bool,
+    /// With --once: pull, import and validate, but write nothing and reload nothing.
+    #[arg(long, requires = "once")]
+    pub no_write: bool,
     /// Log every step (requests, counts, the ChangeSet summary).
     #[arg(long)]
     pub debug: bool,
-    /// How long to wait for lqosd to answer Ping at start-up.
-    #[arg(long, default_value_t = DEFAULT_WAIT_LQOSD_SECS)]
-    pub wait_lqosd_secs: u64,
+    /// How long to wait for lqosd to answer Ping: at start-up (daemon, default 60), or after
+    /// writing the files (--once, default 0 = a single try).
+    #[arg(long)]
+    pub wait_lqosd_secs: Option<u64>,
     /// Deadline of one integration run.
     #[arg(long, default_value_t = DEFAULT_IMPORT_TIMEOUT_SECS)]
     pub import_timeout_secs: u64,
@@ -106,6 +118,20 @@ pub enum SchedulerError {
         /// Cause (names the CRM, URL, status).
         #[source]
         source: ImportError,
+    },
+    /// `--once` wrote the files but lqosd did not answer, so nothing was applied.
+    #[error(
+        "{published}; but lqosd was not reachable on the bus at {}, so nothing was reloaded",
+        path.display()
+    )]
+    NotReloaded {
+        /// What was published, for the message (`wrote 12 circuits to /opt/libreqos/src`).
+        published: String,
+        /// The socket.
+        path: PathBuf,
+        /// The last failure.
+        #[source]
+        source: BusError,
     },
     /// lqosd refused or failed the Reload.
     #[error("lqosd refused the reload: {source}")]
@@ -201,6 +227,11 @@ pub struct SchedulerOptions {
     pub force: bool,
     /// Ask lqosd to reload after a publish.
     pub reload: bool,
+    /// Validate but write nothing (and reload nothing).
+    pub dry_run: bool,
+    /// Ping lqosd (for up to `wait_lqosd`) right before the Reload and fail with
+    /// [`SchedulerError::NotReloaded`] when it does not answer (`--once`).
+    pub ping_before_reload: bool,
     /// Deadline of one integration run.
     pub import_timeout: Duration,
     /// Overrides `queue_refresh_interval_mins`.
@@ -219,10 +250,16 @@ impl SchedulerOptions {
         SchedulerOptions {
             config_path: config_path_from_env(args.config.as_deref()),
             force: args.force,
-            reload: !args.no_reload,
+            reload: !args.no_reload && !args.no_write,
+            dry_run: args.no_write,
+            ping_before_reload: args.once,
             import_timeout: Duration::from_secs(args.import_timeout_secs.max(1)),
             interval: args.interval_secs.map(|s| Duration::from_secs(s.max(1))),
-            wait_lqosd: Duration::from_secs(args.wait_lqosd_secs),
+            wait_lqosd: Duration::from_secs(args.wait_lqosd_secs.unwrap_or(if args.once {
+                DEFAULT_ONCE_WAIT_LQOSD_SECS
+            } else {
+                DEFAULT_WAIT_LQOSD_SECS
+            })),
             http: HttpOptions::default(),
             poll: WATCH_POLL,
         }
@@ -252,7 +289,20 @@ pub struct Scheduler<B: Bus> {
     config: Config,
     state: SchedulerState,
     watcher: InputWatcher,
+    overrides_watcher: InputWatcher,
     last_sent: Option<(SchedulerState, Instant)>,
+}
+
+/// The operator override files ([`lqos_integrations::overrides`]): an edit re-runs the
+/// integration so the change is applied within seconds, not at the next refresh.
+fn override_paths(config: &Config) -> Vec<PathBuf> {
+    use lqos_integrations::overrides::{
+        APPEND_SHAPED_DEVICES, LQOS_OVERRIDES, SPLYNX_BANDWIDTHS, UISP_BANDWIDTHS,
+    };
+    [LQOS_OVERRIDES, APPEND_SHAPED_DEVICES, UISP_BANDWIDTHS, SPLYNX_BANDWIDTHS]
+        .iter()
+        .map(|f| config.lqos_directory.join(f))
+        .collect()
 }
 
 impl<B: Bus> Scheduler<B> {
@@ -271,12 +321,13 @@ impl<B: Bus> Scheduler<B> {
         let (crm, _) = lqos_integrations::enabled_crm(&config);
         let watcher =
             InputWatcher::new(vec![config.network_json_path(), config.shaped_devices_path()]);
+        let overrides_watcher = InputWatcher::new(override_paths(&config));
         let state = SchedulerState {
             phase: "starting".into(),
             integration: crm.map_or("none", Crm::key).into(),
             ..Default::default()
         };
-        Ok(Scheduler { opts, bus, rt, config, state, watcher, last_sent: None })
+        Ok(Scheduler { opts, bus, rt, config, state, watcher, overrides_watcher, last_sent: None })
     }
 
     /// The state last computed (what lqosd is told).
@@ -367,6 +418,10 @@ impl<B: Bus> Scheduler<B> {
         if paths != self.watcher.paths() {
             self.watcher = InputWatcher::new(paths);
         }
+        let paths = override_paths(&config);
+        if paths != self.overrides_watcher.paths() {
+            self.overrides_watcher = InputWatcher::new(paths);
+        }
         self.config = config;
         Ok(())
     }
@@ -410,7 +465,7 @@ impl<B: Bus> Scheduler<B> {
         let report = lqos_integrations::publish(
             &self.config,
             &imported,
-            PublishOptions { force: self.opts.force },
+            PublishOptions { force: self.opts.force, dry_run: self.opts.dry_run },
         )
         .map_err(|source| SchedulerError::Import { source })?;
         // Our own writes are not operator edits.
@@ -519,8 +574,35 @@ impl<B: Bus> Scheduler<B> {
             }
             Err(e) => return Err(e),
         };
+        if self.opts.reload && self.opts.ping_before_reload {
+            self.wait_for_lqosd().map_err(|e| match e {
+                SchedulerError::LqosdUnreachable { path, source, .. } => {
+                    SchedulerError::NotReloaded {
+                        published: self.published_summary(publish.as_ref()),
+                        path,
+                        source,
+                    }
+                }
+                other => other,
+            })?;
+        }
         let reload = if self.opts.reload { Some(self.reload(mode)?) } else { None };
         Ok(CycleReport { crm, publish, reload })
+    }
+
+    fn published_summary(&self, publish: Option<&PublishReport>) -> String {
+        let dir = self.config.lqos_directory.display();
+        match publish {
+            None => format!("no integration is enabled; the files in {dir} are managed by hand"),
+            Some(p) if p.changed() => format!(
+                "wrote network.json and ShapedDevices.csv ({} circuits, {} nodes) to {dir}",
+                p.circuits, p.nodes
+            ),
+            Some(p) => format!(
+                "network.json and ShapedDevices.csv in {dir} are already up to date ({} circuits, {} nodes)",
+                p.circuits, p.nodes
+            ),
+        }
     }
 
     /// Runs until `stop` is set: a full cycle at start, a cycle every [`Self::interval`]
@@ -552,6 +634,12 @@ impl<B: Bus> Scheduler<B> {
                         }
                     }
                     self.report(false);
+                }
+                if self.state.integration != "none"
+                    && let Some(changed) = self.overrides_watcher.poll()
+                {
+                    info!(file = %changed.display(), "override file edited; re-running the integration");
+                    next = Instant::now();
                 }
             }
             if Instant::now() >= next {
@@ -601,9 +689,8 @@ pub fn run(args: &Args) -> Result<(), SchedulerError> {
     info!(config = %opts.config_path.display(), bus = %bus_path.display(), "lqos_scheduler starting");
     let mut s = Scheduler::new(opts, SocketBus::new(bus_path))?;
     if args.once {
-        if !args.no_reload {
-            s.wait_for_lqosd()?;
-        }
+        // Pull and write first; lqosd is asked only afterwards, so the files are refreshed
+        // even when it is stopped (the run then fails with NotReloaded).
         let report = s.run_cycle(ReloadMode::Incremental, false)?;
         info!(
             crm = report.crm.map_or("none", Crm::key),

@@ -104,6 +104,8 @@ fn scheduler_every(dir: &Path, url: &str, bus: FakeBus, interval: Duration) -> S
         config_path: write_conf(dir, url),
         force: false,
         reload: true,
+        dry_run: false,
+        ping_before_reload: false,
         import_timeout: Duration::from_secs(5),
         interval: Some(interval),
         wait_lqosd: Duration::from_millis(300),
@@ -111,6 +113,7 @@ fn scheduler_every(dir: &Path, url: &str, bus: FakeBus, interval: Duration) -> S
             timeout: Duration::from_secs(2),
             attempts: 2,
             backoff: Duration::from_millis(20),
+            ..Default::default()
         },
         poll: Duration::from_millis(200),
     };
@@ -223,6 +226,31 @@ fn daemon_reloads_within_seconds_after_a_manual_edit() {
     assert_eq!(m.hits("/api"), 1, "an edit does not re-run the integration");
     let st = bus.last_report().unwrap();
     assert_eq!(st.phase, "stopped");
+}
+
+/// issue 10: editing lqos_overrides.json re-runs the integration within seconds, and the
+/// override is in the published file.
+#[test]
+fn daemon_reapplies_overrides_within_seconds_after_an_edit() {
+    let m = mock();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = FakeBus::default();
+    let mut s = scheduler_every(dir.path(), &m.url(), bus.clone(), Duration::from_secs(3600));
+    let overrides = dir.path().join("lqos_overrides.json");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        std::fs::write(
+            &overrides,
+            r#"{"circuit_adjustments": [{"type": "circuit_adjust_speed", "circuit_id": "netzur_1", "max_download_bandwidth": 77}]}"#,
+        )
+        .unwrap();
+    });
+    run_for(&mut s, Duration::from_millis(2600), None);
+    writer.join().unwrap();
+    assert_eq!(m.hits("/api"), 2, "the edit re-ran the integration once");
+    assert_eq!(bus.reloads(), [ReloadMode::Full, ReloadMode::Incremental]);
+    let csv = std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap();
+    assert!(csv.contains("netzur_1,One,netzur_1_device,One_device,Zone A,netzur:zone:1,,,100.64.0.1/32,,49,9.8,77,10,"), "{csv}");
 }
 
 #[test]

@@ -97,9 +97,7 @@ fn example_rows_under_the_13_column_header_plan_and_10011_keeps_its_minimum() {
 }
 
 /// Both LibreQoS example configs load unchanged (only the directories pointed at the inputs).
-/// Needs the lenient lqos.conf reader (empty strings = unset) of the `conf` branch.
 #[test]
-#[ignore = "passes once the conf branch (empty LibreQoS strings = unset) is merged"]
 fn both_libreqos_example_configs_drive_validate_and_dry_run() {
     for name in ["lqos.conf.v15-example.toml", "lqos.example"] {
         let (_d, conf) = dir_with(&fixture(name), &example_rows_13());

@@ -143,3 +143,36 @@ fn apply_without_lqosd_says_lqosd_is_needed_and_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs lqosd") && err.contains("bus"), "{err}");
 }
+
+/// Issue 9: `--migrate-config OLD NEW` writes a 1.5 file and keeps an existing NEW unless
+/// `--force`.
+#[test]
+fn migrate_config_writes_new_and_keeps_an_existing_one_without_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old.conf");
+    let new = dir.path().join("new.conf");
+    std::fs::write(
+        &old,
+        "lqos_directory = '/x'\n[bridge]\nuse_xdp_bridge = true\ninterface_mapping = [\
+         { name = \"eth1\", redirect_to = \"eth2\", scan_vlans = false }]\nvlan_mapping = []\n",
+    )
+    .expect("old");
+    let argv = |force: bool| {
+        let mut v = vec!["libreqos", "--migrate-config"];
+        let (o, n) = (old.to_str().expect("utf8"), new.to_str().expect("utf8"));
+        v.extend([o, n]);
+        if force {
+            v.push("--force");
+        }
+        Args::try_parse_from(v).expect("args")
+    };
+    let mut out = Vec::new();
+    assert_eq!(run(&argv(false), &mut out).expect("migrate"), Outcome::Ok);
+    assert!(String::from_utf8_lossy(&out).contains("to_internet = \"eth2\""));
+    assert!(lqos_config::load_config(&new).is_ok());
+    std::fs::write(&new, "mine").expect("new");
+    assert!(run(&argv(false), &mut Vec::new()).is_err());
+    assert_eq!(std::fs::read_to_string(&new).expect("read"), "mine");
+    assert_eq!(run(&argv(true), &mut Vec::new()).expect("force"), Outcome::Ok);
+    assert!(Args::try_parse_from(["libreqos", "--force"]).is_err());
+}

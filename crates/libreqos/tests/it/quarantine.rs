@@ -122,7 +122,17 @@ fn quarantining_more_than_max_quarantine_ratio_refuses_the_whole_input() {
     // Raising the ratio accepts the same input.
     let (_d, conf) = setup(&csv);
     let text = std::fs::read_to_string(&conf).expect("conf");
-    let text = text.replacen("[queues]", "[queues]\nmax_quarantine_ratio = 0.5", 1);
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim() == "[queues]" {
+                "[queues]\nmax_quarantine_ratio = 0.5".into()
+            } else {
+                l.into()
+            }
+        })
+        .collect();
+    let text = text.join("\n");
     std::fs::write(&conf, text).expect("conf");
     let (code, out) = cli(&conf, &["--dry-run", "--json"]);
     assert_eq!(code, Outcome::Ok, "{out}");

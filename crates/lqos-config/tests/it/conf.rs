@@ -69,7 +69,12 @@ fn neither_interface_section_warns_and_leaves_interfaces_none() {
 fn single_interface_parses_vlans() {
     let text = "version = \"1.5\"\nlqos_directory = \"/x\"\n[single_interface]\ninterface = \"eth1\"\ninternet_vlan = 2\nnetwork_vlan = 3\nmtu = 1500\n";
     let (c, d) = parse(text);
-    assert!(d.is_empty(), "{d:#?}");
+    // mtu is a LibreQoS key lqos does not apply (the NIC keeps its MTU).
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        d[0].to_string(),
+        "lqos.conf:7: warning: single_interface.mtu: accepted, has no effect in lqos"
+    );
     let Some(InterfaceMode::Stick { internet_vlan, network_vlan, mtu, .. }) = c.unwrap().interfaces
     else {
         panic!("not stick")
@@ -96,8 +101,11 @@ fn unknown_key_and_section_warn_with_line() {
     );
     let (c, d) = parse(&text);
     assert!(c.is_some());
-    assert_eq!(d.len(), 2, "{d:#?}");
+    assert_eq!(d.len(), 3, "{d:#?}");
     assert!(d.iter().all(|d| !d.is_error()));
+    assert_eq!(d[2].line, Some(12));
+    assert_eq!(d[2].field.as_deref(), Some("stormguard"));
+    assert_eq!(d[2].message, lqos_config::keys::SECTION_NO_EFFECT);
     assert_eq!(d[0].line, Some(9));
     assert_eq!(d[0].field.as_deref(), Some("queues.downlnk_bandwidth_mbps"));
     assert_eq!(d[1].line, Some(10));
@@ -131,7 +139,12 @@ fn queue_options_are_read() {
         "{MINIMAL}[queues]\ndefault_sqm = \"none\"\noverride_available_queues = 0\nlazy_queues = \"Htb\"\nfast_queues_fq_codel = 500.5\nuse_binpacking = true\n"
     );
     let (c, d) = parse(&text);
-    assert!(d.is_empty(), "{d:#?}");
+    // lazy_queues is parsed (and its value checked) but not implemented: one warning, line 10.
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        d[0].to_string(),
+        "lqos.conf:10: warning: queues.lazy_queues: accepted, has no effect in lqos"
+    );
     let q = c.unwrap().queues;
     assert_eq!(q.default_sqm.leaf, None);
     assert_eq!(q.override_available_queues, None);
@@ -142,10 +155,18 @@ fn queue_options_are_read() {
 
 #[test]
 fn bad_default_sqm_is_an_error_on_its_line() {
-    let (_, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"\"\n"));
+    let (_, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"cake frobnicate\"\n"));
     let e = only_error(&d);
     assert_eq!(e.line, Some(8));
-    assert!(e.message.contains("cannot be empty"));
+    assert!(e.message.contains("'frobnicate'"), "{e}");
+}
+
+/// LibreQoS writes "" for "not set": an empty default_sqm is the default, not an error.
+#[test]
+fn empty_default_sqm_means_the_default() {
+    let (c, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"\"\n"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.unwrap().queues.default_sqm.tokens, lqos_config::conf::DEFAULT_SQM);
 }
 
 #[test]
@@ -213,10 +234,10 @@ fn each_rule_reports_its_line_and_field() {
         let e = only_error(&d);
         assert_eq!((e.line, e.field.as_deref()), (Some(*line), Some(*field)), "case {i}: {e}");
     }
-    // C14: empty state_directory
-    let (_, d) = parse(&format!("state_directory = \"\"\n{MINIMAL}"));
-    let e = only_error(&d);
-    assert_eq!((e.line, e.field.as_deref()), (Some(1), Some("state_directory")));
+    // C14: an empty state_directory is "not set": the default derived from lqos_directory
+    let (c, d) = parse(&format!("state_directory = \"\"\n{MINIMAL}"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.unwrap().state_directory, Path::new("/opt/libreqos/state"));
 }
 
 #[test]
@@ -271,4 +292,194 @@ fn metrics_unknown_key_warns_and_bad_values_are_errors_with_line() {
 
     let (_, d) = parse(&format!("{MINIMAL}[metrics]\ntoken = \"two words\"\n"));
     assert!(only_error(&d).message.contains("printable ASCII"));
+}
+
+#[test]
+fn mikrotik_ipv6_keys_are_read_and_either_switch_turns_it_on() {
+    let (c, d) = parse(MINIMAL);
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    assert!(!c.wants_mikrotik_ipv6());
+    assert_eq!(c.mikrotik_ipv6.config_path, Path::new("/etc/libreqos/mikrotik_ipv6.toml"));
+
+    let text = format!(
+        "{MINIMAL}[integration_common]\nuse_mikrotik_ipv6 = true\n\
+         [mikrotik_ipv6]\nconfig_path = \"/srv/routers.toml\"\ncolour = \"blue\"\n"
+    );
+    let (c, d) = parse(&text);
+    let c = c.unwrap();
+    assert!(c.mikrotik_ipv6.use_mikrotik_ipv6 && c.wants_mikrotik_ipv6());
+    assert_eq!(c.mikrotik_ipv6.config_path, Path::new("/srv/routers.toml"));
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].field.as_deref(), Some("mikrotik_ipv6.colour"));
+
+    let text =
+        format!("{MINIMAL}[uisp_integration]\nenable_uisp = false\nipv6_with_mikrotik = true\n");
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert!(c.unwrap().wants_mikrotik_ipv6());
+}
+
+#[test]
+fn uisp_libreqos_keys_parse_with_libreqos_defaults() {
+    let (c, d) = parse(&format!("{MINIMAL}[uisp_integration]\nenable_uisp = false\n"));
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    let u = c.uisp.unwrap();
+    assert_eq!(u.airmax_flexible_frame_download_ratio, 0.8);
+    assert!(u.infrastructure_transport_caps_enabled);
+    assert!(!u.ignore_calculated_capacity && !u.use_ptmp_as_parent && !u.enable_squashing);
+    assert!(c.integration_common.ethernet_port_limits_enabled);
+    assert_eq!(c.integration_common.ethernet_port_limit_multiplier, 0.94);
+
+    let text = format!(
+        "{MINIMAL}[integration_common]\nethernet_port_limits_enabled = false\nethernet_port_limit_multiplier = 0.9\n\
+         [uisp_integration]\nenable_uisp = false\nairmax_flexible_frame_download_ratio = 0.7\n\
+         ignore_calculated_capacity = true\ninfrastructure_transport_caps_enabled = false\n\
+         use_ptmp_as_parent = true\nsquash_sites = [\"A\"]\ndo_not_squash_sites = [\"B\"]\n\
+         enable_squashing = true\nexception_cpes = [\"CPE 1:AP 1\", {{ cpe = \"CPE 2\", parent = \"AP 2\" }}]\n"
+    );
+    let (c, d) = parse(&text);
+    // enable_squashing has nothing left to do in lqos (no relay radios): warned, not refused.
+    let warned: Vec<_> = d.iter().map(|d| (d.is_error(), d.field.clone())).collect();
+    assert_eq!(warned, [(false, Some("uisp_integration.enable_squashing".into()))], "{d:#?}");
+    let c = c.unwrap();
+    let u = c.uisp.unwrap();
+    assert_eq!(u.airmax_flexible_frame_download_ratio, 0.7);
+    assert!(u.ignore_calculated_capacity && u.use_ptmp_as_parent && u.enable_squashing);
+    assert!(!u.infrastructure_transport_caps_enabled);
+    assert_eq!(
+        (u.squash_sites, u.do_not_squash_sites),
+        (vec!["A".to_string()], vec!["B".to_string()])
+    );
+    let cpes: Vec<(&str, &str)> =
+        u.exception_cpes.iter().map(|e| (e.cpe.as_str(), e.parent.as_str())).collect();
+    assert_eq!(cpes, [("CPE 1", "AP 1"), ("CPE 2", "AP 2")]);
+    assert!(!c.integration_common.ethernet_port_limits_enabled);
+    assert_eq!(c.integration_common.ethernet_port_limit_multiplier, 0.9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: odd-but-real lqos.conf files.
+// ---------------------------------------------------------------------------------------------
+
+/// A BOM and Windows line ends: accepted, lines still right.
+#[test]
+fn bom_and_crlf_conf_is_accepted_with_true_lines() {
+    let text = format!("\u{feff}{}[queues]\r\nsudo = true\r\n", MINIMAL.replace('\n', "\r\n"));
+    let (c, d) = parse(&text);
+    assert!(c.is_some());
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        d[0].to_string(),
+        "lqos.conf:8: warning: queues.sudo: accepted, has no effect in lqos"
+    );
+}
+
+/// `""` anywhere a LibreQoS key takes a string means "not set" (LibreQoS's own default).
+#[test]
+fn empty_strings_in_every_section_mean_not_set() {
+    let text = format!(
+        "webserver_listen = \"\"\nnode_name = \"\"\n{MINIMAL}\
+         [queues]\ndefault_sqm = \"\"\nqueue_mode = \"\"\nlazy_queues = \"\"\n\
+         [topology]\ncompile_mode = \"\"\n\
+         [uisp_integration]\nenable_uisp = false\ntoken = \"\"\nurl = \"\"\nsite = \"\"\nstrategy = \"\"\nsuspended_strategy = \"\"\nexclude_sites = [\"\"]\n\
+         [splynx_integration]\nenable_splynx = false\napi_key = \"\"\napi_secret = \"\"\nurl = \"\"\nstrategy = \"\"\n\
+         [netzur_integration]\nenable_netzur = false\napi_key = \"\"\napi_url = \"\"\n\
+         [flows]\nnetflow_ip = \"\"\n\
+         [ip_ranges]\nallow_subnets = [\"\"]\nignore_subnets = [\"\", \"10.9.0.0/16\"]\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+    // Only the "no effect" warnings of the keys that have none (lazy_queues, flows.netflow_ip).
+    let fields: Vec<_> = d.iter().map(|d| d.field.clone().unwrap_or_default()).collect();
+    assert_eq!(fields, ["queues.lazy_queues", "flows.netflow_ip"], "{d:#?}");
+    let c = c.unwrap();
+    assert_eq!(c.webserver_listen, lqos_config::conf::DEFAULT_WEBSERVER_LISTEN);
+    assert_eq!(c.node_name, lqos_config::conf::DEFAULT_NODE_NAME);
+    assert_eq!(c.queues.default_sqm.tokens, lqos_config::conf::DEFAULT_SQM);
+    assert_eq!(c.queues.queue_mode, QueueMode::Shape);
+    assert_eq!(c.topology.compile_mode, None);
+    let u = c.uisp.unwrap();
+    assert_eq!(u.strategy, lqos_config::conf::DEFAULT_UISP_STRATEGY);
+    assert!(u.exclude_sites.is_empty() && u.token.is_empty());
+    assert_eq!(c.splynx.unwrap().strategy, lqos_config::conf::DEFAULT_SPLYNX_STRATEGY);
+    assert_eq!(c.flows.unwrap().netflow_ip, None);
+    assert!(c.ip_ranges.allow_subnets.is_empty());
+    assert_eq!(c.ip_ranges.ignore_subnets.len(), 1);
+}
+
+/// An enabled integration with `""` credentials is still refused: "not set" is missing.
+#[test]
+fn enabled_integration_with_empty_token_is_missing_at_its_line() {
+    let (_, d) = parse(&format!(
+        "{MINIMAL}[uisp_integration]\nenable_uisp = true\ntoken = \"\"\nurl = \"https://u\"\n"
+    ));
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(9), Some("uisp_integration.token")));
+    assert!(e.message.contains("missing"), "{e}");
+}
+
+/// `exclude_efficiency_cores` is read (lqosd's facts use it), not warned.
+#[test]
+fn exclude_efficiency_cores_is_honoured() {
+    let (c, d) = parse(&format!("exclude_efficiency_cores = true\n{MINIMAL}"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert!(c.unwrap().exclude_efficiency_cores);
+    let (c, _) = parse(MINIMAL);
+    assert!(!c.unwrap().exclude_efficiency_cores);
+}
+
+/// Every cake and fq_codel option tc accepts is accepted in default_sqm, with tc's meaning.
+#[test]
+fn default_sqm_accepts_every_tc_option() {
+    use lqos_config::{CakeAtm, CakeFlowMode};
+    let sqm = |s: &str| {
+        let (c, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"{s}\"\n"));
+        assert!(d.is_empty(), "{s}: {d:#?}");
+        c.unwrap().queues.default_sqm.leaf.unwrap()
+    };
+    let LeafQdisc::Cake(p) =
+        sqm("cake bandwidth 100mbit besteffort triple-isolate nonat nowash no-split-gso \
+         ack-filter-aggressive memlimit 32mb fwmark 0x10 egress ptm overhead 30 mpu 72 \
+         satellite")
+    else {
+        panic!()
+    };
+    assert_eq!(p.bandwidth_kbit, Some(100_000));
+    assert_eq!(p.flow_mode, Some(CakeFlowMode::TripleIsolate));
+    assert_eq!((p.atm, p.overhead, p.mpu), (Some(CakeAtm::Ptm), Some(30), Some(72)));
+    assert_eq!((p.memlimit, p.fwmark, p.ingress), (Some(32 << 20), Some(16), Some(false)));
+    assert_eq!(p.rtt_us, Some(1_000_000));
+    // Framing keywords add up like tc's: pppoe-ptm (30) + ether-vlan (4); ethernet sets mpu.
+    let LeafQdisc::Cake(p) = sqm("cake pppoe-ptm ether-vlan ethernet") else { panic!() };
+    assert_eq!((p.atm, p.overhead, p.mpu), (Some(CakeAtm::Ptm), Some(72), Some(84)));
+    let LeafQdisc::Cake(p) = sqm("cake docsis ingress autorate-ingress") else { panic!() };
+    assert_eq!((p.atm, p.overhead, p.mpu), (Some(CakeAtm::None), Some(18), Some(64)));
+    assert_eq!((p.ingress, p.autorate_ingress), (Some(true), Some(true)));
+    let LeafQdisc::Cake(p) = sqm("cake raw") else { panic!() };
+    assert!(p.raw && p.overhead == Some(0));
+    let LeafQdisc::FqCodel(f) =
+        sqm("fq_codel limit 10240 flows 2048 quantum 300 target 2ms interval 50ms noecn \
+         ce_threshold 1ms memory_limit 64mb drop_batch 32")
+    else {
+        panic!()
+    };
+    assert_eq!((f.limit, f.flows, f.quantum), (Some(10240), Some(2048), Some(300)));
+    assert_eq!(
+        (f.target_us, f.interval_us, f.ce_threshold_us),
+        (Some(2000), Some(50_000), Some(1000))
+    );
+    assert_eq!((f.ecn, f.memory_limit, f.drop_batch), (Some(false), Some(64 << 20), Some(32)));
+    // tc's own range checks: refused with the word.
+    for (bad, word) in [
+        ("cake overhead 300", "overhead 300"),
+        ("cake mpu -1", "mpu -1"),
+        ("cake rtt fast", "rtt fast"),
+        ("cake internet satellite", "rtt presets"),
+        ("fq_codel memory_limit lots", "memory_limit lots"),
+    ] {
+        let (_, d) = parse(&format!("{MINIMAL}[queues]\ndefault_sqm = \"{bad}\"\n"));
+        assert!(only_error(&d).message.contains(word), "{bad}: {d:#?}");
+    }
 }

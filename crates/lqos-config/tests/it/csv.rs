@@ -28,7 +28,7 @@ fn current_header_layout_parses_all_fields() {
         (c.download_min.0, c.upload_min.0, c.download_max.0, c.upload_max.0),
         (2500, 1000, 100_500, 20_000)
     );
-    assert_eq!(c.sqm, Some(SqmOverride { down: Some(SqmKind::Cake), up: Some(SqmKind::FqCodel) }));
+    assert_eq!(c.sqm, Some(SqmOverride::kinds(Some(SqmKind::Cake), Some(SqmKind::FqCodel))));
     let dev = &c.devices[0];
     assert_eq!(
         dev.ipv4.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
@@ -62,10 +62,7 @@ fn headerless_legacy_13_and_14_columns() {
     let (c, d) = parse(text14);
     assert!(d.is_empty(), "{d:#?}");
     assert_eq!(c[0].parent_node, None);
-    assert_eq!(
-        c[0].sqm,
-        Some(SqmOverride { down: Some(SqmKind::FqCodel), up: Some(SqmKind::FqCodel) })
-    );
+    assert_eq!(c[0].sqm, Some(SqmOverride::kinds(Some(SqmKind::FqCodel), Some(SqmKind::FqCodel))));
 }
 
 #[test]
@@ -74,7 +71,7 @@ fn headerless_current_16_columns() {
     let (c, d) = parse(text);
     assert!(d.is_empty(), "{d:#?}");
     assert_eq!(c[0].parent_node_id.as_deref(), Some("pid"));
-    assert_eq!(c[0].sqm.unwrap().down, Some(SqmKind::None));
+    assert_eq!(c[0].sqm.as_ref().unwrap().down, Some(SqmKind::None));
 }
 
 /// LibreQoS's src/ShapedDevices.example.csv: a 15-column header over 13-field rows.
@@ -251,4 +248,180 @@ fn headerless_row_of_unknown_width_is_an_error() {
     let e = only_error(&d);
     assert_eq!(e.line, Some(2));
     assert!(e.hint.as_deref().unwrap().contains("Circuit ID,Circuit Name"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: read ShapedDevices.csv like LibreQoS reads it.
+// ---------------------------------------------------------------------------------------------
+
+const EXAMPLE_CSV: &str = include_str!("../fixtures/libreqos-inputs/ShapedDevices.example.csv");
+const HEADER13: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,\
+Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment";
+
+/// The example LibreQoS ships: a 15-column header over 13-field rows. Refused at line 2
+/// with the layout hint; no row is read with shifted columns.
+#[test]
+fn libreqos_example_csv_fails_at_line_2_with_the_layout_hint() {
+    let (c, d) = parse(EXAMPLE_CSV);
+    assert!(c.is_empty());
+    let e = &errors(&d)[0];
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("expected 15, found 13"), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("legacy layout"), "{e}");
+    assert_eq!(errors(&d).len(), EXAMPLE_CSV.lines().count() - 1, "one error per row");
+}
+
+/// The same rows under the 13-column header they were written for are accepted as they are.
+#[test]
+fn libreqos_example_rows_under_the_13_column_header_pass() {
+    let rows = EXAMPLE_CSV.split_once('\n').unwrap().1;
+    let (c, d) = parse(&format!("{HEADER13}\n{rows}"));
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c.len(), rows.lines().filter(|l| !l.trim().is_empty()).count());
+    assert_eq!(c[0].devices[0].ipv4.len(), 2);
+    assert_eq!(c[0].parent_node.as_deref(), Some("AP_A"));
+}
+
+/// Rows lacking only the trailing Comment/sqm fields are read with them empty, and one
+/// warning per file names the lines.
+#[test]
+fn short_rows_missing_only_comment_and_sqm_warn_once_naming_the_lines() {
+    let text = format!(
+        "{HEADER15},sqm\n\
+         c1,n,d1,n,,,,,100.64.0.1,,1,1,10,10,hi,cake\n\
+         c2,n,d2,n,,,,,100.64.0.2,,1,1,10,10,hi\n\
+         c3,n,d3,n,,,,,100.64.0.3,,1,1,10,10\n\
+         c4,n,d4,n,,,,,100.64.0.4,,1,1,10,10,,\n"
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 4);
+    assert_eq!(c[1].devices[0].comment, "hi");
+    assert_eq!(c[2].sqm, None);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(!d[0].is_error());
+    assert_eq!(d[0].line, Some(3));
+    assert!(d[0].message.contains("2 row(s)") && d[0].message.contains("lines 3, 4;"), "{}", d[0]);
+}
+
+/// Extra trailing empty fields (a spreadsheet's `,,,`) are accepted with the same warning;
+/// an extra field with content is still an error.
+#[test]
+fn extra_trailing_empty_fields_warn_and_extra_content_is_an_error() {
+    let text = format!(
+        "{HEADER15}\n{}c2,n,d2,n,,,,,100.64.0.2,,1,1,10,10,,,, \nc3,n,d3,n,,,,,100.64.0.3,,1,1,10,10,,x\n",
+        row15("c1", "", "100.64.0.1", "", "1,1,10,10")
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c.len(), 2);
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(4));
+    assert!(e.message.contains("expected 15, found 16"), "{e}");
+    let w: Vec<_> = d.iter().filter(|d| !d.is_error()).collect();
+    assert_eq!(w.len(), 1, "{d:#?}");
+    assert_eq!(w[0].line, Some(3));
+    assert!(w[0].message.contains("lines 3;"), "{}", w[0]);
+}
+
+/// A row missing a required trailing column (Upload Max Mbps) is still an error.
+#[test]
+fn short_row_missing_a_rate_is_an_error() {
+    let text = format!("{HEADER13}\nc1,n,d1,n,,,100.64.0.1,,1,1,10\n");
+    let (c, d) = parse(&text);
+    assert!(c.is_empty());
+    assert_eq!(only_error(&d).line, Some(2));
+}
+
+/// Quoted fields may span lines; later rows keep their true line numbers.
+#[test]
+fn quoted_multi_line_fields_keep_line_numbers() {
+    let text = format!(
+        "{HEADER15}\nc1,\"Alice\nand Bob\",d1,n,,,,,100.64.0.1,,1,1,10,10,\"line one\r\nline two\"\n\
+         c2,n,d2,n,,,,,100.64.0.2,,1,1,10x,10,\n"
+    );
+    let (c, d) = parse(&text);
+    assert_eq!(c[0].name, "Alice\nand Bob");
+    assert_eq!(c[0].devices[0].comment, "line one\r\nline two");
+    assert_eq!(only_error(&d).line, Some(5));
+}
+
+/// Header cells match by letters and digits only, in any case and order.
+#[test]
+fn header_aliases_and_spelling_variants_are_matched() {
+    let text = "CIRCUIT ID,circuit name,device-id,Device name,PARENT NODE,mac,ipv4,ipv6,download_min,\
+           upload_min,download_max,upload_max,comments,SQM\n\
+           c1,n,d1,n,,,100.64.0.1,,1,1,10,10,,fq_codel\n";
+    let (c, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].download_max.0, 10_000);
+    assert_eq!(c[0].sqm.as_ref().unwrap().down, Some(SqmKind::FqCodel));
+}
+
+/// Bytes that are not UTF-8 are Windows-1252 (Excel's "CSV"): decoded with the right
+/// characters (€ is 0x80, not U+0080) and one warning naming the encoding.
+#[test]
+fn windows_1252_file_is_decoded_with_one_warning() {
+    let mut bytes = format!("{HEADER15}\n").into_bytes();
+    bytes.extend_from_slice(b"c1,Jos\xe9 M\xfcller \x80,d1,n,,,,,100.64.0.1,,1,1,10,10,caf\xe9\n");
+    let (text, w) = lqos_config::decode_text(&bytes, "ShapedDevices.csv");
+    let w = w.unwrap();
+    assert!(!w.is_error() && w.message.contains("Windows-1252"), "{w}");
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(c[0].name, "José Müller €");
+    assert_eq!(c[0].devices[0].comment, "café");
+    // UTF-8 (with or without BOM) and UTF-16 with a BOM decode without a warning.
+    assert_eq!(lqos_config::decode_text("é".as_bytes(), "f"), ("é".to_string(), None));
+    assert_eq!(lqos_config::decode_text(b"\xef\xbb\xbfx", "f"), ("x".to_string(), None));
+    assert_eq!(lqos_config::decode_text(b"\xff\xfex\x00", "f"), ("x".to_string(), None));
+}
+
+/// The sqm column takes every tc option of CAKE and fq_codel, per direction (issue 9), and
+/// writes back the same words.
+#[test]
+fn sqm_column_accepts_tc_options_per_direction() {
+    let text = format!(
+        "{HEADER15},sqm\n\
+         c1,n,d1,n,,,,,100.64.0.1,,1,1,10,10,,cake diffserv8 dual-dsthost nat ack-filter/fq_codel target 2ms ecn\n\
+         c2,n,d2,n,,,,,100.64.0.2,,1,1,10,10,,CAKE besteffort\n\
+         c3,n,d3,n,,,,,100.64.0.3,,1,1,10,10,,cake frobnicate\n"
+    );
+    let (c, d) = parse(&text);
+    let e = only_error(&d);
+    assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("sqm")));
+    assert!(e.message.contains("'frobnicate'"), "{e}");
+    let ov = c[0].sqm.as_ref().unwrap();
+    assert_eq!((ov.down, ov.up), (Some(SqmKind::Cake), Some(SqmKind::FqCodel)));
+    let Some(lqos_config::LeafQdisc::Cake(p)) = &ov.down_leaf else { panic!("{ov:?}") };
+    assert_eq!(p.diffserv, Some(lqos_config::CakeDiffserv::Diffserv8));
+    assert_eq!(p.flow_mode, Some(lqos_config::CakeFlowMode::DualDsthost));
+    assert_eq!((p.nat, p.ack_filter), (Some(true), Some(lqos_config::CakeAckFilter::On)));
+    let Some(lqos_config::LeafQdisc::FqCodel(f)) = &ov.up_leaf else { panic!("{ov:?}") };
+    assert_eq!((f.target_us, f.ecn), (Some(2000), Some(true)));
+    assert_eq!(
+        lqos_config::format_sqm_override(Some(ov)),
+        "cake diffserv8 dual-dsthost nat ack-filter/fq_codel target 2000us ecn"
+    );
+    assert_eq!(
+        lqos_config::format_sqm_override(c[1].sqm.as_ref()),
+        "cake besteffort",
+        "same options both ways print once"
+    );
+    let back = lqos_config::shaped_devices_to_string(&c);
+    let (c2, d2) = parse(&back);
+    assert!(d2.is_empty(), "{d2:#?}");
+    assert_eq!(c2[0].sqm, c[0].sqm);
+}
+
+/// LibreQoS's manualNetwork.template.csv is a template for building network.json, not a
+/// device list: given as ShapedDevices.csv it is refused at its header with the layout.
+#[test]
+fn libreqos_manual_network_template_is_not_a_device_list() {
+    let text = include_str!("../fixtures/libreqos-inputs/manualNetwork.template.csv");
+    let (c, d) = parse(text);
+    assert!(c.is_empty());
+    // No Circuit ID column: read as a headerless file of 4 fields, which has no layout.
+    let e = only_error(&d);
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("cannot tell the layout of a row with 4 fields"), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("Circuit ID,Circuit Name"), "{e}");
 }

@@ -235,3 +235,256 @@ fn write_atomic_keeps_the_mode_of_the_replaced_file() {
     let leftovers = fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 2, "no temp files left");
 }
+
+// ---------------------------------------------------------------------------------------------
+// LibreQoS's own example inputs (tests/fixtures/libreqos-inputs, copied from LibreQoS 455bc13b):
+// each with its expected outcome. Issue 9.
+// ---------------------------------------------------------------------------------------------
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libreqos-inputs").join(name)
+}
+
+/// (line, field) of every warning, errors refused.
+fn warned(d: &[lqos_config::Diagnostic]) -> Vec<(Option<usize>, String)> {
+    assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+    d.iter().map(|d| (d.line, d.field.clone().unwrap_or_default())).collect()
+}
+
+/// The LibreQoS 1.5 example loads unchanged: every `""` is "not set", and each key or section
+/// lqos does not implement is warned once with its line.
+#[test]
+fn libreqos_v15_example_conf_loads_unchanged_with_one_warning_per_unused_key() {
+    let (c, d) = load_config(&fixture("lqos.conf.v15-example.toml")).unwrap();
+    assert_eq!(
+        warned(&d),
+        vec![
+            (Some(6), "packet_capture_time".into()),
+            (Some(8), "display_cobrand".into()),
+            (Some(9), "enable_circuit_heatmaps".into()),
+            (Some(10), "enable_site_heatmaps".into()),
+            (Some(11), "enable_asn_heatmaps".into()),
+            (Some(53), "queues.sudo".into()),
+            (Some(57), "treeguard".into()),
+            (Some(99), "long_term_stats".into()),
+            (Some(105), "local_api".into()),
+            (Some(123), "integration_common.topology_attachment_health".into()),
+            (Some(143), "visp_integration".into()),
+            (Some(157), "topology.queue_auto_virtualize_threshold_mbps".into()),
+            (Some(176), "powercode_integration".into()),
+            (Some(181), "sonar_integration".into()),
+            (Some(192), "influxdb".into()),
+        ]
+    );
+    assert!(d.iter().all(|d| d.message.contains("has no effect in lqos")), "{d:#?}");
+    let u = c.uisp.unwrap();
+    assert_eq!(u.strategy, lqos_config::conf::DEFAULT_UISP_STRATEGY); // strategy = ""
+    assert_eq!(u.suspended_strategy, lqos_config::SuspendedStrategy::None);
+    assert!(matches!(
+        c.interfaces,
+        Some(lqos_config::InterfaceMode::Bridge { ref to_internet, .. }) if to_internet.0 == "eth0"
+    ));
+    assert_eq!(c.topology.compile_mode, Some(lqos_config::TopologyStrategy::ApSite));
+}
+
+#[test]
+fn libreqos_shipped_lqos_example_loads_unchanged() {
+    let (c, d) = load_config(&fixture("lqos.example")).unwrap();
+    let fields: Vec<String> = warned(&d).into_iter().map(|(_, f)| f).collect();
+    for f in [
+        "packet_capture_time",
+        "queues.sudo",
+        "queues.lazy_queues",
+        "queues.lazy_expire_seconds",
+        "long_term_stats",
+        "flows.flow_timeout_seconds",
+        "stormguard",
+    ] {
+        assert_eq!(fields.iter().filter(|x| *x == f).count(), 1, "{f} in {fields:?}");
+    }
+    assert_eq!(c.queues.downlink.0, 100_000_000);
+    assert_eq!(c.ip_ranges.ignore_subnets.len(), 1);
+}
+
+/// A LibreQoS 1.4 /etc/lqos.conf (no version; interfaces lived in ispConfig.py and
+/// `[bridge] interface_mapping`) is refused with what to add.
+const LQOS_CONF_14: &str = "lqos_directory = '/opt/libreqos/src'\nqueue_check_period_ms = 1000\n\
+    node_id = \"abc\"\n\n[usage_stats]\nsend_anonymous = true\n\n[tuning]\nstop_irq_balance = true\n\
+    netdev_budget_usecs = 8000\nnetdev_budget_packets = 300\nrx_usecs = 8\ntx_usecs = 8\n\
+    disable_rxvlan = true\ndisable_txvlan = true\ndisable_offload = [ \"gso\", \"tso\", \"lro\", \"sg\", \"gro\" ]\n\n\
+    [bridge]\nuse_xdp_bridge = true\ninterface_mapping = [\n  { name = \"eth1\", redirect_to = \"eth2\", scan_vlans = false },\n  \
+    { name = \"eth2\", redirect_to = \"eth1\", scan_vlans = false }\n]\nvlan_mapping = []\n";
+
+#[test]
+fn libreqos_14_config_is_refused_saying_what_to_add() {
+    for text in [LQOS_CONF_14, "lqos_directory = '/opt/libreqos/src'\nnode_id = \"x\"\n"] {
+        let (_, d) = lqos_config::parse_config_str(text, Path::new("lqos.conf"));
+        let e = crate::only_error(&d);
+        assert!(e.message.contains("LibreQoS 1.4 lqos.conf"), "{e}");
+        let hint = e.hint.as_deref().unwrap();
+        assert!(hint.contains("version = \"1.5\"") && hint.contains("[bridge]"), "{hint}");
+        assert!(hint.contains("to_internet") && hint.contains("[single_interface]"), "{hint}");
+        assert!(hint.contains("--migrate-config"), "{hint}");
+    }
+    let (_, d) = lqos_config::parse_config_str(LQOS_CONF_14, Path::new("lqos.conf"));
+    assert_eq!(crate::only_error(&d).line, Some(18)); // the [bridge] header
+}
+
+#[test]
+fn migrate_config_writes_a_15_file_that_loads_and_never_overwrites_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("lqos.conf.14");
+    let new = dir.path().join("lqos.conf");
+    fs::write(&old, LQOS_CONF_14).unwrap();
+    let m = lqos_config::migrate::migrate_file(&old, &new, false).unwrap();
+    assert!(m.notes[0].contains("to_internet = \"eth2\""), "{:?}", m.notes);
+    let (c, d) = load_config(&new).unwrap();
+    assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+    let Some(lqos_config::InterfaceMode::Bridge {
+        to_internet, to_network, use_xdp_bridge, ..
+    }) = c.interfaces
+    else {
+        panic!("no bridge")
+    };
+    assert_eq!(
+        (to_internet.0.as_str(), to_network.0.as_str(), use_xdp_bridge),
+        ("eth2", "eth1", true)
+    );
+    assert!(c.tuning.stop_irq_balance);
+    let text = fs::read_to_string(&new).unwrap();
+    assert!(text.starts_with("version = \"1.5\""), "{text}");
+    assert!(!text.contains("usage_stats") && !text.contains("interface_mapping"), "{text}");
+
+    // NEW exists: refused without --force, and the file is untouched.
+    fs::write(&new, "keep me").unwrap();
+    let e = lqos_config::migrate::migrate_file(&old, &new, false).unwrap_err();
+    assert!(matches!(e, lqos_config::migrate::MigrateError::Exists { .. }), "{e}");
+    assert_eq!(fs::read_to_string(&new).unwrap(), "keep me");
+    // With --force it is replaced atomically.
+    lqos_config::migrate::migrate_file(&old, &new, true).unwrap();
+    assert!(fs::read_to_string(&new).unwrap().contains("to_network = \"eth1\""));
+    // No temporary files are left behind.
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn migrate_config_reads_ispconfig_py_for_a_stick_and_the_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("lqos.conf");
+    fs::write(&old, "lqos_directory = '/nonexistent'\nnode_id = \"x\"\n").unwrap();
+    fs::write(
+        dir.path().join("ispConfig.py"),
+        "interfaceA = 'ens19'\ninterfaceB = 'ens20'\nOnAStick = True\nStickVlanA = 10\n\
+         StickVlanB = 20\nsqm = 'cake diffserv4'\nupstreamBandwidthCapacityDownloadMbps = 2000\n\
+         upstreamBandwidthCapacityUploadMbps = 500\nenableActualShellCommands = True\n\
+         allowedSubnets = ['100.64.0.0/10']\n",
+    )
+    .unwrap();
+    let m = lqos_config::migrate::migrate_str(
+        &fs::read_to_string(&old).unwrap(),
+        Some(&fs::read_to_string(dir.path().join("ispConfig.py")).unwrap()),
+        &old,
+    )
+    .unwrap();
+    let (c, d) = lqos_config::parse_config_str(&m.text, &old);
+    assert!(d.iter().all(|d| !d.is_error()), "{d:#?}\n{}", m.text);
+    let c = c.unwrap();
+    assert!(matches!(
+        c.interfaces,
+        Some(lqos_config::InterfaceMode::Stick { internet_vlan: 10, network_vlan: 20, .. })
+    ));
+    assert_eq!((c.queues.downlink.0, c.queues.uplink.0), (2_000_000, 500_000));
+    assert!(!c.queues.dry_run);
+    assert_eq!(c.ip_ranges.allow_subnets.len(), 1);
+    // A current file is not "migrated" again.
+    let e = lqos_config::migrate::migrate_str(&m.text, None, &old).unwrap_err();
+    assert!(matches!(e, lqos_config::migrate::MigrateError::AlreadyCurrent { .. }), "{e}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    // Invariant: whatever bytes a file holds, decoding and every parser return (diagnostics,
+    // never a panic), and decoding never fails.
+    #[test]
+    fn parsers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let (text, _) = lqos_config::decode_text(&bytes, "f");
+        let _ = lqos_config::parse_config_str(&text, Path::new("lqos.conf"));
+        let _ = lqos_config::parse_shaped_devices(&text, "ShapedDevices.csv");
+        let _ = parse_network_str(&text, "network.json");
+        let _ = lqos_config::parse_sqm_tokens(&text);
+        let _ = lqos_config::parse_sqm_override(&text);
+        let _ = lqos_config::migrate::migrate_str(&text, Some(&text), Path::new("old.conf"));
+    }
+
+    // Invariant: the same with bytes shaped like the real files (keywords, separators,
+    // quotes, numbers), which reach deeper into each parser.
+    #[test]
+    fn parsers_never_panic_on_file_shaped_noise(
+        parts in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::Just("[bridge]\n".to_string()),
+            proptest::prelude::Just("[queues]\ndefault_sqm = \"".to_string()),
+            proptest::prelude::Just("cake ".to_string()),
+            proptest::prelude::Just("overhead ".to_string()),
+            proptest::prelude::Just("rtt ".to_string()),
+            proptest::prelude::Just("fq_codel memory_limit ".to_string()),
+            proptest::prelude::Just("\"children\": {".to_string()),
+            proptest::prelude::Just("{\"A\": {\"virtual\": ".to_string()),
+            proptest::prelude::Just("\"downloadBandwidthMbps\": \"".to_string()),
+            proptest::prelude::Just("Circuit ID,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,sqm\n".to_string()),
+            proptest::prelude::Just(",".to_string()),
+            proptest::prelude::Just("\"".to_string()),
+            proptest::prelude::Just("\r\n".to_string()),
+            proptest::prelude::Just("}".to_string()),
+            "-?[0-9]{1,12}(\\.[0-9]{1,3})?(e[0-9]{1,3})?(mbit|ms|us|kb|gbit)?",
+            "[a-z_/-]{1,12}",
+        ], 0..60)
+    ) {
+        let text: String = parts.concat();
+        let _ = lqos_config::parse_config_str(&text, Path::new("lqos.conf"));
+        let _ = lqos_config::parse_shaped_devices(&text, "ShapedDevices.csv");
+        let _ = parse_network_str(&text, "network.json");
+        let _ = lqos_config::parse_sqm_tokens(&text);
+        let _ = lqos_config::parse_sqm_override(&text);
+    }
+}
+
+/// A Windows-1252 ShapedDevices.csv and a BOM+CRLF network.json on disk: load_inputs reads
+/// both, warns once about the encoding (naming the file), and plans every circuit.
+#[test]
+fn load_inputs_reads_cp1252_csv_and_bom_crlf_network_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("lqos.conf");
+    fs::write(
+        &conf,
+        format!(
+            "version = \"1.5\"\nlqos_directory = \"{}\"\n[bridge]\nto_internet = \"eth1\"\nto_network = \"eth2\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (config, _) = load_config(&conf).unwrap();
+    fs::write(
+        config.network_json_path(),
+        "\u{feff}{\r\n  \"Tower\": {\"downloadBandwidthMbps\": \"500\", \"uploadBandwidthMbps\": 100}\r\n}\r\n",
+    )
+    .unwrap();
+    let mut csv = b"Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,\
+Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\r\n"
+        .to_vec();
+    csv.extend_from_slice(b"c1,Fran\xe7ois,d1,Router,Tower,,100.64.0.1,,1,1,10,10\r\n");
+    fs::write(config.shaped_devices_path(), csv).unwrap();
+    let inputs = load_inputs(&config).unwrap();
+    assert!(!inputs.has_errors(), "{:#?}", inputs.diagnostics);
+    let enc: Vec<_> =
+        inputs.diagnostics.iter().filter(|d| d.message.contains("Windows-1252")).collect();
+    assert_eq!(enc.len(), 1, "{:#?}", inputs.diagnostics);
+    assert!(enc[0].file.ends_with("ShapedDevices.csv"));
+    assert_eq!(inputs.circuits[0].name, "François");
+    assert_eq!(inputs.network.nodes[0].download.unwrap().0, 500_000);
+    // The short row (no Comment) is the other warning, at line 2.
+    let short: Vec<_> =
+        inputs.diagnostics.iter().filter(|d| d.message.contains("lines 2;")).collect();
+    assert_eq!(short.len(), 1, "{:#?}", inputs.diagnostics);
+}

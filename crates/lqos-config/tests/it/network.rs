@@ -62,13 +62,13 @@ fn duplicate_node_names_error_names_the_first_line() {
 
 #[test]
 fn bad_rates_report_line_and_column() {
-    let text = "{\n  \"A\": {\n    \"downloadBandwidthMbps\": -5,\n    \"uploadBandwidthMbps\": \"100\"\n  }\n}";
+    let text = "{\n  \"A\": {\n    \"downloadBandwidthMbps\": -5,\n    \"uploadBandwidthMbps\": \"fast\"\n  }\n}";
     let (_, d) = parse(text);
     assert_eq!(d.len(), 2, "{d:#?}");
     assert_eq!((d[0].line, d[0].column), (Some(3), Some(30)));
     assert_eq!(d[0].field.as_deref(), Some("A.downloadBandwidthMbps"));
     assert_eq!((d[1].line, d[1].column), (Some(4), Some(28)));
-    assert!(d[1].hint.as_deref().unwrap().contains("without quotes"));
+    assert!(d[1].hint.as_deref().unwrap().contains("\"500\""));
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn syntax_errors_have_line_and_column() {
 
 #[test]
 fn non_object_node_and_bad_children_are_errors() {
-    let (_, d) = parse(r#"{"A": 5, "B": {"children": []}, "C": {"virtual": "yes"}}"#);
+    let (_, d) = parse(r#"{"A": 5, "B": {"children": []}, "C": {"virtual": "maybe"}}"#);
     let e = crate::errors(&d);
     assert_eq!(e.len(), 3, "{d:#?}");
     assert_eq!(e[1].field.as_deref(), Some("B.children"));
@@ -109,16 +109,60 @@ fn chain(levels: usize, virtual_at: Option<usize>) -> String {
     s
 }
 
+/// Issue 9: a tree deeper than HTB allows is flattened like LibreQoS's `flattenA`: the
+/// deepest allowed level (6) keeps its place and everything below moves up beside it, under
+/// the level-5 node, with a warning naming the moved nodes.
 #[test]
-fn tree_deeper_than_htb_allows_is_an_error_naming_the_node() {
+fn tree_deeper_than_htb_allows_is_flattened_with_a_warning_naming_the_nodes() {
     let (_, d) = parse(&chain(6, None));
     assert!(d.is_empty(), "6 site levels fit: {d:#?}");
-    let (_, d) = parse(&chain(7, None));
-    let e = only_error(&d);
-    assert_eq!(e.field.as_deref(), Some("L1/L2/L3/L4/L5/L6/L7"));
-    assert!(e.message.contains("'L7'"));
+    let (n, d) = parse(&chain(8, None));
+    assert!(!lqos_config::has_errors(&d), "{d:#?}");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].field.as_deref(), Some("L1/L2/L3/L4/L5"));
+    assert!(d[0].message.contains("'L7', 'L8' moved up under 'L5'"), "{}", d[0]);
+    assert_eq!(d[0].line, Some(1));
+    let l5 = n.find_by_name("L5").unwrap();
+    let kids: Vec<&str> = n.nodes[l5].children.iter().map(|&c| n.nodes[c].name.as_str()).collect();
+    assert_eq!(kids, ["L6", "L7", "L8"]);
+    assert!(n.nodes[n.find_by_name("L6").unwrap()].children.is_empty());
+    assert_eq!(n.path(n.find_by_name("L8").unwrap()), "L1/L2/L3/L4/L5/L8");
     let (_, d) = parse(&chain(7, Some(3)));
     assert!(d.is_empty(), "a virtual level does not count: {d:#?}");
+}
+
+/// Rates, ids and `virtual` written the way LibreQoS's tools and spreadsheets write them.
+#[test]
+fn string_numbers_numeric_ids_and_virtual_spellings_are_accepted() {
+    let text = r#"{
+  "A": {"id": 17, "downloadBandwidthMbps": "1000", "uploadBandwidthMbps": " 250.5 ",
+        "children": {
+    "B": {"id": "b-1", "virtual": "true", "downloadBandwidthMbps": 100},
+    "C": {"virtual": 1, "uploadBandwidthMbps": ""},
+    "D": {"virtual": "False"},
+    "E": {"virtual": 0, "downloadBandwidthMbpsMin": "5"}
+  }}
+}"#;
+    let (n, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    let get = |k: &str| &n.nodes[n.find_by_name(k).unwrap()];
+    assert_eq!(get("A").id.as_deref(), Some("17"));
+    assert_eq!(n.find_by_id("17"), n.find_by_name("A"));
+    assert_eq!(get("A").download.unwrap().0, 1_000_000);
+    assert_eq!(get("A").upload.unwrap().0, 250_500);
+    assert!(get("B").is_virtual && get("C").is_virtual);
+    assert!(!get("D").is_virtual && !get("E").is_virtual);
+    assert_eq!(get("C").upload, None);
+    assert_eq!(get("E").download_min.unwrap().0, 5_000);
+}
+
+/// LibreQoS's example network.json is accepted as it is.
+#[test]
+fn libreqos_example_network_json_is_accepted() {
+    let text = include_str!("../fixtures/libreqos-inputs/network.example.json");
+    let (n, d) = parse(text);
+    assert!(d.is_empty(), "{d:#?}");
+    assert!(n.find_by_name("AP_A").is_some() && n.find_by_name("AP_9").is_some());
 }
 
 #[test]

@@ -201,7 +201,7 @@ fn circuits() -> impl Strategy<Value = Vec<Circuit>> {
                 download_max: a[0].max(a[1]),
                 upload_min: b[0].min(b[1]),
                 upload_max: b[0].max(b[1]),
-                sqm: (down.is_some() || up.is_some()).then_some(SqmOverride { down, up }),
+                sqm: (down.is_some() || up.is_some()).then_some(SqmOverride::kinds(down, up)),
                 devices,
                 line: 0,
             })

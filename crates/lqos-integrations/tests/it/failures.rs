@@ -20,7 +20,7 @@ async fn netzur_run(
     let seeded = seed_files(dir.path(), seeded_circuits);
     let cfg = config(dir.path(), &netzur_section(&mock.url()));
     let result = match pull_and_import(Crm::Netzur, &cfg, &fast_http()).await {
-        Ok(imp) => publish(&cfg, &imp, PublishOptions { force }).map(|_| ()),
+        Ok(imp) => publish(&cfg, &imp, PublishOptions { force, ..Default::default() }).map(|_| ()),
         Err(e) => Err(e),
     };
     (dir, seeded, result)
@@ -152,7 +152,8 @@ fn invalid_import_is_never_written() {
         c.parent_node = None;
     }
     let imp = Import { crm: Crm::Splynx, network: Network::default(), circuits, warnings: vec![] };
-    let err = publish(&cfg, &imp, PublishOptions { force: true }).unwrap_err();
+    let err =
+        publish(&cfg, &imp, PublishOptions { force: true, ..Default::default() }).unwrap_err();
     assert!(matches!(err, ImportError::Invalid { .. }), "{err:?}");
     assert!(err.to_string().starts_with("Splynx import fails validation (1 errors"), "{err}");
     assert_unchanged(dir.path(), &seeded);
@@ -165,4 +166,23 @@ async fn server_error_after_retries_names_the_status() {
     assert!(matches!(err, ImportError::Status { status: 502, .. }), "{err:?}");
     assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
     assert_unchanged(dir.path(), &seeded);
+}
+
+/// An answer larger than max_answer_bytes is refused while streaming, not read into memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_answer_is_refused() {
+    let mut doc = String::from(r#"{"zones": [], "customers": ["#);
+    doc.push_str(&vec![r#"{"subscriber_id": "x"}"#; 20_000].join(","));
+    doc.push_str("]}");
+    let mock = serve_netzur(vec![Reply::json(doc)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &netzur_section(&mock.url()));
+    let mut http = fast_http();
+    http.max_answer_bytes = 64 << 10;
+    let err = pull_and_import(Crm::Netzur, &cfg, &http).await.unwrap_err();
+    assert!(matches!(err, ImportError::TooLarge { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("Netzur sent more than 64 KiB at http://127.0.0.1:"),
+        "{err}"
+    );
 }

@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod failures;
+mod mikrotik;
 mod netzur;
+mod overrides;
 mod splynx;
 mod uisp;
 
@@ -42,7 +44,12 @@ max_shrink_ratio = 0.5
 
 /// Fast HTTP options for tests.
 pub fn fast_http() -> HttpOptions {
-    HttpOptions { timeout: Duration::from_secs(2), attempts: 3, backoff: Duration::from_millis(50) }
+    HttpOptions {
+        timeout: Duration::from_secs(2),
+        attempts: 3,
+        backoff: Duration::from_millis(50),
+        ..Default::default()
+    }
 }
 
 /// `tests/fixtures/<crm>`.

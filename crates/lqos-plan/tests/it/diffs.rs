@@ -69,7 +69,7 @@ fn moving_a_circuit_rebuilds_only_it() {
 fn sqm_kind_change_replaces_the_leaf_and_param_change_changes_it() {
     let (config, net, mut circuits) = base();
     let a = fresh(&config, &net, &circuits, facts(2));
-    circuits[0].sqm = Some(SqmOverride { down: Some(SqmKind::FqCodel), up: None });
+    circuits[0].sqm = Some(SqmOverride::kinds(Some(SqmKind::FqCodel), None));
     let b = run(&config, &net, &circuits, facts(2), &a.identities).expect("plan");
     let cs = diff(&a, &b);
     assert_eq!((cs.leaf_del.len(), cs.leaf_add.len(), cs.leaf_change.len()), (1, 1, 0));

@@ -148,7 +148,7 @@ fn worked_example_renders_tc_batch() {
     assert!(lines.contains(&"class add dev eth1 parent 1: classid 1:1 htb rate 1000000kbit ceil 1000000kbit prio 0 quantum 59980"));
     assert!(lines.contains(&"class add dev eth1 parent 1:5 classid 1:6 htb rate 1000kbit ceil 100000kbit prio 3 quantum 5998"));
     assert!(lines.iter().any(|l| l.starts_with("qdisc add dev eth1 parent 1:6 handle ")
-        && l.ends_with(": cake diffserv4 no-ack-filter")));
+        && l.ends_with(": cake diffserv4")));
     // Parents are created before children.
     let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).expect(needle);
     assert!(pos("classid 1:5 ") < pos("classid 1:6 "));
@@ -344,9 +344,9 @@ fn sqm_overrides_reach_the_leaves() {
     let config = config_bridge(10_000, 10_000);
     let net = network(vec![]);
     let mut fast = circuit("fast", "x", None, 2000, 2000, nth_ipv4(1));
-    fast.sqm = Some(SqmOverride { down: Some(SqmKind::Cake), up: None });
+    fast.sqm = Some(SqmOverride::kinds(Some(SqmKind::Cake), None));
     let mut bare = circuit("bare", "x", None, 50, 50, nth_ipv4(2));
-    bare.sqm = Some(SqmOverride { down: Some(SqmKind::None), up: Some(SqmKind::None) });
+    bare.sqm = Some(SqmOverride::kinds(Some(SqmKind::None), Some(SqmKind::None)));
     let p = fresh(&config, &net, &[fast, bare], facts(1));
     let leaves = |o: &Owner, iface: &str| {
         p.interface(iface).map(|i| {

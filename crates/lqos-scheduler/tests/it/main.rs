@@ -83,7 +83,10 @@ fn once_imports_publishes_and_reloads_through_the_bus() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("import published") && stderr.contains("reload done"), "{stderr}");
     let cmds = lqosd.commands.lock().unwrap().clone();
-    assert_eq!(cmds.first(), Some(&Command::Ping));
+    // The files are written first; lqosd is pinged right before the Reload.
+    let ping = cmds.iter().position(|c| *c == Command::Ping).expect("Ping sent");
+    let reload = cmds.iter().position(|c| matches!(c, Command::Reload { .. })).unwrap();
+    assert!(ping < reload, "{cmds:?}");
     assert!(
         cmds.contains(&Command::Reload { mode: lqos_bus::ReloadMode::Incremental }),
         "{cmds:?}"
@@ -94,22 +97,65 @@ fn once_imports_publishes_and_reloads_through_the_bus() {
     );
 }
 
+/// issue 10: `--once` with lqosd stopped still pulls and writes the files, then says that
+/// lqosd was not reachable and exits 2, without waiting a minute first.
 #[test]
-fn once_without_lqosd_exits_2_naming_the_bus() {
+fn once_without_lqosd_writes_the_files_then_exits_2_naming_the_bus() {
+    let crm = MockCrm::start().unwrap();
+    crm.set("/api", vec![Reply::json(DOC)]);
     let dir = tempfile::tempdir().unwrap();
     let bus = dir.path().join("nobody/bus");
-    let out = scheduler(
-        &conf(dir.path(), "http://127.0.0.1:9"),
-        &bus,
-        &["--once", "--wait-lqosd-secs", "1"],
-    );
-    assert_eq!(out.status.code(), Some(2));
+    let started = std::time::Instant::now();
+    let out = scheduler(&conf(dir.path(), &crm.url()), &bus, &["--once"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
     assert!(
-        stderr
-            .contains(&format!("lqosd did not answer on the bus at {} within 1 s", bus.display())),
+        std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap().contains("netzur_1")
+    );
+    assert!(dir.path().join("network.json").exists());
+    assert!(
+        stderr.contains(&format!(
+            "wrote network.json and ShapedDevices.csv (1 circuits, 1 nodes) to {}; but lqosd was not reachable on the bus at {}, so nothing was reloaded",
+            dir.path().display(),
+            bus.display()
+        )),
         "{stderr}"
     );
+    assert!(stderr.contains("nothing was reloaded"), "{stderr}");
+    // A second run finds the files current and still says lqosd was not reached.
+    let out = scheduler(&conf(dir.path(), &crm.url()), &bus, &["--once"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("are already up to date (1 circuits, 1 nodes)"), "{stderr}");
+}
+
+/// `--once --no-write` pulls and validates but writes and reloads nothing.
+#[test]
+fn once_no_write_checks_without_writing_or_reloading() {
+    let crm = MockCrm::start().unwrap();
+    crm.set("/api", vec![Reply::json(DOC)]);
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("nobody/bus");
+    let out = scheduler(&conf(dir.path(), &crm.url()), &bus, &["--once", "--no-write"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("import checked (dry run, nothing written)"), "{stderr}");
+    assert_eq!(crm.hits("/api"), 1);
+    assert!(!dir.path().join("ShapedDevices.csv").exists());
+    assert!(!dir.path().join("network.json").exists());
+}
+
+/// With an unreachable CRM the run fails on the CRM (exit 2) and writes nothing.
+#[test]
+fn once_with_unreachable_crm_exits_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("nobody/bus");
+    let out = scheduler(&conf(dir.path(), "http://127.0.0.1:9"), &bus, &["--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach Netzur at http://127.0.0.1:9/api"), "{stderr}");
+    assert!(!dir.path().join("ShapedDevices.csv").exists());
 }
 
 #[test]
