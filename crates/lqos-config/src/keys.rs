@@ -1,5 +1,5 @@
 //! The one table of every lqos.conf key lqos knows: each LibreQoS 1.5 key (and lqos's own
-//! extensions) with what lqos does with it. After parsing, [`audit`] walks the file against
+//! extensions) with what lqos does with it. After parsing, `audit` walks the file against
 //! this table and reports, once each and with its line:
 //! * a key marked [`KeyStatus::NoEffect`]: warning "accepted, has no effect in lqos";
 //! * a section marked [`KeyStatus::SectionNoEffect`] (`[long_term_stats]`, `[influxdb]`, …):

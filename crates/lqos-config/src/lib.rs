@@ -10,7 +10,9 @@
 //! [`parse_shaped_devices_str`], [`validate_inputs`], and the
 //! writers [`write_network`] / [`write_shaped_devices`] / [`write_atomic`] (temp file, fsync,
 //! rename, mode of the replaced file kept). [`edit_config_str`] changes single values of
-//! lqos.conf text and keeps comments, key order and unknown sections.
+//! lqos.conf text and keeps comments, key order and unknown sections. [`keys`] is the one
+//! table of every lqos.conf key with what lqos does with it; [`migrate`] turns a LibreQoS 1.4
+//! configuration into a 1.5 file; [`decode_text`] reads UTF-8, UTF-16 or Windows-1252 bytes.
 //!
 //! ```
 //! use lqos_config::{parse_network_str, parse_shaped_devices_str, validate_inputs, has_errors};
