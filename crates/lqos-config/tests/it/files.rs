@@ -488,3 +488,35 @@ Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\r\n"
         inputs.diagnostics.iter().filter(|d| d.message.contains("lines 2;")).collect();
     assert_eq!(short.len(), 1, "{:#?}", inputs.diagnostics);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    // Invariant: any CAKE or fq_codel option list lqos accepts, printed back with
+    // `LeafQdisc::tc_args`, parses to the same parameters (what lqos shows as tc words is
+    // what it sends).
+    #[test]
+    fn sqm_words_round_trip_through_tc_args(
+        cake in proptest::prelude::any::<bool>(),
+        words in proptest::collection::vec(proptest::sample::select(vec![
+            "bandwidth 100mbit", "unlimited", "autorate-ingress", "rtt 20ms", "internet",
+            "besteffort", "diffserv3", "diffserv4", "diffserv8", "precedence", "flowblind",
+            "srchost", "dsthost", "hosts", "flows", "dual-srchost", "dual-dsthost",
+            "triple-isolate", "nat", "nonat", "wash", "nowash", "split-gso", "no-split-gso",
+            "ack-filter", "ack-filter-aggressive", "no-ack-filter", "memlimit 32mb",
+            "fwmark 0xff", "ingress", "egress", "atm", "noatm", "ptm", "raw", "conservative",
+            "ethernet", "docsis", "ether-vlan", "pppoe-ptm", "overhead -10", "mpu 64",
+        ]), 0..8),
+        fq in proptest::collection::vec(proptest::sample::select(vec![
+            "limit 1000", "flows 1024", "quantum 300", "target 5ms", "interval 100ms", "ecn",
+            "noecn", "ce_threshold 2ms", "memory_limit 32mb", "drop_batch 64",
+        ]), 0..6),
+    ) {
+        let text = if cake { format!("cake {}", words.join(" ")) } else { format!("fq_codel {}", fq.join(" ")) };
+        if let Ok(sqm) = lqos_config::parse_sqm_tokens(&text) {
+            let leaf = sqm.leaf.unwrap();
+            let again = lqos_config::parse_sqm_tokens(&leaf.tc_args()).unwrap().leaf;
+            proptest::prop_assert_eq!(again, Some(leaf), "{}", text);
+        }
+    }
+}
