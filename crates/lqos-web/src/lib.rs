@@ -35,11 +35,14 @@ pub mod bus;
 pub mod demo;
 mod editor;
 mod error;
+mod events;
+pub mod front;
 pub mod metrics;
+pub mod server;
+pub mod tls;
 pub mod users;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -52,6 +55,7 @@ use lqos_bus::{CircuitStat, Command, Response};
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, FieldError};
+pub use server::{ServeError, serve};
 
 /// A boxed future, as [`Backend::request`] returns it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -76,14 +80,29 @@ pub struct WebOptions {
     pub metrics_enabled: bool,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
-    /// Add `Secure` to the session cookie (set when served behind HTTPS).
-    pub secure_cookies: bool,
+    /// Without a token: serve `/metrics` to any client (`[metrics] public = true`); otherwise
+    /// only to clients on this host.
+    pub metrics_public: bool,
+    /// The server speaks HTTPS (`[web] tls`): cookies are `__Host-` + `Secure` and answers
+    /// carry HSTS. Off, a trusted proxy's `X-Forwarded-Proto: https` decides per request.
+    pub tls: bool,
+    /// `[web] trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Host names served besides IP literals and `localhost` (`[web] allowed_hosts` plus this
+    /// machine's hostname; `"*"` = any).
+    pub allowed_hosts: Vec<String>,
+    /// Live event streams (`/api/v1/events`) one session may hold open at once.
+    pub max_streams_per_session: usize,
     /// HMAC key for session cookies; `None` = 32 random bytes (sessions end at restart).
     pub session_key: Option<[u8; 32]>,
 }
 
+/// Default of [`WebOptions::max_streams_per_session`]: a few tabs.
+pub const MAX_STREAMS_PER_SESSION: usize = 4;
+
 impl WebOptions {
-    /// Defaults for a given `lqos_directory`: users file inside it, metrics on without token.
+    /// Defaults for a given `lqos_directory`: users file inside it, metrics on for local
+    /// clients, plain HTTP (as the router sees it; [`server`] adds TLS), no proxies.
     pub fn new(lqos_directory: PathBuf) -> Self {
         WebOptions {
             users_file: lqos_directory.join(users::USERS_FILE_NAME),
@@ -91,7 +110,11 @@ impl WebOptions {
             config_path: None,
             metrics_enabled: true,
             metrics_token: None,
-            secure_cookies: false,
+            metrics_public: false,
+            tls: false,
+            trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_streams_per_session: MAX_STREAMS_PER_SESSION,
             session_key: None,
         }
     }
@@ -110,6 +133,7 @@ struct Inner {
     circuits: tokio::sync::Mutex<Option<(Instant, Arc<CircuitIndex>)>>,
     editor_lock: tokio::sync::Mutex<()>,
     last_reload: Mutex<Option<lqos_bus::ReloadReport>>,
+    events: events::Hub,
 }
 
 /// How long the circuit list answer is reused for searches, sorts and pages.
@@ -128,6 +152,7 @@ impl WebState {
                 circuits: tokio::sync::Mutex::new(None),
                 editor_lock: tokio::sync::Mutex::new(()),
                 last_reload: Mutex::new(None),
+                events: events::Hub::new(),
             }),
         })
     }
@@ -190,6 +215,16 @@ impl WebState {
     pub(crate) fn editor_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.editor_lock
     }
+
+    pub(crate) fn events(&self) -> &events::Hub {
+        &self.inner.events
+    }
+
+    /// How many shared live ticks were computed so far (each is one Status and one
+    /// TopCircuits on the bus, however many event streams are open).
+    pub fn live_ticks_computed(&self) -> u64 {
+        self.inner.events.computed()
+    }
 }
 
 /// The circuit list with lowercase search and sort keys, built once per cache refresh.
@@ -227,6 +262,11 @@ pub fn router(state: WebState) -> Router {
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(axum::middleware::from_fn(assets::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), front::front))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            server::REQUEST_TIMEOUT,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let path = req
                 .extensions()
@@ -236,59 +276,4 @@ pub fn router(state: WebState) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %path)
         }))
         .with_state(state)
-}
-
-/// Why the server could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {listen} (webserver_listen)")]
-    Bind {
-        /// The address as configured.
-        listen: String,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server stopped with an I/O error.
-    #[error("web server failed")]
-    Serve {
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Serves [`router`] on `listen` until `shutdown` completes. Logs the first-run setup link
-/// once when no user exists yet.
-pub async fn serve(
-    listen: &str,
-    state: WebState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind { listen: listen.to_owned(), source })?;
-    let local = listener.local_addr().map_err(|source| ServeError::Serve { source })?;
-    tracing::info!(%local, "web server listening");
-    if let Some(token) = state.setup_token() {
-        tracing::info!(
-            "no web users yet: create the first admin at http://{}/setup?token={token} \
-             (single use; or run `lqusers add`)",
-            display_host(local)
-        );
-    }
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Serve { source })
-}
-
-fn display_host(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("<this-host>:{}", addr.port())
-    } else {
-        addr.to_string()
-    }
 }
