@@ -86,7 +86,8 @@ async fn login(
     state.auth().check_rate(&client)?;
     let Some(user) = state.auth().login(&b.username, &b.password).await else {
         state.auth().record_failure(&client);
-        tracing::info!(username = %b.username, %client, "failed login");
+        // Never the typed name: it is often a password typed into the wrong field.
+        tracing::info!(%client, "failed login");
         return Err(ApiError::Unauthorized);
     };
     tracing::info!(username = %user.username, %client, "login");

@@ -185,3 +185,35 @@ async fn tls_off_behind_a_trusted_proxy_follows_its_forwarded_proto_and_host() {
     assert!(set.starts_with("lqos_session=") && !set.contains("Secure"), "{set}");
     assert!(!r.headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
 }
+
+/// A `Write` into a shared buffer, for capturing log lines.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_login_never_logs_the_typed_username() {
+    let app = app();
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let typed = json!({"username": "Tr0ub4dor&3-typed-here", "password": "wrong-password"});
+    let r = send(&app, json_req("POST", "/api/v1/login", &typed)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    assert!(text.contains("failed login"), "{text}");
+    assert!(!text.contains("Tr0ub4dor"), "{text}");
+}
