@@ -7,13 +7,17 @@
 //! through a [`Backend`] that speaks lqos-bus [`Command`]s; in production that is
 //! [`bus::BusBackend`], a client of lqosd's local bus, so a compromised web server can do no
 //! more than the bus allows. The only files it writes are the users file (`lqusers.toml`),
-//! `ShapedDevices.csv` (admins, through lqos-config's validating writer) and lqos.conf (admins,
-//! configuration view).
+//! `ShapedDevices.csv` (admins, through lqos-config's validating writer), lqos.conf (admins,
+//! configuration view) and its generated TLS certificate (`<state_directory>/web`).
+//!
+//! Transport rules live in [`server`] (HTTPS with redirect, header/request timeouts,
+//! connection caps), [`tls`] (certificate) and [`front`] (client address behind trusted
+//! proxies, `Host` check against DNS rebinding, HSTS); `/metrics` access in [`metrics`].
 //!
 //! Main types: [`WebState`] (everything a request needs), [`WebOptions`] (paths and switches),
 //! [`Backend`] (the door to lqosd), [`ApiError`] (the one error type that becomes a response),
 //! [`users::UserStore`] (the users file, shared with the `lqusers` CLI), [`app::run`] (what the
-//! `lqos_web` binary does).
+//! `lqos_web` binary does), [`server::serve_with`] (the server itself).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), lqos_web::ServeError> {
