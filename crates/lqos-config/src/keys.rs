@@ -161,6 +161,14 @@ pub const KEYS: &[(&str, KeyStatus)] = {
         ("metrics", H),
         ("metrics.enabled", H),
         ("metrics.token", H),
+        ("metrics.public", H),
+        // [web] (lqos extension: lqos_web's HTTPS, proxies and DNS-rebinding guard)
+        ("web", H),
+        ("web.tls", H),
+        ("web.tls_cert", H),
+        ("web.tls_key", H),
+        ("web.trusted_proxies", H),
+        ("web.allowed_hosts", H),
         // LibreQoS sections lqos does not implement
         ("long_term_stats", S),
         ("local_api", S),

@@ -69,6 +69,12 @@ pub enum ApiError {
         /// Seconds until the next attempt is allowed.
         retry_after_secs: u64,
     },
+    /// A per-session or per-client quota is used up (live streams).
+    #[error("{message}")]
+    TooMany {
+        /// Which quota.
+        message: String,
+    },
     /// lqosd refused or failed a command.
     #[error("{source}")]
     Backend {
@@ -119,6 +125,7 @@ impl ApiError {
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ApiError::Backend { source } => match source {
                 CommandError::InvalidInput { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
@@ -150,7 +157,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = if let ApiError::Internal { message } = &self {
             tracing::error!(error = %message, "request failed");
-            "internal error (see lqosd's log)".to_owned()
+            "internal error (see lqos_web's log)".to_owned()
         } else {
             self.to_string()
         };
