@@ -103,6 +103,7 @@ fn measure(dp: &Dataplane, frame: &[u8], empty: bool) -> (f64, u32) {
         } else {
             dp.test_run_xdp(frame, LO, repeat)
         }
+        .map_err(|e| e.to_string())
     };
     let mut action = 0;
     let _ = run(REPEAT); // warm-up: creates flows, fills caches
