@@ -160,14 +160,14 @@ struct lqos_pkt {
 static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __u16 hw_tci,
 				      struct lqos_pkt *p)
 {
+	p->dir_tci_off = LQOS_TAG_NONE;
+	p->dir_vid = 0;
+	p->l4_proto = 0;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	__u16 proto = eth->h_proto;
 	__u32 off = sizeof(*eth);
-	p->dir_tci_off = LQOS_TAG_NONE;
-	p->dir_vid = 0;
-	p->l4_proto = 0;
 	if (hw_tag) {
 		p->dir_tci_off = LQOS_TAG_HW;
 		p->dir_vid = hw_tci & 0x0fff;
@@ -613,7 +613,7 @@ int lqos_xdp(struct xdp_md *ctx)
 
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct lqos_pkt p;
+	struct lqos_pkt p = {};
 	if (lqos_parse(data, data_end, 0, 0, &p) < 0)
 		return XDP_PASS;
 
@@ -720,7 +720,7 @@ int lqos_tc_egress(struct __sk_buff *skb)
 	struct lqos_if_config *ifc = lqos_if_get(skb->ifindex);
 	if (!ifc)
 		return TC_ACT_OK;
-	struct lqos_pkt p;
+	struct lqos_pkt p = {};
 	if (lqos_parse(data, data_end, skb->vlan_present, skb->vlan_tci, &p) < 0)
 		return TC_ACT_OK;
 
@@ -770,7 +770,7 @@ int lqos_tc_stick_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct lqos_pkt p;
+	struct lqos_pkt p = {};
 	__u32 hw = skb->vlan_present;
 	__u16 hw_tci = skb->vlan_tci;
 	__u16 hw_proto = skb->vlan_proto;
