@@ -297,6 +297,10 @@ fn sampled_unknown_table_stays_bounded_and_estimates() {
 #[test]
 fn mapping_changes_are_seen_immediately_despite_the_cache() {
     let Some(_k) = kernel_test() else { return };
+    // The cache is per CPU: stay on one so a migration does not look like a miss.
+    let mut set = nix::sched::CpuSet::new();
+    set.set(0).expect("cpu set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
     let mut dp = loaded(InterfaceRole::ToInternet);
     let frame = udp("198.19.0.1", "198.18.3.3", &[]);
     // Negative result gets cached…
