@@ -299,8 +299,12 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	__u64 a0, a1;
 	__builtin_memcpy(&a0, &addr->bytes[0], 8);
 	__builtin_memcpy(&a1, &addr->bytes[8], 8);
-	__u64 h = (a0 ^ (a1 * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-	__u32 idx = (__u32)(h >> 40) & (LQOS_CACHE_SLOTS - 1);
+	/* Fold every address bit into the low half, multiply, take the top bits: a multiply
+	 * only carries differences upwards, so the index must come from the top. */
+	__u64 h = a0 ^ a1;
+	h ^= h >> 32;
+	h *= 0x9e3779b97f4a7c15ull;
+	__u32 idx = (__u32)(h >> 50) & (LQOS_CACHE_SLOTS - 1);
 	struct lqos_cache_entry *ce = bpf_map_lookup_elem(&lqos_cache, &idx);
 	if (ce) {
 		__u64 t0, t1;
@@ -571,8 +575,12 @@ static __always_inline void lqos_unknown_sample(struct lqos_addr *addr, int dir,
 	if (!st)
 		return;
 	__u32 every = cfg && cfg->unknown_sample_every ? cfg->unknown_sample_every : 16;
-	if (st->sample_counter++ % every != 0)
+	/* Countdown instead of a modulo: one in `every` packets per CPU is recorded. */
+	if (st->sample_counter) {
+		st->sample_counter--;
 		return;
+	}
+	st->sample_counter = every - 1;
 	int d = dir & 1;
 	struct lqos_unknown *u = bpf_map_lookup_elem(&lqos_unknown, addr);
 	if (!u) {

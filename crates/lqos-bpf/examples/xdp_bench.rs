@@ -131,7 +131,7 @@ fn load(
 ) -> Result<Dataplane, Box<dyn std::error::Error>> {
     let mut dp = Dataplane::load(&LoadOptions {
         max_slots: (n + 1).next_power_of_two(),
-        max_flows: 2 * walk.max(1024),
+        max_flows: 4 * walk.max(1024),
         track_flows,
         bench_spread: walk,
         ..LoadOptions::default()

@@ -326,6 +326,32 @@ fn mapping_changes_are_seen_immediately_despite_the_cache() {
 }
 
 #[test]
+fn neighbouring_addresses_each_keep_their_own_cache_slot() {
+    let Some(_k) = kernel_test() else { return };
+    let mut set = nix::sched::CpuSet::new();
+    set.set(0).expect("cpu set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
+    let mut dp = loaded(InterfaceRole::ToInternet);
+    upsert(
+        &mut dp,
+        &[("198.18.0.0/26", mapping(0, 1, 0x10)), ("2001:db8::/40", mapping(0, 1, 0x11))],
+    );
+    let frames: Vec<Vec<u8>> = (0..64)
+        .map(|i| udp("198.19.0.1", &format!("198.18.0.{i}"), &[]))
+        .chain((0..64).map(|i| udp("2001:db8:ff::1", &format!("2001:db8:0:{i}::1"), &[])))
+        .collect();
+    for f in &frames {
+        dp.test_run_xdp(f, LO, 1).expect("run");
+    }
+    let misses = dp.stats().expect("stats").cache_misses;
+    for f in &frames {
+        dp.test_run_xdp(f, LO, 1).expect("run");
+    }
+    let again = dp.stats().expect("stats").cache_misses - misses;
+    assert!(again <= 8, "128 neighbouring addresses should stay cached; {again} missed again");
+}
+
+#[test]
 fn partially_failed_batch_still_bumps_the_epoch() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded_with(
