@@ -299,10 +299,10 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	__u64 a0, a1;
 	__builtin_memcpy(&a0, &addr->bytes[0], 8);
 	__builtin_memcpy(&a1, &addr->bytes[8], 8);
-	/* Fold every address bit into the low half, multiply, take the top bits: a multiply
-	 * only carries differences upwards, so the index must come from the top. */
-	__u64 h = a0 ^ a1;
-	h ^= h >> 32;
+	/* Fibonacci hashing of the address as a number (byte-swapped so that neighbouring
+	 * addresses and prefixes differ in the low bits), index from the top bits: dense
+	 * address plans (consecutive /32s, /64s, /56s) fill the cache without collisions. */
+	__u64 h = __builtin_bswap64(a0) ^ __builtin_bswap64(a1);
 	h *= 0x9e3779b97f4a7c15ull;
 	__u32 idx = (__u32)(h >> 50) & (LQOS_CACHE_SLOTS - 1);
 	struct lqos_cache_entry *ce = bpf_map_lookup_elem(&lqos_cache, &idx);
@@ -454,24 +454,57 @@ static __always_inline void lqos_tcp_ts(void *data_end, struct tcphdr *th, struc
 	}
 }
 
-static __always_inline struct lqos_flow *lqos_flow_get(struct lqos_flow_key *k, __u32 slot)
+/*
+ * The flow of this packet with the packet already counted. Counting in the common case is a
+ * plain add: each direction of a flow arrives on one RX queue, so one CPU writes it. The
+ * insert race is exact: a new flow is created with this packet's counts, and a CPU that
+ * loses the race to create it adds its packet atomically to the winner's entry.
+ */
+static __always_inline struct lqos_flow *lqos_flow_count(struct lqos_flow_key *k, int d,
+							 __u32 slot, __u64 bytes)
 {
 	struct lqos_flow *f = bpf_map_lookup_elem(&lqos_flows, k);
-	if (f)
+	if (f) {
+		if (d) {
+			f->bytes[1] += bytes;
+			f->packets[1] += 1;
+		} else {
+			f->bytes[0] += bytes;
+			f->packets[0] += 1;
+		}
 		return f;
+	}
 	struct lqos_flow n = {};
 	n.first_seen_ns = bpf_ktime_get_ns();
 	n.last_seen_ns = n.first_seen_ns;
 	n.slot = slot;
+	if (d) {
+		n.bytes[1] = bytes;
+		n.packets[1] = 1;
+	} else {
+		n.bytes[0] = bytes;
+		n.packets[0] = 1;
+	}
 	struct lqos_stats *st = lqos_stats_get();
 	if (bpf_map_update_elem(&lqos_flows, k, &n, BPF_NOEXIST) == 0) {
 		if (st)
 			st->flows_created++;
+		return bpf_map_lookup_elem(&lqos_flows, k);
 	}
-	/* Ours or the one another CPU inserted first: either way count into it. */
+	/* Another CPU created it first (or the table is full). */
 	f = bpf_map_lookup_elem(&lqos_flows, k);
-	if (!f && st)
-		st->flows_dropped++;
+	if (!f) {
+		if (st)
+			st->flows_dropped++;
+		return 0;
+	}
+	if (d) {
+		__sync_fetch_and_add(&f->bytes[1], bytes);
+		__sync_fetch_and_add(&f->packets[1], 1);
+	} else {
+		__sync_fetch_and_add(&f->bytes[0], bytes);
+		__sync_fetch_and_add(&f->packets[0], 1);
+	}
 	return f;
 }
 
@@ -507,12 +540,10 @@ static __always_inline void lqos_track(void *data, void *data_end, struct lqos_p
 	}
 	k->protocol = p->l4_proto;
 
-	struct lqos_flow *f = lqos_flow_get(k, slot);
+	int d = dir & 1;
+	struct lqos_flow *f = lqos_flow_count(k, d, slot, bytes);
 	if (!f)
 		return;
-	int d = dir & 1;
-	__sync_fetch_and_add(&f->bytes[d], bytes);
-	__sync_fetch_and_add(&f->packets[d], 1);
 	if (f->slot != slot)
 		f->slot = slot;
 	if (!tcp)
