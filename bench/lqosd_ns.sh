@@ -2,7 +2,8 @@
 # 4-queue veth pairs bridged together, generated inputs for N circuits, lqosd started inside
 # the namespace with its own bus, pins and state, and a cleanup trap that removes all of it.
 #
-# Variables the caller may set: PROFILE (debug|release, default debug), BENCH_NS (namespace
+# Variables the caller may set: PROFILE (debug|release, default debug), TOPO (aps: 4 sites x 4
+# APs, the default; lab: the lab's two sites), BENCH_NS (namespace
 # name), BENCH_DIR (work directory). Needs root, ip, unshare, nsenter.
 
 PROFILE=${PROFILE:-debug}
@@ -74,7 +75,7 @@ to_internet = "ethI"
 to_network = "ethN"
 
 [queues]
-default_sqm = "none"
+default_sqm = "${SQM:-none}"
 monitor_only = false
 downlink_bandwidth_mbps = 100000
 uplink_bandwidth_mbps = 100000
@@ -89,6 +90,14 @@ ignore_subnets = []
 [tuning]
 stop_irq_balance = false
 EOF
+    if [ "${TOPO:-aps}" = lab ]; then
+        # The lab's tree: two sites, one AP; circuits alternate between AP_A1 and Site_B.
+        cat >"$BENCH_DIR/network.json" <<'EOF2'
+{ "Site_A": { "downloadBandwidthMbps": 50000, "uploadBandwidthMbps": 50000, "type": "site",
+    "children": { "AP_A1": { "downloadBandwidthMbps": 50000, "uploadBandwidthMbps": 50000, "type": "ap" } } },
+  "Site_B": { "downloadBandwidthMbps": 50000, "uploadBandwidthMbps": 50000, "type": "site" } }
+EOF2
+    else
     {
         printf '{\n'
         for s in 1 2 3 4; do
@@ -104,13 +113,15 @@ EOF
         done
         printf '}\n'
     } >"$BENCH_DIR/network.json"
-    awk -v n="$n" 'BEGIN {
+    fi
+    awk -v n="$n" -v topo="${TOPO:-aps}" 'BEGIN {
         print "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,Parent Node ID,Anchor Node ID,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment"
         for (i = 0; i < n; i++) {
             a = i + 1
             ip4 = sprintf("100.%d.%d.%d", 64 + int(a / 65536), int(a / 256) % 256, a % 256)
             ip6 = sprintf("2001:db8:%x:%x::/64", int(a / 65536), a % 65536)
             ap = sprintf("AP_%d_%d", int(i / 4) % 4 + 1, i % 4 + 1)
+            if (topo == "lab") ap = (i % 2 == 0) ? "AP_A1" : "Site_B"
             printf "c%d,Sub %d,d%d,Router %d,%s,,,,%s,%s,5,1,100,20,bench\n", i, i, i, i, ap, ip4, ip6
         }
     }' >"$BENCH_DIR/ShapedDevices.csv"

@@ -72,7 +72,16 @@ pub trait Kernel: Send {
     fn host_counters(&mut self) -> Result<Vec<(IpAddr, HostCounter)>, KernelError>;
     /// Reads per-class counters of one interface.
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError>;
+    /// How many counter slots the data plane has (slot 0 is the unshaped one).
+    fn slot_capacity(&self) -> u32 {
+        DEFAULT_SLOT_CAPACITY
+    }
+    /// The circuit → slot table the next `map` calls write into the mappings.
+    fn set_slots(&mut self, _slots: &crate::slots::SlotTable) {}
 }
+
+/// Counter slots when the data plane does not say (the fake).
+pub const DEFAULT_SLOT_CAPACITY: u32 = 1 << 18;
 
 /// A recording fake for tests (and for `lqosd --fake-kernel` demos of the web GUI).
 pub mod fake {

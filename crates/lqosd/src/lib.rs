@@ -18,6 +18,8 @@ pub mod kernel;
 pub mod preflight;
 pub mod real;
 pub mod service;
+pub mod slots;
+pub mod stages;
 pub mod stats;
 #[cfg(test)]
 mod testutil;
