@@ -28,12 +28,12 @@ for n in "${sizes[@]}"; do
     # Strip colour codes, then pull key=value fields from the log lines.
     field() { sed 's/\x1b\[[0-9;]*m//g' "$log" | awk -v m="$1" -v k="$2=" 'index($0, m) { for (i = 1; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }'; }
     tc_ms=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '/applied change set/ { for (i = 1; i <= NF; i++) if ($i ~ /^total_ms=/) { split($i, a, "="); s += a[2] } } END { print s + 0 }')
-    map_ms=$(field "reload applied" map_ms); map_ms=${map_ms:--}
+    map_ms=$(field "apply phases" map_ms); map_ms=${map_ms:--}
     apply_ms=$(field "reload applied" apply_ms)
     validate=$( (grep -o '"validate_ms": *[0-9]*' "$BENCH_DIR/reload.out" || true) | grep -o '[0-9]*$' || true)
     plan=$( (grep -o '"plan_ms": *[0-9]*' "$BENCH_DIR/reload.out" || true) | grep -o '[0-9]*$' || true)
     ratio=$(awk -v a="${apply_ms:-0}" -v t="$tc_ms" 'BEGIN { if (t > 0) printf "%.2f", a / t; else print "-" }')
     printf '%-8s %10s %10s %10s %12s %12s %10s %8s\n' "$n" "$reload_ms" "${validate:--}" "${plan:--}" "$tc_ms" "$map_ms" "${apply_ms:--}" "$ratio"
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E "applied change set|reload applied|mapped" | tail -6 | sed 's/^/    /' || true
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E "apply phases|reload applied" | tail -6 | sed 's/^/    /' || true
     bench_stop_lqosd
 done

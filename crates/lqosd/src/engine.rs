@@ -329,6 +329,8 @@ impl<K: Kernel> Engine<K> {
         cs: ChangeSet,
     ) -> Result<ReloadReport, CommandError> {
         let mut report = report_for(plan, &cs);
+        // Filled with what the kernel really did, stage by stage.
+        (report.counts.added, report.counts.changed, report.counts.deleted) = (0, 0, 0);
         let t0 = Instant::now();
         if cs.is_empty() {
             tracing::info!("reload: nothing to change");

@@ -122,6 +122,8 @@ pub mod fake {
         pub hosts: Vec<(IpAddr, HostCounter)>,
         /// What `class_counters` returns.
         pub classes: Vec<ClassCounter>,
+        /// How many times `class_counters` was called (one per interface per read).
+        pub class_reads: usize,
     }
 
     impl Kernel for FakeKernel {
@@ -155,6 +157,7 @@ pub mod fake {
             Ok(self.hosts.clone())
         }
         fn class_counters(&mut self, _interface: &str) -> Result<Vec<ClassCounter>, KernelError> {
+            self.class_reads += 1;
             Ok(self.classes.clone())
         }
     }

@@ -30,6 +30,12 @@ pub struct Service<K: Kernel> {
     mapped_hosts: HashSet<IpAddr>,
     started: Instant,
     scheduler: Option<SchedulerState>,
+    /// Last stats command: HTB class counters are read while it is recent.
+    stats_interest: Option<Instant>,
+    /// `LQOS_STATS_EAGER=1`: read the class counters every tick (the old behaviour; the idle
+    /// benchmark's baseline).
+    stats_eager: bool,
+    tick_every: Duration,
     /// Warnings shown by Status (interface down, …).
     pub warnings: Vec<String>,
 }
@@ -46,6 +52,9 @@ impl<K: Kernel> Service<K> {
             mapped_hosts: HashSet::new(),
             started: Instant::now(),
             scheduler: None,
+            stats_interest: None,
+            stats_eager: std::env::var("LQOS_STATS_EAGER").is_ok_and(|v| v == "1"),
+            tick_every: Duration::from_secs(1),
             warnings: Vec::new(),
         };
         s.refresh_mapped();
@@ -58,6 +67,7 @@ impl<K: Kernel> Service<K> {
     }
 
     fn refresh_mapped(&mut self) {
+        self.stats.set_plan(self.engine.applied());
         self.mapped_hosts = self
             .engine
             .applied()
@@ -99,6 +109,15 @@ impl<K: Kernel> Service<K> {
     pub fn handle(&mut self, command: Command) -> Response {
         let span = tracing::info_span!("command", kind = command_name(&command));
         let _g = span.enter();
+        if matches!(
+            command,
+            Command::Status
+                | Command::CircuitStats { .. }
+                | Command::TopCircuits { .. }
+                | Command::NodeStats
+        ) {
+            self.stats_wanted(Instant::now());
+        }
         match command {
             Command::Ping => Response::Pong,
             Command::Reload { mode } => {
@@ -199,23 +218,56 @@ impl<K: Kernel> Service<K> {
         }
     }
 
-    /// Reads counters and updates rates.
-    pub fn tick(&mut self) {
-        let Some(plan) = self.engine.applied().cloned() else { return };
+    /// A stats command arrived at `now`: class counters are read from now on for
+    /// [`crate::stats::CLASS_INTEREST`], and right away when the last read is older than a tick.
+    fn stats_wanted(&mut self, now: Instant) {
+        self.stats_interest = Some(now);
+        let stale = self
+            .stats
+            .classes_read_at()
+            .is_none_or(|t| now.saturating_duration_since(t) > self.tick_every);
+        if stale {
+            self.read_classes(now);
+        }
+    }
+
+    fn classes_wanted(&self, now: Instant) -> bool {
+        self.stats_eager
+            || self
+                .stats_interest
+                .is_some_and(|t| now.saturating_duration_since(t) <= crate::stats::CLASS_INTEREST)
+    }
+
+    fn read_classes(&mut self, now: Instant) {
+        let Some(plan) = self.engine.applied() else { return };
+        let names: Vec<String> = plan.interfaces.iter().map(|i| i.name.clone()).collect();
         let kernel = self.engine.kernel_mut();
-        let mut classes = Vec::with_capacity(plan.interfaces.len());
-        for iface in &plan.interfaces {
-            match kernel.class_counters(&iface.name) {
-                Ok(c) => classes.push((iface.name.clone(), c)),
-                Err(e) => tracing::debug!(interface = %iface.name, error = %e, "class counters"),
+        let mut classes = Vec::with_capacity(names.len());
+        for name in names {
+            match kernel.class_counters(&name) {
+                Ok(c) => classes.push((name, c)),
+                Err(e) => tracing::debug!(interface = %name, error = %e, "class counters"),
             }
         }
-        let hosts = kernel.host_counters().unwrap_or_else(|e| {
+        self.stats.update_classes(&classes, now);
+    }
+
+    /// Reads counters and updates rates: the data plane's every tick, the HTB classes only
+    /// while somebody looks (see [`crate::stats`]).
+    pub fn tick(&mut self) {
+        if self.engine.applied().is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.classes_wanted(now) {
+            self.read_classes(now);
+        }
+        let hosts = self.engine.kernel_mut().host_counters().unwrap_or_else(|e| {
             tracing::debug!(error = %e, "host counters");
             Vec::new()
         });
         let mapped = &self.mapped_hosts;
-        self.stats.update(&plan, &classes, &hosts, &|ip| mapped.contains(&ip), Instant::now());
+        self.stats.update_hosts(&hosts, &|ip| mapped.contains(&ip), now);
     }
 
     /// The Status answer.
@@ -254,6 +306,7 @@ impl<K: Kernel> Service<K> {
     /// Runs the apply task until the queue closes: commands as they come, a stats tick every
     /// `tick`. Blocking kernel work happens on this thread only.
     pub fn run(mut self, mut queue: mpsc::Receiver<Request>, tick: Duration) {
+        self.tick_every = tick;
         let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
             Ok(rt) => rt,
             Err(e) => {
@@ -367,14 +420,8 @@ mod tests {
             .map(|i| i.name.clone())
             .expect("download iface");
         let t0 = std::time::Instant::now();
-        s.stats.update(&plan, &[(down.clone(), at(0, 0))], &[], &|_| false, t0);
-        s.stats.update(
-            &plan,
-            &[(down, at(1_000, 500_000))],
-            &[],
-            &|_| false,
-            t0 + Duration::from_secs(1),
-        );
+        s.stats.update(&[(down.clone(), at(0, 0))], &[], &|_| false, t0);
+        s.stats.update(&[(down, at(1_000, 500_000))], &[], &|_| false, t0 + Duration::from_secs(1));
         let Response::Circuits(top) = s.handle(Command::TopCircuits { n: 1 }) else {
             panic!("top")
         };
@@ -391,5 +438,35 @@ mod tests {
         let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
         assert_eq!(st.scheduler, Some(state));
         assert_eq!(st.circuits, 2);
+    }
+
+    #[test]
+    fn class_counters_are_read_only_while_somebody_looks() {
+        let (_d, mut s) = service(TWO);
+        s.stats_eager = false;
+        s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        let reads = |s: &mut Service<FakeKernel>| s.engine.kernel_mut().class_reads;
+        for _ in 0..5 {
+            s.tick();
+        }
+        assert_eq!(reads(&mut s), 0, "idle ticks dumped the classes");
+        // A stats command reads them at once (both interfaces), then every tick while recent.
+        s.handle(Command::NodeStats);
+        assert_eq!(reads(&mut s), 2);
+        s.handle(Command::CircuitStats { circuit: None });
+        assert_eq!(reads(&mut s), 2, "a second command within a tick reads again");
+        s.tick();
+        assert_eq!(reads(&mut s), 4);
+        // Interest runs out.
+        s.stats_interest =
+            Some(Instant::now() - crate::stats::CLASS_INTEREST - Duration::from_secs(1));
+        s.tick();
+        assert_eq!(reads(&mut s), 4);
+        // Commands that show no stats do not count.
+        s.handle(Command::Ping);
+        s.handle(Command::ListMappings);
+        s.tick();
+        assert_eq!(reads(&mut s), 4);
     }
 }

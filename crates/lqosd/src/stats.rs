@@ -1,22 +1,29 @@
-//! Live statistics: every tick lqosd reads the HTB class counters of each shaping interface and
-//! the per-host eBPF counters, and turns the deltas into per-circuit, per-node and total rates.
-//! Circuit and node numbers come from their own HTB classes (what was really shaped); the
-//! per-host counters give the totals, so traffic of unmapped addresses shows as unshaped.
+//! Live statistics. Two sources, read at different rates:
+//! - the data plane's counters (cheap batched map reads) every tick: per-host (and, with
+//!   per-slot counters, per-circuit) bytes and packets, hence the totals and shaped share;
+//! - the HTB class counters of each shaping interface (a netlink dump of every class, the
+//!   expensive part at 100k circuits) only while somebody looks: the service asks for them
+//!   when a stats command arrived in the last [`CLASS_INTEREST`], and once right away when a
+//!   command finds them older than a tick.
+//!
+//! Circuits and nodes are indexed once per applied plan ([`StatsTracker::set_plan`]): a tick
+//! does no string hashing, cloning of the plan or per-owner allocation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lqos_bus::{CircuitStat, NodeStat};
-use lqos_plan::{Direction, Owner, Plan};
+use lqos_plan::{Direction, Plan};
 
 use crate::kernel::{ClassCounter, HostCounter};
 
-/// Counters of one class at the previous tick.
-#[derive(Debug, Clone, Copy, Default)]
-struct Prev {
-    bytes: u64,
-}
+/// How long after the last stats command the class counters are still read every tick.
+pub const CLASS_INTEREST: Duration = Duration::from_secs(30);
+
+/// Samples older than this give no rate (the next one starts a new interval), so a reader
+/// never sees an average over a long unwatched stretch.
+pub const MAX_RATE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Rates and totals of one owner in one direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,14 +40,33 @@ pub struct Flow {
     pub backlog: u64,
 }
 
+/// Where each HTB class of the applied plan belongs: built once per plan.
+#[derive(Debug, Default)]
+struct Index {
+    /// Shaping interfaces in plan order.
+    interfaces: Vec<String>,
+    /// (interface position, class handle) → (owner position, direction). Owners are the
+    /// plan's circuits in order, then its nodes.
+    classes: HashMap<(usize, u32), (usize, Direction)>,
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Download => 0,
+        Direction::Upload => 1,
+    }
+}
+
 /// The tracker, fed once per tick.
 #[derive(Debug, Default)]
 pub struct StatsTracker {
-    prev_class: HashMap<(Direction, u32), Prev>,
+    index: Index,
+    /// Per owner (circuits, then nodes), download and upload.
+    flows: Vec<[Flow; 2]>,
+    prev_class: HashMap<(usize, u32), u64>,
+    class_at: Option<Instant>,
     prev_hosts: HashMap<IpAddr, HostCounter>,
-    last_tick: Option<Instant>,
-    /// Per owner and direction.
-    pub flows: HashMap<(Owner, Direction), Flow>,
+    hosts_at: Option<Instant>,
     /// Total download / upload bits per second (all hosts).
     pub total_bps: (u64, u64),
     /// Download / upload bits per second of mapped hosts.
@@ -53,54 +79,99 @@ fn rate(delta_bytes: u64, secs: f64) -> u64 {
     if secs <= 0.0 { 0 } else { (delta_bytes as f64 * 8.0 / secs) as u64 }
 }
 
-impl StatsTracker {
-    /// Feeds one tick: class counters per interface name, host counters, and the set of mapped
-    /// host addresses (to split shaped from unshaped).
-    pub fn update(
-        &mut self,
-        plan: &Plan,
-        classes: &[(String, Vec<ClassCounter>)],
-        hosts: &[(IpAddr, HostCounter)],
-        mapped: &dyn Fn(IpAddr) -> bool,
-        now: Instant,
-    ) {
-        let secs = self.last_tick.map(|t| now.duration_since(t).as_secs_f64()).unwrap_or(0.0);
-        self.last_tick = Some(now);
-        let mut owners: HashMap<(&str, u32), (&Owner, Direction)> = HashMap::new();
-        for iface in &plan.interfaces {
-            for c in &iface.classes {
-                owners.insert((iface.name.as_str(), c.id.as_u32()), (&c.owner, c.direction));
-            }
+/// Seconds since `prev`, or 0 (no rate) when there was none or it is too old.
+fn interval(prev: Option<Instant>, now: Instant) -> f64 {
+    match prev {
+        Some(t) if now.saturating_duration_since(t) <= MAX_RATE_INTERVAL => {
+            now.saturating_duration_since(t).as_secs_f64()
         }
-        let mut flows = HashMap::new();
+        _ => 0.0,
+    }
+}
+
+impl StatsTracker {
+    /// Indexes a newly applied plan (or none); numbers start over.
+    pub fn set_plan(&mut self, plan: Option<&Plan>) {
+        let mut index = Index::default();
+        if let Some(plan) = plan {
+            let circuit_pos: HashMap<&str, usize> =
+                plan.circuits.iter().enumerate().map(|(i, c)| (c.id.0.as_str(), i)).collect();
+            let node_pos: HashMap<&str, usize> = plan
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.key.as_str(), plan.circuits.len() + i))
+                .collect();
+            for (i, iface) in plan.interfaces.iter().enumerate() {
+                index.interfaces.push(iface.name.clone());
+                for c in &iface.classes {
+                    let pos = match &c.owner {
+                        lqos_plan::Owner::Circuit(id) => circuit_pos.get(id.0.as_str()),
+                        lqos_plan::Owner::Node(key) => node_pos.get(key.as_str()),
+                        _ => None,
+                    };
+                    if let Some(pos) = pos {
+                        index.classes.insert((i, c.id.as_u32()), (*pos, c.direction));
+                    }
+                }
+            }
+            self.flows = vec![[Flow::default(); 2]; plan.circuits.len() + plan.nodes.len()];
+        } else {
+            self.flows = Vec::new();
+        }
+        self.index = index;
+        self.prev_class.clear();
+        self.class_at = None;
+        self.total_drops = 0;
+    }
+
+    /// When the class counters were last read.
+    pub fn classes_read_at(&self) -> Option<Instant> {
+        self.class_at
+    }
+
+    /// Feeds the HTB class counters, per interface name.
+    pub fn update_classes(&mut self, classes: &[(String, Vec<ClassCounter>)], now: Instant) {
+        let secs = interval(self.class_at, now);
+        self.class_at = Some(now);
         let mut drops = 0;
-        let mut seen = HashSet::new();
         for (ifname, counters) in classes {
+            let Some(ifpos) = self.index.interfaces.iter().position(|n| n == ifname) else {
+                continue;
+            };
             for cc in counters {
-                let Some((owner, dir)) = owners.get(&(ifname.as_str(), cc.handle)) else {
-                    continue;
+                let key = (ifpos, cc.handle);
+                let Some((owner, dir)) = self.index.classes.get(&key).copied() else { continue };
+                let prev = self.prev_class.insert(key, cc.bytes);
+                let delta = match prev {
+                    Some(p) if secs > 0.0 => cc.bytes.saturating_sub(p),
+                    _ => 0,
                 };
-                let key = (*dir, cc.handle);
-                seen.insert(key);
-                let prev = self.prev_class.insert(key, Prev { bytes: cc.bytes });
-                let delta = prev.map(|p| cc.bytes.saturating_sub(p.bytes)).unwrap_or(0);
                 drops += cc.drops;
-                flows.insert(
-                    ((*owner).clone(), *dir),
-                    Flow {
+                if let Some(f) = self.flows.get_mut(owner) {
+                    f[dir_index(dir)] = Flow {
                         bps: rate(delta, secs),
                         bytes: cc.bytes,
                         packets: cc.packets,
                         drops: cc.drops,
                         backlog: cc.backlog,
-                    },
-                );
+                    };
+                }
             }
         }
-        self.prev_class.retain(|k, _| seen.contains(k));
-        self.flows = flows;
         self.total_drops = drops;
+    }
 
+    /// Feeds the per-host counters and the set of mapped host addresses (to split shaped from
+    /// unshaped).
+    pub fn update_hosts(
+        &mut self,
+        hosts: &[(IpAddr, HostCounter)],
+        mapped: &dyn Fn(IpAddr) -> bool,
+        now: Instant,
+    ) {
+        let secs = interval(self.hosts_at, now);
+        self.hosts_at = Some(now);
         let (mut down, mut up, mut sdown, mut sup) = (0u64, 0u64, 0u64, 0u64);
         let mut next_hosts = HashMap::with_capacity(hosts.len());
         for (ip, c) in hosts {
@@ -121,8 +192,20 @@ impl StatsTracker {
         self.shaped_bps = (rate(sdown, secs), rate(sup, secs));
     }
 
-    fn flow(&self, owner: &Owner, dir: Direction) -> Flow {
-        self.flows.get(&(owner.clone(), dir)).copied().unwrap_or_default()
+    /// One tick's worth of both sources (tests and callers that read everything).
+    pub fn update(
+        &mut self,
+        classes: &[(String, Vec<ClassCounter>)],
+        hosts: &[(IpAddr, HostCounter)],
+        mapped: &dyn Fn(IpAddr) -> bool,
+        now: Instant,
+    ) {
+        self.update_classes(classes, now);
+        self.update_hosts(hosts, mapped, now);
+    }
+
+    fn owner_flow(&self, pos: usize, dir: Direction) -> Flow {
+        self.flows.get(pos).map(|f| f[dir_index(dir)]).unwrap_or_default()
     }
 
     /// Per-circuit numbers for the plan's circuits.
@@ -135,10 +218,10 @@ impl StatsTracker {
         }
         plan.circuits
             .iter()
-            .map(|c| {
-                let owner = Owner::Circuit(c.id.clone());
-                let d = self.flow(&owner, Direction::Download);
-                let u = self.flow(&owner, Direction::Upload);
+            .enumerate()
+            .map(|(i, c)| {
+                let d = self.owner_flow(i, Direction::Download);
+                let u = self.owner_flow(i, Direction::Upload);
                 CircuitStat {
                     id: c.id.0.clone(),
                     name: c.name.clone(),
@@ -170,10 +253,11 @@ impl StatsTracker {
         }
         plan.nodes
             .iter()
-            .map(|n| {
-                let owner = Owner::Node(n.key.clone());
-                let d = self.flow(&owner, Direction::Download);
-                let u = self.flow(&owner, Direction::Upload);
+            .enumerate()
+            .map(|(i, n)| {
+                let pos = plan.circuits.len() + i;
+                let d = self.owner_flow(pos, Direction::Download);
+                let u = self.owner_flow(pos, Direction::Upload);
                 NodeStat {
                     name: n.name.clone(),
                     parent: n
@@ -189,5 +273,47 @@ impl StatsTracker {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{FACTS, TWO, setup};
+
+    #[test]
+    fn rates_come_from_fresh_samples_only_and_a_new_plan_starts_over() {
+        let (_dir, config) = setup(TWO);
+        let plan = crate::engine::prepare(&config, FACTS, &Default::default()).expect("plan").plan;
+        let mut t = StatsTracker::default();
+        t.set_plan(Some(&plan));
+        let c1 = &plan.circuits[0];
+        let iface = plan
+            .interfaces
+            .iter()
+            .find(|i| i.classes.iter().any(|c| c.id == c1.class))
+            .map(|i| i.name.clone())
+            .expect("interface");
+        let at = |bytes| {
+            vec![(
+                iface.clone(),
+                vec![ClassCounter { handle: c1.class.as_u32(), bytes, ..Default::default() }],
+            )]
+        };
+        let t0 = Instant::now();
+        t.update_classes(&at(0), t0);
+        t.update_classes(&at(125_000), t0 + Duration::from_secs(1));
+        assert_eq!(t.circuits(&plan)[0].download_bps, 1_000_000);
+        // After a long unwatched gap the first sample gives no rate, the next one does.
+        let late = t0 + Duration::from_secs(60);
+        t.update_classes(&at(10_000_000), late);
+        assert_eq!(t.circuits(&plan)[0].download_bps, 0);
+        t.update_classes(&at(10_250_000), late + Duration::from_secs(1));
+        assert_eq!(t.circuits(&plan)[0].download_bps, 2_000_000);
+        assert_eq!(t.circuits(&plan)[0].download_bytes, 10_250_000);
+        t.set_plan(Some(&plan));
+        assert_eq!(t.circuits(&plan)[0].download_bytes, 0);
+        t.set_plan(None);
+        assert!(t.classes_read_at().is_none());
     }
 }
