@@ -559,8 +559,10 @@ mod tests {
             .collect();
         let (_dir, config) = setup(&rows);
         let plan = prepare(&config, FACTS, &Identities::default()).expect("prepare").plan;
-        let mut kernel = FakeKernel::default();
-        kernel.reconcile_answer = lqos_plan::diff(&Plan::empty(), &plan);
+        let kernel = FakeKernel {
+            reconcile_answer: lqos_plan::diff(&Plan::empty(), &plan),
+            ..Default::default()
+        };
         let mut e = Engine::new(kernel, store_for(&config));
         e.reload(&config, FACTS, ReloadMode::Incremental).expect("reload");
         let calls = &e.kernel.calls;
