@@ -142,9 +142,12 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             return Err(DaemonError::Preflight { count: 1 });
         }
     }
-    let mut dp =
-        Dataplane::load(&LoadOptions { pin_dir: Some(pin_dir()), cpumap_queue_size: 2048 })
-            .map_err(|e| runtime("load eBPF programs", &e))?;
+    let mut dp = Dataplane::load(&LoadOptions {
+        pin_dir: Some(pin_dir()),
+        cpumap_queue_size: 2048,
+        ..LoadOptions::default()
+    })
+    .map_err(|e| runtime("load eBPF programs", &e))?;
     let roles: Vec<(String, InterfaceRole)> = match &mode {
         InterfaceMode::Bridge { to_internet, to_network, .. } => vec![
             (to_internet.0.clone(), InterfaceRole::ToInternet),

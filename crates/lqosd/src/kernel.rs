@@ -35,8 +35,22 @@ pub struct TcCounts {
     pub deleted: usize,
 }
 
-/// Per-host counters summed over CPUs, as the data plane keeps them.
-pub use lqos_bpf::HostCounter;
+/// Per-host counters summed over CPUs (lqosd-side type; the data plane now counts per slot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCounter {
+    /// Download bytes (L2, before shaping).
+    pub download_bytes: u64,
+    /// Download packets.
+    pub download_packets: u64,
+    /// Upload bytes.
+    pub upload_bytes: u64,
+    /// Upload packets.
+    pub upload_packets: u64,
+    /// Newest `CLOCK_BOOTTIME` nanoseconds over all CPUs.
+    pub last_seen_ns: u64,
+    /// Class handle (0 = unmapped).
+    pub class_handle: u32,
+}
 
 /// Live numbers of one HTB class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

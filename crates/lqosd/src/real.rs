@@ -41,6 +41,9 @@ pub fn to_bpf(m: &IpMapping) -> (IpNet, lqos_bpf::IpMapping) {
         lqos_bpf::IpMapping {
             cpu: m.cpu,
             class_handle: m.class.as_u32(),
+            // Slot allocation belongs to lqosd's stats side (issue 11); until it lands every
+            // mapping counts into the unshaped slot 0.
+            slot: 0,
             circuit_hash: m.circuit_hash,
             device_hash: m.device_hash,
         },
@@ -109,7 +112,9 @@ impl Kernel for RealKernel {
     }
 
     fn host_counters(&mut self) -> Result<Vec<(IpAddr, HostCounter)>, KernelError> {
-        self.dp.host_counters().read_all().map_err(bpf_err)
+        // The data plane no longer keeps per-host counters (issue 11: per-slot counters
+        // replace the unbounded host map); lqosd's stats loop moves to slot counters.
+        Ok(Vec::new())
     }
 
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError> {
