@@ -148,13 +148,17 @@ pub fn prepare(
         return Err(CommandError::InvalidInput { diagnostics: inputs.diagnostics });
     }
     let t1 = Instant::now();
+    // Observe mode is planned as shaping (placement, identities, mappings, slots), then the
+    // queue tree is dropped: see [`crate::observe`].
+    let shaped = crate::observe::as_shaping(config);
     let plan = lqos_plan::plan(&PlanInput {
-        config,
+        config: shaped.as_ref().unwrap_or(config),
         network: &inputs.network,
         circuits: &inputs.circuits,
         facts,
         previous,
     })
+    .map(|p| if shaped.is_some() { crate::observe::without_tree(p) } else { p })
     .map_err(|e| CommandError::InvalidInput {
         diagnostics: vec![
             Diagnostic::error(config.path.display().to_string(), error_chain(&e))
@@ -347,7 +351,19 @@ impl<K: Kernel> Engine<K> {
                 "more circuits than counter slots; these are counted as unshaped"
             );
         }
+        // Slots given to a circuit that did not hold them start from zero (a reused slot must
+        // not carry its previous circuit's counters).
+        let fresh: Vec<u32> = assigned
+            .table
+            .iter()
+            .filter(|(c, s)| self.slots.get(c) != Some(*s))
+            .map(|(_, s)| s)
+            .collect();
+        if !fresh.is_empty() {
+            self.kernel.reset_slots(&fresh).map_err(apply_failed)?;
+        }
         self.kernel.set_slots(&assigned.table);
+        self.kernel.set_observe(plan.observe_only).map_err(apply_failed)?;
         let parts = crate::stages::stages(cs, crate::stages::CIRCUITS_PER_STAGE);
         let staged = parts.len();
         let (mut tc_ms, mut map_ms, mut mapped) = (0u64, 0u64, 0usize);

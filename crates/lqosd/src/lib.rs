@@ -14,8 +14,11 @@
 pub mod daemon;
 pub mod engine;
 pub mod facts;
+pub mod flows;
 pub mod kernel;
+pub mod observe;
 pub mod preflight;
+pub mod qoe;
 pub mod real;
 pub mod service;
 pub mod slots;

@@ -2,8 +2,6 @@
 //! [`Command`], one at a time, from the bus, the web API and the scheduler alike. Between
 //! commands it ticks the statistics once per second.
 
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,9 @@ use crate::engine::{Engine, error_chain};
 use crate::kernel::Kernel;
 use crate::stats::StatsTracker;
 
+/// Most flows answered per circuit.
+pub const FLOWS_PER_CIRCUIT: usize = 50;
+
 /// The apply task's state.
 #[derive(Debug)]
 pub struct Service<K: Kernel> {
@@ -27,7 +28,6 @@ pub struct Service<K: Kernel> {
     config: Config,
     facts: HostFacts,
     stats: StatsTracker,
-    mapped_hosts: HashSet<IpAddr>,
     started: Instant,
     scheduler: Option<SchedulerState>,
     /// Last stats command: HTB class counters are read while it is recent.
@@ -36,6 +36,9 @@ pub struct Service<K: Kernel> {
     /// benchmark's baseline).
     stats_eager: bool,
     tick_every: Duration,
+    slot_buf: Vec<crate::kernel::SlotCounters>,
+    hist_buf: Vec<crate::kernel::RttHistogram>,
+    flows: crate::flows::FlowView,
     /// Warnings shown by Status (interface down, …).
     pub warnings: Vec<String>,
 }
@@ -49,12 +52,14 @@ impl<K: Kernel> Service<K> {
             config,
             facts,
             stats: StatsTracker::default(),
-            mapped_hosts: HashSet::new(),
             started: Instant::now(),
             scheduler: None,
             stats_interest: None,
             stats_eager: std::env::var("LQOS_STATS_EAGER").is_ok_and(|v| v == "1"),
             tick_every: Duration::from_secs(1),
+            slot_buf: Vec::new(),
+            hist_buf: Vec::new(),
+            flows: crate::flows::FlowView::default(),
             warnings: Vec::new(),
         };
         s.refresh_mapped();
@@ -67,18 +72,7 @@ impl<K: Kernel> Service<K> {
     }
 
     fn refresh_mapped(&mut self) {
-        self.stats.set_plan(self.engine.applied());
-        self.mapped_hosts = self
-            .engine
-            .applied()
-            .map(|p| {
-                p.mappings
-                    .iter()
-                    .filter(|m| m.net.prefix_len() == m.net.max_prefix_len())
-                    .map(|m| m.net.addr())
-                    .collect()
-            })
-            .unwrap_or_default();
+        self.stats.set_plan(self.engine.applied(), self.engine.slots());
     }
 
     /// Re-reads lqos.conf (reloads pick up edited rates and SQM; interface changes need a
@@ -115,6 +109,7 @@ impl<K: Kernel> Service<K> {
                 | Command::CircuitStats { .. }
                 | Command::TopCircuits { .. }
                 | Command::NodeStats
+                | Command::CircuitFlows { .. }
         ) {
             self.stats_wanted(Instant::now());
         }
@@ -198,6 +193,12 @@ impl<K: Kernel> Service<K> {
             Command::NodeStats => Response::Nodes(
                 self.engine.applied().map(|p| self.stats.nodes(p)).unwrap_or_default(),
             ),
+            Command::CircuitFlows { circuit } => match self.engine.slots().get(&circuit) {
+                Some(slot) => Response::Flows(self.flows.of_slot(slot, FLOWS_PER_CIRCUIT)),
+                None => Response::Error(CommandError::Unavailable {
+                    message: format!("circuit {circuit:?} is not in the applied plan"),
+                }),
+            },
             Command::ClearTree => match self.engine.clear() {
                 Ok(()) => {
                     self.refresh_mapped();
@@ -262,12 +263,25 @@ impl<K: Kernel> Service<K> {
         if self.classes_wanted(now) {
             self.read_classes(now);
         }
-        let hosts = self.engine.kernel_mut().host_counters().unwrap_or_else(|e| {
-            tracing::debug!(error = %e, "host counters");
-            Vec::new()
-        });
-        let mapped = &self.mapped_hosts;
-        self.stats.update_hosts(&hosts, &|ip| mapped.contains(&ip), now);
+        let max_slot = self.stats.max_slot();
+        let kernel = self.engine.kernel_mut();
+        match kernel.slot_counters(0..max_slot.saturating_add(1), &mut self.slot_buf) {
+            Ok(()) => self.stats.update_slots(&self.slot_buf, now),
+            Err(e) => tracing::debug!(error = %e, "slot counters"),
+        }
+        if let Some(range) = self.stats.qoe.due(max_slot, now) {
+            let start = range.start;
+            match kernel.rtt_histograms(range, &mut self.hist_buf) {
+                Ok(()) => self.stats.qoe.feed(start, &self.hist_buf, now),
+                Err(e) => tracing::debug!(error = %e, "rtt histograms"),
+            }
+        }
+        if self.flows.due(now) {
+            match kernel.sweep_flows() {
+                Ok(f) => self.flows.update(f, now),
+                Err(e) => tracing::debug!(error = %e, "flow table"),
+            }
+        }
     }
 
     /// The Status answer.
@@ -345,6 +359,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::NodeStats => "node-stats",
         Command::ClearTree => "clear-tree",
         Command::SchedulerReport(_) => "scheduler-report",
+        Command::CircuitFlows { .. } => "circuit-flows",
     }
 }
 
@@ -368,7 +383,6 @@ fn log_refusal(e: &CommandError) {
 mod tests {
     use super::*;
     use crate::engine::store_for;
-    use crate::kernel::ClassCounter;
     use crate::kernel::fake::FakeKernel;
     use crate::testutil::{FACTS, TWO, setup};
 
@@ -402,26 +416,15 @@ mod tests {
         let (_d, mut s) = service(TWO);
         s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
         s.refresh_mapped();
-        let plan = s.engine.applied().cloned().expect("applied");
-        let class = |id: &str| {
-            plan.circuits.iter().find(|c| c.id.0 == id).map(|c| c.class.as_u32()).expect("class")
-        };
-        let (c1, c2) = (class("c1"), class("c2"));
-        let at = |bytes1: u64, bytes2: u64| {
-            vec![
-                ClassCounter { handle: c1, bytes: bytes1, ..Default::default() },
-                ClassCounter { handle: c2, bytes: bytes2, ..Default::default() },
-            ]
-        };
-        let down = plan
-            .interfaces
-            .iter()
-            .find(|i| i.classes.iter().any(|c| c.direction == lqos_plan::Direction::Download))
-            .map(|i| i.name.clone())
-            .expect("download iface");
+        // Rates come from the circuits' slot counters.
+        let slot = |id: &str| s.engine.slots().get(id).expect("slot") as usize;
+        let (c1, c2) = (slot("c1"), slot("c2"));
+        let mut k = vec![crate::kernel::SlotCounters::default(); c1.max(c2) + 1];
         let t0 = std::time::Instant::now();
-        s.stats.update(&[(down.clone(), at(0, 0))], &[], &|_| false, t0);
-        s.stats.update(&[(down, at(1_000, 500_000))], &[], &|_| false, t0 + Duration::from_secs(1));
+        s.stats.update(&[], &k, t0);
+        k[c1].bytes[0] = 1_000;
+        k[c2].bytes[0] = 500_000;
+        s.stats.update(&[], &k, t0 + Duration::from_secs(1));
         let Response::Circuits(top) = s.handle(Command::TopCircuits { n: 1 }) else {
             panic!("top")
         };

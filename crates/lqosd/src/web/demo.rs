@@ -271,6 +271,8 @@ impl DemoBackend {
                 Response::Circuits(all.into_iter().cloned().collect())
             }
             Command::NodeStats => Response::Nodes(self.node_stats(&self.live())),
+            // The demo has no data plane, hence no flows.
+            Command::CircuitFlows { .. } => Response::Flows(Vec::new()),
             Command::Reload { mode } => {
                 if let Some(a) = self.reload_answer.lock().ok().and_then(|g| g.clone()) {
                     return a;
