@@ -41,6 +41,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set at load time (EbpfLoader::override_global). */
 const volatile __u32 lqos_max_slots = 65536;
+const volatile __u32 lqos_track_flows = 1;
 const volatile __u32 lqos_bench_spread_on = 0;
 const volatile __u32 lqos_bench_spread_mask = 0;
 
@@ -657,7 +658,7 @@ int lqos_xdp(struct xdp_md *ctx)
 	struct lqos_settings *cfg = lqos_settings_get();
 	if (!c.mapped)
 		lqos_unknown_sample(&k.subscriber, dir, bytes, cfg);
-	if (p.l4_proto)
+	if (p.l4_proto && lqos_track_flows)
 		lqos_track(data, data_end, &p, &k, dir, slot, bytes, sc, cfg);
 
 	if (!c.mapped || (cfg && (cfg->flags & LQOS_SET_OBSERVE)))

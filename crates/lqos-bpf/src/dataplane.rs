@@ -77,6 +77,9 @@ pub struct LoadOptions {
     pub max_flows: u32,
     /// IP-mapping trie capacity (prefixes).
     pub max_mappings: u32,
+    /// Track TCP/UDP flows, TCP RTT and retransmits (default). `false` leaves only
+    /// classify + count + steer (for very high packet rates; the verifier removes the code).
+    pub track_flows: bool,
     /// Benchmark only, 0 in production: when non-zero the XDP program adds
     /// `(packet number × 2654435761) & (bench_spread - 1)` to the subscriber address
     /// (IPv4: the address, IPv6: bits 32..64) so one `BPF_PROG_TEST_RUN` frame walks many
@@ -92,6 +95,7 @@ impl Default for LoadOptions {
             max_slots: DEFAULT_MAX_SLOTS,
             max_flows: DEFAULT_MAX_FLOWS,
             max_mappings: DEFAULT_MAX_MAPPINGS,
+            track_flows: true,
             bench_spread: 0,
         }
     }
@@ -128,6 +132,8 @@ pub struct TcTestResult {
     pub priority: u32,
     /// Average time per run.
     pub duration: Duration,
+    /// The frame after the program (e.g. a swapped VLAN tag).
+    pub frame: Vec<u8>,
 }
 
 struct Attached {
@@ -206,6 +212,8 @@ impl Dataplane {
         let spread_on = u32::from(opts.bench_spread != 0);
         loader.override_global("lqos_max_slots", &max_slot_index, true);
         loader.override_global("lqos_bench_spread_on", &spread_on, true);
+        let track = u32::from(opts.track_flows);
+        loader.override_global("lqos_track_flows", &track, true);
         loader.override_global("lqos_bench_spread_mask", &spread_mask, true);
         let mut recreated = Vec::new();
         let pin_paths: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
@@ -553,10 +561,12 @@ fn run_tc(
     opts.ctx_in = Some(&ctx_in);
     opts.ctx_out = Some(&mut ctx_out);
     let res = prog.test_run(opts).map_err(|source| BpfError::TestRun { program: name, source })?;
+    let out_len = (res.data_size_out as usize).min(data_out.len());
     Ok(TcTestResult {
         action: res.return_value,
         priority: u32::from_ne_bytes([ctx_out[32], ctx_out[33], ctx_out[34], ctx_out[35]]),
         duration: res.duration,
+        frame: data_out[..out_len].to_vec(),
     })
 }
 
