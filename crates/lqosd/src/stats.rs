@@ -235,10 +235,10 @@ impl StatsTracker {
             if owner > 0 {
                 let pos = owner as usize - 1;
                 if let Some(f) = self.flows.get_mut(pos) {
-                    for d in 0..2 {
-                        f[d].bps = rate(delta.bytes[d], secs);
-                        f[d].bytes = c.bytes[d];
-                        f[d].packets = c.packets[d];
+                    for (d, flow) in f.iter_mut().enumerate() {
+                        flow.bps = rate(delta.bytes[d], secs);
+                        flow.bytes = c.bytes[d];
+                        flow.packets = c.packets[d];
                     }
                 }
                 if let Some(t) = self.circuit_totals.get_mut(pos) {
