@@ -4,7 +4,7 @@
 #
 # Variables the caller may set: PROFILE (debug|release, default debug), TOPO (aps: 4 sites x 4
 # APs, the default; lab: the lab's two sites), BENCH_NS (namespace
-# name), BENCH_DIR (work directory). Needs root, ip, unshare, nsenter.
+# name), BENCH_DIR (work directory), SQM (default_sqm), QUEUE_MODE (shape|observe). Needs root, ip, unshare, nsenter.
 
 PROFILE=${PROFILE:-debug}
 BENCH_NS=${BENCH_NS:-lqbench-$$}
@@ -76,7 +76,7 @@ to_network = "ethN"
 
 [queues]
 default_sqm = "${SQM:-none}"
-monitor_only = false
+queue_mode = "${QUEUE_MODE:-shape}"
 downlink_bandwidth_mbps = 100000
 uplink_bandwidth_mbps = 100000
 generated_pn_download_mbps = 100000
