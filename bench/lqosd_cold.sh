@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 . bench/lqosd_ns.sh
 bench_build
 trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(10000)
 printf '%-8s %10s %10s %10s %12s %12s %10s %8s\n' circuits reload_ms validate plan tc_ms map_ms apply_ms ratio

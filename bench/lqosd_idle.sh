@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 . bench/lqosd_ns.sh
 bench_build
 trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
 WINDOW=${WINDOW:-20}
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(10000 100000)

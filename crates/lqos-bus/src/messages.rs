@@ -110,6 +110,23 @@ pub struct Qoe {
     pub retransmits_60s: PerDirection,
     /// TCP packets in the last 60 seconds.
     pub tcp_packets_60s: PerDirection,
+    /// RTT samples and their sum since the circuit got its counter slot (monotonic; the
+    /// `_count` and `_sum` of the `/metrics` summary).
+    #[serde(default)]
+    pub rtt_total: RttTotals,
+}
+
+/// Cumulative RTT samples and sums per path.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct RttTotals {
+    /// Access-path samples.
+    pub access_samples: u64,
+    /// Sum of the access-path samples, milliseconds.
+    pub access_sum_ms: f64,
+    /// Upstream-path samples.
+    pub upstream_samples: u64,
+    /// Sum of the upstream-path samples, milliseconds.
+    pub upstream_sum_ms: f64,
 }
 
 /// One flow of a circuit (subscriber side first).

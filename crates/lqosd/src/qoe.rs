@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use lqos_bpf::abi::{PATH_ACCESS, PATH_UPSTREAM};
-use lqos_bus::{PerDirection, Qoe, RttPaths, RttSummary};
+use lqos_bus::{PerDirection, Qoe, RttPaths, RttSummary, RttTotals};
 
 use crate::kernel::{RttHistogram, SlotCounters};
 
@@ -66,9 +66,17 @@ fn per_dir(v: [u64; 2]) -> PerDirection {
     PerDirection { down: v[0], up: v[1] }
 }
 
-/// The bus answer from a long window, a short window and cumulative counters.
-pub fn answer(long: &Window, short: &Window, total: &SlotCounters) -> Qoe {
+/// The bus answer from a long window, a short window, cumulative counters and the cumulative
+/// histogram.
+pub fn answer(long: &Window, short: &Window, total: &SlotCounters, hist: &RttHistogram) -> Qoe {
+    let ms = |p: usize| hist.sum_us.get(p).copied().unwrap_or(0) as f64 / 1000.0;
     Qoe {
+        rtt_total: RttTotals {
+            access_samples: hist.count(PATH_ACCESS),
+            access_sum_ms: ms(PATH_ACCESS),
+            upstream_samples: hist.count(PATH_UPSTREAM),
+            upstream_sum_ms: ms(PATH_UPSTREAM),
+        },
         rtt_ms: long.paths(),
         rtt_ms_10s: short.paths(),
         retransmits: per_dir(total.retransmits),
@@ -176,6 +184,11 @@ impl QoeTracker {
 
     fn in_window(&self, window: Duration, now: Instant) -> impl Iterator<Item = &Period> {
         self.periods.iter().filter(move |p| now.saturating_duration_since(p.at) <= window)
+    }
+
+    /// The cumulative histogram of `slot` at the last read (zero before the first).
+    pub fn cumulative(&self, slot: u32) -> RttHistogram {
+        self.prev_hist.get(slot as usize).copied().unwrap_or_default()
     }
 
     /// One slot over the last `window`.

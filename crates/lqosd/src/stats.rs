@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use lqos_bus::{CircuitStat, NodeStat};
 use lqos_plan::{Direction, Plan};
 
-use crate::kernel::{ClassCounter, SlotCounters};
+use crate::kernel::{ClassCounter, RttHistogram, SlotCounters};
 use crate::qoe::{QoeTracker, WINDOW_LONG, WINDOW_SHORT, Window};
 use crate::slots::SlotTable;
 
@@ -282,6 +282,7 @@ impl StatsTracker {
             long.get(&slot).unwrap_or(&none),
             short.get(&slot).unwrap_or(&none),
             total,
+            &self.qoe.cumulative(slot),
         ))
     }
 
@@ -336,7 +337,7 @@ impl StatsTracker {
         let short = self.qoe.windows(WINDOW_SHORT, now);
         let parent: HashMap<&str, Option<&str>> =
             plan.nodes.iter().map(|n| (n.key.as_str(), n.parent.as_deref())).collect();
-        let mut acc: HashMap<&str, (Window, Window, SlotCounters)> = HashMap::new();
+        let mut acc: HashMap<&str, (Window, Window, SlotCounters, RttHistogram)> = HashMap::new();
         let none = Window::default();
         for (i, c) in plan.circuits.iter().enumerate() {
             let (Some(Some(slot)), Some(total)) =
@@ -348,6 +349,7 @@ impl StatsTracker {
                 continue;
             }
             let (l, s) = (long.get(slot).unwrap_or(&none), short.get(slot).unwrap_or(&none));
+            let cumulative = self.qoe.cumulative(*slot);
             let mut node = Some(c.parent.as_str());
             // Bounded by the number of nodes (a malformed cycle cannot loop forever).
             for _ in 0..=plan.nodes.len() {
@@ -355,6 +357,7 @@ impl StatsTracker {
                 let e = acc.entry(key).or_default();
                 e.0.merge(l);
                 e.1.merge(s);
+                e.3.merge(&cumulative);
                 for d in 0..2 {
                     e.2.retransmits[d] = e.2.retransmits[d].wrapping_add(total.retransmits[d]);
                     e.2.tcp_packets[d] = e.2.tcp_packets[d].wrapping_add(total.tcp_packets[d]);
@@ -362,7 +365,7 @@ impl StatsTracker {
                 node = parent.get(key).copied().flatten();
             }
         }
-        acc.into_iter().map(|(k, (l, s, t))| (k, crate::qoe::answer(&l, &s, &t))).collect()
+        acc.into_iter().map(|(k, (l, s, t, h))| (k, crate::qoe::answer(&l, &s, &t, &h))).collect()
     }
 
     /// Per-node numbers.
