@@ -13,6 +13,10 @@ pub struct IperfResult {
     pub received_bps: f64,
     /// Payload rate the sender sent, bits/s.
     pub sent_bps: f64,
+    /// The sender's mean smoothed RTT (TCP_INFO), microseconds, when iperf3 reports it.
+    pub sender_mean_rtt_us: Option<f64>,
+    /// Segments the sender retransmitted (TCP_INFO), when iperf3 reports it.
+    pub sender_retransmits: Option<u64>,
 }
 
 /// Which way the traffic goes.
@@ -90,7 +94,9 @@ pub fn iperf(
             v.get("error").map(|e| e.to_string()).unwrap_or_default()
         )));
     }
-    Ok(IperfResult { received_bps, sent_bps })
+    let sender_mean_rtt_us = v["end"]["streams"][0]["sender"]["mean_rtt"].as_f64();
+    let sender_retransmits = v["end"]["sum_sent"]["retransmits"].as_u64();
+    Ok(IperfResult { received_bps, sent_bps, sender_mean_rtt_us, sender_retransmits })
 }
 
 /// Pings `target` from the Internet host `count` times (0.2 s apart, 1 s timeout each);
