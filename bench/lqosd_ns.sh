@@ -15,7 +15,8 @@ LQOSD_PID=
 bench_build() {
     local flag=
     [ "$PROFILE" = release ] && flag=--release
-    CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build -q $flag -p lqosd -p libreqos
+    CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0} CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} \
+        cargo build -q $flag -p lqosd -p libreqos
     BIN=target/$PROFILE
 }
 
