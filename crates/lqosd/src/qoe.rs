@@ -9,6 +9,7 @@
 //! the last five 2-second periods. Nodes merge the histograms of every circuit below them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lqos_bpf::abi::{PATH_ACCESS, PATH_UPSTREAM};
@@ -92,9 +93,15 @@ struct Period {
     slots: HashMap<u32, Window>,
 }
 
+/// Which periods a cached window was summed from: (window, periods in it, oldest, newest).
+type CacheKey = (Duration, usize, Option<Instant>, Option<Instant>);
+
 /// Windows of RTT and retransmits per slot.
 #[derive(Debug, Default)]
 pub struct QoeTracker {
+    /// The last sums per window length, reused while the same periods are in the window (the
+    /// GUI asks every second; the periods change every 2 s at most).
+    cache: std::sync::Mutex<Vec<(CacheKey, Arc<HashMap<u32, Window>>)>>,
     periods: VecDeque<Period>,
     /// Counter deltas of the period being collected, per active slot.
     pending: HashMap<u32, Window>,
@@ -108,6 +115,9 @@ impl QoeTracker {
     /// Forgets everything about `slots` (given to other circuits, their kernel histograms
     /// were reset to zero).
     pub fn reset_slots(&mut self, slots: &[u32]) {
+        if !slots.is_empty() {
+            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
         for s in slots {
             if let Some(h) = self.prev_hist.get_mut(*s as usize) {
                 *h = RttHistogram::default();
@@ -202,14 +212,29 @@ impl QoeTracker {
         w
     }
 
-    /// Every active slot over the last `window`.
-    pub fn windows(&self, window: Duration, now: Instant) -> HashMap<u32, Window> {
+    /// Every active slot over the last `window` (summed once per set of periods).
+    pub fn windows(&self, window: Duration, now: Instant) -> Arc<HashMap<u32, Window>> {
+        let mut n = 0;
+        let (mut oldest, mut newest) = (None, None);
+        for p in self.in_window(window, now) {
+            n += 1;
+            oldest = oldest.or(Some(p.at));
+            newest = Some(p.at);
+        }
+        let key = (window, n, oldest, newest);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, v)) = cache.iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
         let mut out: HashMap<u32, Window> = HashMap::new();
         for p in self.in_window(window, now) {
             for (s, x) in &p.slots {
                 out.entry(*s).or_default().merge(x);
             }
         }
+        let out = Arc::new(out);
+        cache.retain(|(k, _)| k.0 != window);
+        cache.push((key, out.clone()));
         out
     }
 }
