@@ -95,13 +95,15 @@ struct Period {
 
 /// Which periods a cached window was summed from: (window, periods in it, oldest, newest).
 type CacheKey = (Duration, usize, Option<Instant>, Option<Instant>);
+/// Per-slot sums of one window.
+pub type Windows = Arc<HashMap<u32, Window>>;
 
 /// Windows of RTT and retransmits per slot.
 #[derive(Debug, Default)]
 pub struct QoeTracker {
     /// The last sums per window length, reused while the same periods are in the window (the
     /// GUI asks every second; the periods change every 2 s at most).
-    cache: std::sync::Mutex<Vec<(CacheKey, Arc<HashMap<u32, Window>>)>>,
+    cache: std::sync::Mutex<Vec<(CacheKey, Windows)>>,
     periods: VecDeque<Period>,
     /// Counter deltas of the period being collected, per active slot.
     pending: HashMap<u32, Window>,
@@ -213,7 +215,7 @@ impl QoeTracker {
     }
 
     /// Every active slot over the last `window` (summed once per set of periods).
-    pub fn windows(&self, window: Duration, now: Instant) -> Arc<HashMap<u32, Window>> {
+    pub fn windows(&self, window: Duration, now: Instant) -> Windows {
         let mut n = 0;
         let (mut oldest, mut newest) = (None, None);
         for p in self.in_window(window, now) {
