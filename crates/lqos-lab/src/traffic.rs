@@ -39,6 +39,20 @@ pub fn iperf(
     v6: bool,
     port: u16,
 ) -> Result<IperfResult, LabError> {
+    iperf_omitting(lab, idx, way, secs, v6, port, 1)
+}
+
+/// [`iperf`] with the first `omit` seconds left out of iperf3's summary (`-O`); 0 keeps slow
+/// start in the totals (retransmits, mean RTT), as a comparison with whole-run counters needs.
+pub fn iperf_omitting(
+    lab: &Lab,
+    idx: usize,
+    way: Way,
+    secs: u32,
+    v6: bool,
+    port: u16,
+    omit: u32,
+) -> Result<IperfResult, LabError> {
     let sub = lab
         .spec
         .subscribers
@@ -62,7 +76,8 @@ pub fn iperf(
         .map_err(|source| LabError::Spawn { command: "iperf3 -s".into(), source })?;
     std::thread::sleep(Duration::from_millis(400));
     let secs_s = secs.to_string();
-    let timeout = (secs + 10).to_string();
+    let omit_s = omit.to_string();
+    let timeout = (secs + omit + 10).to_string();
     let out = client_ns.exec(
         "timeout",
         &[
@@ -78,7 +93,7 @@ pub fn iperf(
             &secs_s,
             "-J",
             "-O",
-            "1",
+            &omit_s,
         ],
     );
     let _ = server.kill();

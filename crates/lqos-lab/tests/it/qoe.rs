@@ -1,14 +1,16 @@
 //! Issue 11, item 8b: lqos's TCP quality numbers against iperf3's own. A subscriber with a
 //! 10 Mbit/s plan behind a short FIFO (`pfifo limit 30`, so the queue overflows and TCP
 //! retransmits) downloads from the lab's Internet host for 12 s; then the circuit's `qoe`
-//! (RTT over the last 10 s, retransmits) is compared with the iperf3 sender's TCP_INFO: the
-//! RTT mean within 20 %, retransmits within 50 % when iperf3 counted at least 10.
+//! (RTT over the last 60 s, which covers the whole run, and the retransmit total) is compared
+//! with the iperf3 sender's TCP_INFO over the whole run (`-O 0`: slow start, where most
+//! losses happen, stays in iperf3's totals): the RTT mean within 20 %, retransmits within 50 %
+//! when iperf3 counted at least 10.
 
 use std::time::Duration;
 
 use lqos_bus::{Command, ReloadMode, Response};
 use lqos_lab::lab::{Lab, LabSpec};
-use lqos_lab::traffic::{Way, iperf};
+use lqos_lab::traffic::{Way, iperf_omitting};
 
 use crate::e2e::{lock, sub};
 
@@ -51,17 +53,17 @@ fn rtt_and_retransmits_agree_with_iperf3() {
     }
     let id = lab.spec.subscribers[0].circuit_id.clone();
 
-    let r = iperf(&lab, 0, Way::Download, 12, false, 5401).expect("iperf3 download");
+    let r = iperf_omitting(&lab, 0, Way::Download, 12, false, 5401, 0).expect("iperf3 download");
     // Let the last RTT period close (histograms are read every 2 s).
     std::thread::sleep(Duration::from_millis(2500));
     let q = circuit_qoe(&lab, &id).unwrap_or_else(|| {
         panic!("no qoe for {id} after a TCP download\n{}", lab.lqosd_log_tail(30))
     });
-    let w = q.rtt_ms_10s;
+    let w = q.rtt_ms;
     let mean = |s: Option<lqos_bus::RttSummary>| {
         s.filter(|s| s.samples > 0).map(|s| s.sum_ms / s.samples as f64).unwrap_or(0.0)
     };
-    let access = w.access.expect("access-path RTT samples in the last 10 s");
+    let access = w.access.expect("access-path RTT samples in the last 60 s");
     let lqos_rtt_ms = mean(w.access) + mean(w.upstream);
     let iperf_rtt_ms = r.sender_mean_rtt_us.expect("iperf3 reports mean_rtt") / 1000.0;
     let iperf_retx = r.sender_retransmits.expect("iperf3 reports retransmits");
