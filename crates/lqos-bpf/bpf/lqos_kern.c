@@ -160,14 +160,14 @@ struct lqos_pkt {
 static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __u16 hw_tci,
 				      struct lqos_pkt *p)
 {
+	p->dir_tci_off = LQOS_TAG_NONE;
+	p->dir_vid = 0;
+	p->l4_proto = 0;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	__u16 proto = eth->h_proto;
 	__u32 off = sizeof(*eth);
-	p->dir_tci_off = LQOS_TAG_NONE;
-	p->dir_vid = 0;
-	p->l4_proto = 0;
 	if (hw_tag) {
 		p->dir_tci_off = LQOS_TAG_HW;
 		p->dir_vid = hw_tci & 0x0fff;
@@ -299,8 +299,12 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	__u64 a0, a1;
 	__builtin_memcpy(&a0, &addr->bytes[0], 8);
 	__builtin_memcpy(&a1, &addr->bytes[8], 8);
-	__u64 h = (a0 ^ (a1 * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-	__u32 idx = (__u32)(h >> 40) & (LQOS_CACHE_SLOTS - 1);
+	/* Fibonacci hashing of the address as a number (byte-swapped so that neighbouring
+	 * addresses and prefixes differ in the low bits), index from the top bits: dense
+	 * address plans (consecutive /32s, /64s, /56s) fill the cache without collisions. */
+	__u64 h = __builtin_bswap64(a0) ^ __builtin_bswap64(a1);
+	h *= 0x9e3779b97f4a7c15ull;
+	__u32 idx = (__u32)(h >> 50) & (LQOS_CACHE_SLOTS - 1);
 	struct lqos_cache_entry *ce = bpf_map_lookup_elem(&lqos_cache, &idx);
 	if (ce) {
 		__u64 t0, t1;
@@ -450,24 +454,57 @@ static __always_inline void lqos_tcp_ts(void *data_end, struct tcphdr *th, struc
 	}
 }
 
-static __always_inline struct lqos_flow *lqos_flow_get(struct lqos_flow_key *k, __u32 slot)
+/*
+ * The flow of this packet with the packet already counted. Counting in the common case is a
+ * plain add: each direction of a flow arrives on one RX queue, so one CPU writes it. The
+ * insert race is exact: a new flow is created with this packet's counts, and a CPU that
+ * loses the race to create it adds its packet atomically to the winner's entry.
+ */
+static __always_inline struct lqos_flow *lqos_flow_count(struct lqos_flow_key *k, int d,
+							 __u32 slot, __u64 bytes)
 {
 	struct lqos_flow *f = bpf_map_lookup_elem(&lqos_flows, k);
-	if (f)
+	if (f) {
+		if (d) {
+			f->bytes[1] += bytes;
+			f->packets[1] += 1;
+		} else {
+			f->bytes[0] += bytes;
+			f->packets[0] += 1;
+		}
 		return f;
+	}
 	struct lqos_flow n = {};
 	n.first_seen_ns = bpf_ktime_get_ns();
 	n.last_seen_ns = n.first_seen_ns;
 	n.slot = slot;
+	if (d) {
+		n.bytes[1] = bytes;
+		n.packets[1] = 1;
+	} else {
+		n.bytes[0] = bytes;
+		n.packets[0] = 1;
+	}
 	struct lqos_stats *st = lqos_stats_get();
 	if (bpf_map_update_elem(&lqos_flows, k, &n, BPF_NOEXIST) == 0) {
 		if (st)
 			st->flows_created++;
+		return bpf_map_lookup_elem(&lqos_flows, k);
 	}
-	/* Ours or the one another CPU inserted first: either way count into it. */
+	/* Another CPU created it first (or the table is full). */
 	f = bpf_map_lookup_elem(&lqos_flows, k);
-	if (!f && st)
-		st->flows_dropped++;
+	if (!f) {
+		if (st)
+			st->flows_dropped++;
+		return 0;
+	}
+	if (d) {
+		__sync_fetch_and_add(&f->bytes[1], bytes);
+		__sync_fetch_and_add(&f->packets[1], 1);
+	} else {
+		__sync_fetch_and_add(&f->bytes[0], bytes);
+		__sync_fetch_and_add(&f->packets[0], 1);
+	}
 	return f;
 }
 
@@ -503,12 +540,10 @@ static __always_inline void lqos_track(void *data, void *data_end, struct lqos_p
 	}
 	k->protocol = p->l4_proto;
 
-	struct lqos_flow *f = lqos_flow_get(k, slot);
+	int d = dir & 1;
+	struct lqos_flow *f = lqos_flow_count(k, d, slot, bytes);
 	if (!f)
 		return;
-	int d = dir & 1;
-	__sync_fetch_and_add(&f->bytes[d], bytes);
-	__sync_fetch_and_add(&f->packets[d], 1);
 	if (f->slot != slot)
 		f->slot = slot;
 	if (!tcp)
@@ -571,8 +606,12 @@ static __always_inline void lqos_unknown_sample(struct lqos_addr *addr, int dir,
 	if (!st)
 		return;
 	__u32 every = cfg && cfg->unknown_sample_every ? cfg->unknown_sample_every : 16;
-	if (st->sample_counter++ % every != 0)
+	/* Countdown instead of a modulo: one in `every` packets per CPU is recorded. */
+	if (st->sample_counter) {
+		st->sample_counter--;
 		return;
+	}
+	st->sample_counter = every - 1;
 	int d = dir & 1;
 	struct lqos_unknown *u = bpf_map_lookup_elem(&lqos_unknown, addr);
 	if (!u) {
@@ -613,7 +652,7 @@ int lqos_xdp(struct xdp_md *ctx)
 
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct lqos_pkt p;
+	struct lqos_pkt p = {};
 	if (lqos_parse(data, data_end, 0, 0, &p) < 0)
 		return XDP_PASS;
 
@@ -720,7 +759,7 @@ int lqos_tc_egress(struct __sk_buff *skb)
 	struct lqos_if_config *ifc = lqos_if_get(skb->ifindex);
 	if (!ifc)
 		return TC_ACT_OK;
-	struct lqos_pkt p;
+	struct lqos_pkt p = {};
 	if (lqos_parse(data, data_end, skb->vlan_present, skb->vlan_tci, &p) < 0)
 		return TC_ACT_OK;
 
@@ -770,7 +809,7 @@ int lqos_tc_stick_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct lqos_pkt p;
+	struct lqos_pkt p = {};
 	__u32 hw = skb->vlan_present;
 	__u16 hw_tci = skb->vlan_tci;
 	__u16 hw_proto = skb->vlan_proto;

@@ -285,9 +285,9 @@ const _: () = assert!(size_of::<XdpMeta>() == 8);
 pub const LPM_KEY_SIZE: usize = 20;
 const _: () = assert!(size_of::<aya::maps::lpm_trie::Key<[u8; 16]>>() == LPM_KEY_SIZE);
 
-// SAFETY (all impls below): each type is repr(C), Copy, made only of integers and integer
-// arrays laid out without padding (the size asserts above pin the layout), so every bit
-// pattern is a valid value.
+// All impls below: each type is repr(C), Copy, made only of integers and integer arrays laid
+// out without padding (the size asserts above pin the layout), so every bit pattern is valid.
+// SAFETY: see above.
 unsafe impl aya::Pod for IpInfo {}
 // SAFETY: see above.
 unsafe impl aya::Pod for CacheEntry {}

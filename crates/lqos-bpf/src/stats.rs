@@ -494,10 +494,11 @@ impl FlowTable {
         for k in keys {
             raw.extend_from_slice(abi::pod_bytes(&k.to_raw()));
         }
-        match abi::delete_batch(fd_or_err(&self.map, FLOWS)?, &raw, keys.len()) {
+        let already = match abi::delete_batch(fd_or_err(&self.map, FLOWS)?, &raw, keys.len()) {
             Ok(()) => return Ok(keys.len()),
-            // ENOENT: one key was already gone; fall back to one by one.
-            Err((_, e)) if is_batch_unsupported(&e) || e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err((_, e)) if is_batch_unsupported(&e) => 0,
+            // ENOENT: the key at `done` was already gone; the ones before it are deleted.
+            Err((done, e)) if e.raw_os_error() == Some(libc::ENOENT) => done.min(keys.len()),
             Err((done, e)) => {
                 return Err(BpfError::MapSyscall {
                     map: FLOWS,
@@ -505,12 +506,12 @@ impl FlowTable {
                     source: e,
                 });
             }
-        }
+        };
         let mut m =
             aya::maps::HashMap::<&mut MapData, RawFlowKey, RawFlow>::try_from(&mut self.map)
                 .map_err(map_err(FLOWS, "open"))?;
-        let mut n = 0;
-        for k in keys {
+        let mut n = already;
+        for k in &keys[already..] {
             match m.remove(&k.to_raw()) {
                 Ok(()) => n += 1,
                 Err(e) if crate::maps::is_not_found(&e) => {}
