@@ -13,6 +13,10 @@ pub struct IperfResult {
     pub received_bps: f64,
     /// Payload rate the sender sent, bits/s.
     pub sent_bps: f64,
+    /// The sender's mean smoothed RTT (TCP_INFO), microseconds, when iperf3 reports it.
+    pub sender_mean_rtt_us: Option<f64>,
+    /// Segments the sender retransmitted (TCP_INFO), when iperf3 reports it.
+    pub sender_retransmits: Option<u64>,
 }
 
 /// Which way the traffic goes.
@@ -34,6 +38,20 @@ pub fn iperf(
     secs: u32,
     v6: bool,
     port: u16,
+) -> Result<IperfResult, LabError> {
+    iperf_omitting(lab, idx, way, secs, v6, port, 1)
+}
+
+/// [`iperf`] with the first `omit` seconds left out of iperf3's summary (`-O`); 0 keeps slow
+/// start in the totals (retransmits, mean RTT), as a comparison with whole-run counters needs.
+pub fn iperf_omitting(
+    lab: &Lab,
+    idx: usize,
+    way: Way,
+    secs: u32,
+    v6: bool,
+    port: u16,
+    omit: u32,
 ) -> Result<IperfResult, LabError> {
     let sub = lab
         .spec
@@ -58,7 +76,8 @@ pub fn iperf(
         .map_err(|source| LabError::Spawn { command: "iperf3 -s".into(), source })?;
     std::thread::sleep(Duration::from_millis(400));
     let secs_s = secs.to_string();
-    let timeout = (secs + 10).to_string();
+    let omit_s = omit.to_string();
+    let timeout = (secs + omit + 10).to_string();
     let out = client_ns.exec(
         "timeout",
         &[
@@ -74,7 +93,7 @@ pub fn iperf(
             &secs_s,
             "-J",
             "-O",
-            "1",
+            &omit_s,
         ],
     );
     let _ = server.kill();
@@ -90,7 +109,9 @@ pub fn iperf(
             v.get("error").map(|e| e.to_string()).unwrap_or_default()
         )));
     }
-    Ok(IperfResult { received_bps, sent_bps })
+    let sender_mean_rtt_us = v["end"]["streams"][0]["sender"]["mean_rtt"].as_f64();
+    let sender_retransmits = v["end"]["sum_sent"]["retransmits"].as_u64();
+    Ok(IperfResult { received_bps, sent_bps, sender_mean_rtt_us, sender_retransmits })
 }
 
 /// Pings `target` from the Internet host `count` times (0.2 s apart, 1 s timeout each);

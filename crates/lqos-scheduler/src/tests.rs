@@ -142,7 +142,10 @@ fn startup_cycle_publishes_then_asks_for_a_full_reload() {
     );
     let st = bus.last_report().unwrap();
     assert_eq!((st.phase.as_str(), st.integration.as_str()), ("idle", "netzur"));
-    assert_eq!(st.last_result.as_deref(), Some("ok: 2 circuits, 1 nodes; reload +1 ~0 -0; 1 quarantined"));
+    assert_eq!(
+        st.last_result.as_deref(),
+        Some("ok: 2 circuits, 1 nodes; reload +1 ~0 -0; 1 quarantined")
+    );
     assert!(st.last_run_unix.is_some() && st.last_error.is_none());
 }
 
