@@ -57,6 +57,9 @@ pub struct Args {
     /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 fn load(path: &Path) -> Result<Config, DaemonError> {
