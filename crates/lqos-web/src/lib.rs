@@ -32,6 +32,7 @@ pub mod app;
 mod assets;
 pub mod auth;
 pub mod bus;
+mod csvedit;
 pub mod demo;
 mod editor;
 mod error;
