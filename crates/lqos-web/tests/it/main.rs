@@ -3,6 +3,7 @@
 
 mod editor;
 mod events;
+mod login;
 
 use std::sync::Arc;
 
