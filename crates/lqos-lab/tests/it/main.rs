@@ -2,3 +2,4 @@
 #![expect(clippy::print_stderr, reason = "end-to-end tests report the rates they measured")]
 mod e2e;
 mod scheduler;
+mod web;
