@@ -129,6 +129,13 @@ impl PeerPolicy {
         }
     }
 
+    /// Also grants admin to the primary or supplementary group ids `gids` (the lab runs
+    /// lqos_web as `nobody`; `LQOS_BUS_ADMIN_GIDS` in lqosd).
+    pub fn with_admin_gids(mut self, gids: impl IntoIterator<Item = u32>) -> PeerPolicy {
+        self.admin_gids.extend(gids);
+        self
+    }
+
     /// The group the socket file should belong to (the read group), if it exists.
     pub fn socket_gid(&self) -> Option<u32> {
         self.read_gids.first().copied()
