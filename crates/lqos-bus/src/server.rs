@@ -72,8 +72,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 128,
-            max_per_uid: 32,
+            max_connections: 256,
+            max_per_uid: 64,
             cap_root: false,
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),

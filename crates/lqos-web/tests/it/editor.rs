@@ -179,3 +179,106 @@ async fn a_held_inputs_lock_blocks_the_editor() {
     let status = pending.await.expect("join").expect("infallible").status();
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Hostile JSON shaped like the editor's bodies: the form's keys with values of every JSON
+/// type (long, multi-line, `#`, quotes, commas, huge numbers), nested at random.
+fn editor_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let scalar = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        prop_oneof![
+            Just("c1".to_owned()),
+            Just("AP-1".to_owned()),
+            Just("100.64.0.9".to_owned()),
+            Just("#c".to_owned()),
+            Just("a\nb".to_owned()),
+            Just("\"q\",x".to_owned()),
+            Just("1e999".to_owned()),
+            Just("0.0.0.0/0".to_owned()),
+            "[0-9]{1,4}",
+            "\\PC{0,20}",
+        ]
+        .prop_map(Value::String),
+    ];
+    let key = prop::sample::select(vec![
+        "circuit_id",
+        "circuit_name",
+        "parent_node",
+        "parent_node_id",
+        "anchor_node_id",
+        "download_min_mbps",
+        "upload_min_mbps",
+        "download_max_mbps",
+        "upload_max_mbps",
+        "sqm",
+        "devices",
+        "device_id",
+        "device_name",
+        "mac",
+        "ipv4",
+        "ipv6",
+        "comment",
+        "x",
+        "node_name",
+        "default_sqm",
+        "downlink_bandwidth_mbps",
+    ]);
+    scalar.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..12).prop_map(|kv| {
+                Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    })
+}
+
+/// Invariant: whatever JSON an admin's client sends to the editor or the configuration page,
+/// the answer is 200 or a 4xx (never a panic or a 5xx), and the file on disk stays one lqos
+/// accepts without errors, with its comment line.
+#[test]
+fn fuzz_editor_json_bodies() {
+    use proptest::test_runner::{Config, TestRunner};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let app = app_with(5, &[("admin", "admin-password", Role::Admin)], |o| {
+        let conf = o.lqos_directory.join("lqos.conf");
+        let text = include_str!("../../../../packaging/lqos.example.conf")
+            .replace("/opt/libreqos/src", &o.lqos_directory.display().to_string());
+        std::fs::write(&conf, text).expect("conf");
+        o.config_path = Some(conf);
+    });
+    std::fs::write(csv_path(&app), WITH_EXTRAS).expect("write");
+    let c = rt.block_on(login(&app, "admin", "admin-password"));
+    let mut config = Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 64;
+    }
+    config.failure_persistence = None;
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&(editor_json(), 0usize..4), |(body, target)| {
+        let (method, uri) = [
+            ("POST", "/api/v1/shaped-devices"),
+            ("PUT", "/api/v1/shaped-devices/c1"),
+            ("PUT", "/api/v1/shaped-devices/c2"),
+            ("PUT", "/api/v1/config"),
+        ][target];
+        let r = rt.block_on(c.edit(&app, method, uri, &body));
+        proptest::prop_assert!(
+            r.status == StatusCode::OK || r.status.is_client_error(),
+            "{method} {uri} {body} -> {} {}",
+            r.status,
+            r.text
+        );
+        let text = read_csv(&app);
+        let (_, diags) = lqos_config::parse_shaped_devices_str(&text, "ShapedDevices.csv");
+        proptest::prop_assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}\n{text}");
+        proptest::prop_assert!(text.starts_with("# exported by hand, keep this line\n"));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
