@@ -383,33 +383,27 @@ async fn reject(mut stream: UnixStream, error: CommandError) {
     let _ = tokio::time::timeout(REJECT_TIMEOUT, answer).await;
 }
 
-/// Reads exactly `len` payload bytes into `buf` in [`frame::READ_CHUNK`] pieces.
+/// Reads exactly `len` payload bytes into `buf` through a [`frame::READ_CHUNK`] scratch
+/// buffer: `buf` grows only with the bytes that arrived (see [`frame::read_payload`]).
 pub async fn read_payload(
     r: &mut (impl AsyncRead + Unpin),
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), BusError> {
     buf.clear();
+    let mut scratch = vec![0u8; frame::READ_CHUNK.min(len)];
     while buf.len() < len {
-        let start = buf.len();
-        let want = (len - start).min(frame::READ_CHUNK);
-        buf.resize(start + want, 0);
-        let n = match r.read(&mut buf[start..]).await {
-            Ok(n) => n,
-            Err(source) => {
-                buf.truncate(start);
-                return Err(BusError::Io { source });
-            }
-        };
-        buf.truncate(start + n);
+        let want = (len - buf.len()).min(scratch.len());
+        let n = r.read(&mut scratch[..want]).await.map_err(|source| BusError::Io { source })?;
         if n == 0 {
             return Err(BusError::Io {
                 source: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!("frame ended after {start} of {len} bytes"),
+                    format!("frame ended after {} of {len} bytes", buf.len()),
                 ),
             });
         }
+        buf.extend_from_slice(&scratch[..n]);
     }
     Ok(())
 }
