@@ -17,6 +17,7 @@ use crate::model::{
     Config, DefaultSqm, ExceptionCpe, Flows, IntegrationCommon, InterfaceMode, InterfaceName,
     IpRanges, LazyQueues, MetricsConfig, NetzurConfig, QueueMode, QueuesConfig, RateKbit,
     SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning, UispConfig,
+    WebConfig,
 };
 use crate::pos::LineIndex;
 use crate::sqm::parse_sqm_tokens;
@@ -790,8 +791,63 @@ fn metrics(cx: &mut Cx, s: &Sect<'_>) -> MetricsConfig {
         }
         t => t,
     };
-    s.finish(cx, &["enabled", "token"]);
-    MetricsConfig { enabled, token }
+    let public = s.bool(cx, "public", false);
+    s.finish(cx, &["enabled", "token", "public"]);
+    MetricsConfig { enabled, token, public }
+}
+
+fn web(cx: &mut Cx, s: &Sect<'_>) -> WebConfig {
+    let tls = match s.get("tls") {
+        None => true,
+        Some(item) => match (item.as_str(), item.as_bool()) {
+            (Some("on"), _) | (_, Some(true)) => true,
+            (Some("off"), _) | (_, Some(false)) => false,
+            _ => {
+                let line = s.key_line(cx, "tls");
+                cx.error(
+                    line,
+                    "web.tls",
+                    "web.tls must be \"on\" or \"off\"".to_string(),
+                    Some("\"off\" serves plain HTTP, only behind a reverse proxy doing HTTPS"),
+                );
+                true
+            }
+        },
+    };
+    let path = |cx: &mut Cx, key: &str| match s.opt_str(cx, key) {
+        Some(p) if p.trim().is_empty() => {
+            let line = s.key_line(cx, key);
+            cx.error(
+                line,
+                &format!("web.{key}"),
+                format!("web.{key} must not be empty when configured"),
+                Some("remove tls_cert and tls_key to use a generated self-signed certificate"),
+            );
+            None
+        }
+        p => p.map(PathBuf::from),
+    };
+    let tls_cert = path(cx, "tls_cert");
+    let tls_key = path(cx, "tls_key");
+    if tls_cert.is_some() != tls_key.is_some() {
+        let key = if tls_cert.is_some() { "tls_key" } else { "tls_cert" };
+        let line = s.line;
+        cx.error(
+            line,
+            &format!("web.{key}"),
+            "web.tls_cert and web.tls_key go together".to_string(),
+            Some("set both, or neither for a generated self-signed certificate"),
+        );
+    }
+    let w = WebConfig {
+        tls,
+        tls_cert,
+        tls_key,
+        trusted_proxies: s.cidrs(cx, "trusted_proxies", &[]),
+        allowed_hosts: s.strings(cx, "allowed_hosts"),
+    };
+    s.finish(cx, &["tls", "tls_cert", "tls_key", "trusted_proxies", "allowed_hosts"]);
+    w
 }
 
 fn integration_common(cx: &mut Cx, s: &Sect<'_>) -> IntegrationCommon {
@@ -1053,6 +1109,8 @@ pub(crate) fn parse_config_with(
     let netzur = top.sub(&mut cx, "netzur_integration").map(|s| netzur(&mut cx, &s));
     let ms = top.sub(&mut cx, "metrics").unwrap_or_else(|| empty("metrics"));
     let metrics = metrics(&mut cx, &ms);
+    let ws = top.sub(&mut cx, "web").unwrap_or_else(|| empty("web"));
+    let web = web(&mut cx, &ws);
 
     let mut known: Vec<&str> = vec![
         "version",
@@ -1076,6 +1134,7 @@ pub(crate) fn parse_config_with(
         "spylnx_integration",
         "netzur_integration",
         "metrics",
+        "web",
     ];
     known.extend_from_slice(TOP_IGNORED);
     top.finish(&mut cx, &known);
@@ -1100,6 +1159,7 @@ pub(crate) fn parse_config_with(
         splynx,
         netzur,
         metrics,
+        web,
     };
     (Some(config), cx.diags)
 }
@@ -1128,5 +1188,25 @@ mod tests {
         let (net, warn) = parse_cidr("192.168.1.7/24").unwrap();
         assert_eq!(net.to_string(), "192.168.1.0/24");
         assert!(warn.is_some());
+    }
+
+    #[test]
+    fn web_section_defaults_to_https_and_checks_its_keys() {
+        let (c, d) = parse_config_str("version = \"1.5\"\n", Path::new("t.conf"));
+        let c = c.expect("parsed");
+        assert!(c.web.tls && c.web.tls_cert.is_none(), "{d:?}");
+        assert!(!c.metrics.public);
+        let text = "version = \"1.5\"\n[web]\ntls = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nallowed_hosts = [\"shaper.example.net\"]\n[metrics]\npublic = true\n";
+        let (c, d) = parse_config_str(text, Path::new("t.conf"));
+        let c = c.expect("parsed");
+        assert!(!d.iter().any(Diagnostic::is_error), "{d:?}");
+        assert!(!c.web.tls && c.metrics.public);
+        assert_eq!(c.web.trusted_proxies, vec!["127.0.0.1/32".parse::<IpNet>().expect("net")]);
+        assert_eq!(c.web.allowed_hosts, vec!["shaper.example.net".to_string()]);
+        let text = "version = \"1.5\"\n[web]\ntls = \"maybe\"\ntls_cert = \"/etc/c.pem\"\n";
+        let (_, d) = parse_config_str(text, Path::new("t.conf"));
+        let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.iter().any(|d| d.field.as_deref() == Some("web.tls")), "{d:?}");
+        assert!(errors.iter().any(|d| d.field.as_deref() == Some("web.tls_key")), "{d:?}");
     }
 }

@@ -484,14 +484,49 @@ pub struct MetricsConfig {
     /// `enabled`: serve `/metrics` at all (default [`crate::conf::DEFAULT_METRICS_ENABLED`]).
     pub enabled: bool,
     /// `token` (secret): when set, `/metrics` wants `Authorization: Bearer <token>`.
-    /// `None` (the default) serves it without authentication.
+    /// `None` (the default): only clients on this host (loopback) may read it, unless `public`.
     pub token: Option<String>,
+    /// `public`: serve `/metrics` without a token to any client (default false: the operator
+    /// has to choose it).
+    pub public: bool,
 }
 
 impl Default for MetricsConfig {
-    /// The section's defaults: enabled, no token.
+    /// The section's defaults: enabled, no token, loopback only.
     fn default() -> Self {
-        MetricsConfig { enabled: crate::conf::DEFAULT_METRICS_ENABLED, token: None }
+        MetricsConfig { enabled: crate::conf::DEFAULT_METRICS_ENABLED, token: None, public: false }
+    }
+}
+
+/// `[web]`: how lqos_web talks to browsers (lqos extension; LibreQoS has no such section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebConfig {
+    /// `tls`: `"on"` (default) serves HTTPS only (plain HTTP gets a redirect); `"off"` serves
+    /// plain HTTP, for a reverse proxy that terminates HTTPS.
+    pub tls: bool,
+    /// `tls_cert`: PEM certificate chain. Without it (and `tls_key`) a self-signed certificate
+    /// is made on first start in `<state_directory>/web`.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` / `X-Forwarded-Proto` /
+    /// `X-Forwarded-Host` are believed (default none).
+    pub trusted_proxies: Vec<IpNet>,
+    /// `allowed_hosts`: extra names accepted in the `Host` header besides IP literals,
+    /// `localhost` and this machine's hostname (`"*"` accepts any: DNS rebinding protection off).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for WebConfig {
+    /// HTTPS on, self-signed unless configured, no proxies, no extra host names.
+    fn default() -> Self {
+        WebConfig {
+            tls: true,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
     }
 }
 
@@ -537,6 +572,8 @@ pub struct Config {
     /// `[metrics]` (lqos extension; defaults when the section is missing).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[web]` (lqos extension).
+    pub web: WebConfig,
 }
 
 impl Config {

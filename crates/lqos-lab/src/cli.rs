@@ -200,10 +200,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             match token {
                 Some(t) => writeln!(
                     out,
-                    "GUI: http://<this host>:{port}/  first admin (one-time link): http://<this host>:{port}/setup?token={t}",
+                    "GUI: https://<this host>:{port}/ (self-signed certificate, fingerprint in the log)  first admin (one-time link): https://<this host>:{port}/setup?token={t}",
                     port = gui.port()
                 )?,
-                None => writeln!(out, "GUI: http://<this host>:{}/", gui.port())?,
+                None => writeln!(out, "GUI: https://<this host>:{}/", gui.port())?,
             }
             writeln!(out, "generating traffic; Ctrl-C to stop and remove the lab")?;
             let start = Instant::now();

@@ -416,7 +416,12 @@ impl Lab {
     /// bus socket to its group, as the packaging does for user `lqos`.
     pub fn start_web(&mut self, web_bin: &Path) -> Result<(), LabError> {
         let dir = &self.spec.dir;
+        // Its TLS certificate goes to <state_directory>/web (state_directory = <dir>/state).
+        let tls_dir = dir.join("state").join("web");
+        std::fs::create_dir_all(&tls_dir)
+            .map_err(|e| LabError::Other(format!("create {}: {e}", tls_dir.display())))?;
         for p in [
+            tls_dir,
             dir.clone(),
             dir.join("ShapedDevices.csv"),
             dir.join("network.json"),

@@ -83,6 +83,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         splynx: None,
         netzur: None,
         metrics: Default::default(),
+        web: Default::default(),
     }
 }
 

@@ -28,6 +28,9 @@ struct Args {
     /// lqos_directory to create/use.
     #[arg(long, default_value = "/tmp/lqos-web-demo")]
     dir: PathBuf,
+    /// Serve HTTPS with a self-signed certificate kept in `<DIR>/web` (plain HTTP without).
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
 }
 
 fn demo_files(dir: &std::path::Path, circuits: usize, sites: usize) -> std::io::Result<()> {
@@ -84,6 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     demo_files(&args.dir, args.circuits, args.sites)?;
     let mut opts = WebOptions::new(args.dir.clone());
     opts.config_path = Some(args.dir.join("lqos.conf"));
+    opts.tls = args.tls_dir.is_some();
     let _ = std::fs::remove_file(&opts.users_file);
     let mut store = UserStore::load(&opts.users_file)?;
     for u in &args.user {
@@ -102,10 +106,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = state.setup_token() {
         println!("setup token: {t}");
     }
-    println!("serving on http://{}", args.listen);
-    serve(&args.listen, state, async {
+    let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    };
+    let Some(tls_dir) = &args.tls_dir else {
+        println!("serving on http://{}", args.listen);
+        serve(&args.listen, state, stop).await?;
+        return Ok(());
+    };
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let tls = lqos_web::tls::load_or_generate(None, None, tls_dir, &names)?;
+    println!("serving on https://{} (sha256 {})", args.listen, tls.fingerprint);
+    let listener = lqos_web::server::bind(&args.listen).await?;
+    let limits = lqos_web::server::Limits::default();
+    lqos_web::server::serve_with(listener, state, Some(tls.config), limits, stop).await?;
     Ok(())
 }

@@ -2,7 +2,6 @@
 
 use std::cmp::Ordering;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -16,6 +15,7 @@ use lqos_bus::{CircuitStat, Command, DaemonStatus, NodeStat, ReloadMode, ReloadR
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, ClientAddr, Session, cookie_value};
+use super::front::Peer;
 use super::{ApiError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -74,6 +74,7 @@ fn with_cookie(cookie: String, body: impl IntoResponse) -> HttpResponse {
 async fn login(
     State(state): State<WebState>,
     ClientAddr(client): ClientAddr,
+    peer: Peer,
     b: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body(b)?;
@@ -89,14 +90,19 @@ async fn login(
     };
     tracing::info!(username = %user.username, %client, "login");
     let (value, session) = state.auth().issue(&user);
-    Ok(with_cookie(state.auth().cookie(&value), Json(session)))
+    Ok(with_cookie(state.auth().cookie(&value, peer.secure), Json(session)))
 }
 
-async fn logout(State(state): State<WebState>, _s: Session, headers: HeaderMap) -> HttpResponse {
-    if let Some(value) = cookie_value(&headers) {
+async fn logout(
+    State(state): State<WebState>,
+    _s: Session,
+    peer: Peer,
+    headers: HeaderMap,
+) -> HttpResponse {
+    if let Some(value) = cookie_value(&headers, peer.secure) {
         state.auth().revoke(value);
     }
-    with_cookie(state.auth().clear_cookie(), Json(serde_json::json!({"ok": true})))
+    with_cookie(state.auth().clear_cookie(peer.secure), Json(serde_json::json!({"ok": true})))
 }
 
 async fn setup_status(State(state): State<WebState>) -> Json<serde_json::Value> {
@@ -113,13 +119,14 @@ struct SetupBody {
 async fn setup(
     State(state): State<WebState>,
     ClientAddr(client): ClientAddr,
+    peer: Peer,
     b: Result<Json<SetupBody>, JsonRejection>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body(b)?;
     let user = state.auth().first_admin(&client, &b.token, &b.username, &b.password).await?;
     tracing::info!(username = %user.username, "first admin created");
     let (value, session) = state.auth().issue(&user);
-    Ok(with_cookie(state.auth().cookie(&value), Json(session)))
+    Ok(with_cookie(state.auth().cookie(&value, peer.secure), Json(session)))
 }
 
 pub(crate) async fn fetch_status(state: &WebState) -> Result<DaemonStatus, ApiError> {
@@ -433,45 +440,36 @@ async fn dry_run(
     }
 }
 
-/// One SSE tick: status and the 10 busiest circuits.
-#[derive(Serialize)]
-struct Tick {
-    status: Option<DaemonStatus>,
-    top: Vec<CircuitStat>,
-    error: Option<String>,
-}
-
-async fn tick(state: &WebState) -> Tick {
-    let (status, top) = tokio::join!(fetch_status(state), fetch_top(state, 10));
-    let error = match (&status, &top) {
-        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
-        _ => None,
-    };
-    Tick { status: status.ok(), top: top.unwrap_or_default(), error }
-}
-
-/// The SSE stream: one [`Tick`] a second while the session stays valid. The session is
-/// checked again before every tick (logout, password change or user deletion end the stream).
+/// The SSE stream: the shared tick (see `events`) once a second while the session stays
+/// valid. The session is checked again before every tick (logout, password change or user
+/// deletion end the stream). At most `max_streams_per_session` per session (429 beyond).
 async fn events(
     State(state): State<WebState>,
     s: Session,
+    peer: Peer,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let cookie = cookie_value(&headers).unwrap_or_default().to_owned();
-    let interval = tokio::time::interval(Duration::from_secs(1));
-    let seed = (state, cookie, s.username, interval);
-    let stream = stream::unfold(seed, |(state, cookie, user, mut interval)| async move {
-        interval.tick().await;
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let max = state.opts().max_streams_per_session;
+    let Some(slot) = state.events().open(&s.id, max) else {
+        return Err(ApiError::TooMany {
+            message: format!("at most {max} live streams per session; close another tab"),
+        });
+    };
+    let cookie = cookie_value(&headers, peer.secure).unwrap_or_default().to_owned();
+    let rx = state.events().subscribe(&state);
+    let seed = (state, cookie, s.username, rx, slot);
+    let stream = stream::unfold(seed, |(state, cookie, user, mut rx, slot)| async move {
+        rx.changed().await.ok()?;
         if state.auth().verify(&cookie).is_none() {
             tracing::info!(username = %user, "session ended: closing the event stream");
             return None;
         }
-        let t = tick(&state).await;
-        let event = Event::default()
-            .event("tick")
-            .json_data(&t)
-            .unwrap_or_else(|_| Event::default().comment("encode failed"));
-        Some((Ok(event), (state, cookie, user, interval)))
+        let latest = rx.borrow_and_update().clone();
+        let event = match latest {
+            Some(json) => Event::default().event("tick").data(&*json),
+            None => Event::default().comment("no tick yet"),
+        };
+        Some((Ok(event), (state, cookie, user, rx, slot)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

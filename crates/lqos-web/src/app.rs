@@ -82,13 +82,63 @@ fn load(path: &std::path::Path) -> Result<Config, AppError> {
     }
 }
 
+/// This machine's host name (`/proc/sys/kernel/hostname`), lowercase, if known.
+pub fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_ascii_lowercase();
+    (!name.is_empty()).then_some(name)
+}
+
 /// The web options for `config`, with the environment read through `env` (see
-/// [`crate::metrics::settings`]).
-pub fn options_from_config(config: &Config, env: impl Fn(&str) -> Option<String>) -> WebOptions {
+/// [`crate::metrics::settings`]) and `host` (this machine's name) added to the allowed hosts.
+pub fn options_from_config(
+    config: &Config,
+    env: impl Fn(&str) -> Option<String>,
+    host: Option<String>,
+) -> WebOptions {
     let mut opts = WebOptions::new(config.lqos_directory.clone());
     opts.config_path = Some(config.path.clone());
     (opts.metrics_enabled, opts.metrics_token) = crate::metrics::settings(&config.metrics, env);
+    opts.metrics_public = config.metrics.public;
+    opts.tls = config.web.tls;
+    opts.trusted_proxies = config.web.trusted_proxies.clone();
+    opts.allowed_hosts = config.web.allowed_hosts.clone();
+    opts.allowed_hosts.extend(host);
     opts
+}
+
+/// The HTTPS configuration for `config` (`None` when `[web] tls = "off"`), logging the
+/// certificate's fingerprint.
+pub fn tls_for(
+    config: &Config,
+    host: Option<&str>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, AppError> {
+    if !config.web.tls {
+        tracing::warn!(
+            "[web] tls = \"off\": serving plain HTTP; only do this behind a reverse proxy that \
+             terminates HTTPS (list it in [web] trusted_proxies)"
+        );
+        return Ok(None);
+    }
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    names.extend(host.map(str::to_owned));
+    names.extend(config.web.allowed_hosts.iter().filter(|h| *h != "*").cloned());
+    let setup = crate::tls::load_or_generate(
+        config.web.tls_cert.as_deref(),
+        config.web.tls_key.as_deref(),
+        &config.state_directory,
+        &names,
+    )
+    .map_err(|e| AppError::Runtime(format!("HTTPS set-up: {}", error_chain(&e))))?;
+    if setup.generated {
+        tracing::info!(cert = %setup.cert_path.display(), "generated a self-signed certificate");
+    }
+    tracing::info!(
+        cert = %setup.cert_path.display(),
+        sha256 = %setup.fingerprint,
+        "HTTPS certificate (compare this fingerprint with the one your browser shows)"
+    );
+    Ok(Some(setup.config))
 }
 
 /// Runs the web server until SIGTERM/SIGINT.
@@ -100,7 +150,9 @@ pub fn run(args: Args) -> Result<(), AppError> {
         return Ok(());
     }
     let bus_path = args.bus.unwrap_or_else(lqos_bus::bus_path);
-    let opts = options_from_config(&config, |name| std::env::var(name).ok());
+    let host = hostname();
+    let opts = options_from_config(&config, |name| std::env::var(name).ok(), host.clone());
+    let tls = tls_for(&config, host.as_deref())?;
     let backend = BusBackend::new(&bus_path);
     let state = WebState::new(Arc::new(backend), opts).map_err(|e| {
         AppError::Runtime(format!("cannot read the users file: {}", error_chain(&e)))
@@ -112,8 +164,18 @@ pub fn run(args: Args) -> Result<(), AppError> {
         .build()
         .map_err(|e| AppError::Runtime(format!("start tokio: {e}")))?;
     let listen = config.webserver_listen.clone();
-    rt.block_on(crate::serve(&listen, state, wait_for_signal()))
-        .map_err(|e| AppError::Runtime(error_chain(&e)))
+    rt.block_on(async move {
+        let listener = crate::server::bind(&listen).await?;
+        crate::server::serve_with(
+            listener,
+            state,
+            tls,
+            crate::server::Limits::default(),
+            wait_for_signal(),
+        )
+        .await
+    })
+    .map_err(|e| AppError::Runtime(error_chain(&e)))
 }
 
 async fn wait_for_signal() {

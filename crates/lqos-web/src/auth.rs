@@ -1,14 +1,17 @@
 //! Sessions, CSRF, login rate limiting and the first-run setup token.
 //!
-//! * Session cookie `lqos_session = v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`,
-//!   `HttpOnly; SameSite=Strict; Path=/` (+`Secure` behind HTTPS), 12 h lifetime. The claims
+//! * Session cookie `v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`, 12 h lifetime,
+//!   `HttpOnly; SameSite=Strict; Path=/`. Over HTTPS it is `__Host-lqos_session` with
+//!   `Secure` (the browser then refuses it from plain HTTP, from another port's server setting
+//!   it, or with a Domain), and only that name is read; over plain HTTP (`[web] tls = "off"`
+//!   without a proxy saying `X-Forwarded-Proto: https`) it is `lqos_session`. The claims
 //!   carry a fingerprint of the user's password hash, so `lqusers passwd`/`del` ends that
 //!   user's sessions; the role is always taken from the users file, re-read when it changes.
 //!   Logout revokes that one session server-side (its nonce is remembered until it expires).
 //!   Long-lived responses (the SSE stream) re-check the session on every tick.
 //! * CSRF: every POST/PUT/PATCH/DELETE except login and setup needs `X-CSRF-Token` equal to the
-//!   session's token (returned by `GET /api/v1/session`); any request with an `Origin` header
-//!   that does not match `Host` is refused. Login and setup need a JSON body, which a
+//!   session's token (returned by `GET /api/v1/session`); any write with an `Origin` header
+//!   other than this server's own scheme and host (see [`crate::front::Peer`]) is refused. Login and setup need a JSON body, which a
 //!   cross-site form cannot send without a CORS preflight (and there is no CORS layer).
 //! * Login: see [`crate::throttle`] — attempts counted per client (IPv6 by /64, behind
 //!   `trusted_proxies` the forwarded address) and per username before Argon2 runs, Argon2 on a
@@ -37,11 +40,19 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::front::Peer;
 use super::users::{Role, User, UserStore, UsersError};
 use super::{ApiError, WebOptions, WebState};
 
-/// Session cookie name.
+/// Session cookie name over plain HTTP.
 pub const COOKIE_NAME: &str = "lqos_session";
+/// Session cookie name over HTTPS.
+pub const SECURE_COOKIE_NAME: &str = "__Host-lqos_session";
+
+/// The cookie name for a connection that is (or is not) HTTPS.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE_NAME } else { COOKIE_NAME }
+}
 /// CSRF header name.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Session lifetime.
@@ -64,6 +75,9 @@ pub struct Session {
     pub role: Role,
     /// The CSRF token to send back in `X-CSRF-Token`.
     pub csrf: String,
+    /// This session's own id (its nonce), never sent to the client.
+    #[serde(skip)]
+    pub id: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,7 +102,6 @@ pub struct Auth {
     users_file: PathBuf,
     users: RwLock<CachedUsers>,
     key: [u8; 32],
-    secure: bool,
     setup_token: Mutex<Option<(String, Instant)>>,
     /// Held across first-admin creation: one creation at a time.
     setup_lock: tokio::sync::Mutex<()>,
@@ -125,7 +138,6 @@ impl Auth {
                 broken: None,
             }),
             key: opts.session_key.unwrap_or_else(rand::random),
-            secure: opts.secure_cookies,
             setup_token: Mutex::new(setup_token),
             setup_lock: tokio::sync::Mutex::new(()),
             throttle: crate::throttle::Throttle::default(),
@@ -228,6 +240,7 @@ impl Auth {
             username: user.username.clone(),
             role: user.role,
             csrf: self.csrf_for(&claims.nonce),
+            id: claims.nonce.clone(),
         };
         (format!("{signed}.{sig}"), session)
     }
@@ -261,6 +274,7 @@ impl Auth {
                 username: user.username.clone(),
                 role: user.role,
                 csrf: self.csrf_for(&claims.nonce),
+                id: claims.nonce.clone(),
             })
         })
     }
@@ -277,18 +291,21 @@ impl Auth {
         map.insert(claims.nonce, claims.exp);
     }
 
-    /// `Set-Cookie` value for a new session.
-    pub(crate) fn cookie(&self, value: &str) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
+    /// `Set-Cookie` value for a new session (`secure`: the browser talks HTTPS).
+    pub(crate) fn cookie(&self, value: &str, secure: bool) -> String {
+        let name = cookie_name(secure);
+        let flag = if secure { "; Secure" } else { "" };
         format!(
-            "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{flag}",
             SESSION_LIFETIME.as_secs()
         )
     }
 
     /// `Set-Cookie` value that ends the session.
-    pub(crate) fn clear_cookie(&self) -> String {
-        format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    pub(crate) fn clear_cookie(&self, secure: bool) -> String {
+        let name = cookie_name(secure);
+        let flag = if secure { "; Secure" } else { "" };
+        format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{flag}")
     }
 
     /// Checks a login. The attempt is counted in the client and username buckets before the
@@ -430,24 +447,31 @@ pub(crate) fn users_error(e: UsersError) -> ApiError {
     }
 }
 
+/// Compares two secrets in time that depends on neither their contents nor their lengths:
+/// both are first hashed (SHA-256, one pass over each input), then the two 32-byte digests
+/// are compared in constant time. A guess that is shorter, longer or a right prefix takes the
+/// same path as any other wrong guess.
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
+    bool::from(da.as_slice().ct_eq(db.as_slice()))
 }
 
-/// Constant-time comparison of two secrets.
+/// Constant-time comparison of two secrets, lengths included (see `constant_eq`).
 pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
     constant_eq(a.as_bytes(), b.as_bytes())
 }
 
-/// The session cookie's value in `parts`, if any.
-pub(crate) fn cookie_value(parts: &axum::http::HeaderMap) -> Option<&str> {
+/// The session cookie's value in `parts`, if any (only the name for this transport).
+pub(crate) fn cookie_value(parts: &axum::http::HeaderMap, secure: bool) -> Option<&str> {
+    let name = cookie_name(secure);
     parts
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
 
@@ -463,24 +487,29 @@ fn is_public_api(path: &str) -> bool {
     )
 }
 
-fn origin_matches_host(headers: &axum::http::HeaderMap) -> bool {
+/// True when the request has no `Origin`, or its `Origin` is this server as the browser
+/// sees it: same scheme (https when [`Peer::secure`]) and same host (with port).
+fn origin_matches(headers: &axum::http::HeaderMap, peer: &Peer) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-    origin_host.trim_end_matches('/') == host
+    let Some(host) = &peer.host else { return false };
+    let scheme = if peer.secure { "https" } else { "http" };
+    origin.trim_end_matches('/').eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }
 
 /// Middleware: attaches the [`Session`], enforces login on the API and CSRF on writes.
 pub(crate) async fn guard(State(state): State<WebState>, mut req: Request, next: Next) -> Response {
-    let session = cookie_value(req.headers()).and_then(|v| state.auth().verify(v));
+    let peer = req.extensions().get::<Peer>().cloned().unwrap_or(Peer {
+        ip: None,
+        secure: state.opts().tls,
+        host: None,
+    });
+    let session = cookie_value(req.headers(), peer.secure).and_then(|v| state.auth().verify(v));
     let path = req.uri().path().to_owned();
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
-        if !origin_matches_host(req.headers()) {
+        if !origin_matches(req.headers(), &peer) {
             return ApiError::Forbidden { message: "cross-origin request refused".into() }
                 .into_response();
         }
@@ -523,18 +552,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
-/// The client's throttle key (see [`crate::throttle::client_key`]): the peer address, or
-/// behind a trusted proxy the forwarded one; `unknown` without connection info (tests).
+/// The client's throttle key (see [`crate::throttle::client_key`]): the [`Peer`]'s address
+/// (behind a trusted proxy, the forwarded client), IPv6 grouped by /64; `unknown` without
+/// connection info (tests driving the router).
 pub struct ClientAddr(pub String);
 
-impl FromRequestParts<WebState> for ClientAddr {
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &WebState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = crate::throttle::client_ip(peer, &parts.headers, &state.opts().trusted_proxies);
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let from_peer = parts.extensions.get::<Peer>().and_then(|p| p.ip);
+        let ip = from_peer
+            .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
         Ok(ClientAddr(ip.map_or_else(|| "unknown".into(), crate::throttle::client_key)))
     }
 }

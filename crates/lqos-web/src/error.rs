@@ -69,6 +69,12 @@ pub enum ApiError {
         /// Seconds until the next attempt is allowed.
         retry_after_secs: u64,
     },
+    /// A per-session or per-client quota is used up (live streams).
+    #[error("{message}")]
+    TooMany {
+        /// Which quota.
+        message: String,
+    },
     /// lqosd refused or failed a command.
     #[error("{source}")]
     Backend {
@@ -143,6 +149,7 @@ impl ApiError {
             ApiError::FileHasErrors { .. } => (StatusCode::CONFLICT, "file_has_errors"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ApiError::Backend { source } => match source {
                 CommandError::InvalidInput { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")

@@ -7,13 +7,17 @@
 //! through a [`Backend`] that speaks lqos-bus [`Command`]s; in production that is
 //! [`bus::BusBackend`], a client of lqosd's local bus, so a compromised web server can do no
 //! more than the bus allows. The only files it writes are the users file (`lqusers.toml`),
-//! `ShapedDevices.csv` (admins, through lqos-config's validating writer) and lqos.conf (admins,
-//! configuration view).
+//! `ShapedDevices.csv` (admins, through lqos-config's validating writer), lqos.conf (admins,
+//! configuration view) and its generated TLS certificate (`<state_directory>/web`).
+//!
+//! Transport rules live in [`server`] (HTTPS with redirect, header/request timeouts,
+//! connection caps), [`tls`] (certificate) and [`front`] (client address behind trusted
+//! proxies, `Host` check against DNS rebinding, HSTS); `/metrics` access in [`metrics`].
 //!
 //! Main types: [`WebState`] (everything a request needs), [`WebOptions`] (paths and switches),
 //! [`Backend`] (the door to lqosd), [`ApiError`] (the one error type that becomes a response),
 //! [`users::UserStore`] (the users file, shared with the `lqusers` CLI), [`app::run`] (what the
-//! `lqos_web` binary does).
+//! `lqos_web` binary does), [`server::serve_with`] (the server itself).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), lqos_web::ServeError> {
@@ -36,12 +40,15 @@ mod csvedit;
 pub mod demo;
 mod editor;
 mod error;
+mod events;
+pub mod front;
 pub mod metrics;
+pub mod server;
 pub mod throttle;
+pub mod tls;
 pub mod users;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -54,6 +61,7 @@ use lqos_bus::{CircuitStat, Command, Response};
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, FieldError};
+pub use server::{ServeError, serve};
 
 /// A boxed future, as [`Backend::request`] returns it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -78,17 +86,29 @@ pub struct WebOptions {
     pub metrics_enabled: bool,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
-    /// Add `Secure` to the session cookie (set when served behind HTTPS).
-    pub secure_cookies: bool,
+    /// Without a token: serve `/metrics` to any client (`[metrics] public = true`); otherwise
+    /// only to clients on this host.
+    pub metrics_public: bool,
+    /// The server speaks HTTPS (`[web] tls`): cookies are `__Host-` + `Secure` and answers
+    /// carry HSTS. Off, a trusted proxy's `X-Forwarded-Proto: https` decides per request.
+    pub tls: bool,
+    /// `[web] trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Host names served besides IP literals and `localhost` (`[web] allowed_hosts` plus this
+    /// machine's hostname; `"*"` = any).
+    pub allowed_hosts: Vec<String>,
+    /// Live event streams (`/api/v1/events`) one session may hold open at once.
+    pub max_streams_per_session: usize,
     /// HMAC key for session cookies; `None` = 32 random bytes (sessions end at restart).
     pub session_key: Option<[u8; 32]>,
-    /// Proxies whose `X-Forwarded-For` names the client for login throttling (`[web]
-    /// trusted_proxies`); empty = the peer address always counts.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// Default of [`WebOptions::max_streams_per_session`]: a few tabs.
+pub const MAX_STREAMS_PER_SESSION: usize = 4;
+
 impl WebOptions {
-    /// Defaults for a given `lqos_directory`: users file inside it, metrics on without token.
+    /// Defaults for a given `lqos_directory`: users file inside it, metrics on for local
+    /// clients, plain HTTP (as the router sees it; [`server`] adds TLS), no proxies.
     pub fn new(lqos_directory: PathBuf) -> Self {
         WebOptions {
             users_file: lqos_directory.join(users::USERS_FILE_NAME),
@@ -96,9 +116,12 @@ impl WebOptions {
             config_path: None,
             metrics_enabled: true,
             metrics_token: None,
-            secure_cookies: false,
-            session_key: None,
+            metrics_public: false,
+            tls: false,
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_streams_per_session: MAX_STREAMS_PER_SESSION,
+            session_key: None,
         }
     }
 }
@@ -116,6 +139,7 @@ struct Inner {
     circuits: tokio::sync::Mutex<Option<(Instant, Arc<CircuitIndex>)>>,
     editor_lock: tokio::sync::Mutex<()>,
     last_reload: Mutex<Option<lqos_bus::ReloadReport>>,
+    events: events::Hub,
 }
 
 /// How long the circuit list answer is reused for searches, sorts and pages.
@@ -134,6 +158,7 @@ impl WebState {
                 circuits: tokio::sync::Mutex::new(None),
                 editor_lock: tokio::sync::Mutex::new(()),
                 last_reload: Mutex::new(None),
+                events: events::Hub::new(),
             }),
         })
     }
@@ -196,6 +221,16 @@ impl WebState {
     pub(crate) fn editor_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.editor_lock
     }
+
+    pub(crate) fn events(&self) -> &events::Hub {
+        &self.inner.events
+    }
+
+    /// How many shared live ticks were computed so far (each is one Status and one
+    /// TopCircuits on the bus, however many event streams are open).
+    pub fn live_ticks_computed(&self) -> u64 {
+        self.inner.events.computed()
+    }
 }
 
 /// The circuit list with lowercase search and sort keys, built once per cache refresh.
@@ -233,6 +268,11 @@ pub fn router(state: WebState) -> Router {
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(axum::middleware::from_fn(assets::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), front::front))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            server::REQUEST_TIMEOUT,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let path = req
                 .extensions()
@@ -242,59 +282,4 @@ pub fn router(state: WebState) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %path)
         }))
         .with_state(state)
-}
-
-/// Why the server could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {listen} (webserver_listen)")]
-    Bind {
-        /// The address as configured.
-        listen: String,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server stopped with an I/O error.
-    #[error("web server failed")]
-    Serve {
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Serves [`router`] on `listen` until `shutdown` completes. Logs the first-run setup link
-/// once when no user exists yet.
-pub async fn serve(
-    listen: &str,
-    state: WebState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind { listen: listen.to_owned(), source })?;
-    let local = listener.local_addr().map_err(|source| ServeError::Serve { source })?;
-    tracing::info!(%local, "web server listening");
-    if let Some(token) = state.setup_token() {
-        tracing::info!(
-            "no web users yet: create the first admin at http://{}/setup?token={token} \
-             (single use; or run `lqusers add`)",
-            display_host(local)
-        );
-    }
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Serve { source })
-}
-
-fn display_host(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("<this-host>:{}", addr.port())
-    } else {
-        addr.to_string()
-    }
 }

@@ -16,8 +16,11 @@
 //! are exported (7 series each, so at most 7,000 circuit series), plus every node (5 series
 //! each); `circuits_exported` says how many circuits made the cut.
 //!
-//! Settings: [`super::WebOptions::metrics_enabled`] (false → 404) and
-//! [`super::WebOptions::metrics_token`] (set → `Authorization: Bearer <token>` required).
+//! Access (not public by default): [`super::WebOptions::metrics_enabled`] (false → 404);
+//! with [`super::WebOptions::metrics_token`] set, `Authorization: Bearer <token>` is required
+//! from everyone (compared in constant time, length included); without a token only clients
+//! on this host (loopback; behind a trusted proxy, the forwarded client) may read it, unless
+//! [`super::WebOptions::metrics_public`] (`[metrics] public = true`) opens it to all.
 //! lqos_web fills them with [`settings`]: lqos.conf `[metrics]`, overridden by the environment.
 
 use std::fmt::Write;
@@ -30,6 +33,7 @@ use axum::routing::get;
 use lqos_bus::{CircuitStat, DaemonStatus, NodeStat};
 
 use super::auth::secret_eq;
+use super::front::Peer;
 use super::{ApiError, WebState};
 
 /// Most circuits exported per scrape.
@@ -58,7 +62,7 @@ pub(crate) fn routes() -> Router<WebState> {
     Router::new().route("/metrics", get(metrics))
 }
 
-async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> HttpResponse {
+async fn metrics(State(state): State<WebState>, peer: Peer, headers: HeaderMap) -> HttpResponse {
     if !state.opts().metrics_enabled {
         return ApiError::NotFound { what: "/metrics (disabled)".into() }.into_response();
     }
@@ -69,8 +73,20 @@ async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> HttpRespo
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !secret_eq(sent, token) {
-            return (StatusCode::UNAUTHORIZED, "metrics token required\n").into_response();
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics token required\n",
+            )
+                .into_response();
         }
+    } else if !state.opts().metrics_public && !peer.is_local() {
+        return (
+            StatusCode::FORBIDDEN,
+            "/metrics is served to this host only; set [metrics] token (or public = true) in \
+             lqos.conf to scrape it from elsewhere\n",
+        )
+            .into_response();
     }
     let status = super::api::fetch_status(&state).await.ok();
     let circuits = state.circuits().await.ok();
@@ -260,7 +276,7 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_config_and_the_environment_wins() {
-        let conf = MetricsConfig { enabled: false, token: Some("from-conf".into()) };
+        let conf = MetricsConfig { enabled: false, token: Some("from-conf".into()), public: false };
         let none = |_: &str| None;
         assert_eq!(settings(&conf, none), (false, Some("from-conf".into())));
         assert_eq!(settings(&MetricsConfig::default(), none), (true, None));

@@ -54,7 +54,7 @@ fn lqos_web_runs_unprivileged_and_reaches_lqosd_over_the_bus() {
     for _ in 0..20 {
         text = lab
             .shaper
-            .exec_stdout("curl", &["-sk", "--max-time", "5", "http://127.0.0.1:9123/metrics"])
+            .exec_stdout("curl", &["-sk", "--max-time", "5", "https://127.0.0.1:9123/metrics"])
             .unwrap_or_default();
         if text.contains("lqos_up 1") {
             break;

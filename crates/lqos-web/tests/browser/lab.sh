@@ -36,5 +36,5 @@ printf 'admin-password\n' | "$bin/lqusers" --file "$dir/lqusers.toml" add -u adm
 ) &
 traffic_pid=$!
 cd "$here"
-nsenter --net=/run/netns/$prefix-shaper env LQOS_URL=http://127.0.0.1:9123 LQOS_USER=admin \
+nsenter --net=/run/netns/$prefix-shaper env LQOS_URL=https://127.0.0.1:9123 LQOS_USER=admin \
     LQOS_PASSWORD=admin-password LQOS_CIRCUIT=c1 ARTIFACTS="$ARTIFACTS" timeout 300 node browser.mjs

@@ -98,3 +98,69 @@ async fn event_stream_needs_a_session() {
     let r = send(&app, super::req("GET", "/api/v1/events").body(Body::empty()).expect("req")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Opens `/api/v1/events` and returns the status (and the body stream when 200).
+async fn try_open(app: &App, c: &Client) -> (StatusCode, Option<Frames>) {
+    let resp =
+        router(app.state.clone()).oneshot(c.get("/api/v1/events")).await.expect("infallible");
+    let status = resp.status();
+    let frames: Option<Frames> =
+        (status == StatusCode::OK).then(|| Box::pin(resp.into_body().into_data_stream()) as Frames);
+    (status, frames)
+}
+
+#[tokio::test]
+async fn one_session_holds_at_most_n_streams_and_closing_one_frees_a_place() {
+    let app = super::app_with(50, &[("viewer", "viewer-password", super::Role::ReadOnly)], |o| {
+        o.max_streams_per_session = 3
+    });
+    let c = login(&app, "viewer", "viewer-password").await;
+    let mut open_streams = Vec::new();
+    for _ in 0..3 {
+        let (status, frames) = try_open(&app, &c).await;
+        assert_eq!(status, StatusCode::OK);
+        open_streams.push(frames.expect("stream"));
+    }
+    let (status, _) = try_open(&app, &c).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "a 4th stream for the same session");
+    // Another session of the same user has its own quota.
+    let other = login(&app, "viewer", "viewer-password").await;
+    let (status, _) = try_open(&app, &other).await;
+    assert_eq!(status, StatusCode::OK);
+    // A client that goes away gives its place back.
+    drop(open_streams.pop());
+    let (status, frames) = try_open(&app, &c).await;
+    assert_eq!(status, StatusCode::OK, "place freed by the closed stream");
+    next_tick(&mut frames.expect("stream")).await;
+}
+
+#[tokio::test]
+async fn many_streams_share_one_tick_computed_once_a_second() {
+    let app = super::app_with(50, &[("viewer", "viewer-password", super::Role::ReadOnly)], |_| {});
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        let c = login(&app, "viewer", "viewer-password").await;
+        for _ in 0..3 {
+            streams.push(open(&app, &c).await);
+        }
+    }
+    let start = tokio::time::Instant::now();
+    let before = app.state.live_ticks_computed();
+    // Every one of the 30 streams gets three ticks.
+    for _ in 0..3 {
+        for s in &mut streams {
+            next_tick(s).await;
+        }
+    }
+    let computed = app.state.live_ticks_computed() - before;
+    let secs = start.elapsed().as_secs_f64();
+    // One shared computation per second, not one per stream (30 streams × 3 ticks = 90).
+    assert!(computed as f64 <= secs + 2.0, "{computed} ticks computed in {secs:.1} s");
+    assert!(computed >= 2, "{computed}");
+    // Once every stream is gone the ticking stops.
+    drop(streams);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let idle = app.state.live_ticks_computed();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(app.state.live_ticks_computed() - idle <= 1, "ticking goes on without streams");
+}

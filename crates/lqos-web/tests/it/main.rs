@@ -1,9 +1,12 @@
 //! lqos-web integration tests: the web API router with the demo backend, driven by `oneshot` (no
-//! port).
+//! port), and the real server on sockets (module `server`).
+#![expect(clippy::print_stderr, reason = "attack tests report what they measured")]
 
 mod editor;
 mod events;
 mod login;
+mod security;
+mod server;
 
 use std::sync::Arc;
 
@@ -75,8 +78,19 @@ async fn send(app: &App, req: Request<Body>) -> Reply {
     Reply { status, headers, body, text }
 }
 
+/// A request without any Host header.
+fn bare(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(uri)
+}
+
 fn req(method: &str, uri: &str) -> axum::http::request::Builder {
     Request::builder().method(method).uri(uri).header(header::HOST, "localhost")
+}
+
+/// A body-less request as if it came over TCP from `ip`.
+fn from_ip(ip: &str, b: axum::http::request::Builder) -> Request<Body> {
+    let addr = std::net::SocketAddr::new(ip.parse().expect("ip"), 40000);
+    b.extension(axum::extract::ConnectInfo(addr)).body(Body::empty()).expect("req")
 }
 
 fn json_req(method: &str, uri: &str, body: &Value) -> Request<Body> {
@@ -153,9 +167,7 @@ async fn unauthenticated_gets_401_everywhere_but_public_paths() {
     }
     let r = send(&app, json_req("POST", "/api/v1/reload", &json!({}))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    for path in
-        ["/api/v1/health", "/api/v1/openapi.json", "/app", "/login", "/static/app.js", "/metrics"]
-    {
+    for path in ["/api/v1/health", "/api/v1/openapi.json", "/app", "/login", "/static/app.js"] {
         let r = send(&app, req("GET", path).body(Body::empty()).expect("req")).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
     }
@@ -608,8 +620,8 @@ async fn lqosd_down_gives_503_not_panic() {
     let r = send(&app, c.get("/api/v1/status")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.body["message"].as_str().expect("msg").contains("not running"));
-    let r = send(&app, req("GET", "/metrics").body(Body::empty()).expect("req")).await;
-    assert!(r.text.contains("lqos_up 0"));
+    let r = send(&app, from_ip("127.0.0.1", req("GET", "/metrics"))).await;
+    assert!(r.text.contains("lqos_up 0"), "{}", r.text);
 }
 
 /// An app whose configuration view reads `conf` (written to `<dir>/lqos.conf`), with `tweak`
