@@ -89,6 +89,9 @@ pub struct Args {
     /// With --migrate-config: replace NEW if it exists.
     #[arg(long, requires = "migrate_config")]
     pub force: bool,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 /// Exit codes.

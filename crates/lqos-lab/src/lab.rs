@@ -367,6 +367,9 @@ impl Lab {
             .arg(lqosd_bin)
             .args(["--config", &self.spec.config_path().display().to_string()])
             .env("LQOS_BUS", self.spec.bus_path())
+            // lqos_web runs as nobody here: its group may change state over the bus, as
+            // group lqos-admin does in production.
+            .env("LQOS_BUS_ADMIN_GIDS", WEB_GID.to_string())
             .env("LQOS_PIN_DIR", self.spec.pin_dir())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())

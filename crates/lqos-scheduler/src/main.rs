@@ -3,11 +3,10 @@
 //! Exit codes: 0 ok, 1 invalid input (configuration, refused import or reload), 2 runtime
 //! failure (CRM or lqosd unreachable, I/O).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use lqos_log::EnvFilter;
 
 fn main() -> ExitCode {
     let args = lqos_scheduler::Args::parse();
@@ -16,11 +15,7 @@ fn main() -> ExitCode {
     } else {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    lqos_log::init_with_filter(&args.log, filter);
     match lqos_scheduler::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -36,6 +36,7 @@ pub mod app;
 mod assets;
 pub mod auth;
 pub mod bus;
+mod csvedit;
 pub mod demo;
 mod editor;
 mod error;
@@ -43,6 +44,7 @@ mod events;
 pub mod front;
 pub mod metrics;
 pub mod server;
+pub mod throttle;
 pub mod tls;
 pub mod users;
 
