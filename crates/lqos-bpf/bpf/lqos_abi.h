@@ -15,14 +15,33 @@
 #define LQOS_DIR_TO_INTERNET 1
 /* Faces the subscribers: XDP ingress sees uploads (subscriber = src). */
 #define LQOS_DIR_TO_NETWORK 2
-/* One NIC, two VLANs: direction from the VLAN tag. */
+/* One NIC, two VLANs: direction from the VLAN tag (the inner one when there are two). */
 #define LQOS_DIR_STICK 3
+
+/* Traffic direction, the index of every [2] array below. */
+#define LQOS_DOWN 0 /* towards the subscriber */
+#define LQOS_UP 1   /* from the subscriber */
+
+/* RTT path, the index of the RTT arrays. */
+#define LQOS_PATH_ACCESS 0   /* shaper -> subscriber -> shaper (includes lqos's queueing) */
+#define LQOS_PATH_UPSTREAM 1 /* shaper -> Internet host -> shaper */
 
 /* XDP metadata magic ("LQOS"), so tc never trusts stray metadata. */
 #define LQOS_META_MAGIC 0x4c514f53u
 
-/* Hot-cache entry flag: negative entry (address not in the trie). */
-#define LQOS_CACHE_NEGATIVE 1u
+/* Interface role array: index = ifindex & (LQOS_IF_SLOTS - 1); the entry stores the ifindex. */
+#define LQOS_IF_SLOTS 1024
+/* Per-CPU direct-mapped classification cache (power of two). */
+#define LQOS_CACHE_SLOTS 16384
+/* RTT histogram buckets per path (upper bounds in lqos_kern.c / abi.rs RTT_BUCKET_UPPER_US). */
+#define LQOS_RTT_BUCKETS 32
+
+/* lqos_cache_entry.flags */
+#define LQOS_CACHE_VALID 1u
+#define LQOS_CACHE_MAPPED 2u
+
+/* lqos_settings.flags */
+#define LQOS_SET_OBSERVE 1u /* count and measure, never redirect or set a class */
 
 /* Every address is 16 bytes: IPv6 as is, IPv4 as twelve 0xFF bytes + the address. */
 struct lqos_addr {
@@ -35,39 +54,104 @@ struct lqos_lpm_key {
 	struct lqos_addr addr;
 };
 
-/* Mapping value (trie and hot cache). 24 bytes. */
+/* Mapping value (LPM trie). 32 bytes. */
 struct lqos_ip_info {
 	__u32 cpu;           /* CPU that serves the class's queue (cpumap index) */
 	__u32 class_handle;  /* major << 16 | minor of the HTB class */
+	__u32 slot;          /* dense counter slot of the circuit (0 = unshaped) */
+	__u32 flags;         /* reserved, 0 */
 	__u64 circuit_hash;
 	__u64 device_hash;
 };
 
-/* Hot-cache value: a mapping (or a negative result) tagged with the epoch it was found in. 32 bytes. */
+/* Per-CPU direct-mapped cache entry: tag (the address) + epoch + LPM result. 32 bytes. */
 struct lqos_cache_entry {
-	struct lqos_ip_info info;
+	struct lqos_addr addr;
 	__u32 epoch;
-	__u32 flags;
+	__u32 class_handle;
+	__u32 slot;
+	__u16 cpu;
+	__u16 flags;         /* LQOS_CACHE_* */
 };
 
-/* Per-interface configuration, keyed by ifindex in lqos_if_config. 16 bytes. */
+/* Interface role, at index ifindex & (LQOS_IF_SLOTS - 1) of lqos_if_config. 16 bytes. */
 struct lqos_if_config {
+	__u32 ifindex;       /* must equal the packet's ifindex, else the entry is someone else's */
 	__u32 direction;     /* LQOS_DIR_* */
 	__u16 internet_vid;  /* stick only: VLAN facing the Internet */
 	__u16 isp_vid;       /* stick only: VLAN facing the subscribers */
 	__u32 stick_offset;  /* stick only: added to CPU and class major for uploads */
-	__u32 flags;         /* reserved, 0 */
 };
 
-/* Per-CPU host counter, keyed by the subscriber address. 48 bytes. */
-struct lqos_host_counter {
-	__u64 download_bytes;
-	__u64 download_packets;
-	__u64 upload_bytes;
-	__u64 upload_packets;
-	__u64 last_seen_ns;  /* bpf_ktime_get_boot_ns() of the last packet on this CPU */
-	__u32 class_handle;  /* last class handle seen (0 = unmapped) */
+/* Global switches (lqos_settings[0]). 16 bytes. */
+struct lqos_settings {
+	__u32 flags;                /* LQOS_SET_* */
+	__u32 rtt_sample_every;     /* sample one in N new TSvals per flow direction (0 = 1) */
+	__u32 unknown_sample_every; /* record one in N unmapped packets per CPU (0 = 16) */
 	__u32 reserved;
+};
+
+/* Per-CPU counters of one slot (index = slot). 64 bytes. */
+struct lqos_slot_counters {
+	__u64 bytes[2];       /* L2 bytes, [LQOS_DOWN], [LQOS_UP] */
+	__u64 packets[2];
+	__u64 tcp_packets[2];
+	__u64 retransmits[2];
+};
+
+/* RTT histogram of one slot (shared, atomic adds). 272 bytes. */
+struct lqos_rtt_hist {
+	__u32 buckets[2][LQOS_RTT_BUCKETS]; /* [path][bucket] sample counts */
+	__u64 sum_us[2];                    /* [path] sum of samples, microseconds */
+};
+
+/* Flow key: the subscriber side first, whatever the packet's direction. 40 bytes. */
+struct lqos_flow_key {
+	struct lqos_addr subscriber;
+	struct lqos_addr remote;
+	__u16 subscriber_port;  /* host byte order */
+	__u16 remote_port;
+	__u8 protocol;          /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad[3];
+};
+
+/* Flow value. Per-direction fields are written only by packets of that direction. 128 bytes. */
+struct lqos_flow {
+	__u64 bytes[2];          /* [LQOS_DOWN], [LQOS_UP] (atomic adds) */
+	__u64 packets[2];
+	__u64 first_seen_ns;     /* bpf_ktime_get_ns() at creation */
+	__u64 last_seen_ns;      /* last clock read: creation or an RTT sample/timestamp */
+	__u64 pending_ns[2];     /* [dir] time the pending TSval of that direction was seen */
+	__u32 pending_tsval[2];  /* [dir] TSval waiting for its echo (valid if pending_ns != 0) */
+	__u32 last_tsval[2];     /* [dir] newest TSval seen */
+	__u32 high_seq[2];       /* [dir] highest sequence number of a data segment */
+	__u32 retransmits[2];    /* [dir] */
+	__u32 rtt_us[2];         /* [path] last RTT sample */
+	__u32 rtt_samples[2];    /* [path] */
+	__u32 slot;              /* circuit slot of the subscriber address */
+	__u32 ts_counter[2];     /* [dir] new TSvals seen (sampling) */
+	__u8 dflags[2];          /* [dir] LQOS_FLOW_* */
+	__u16 reserved;
+};
+#define LQOS_FLOW_SEQ_VALID 1
+#define LQOS_FLOW_TS_VALID 2
+
+/* Sampled unmapped address (values are estimates: samples × sample rate). 32 bytes. */
+struct lqos_unknown {
+	__u64 bytes[2];
+	__u64 packets[2];
+};
+
+/* Per-CPU data-plane health counters (lqos_stats[0]). 64 bytes. */
+struct lqos_stats {
+	__u64 flows_created;
+	__u64 flows_dropped;    /* flow table full */
+	__u64 unknown_dropped;  /* unknown table full */
+	__u64 rtt_samples;
+	__u64 cache_misses;
+	__u64 no_metadata;      /* adjust_meta refused: tc classifies on its own */
+	__u64 sample_counter;   /* internal: drives unknown-address sampling */
+	__u64 bench_counter;    /* internal: benchmark address spread */
 };
 
 /* XDP metadata written in front of the frame for the tc egress classifier. 8 bytes. */

@@ -1,21 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * lqos data plane: XDP steering on ingress, tc egress classification, tc ingress
- * hairpin for on-a-stick mode. Layouts shared with Rust are in lqos_abi.h.
+ * lqos data plane: XDP on ingress (classify, count, measure TCP, steer), tc egress
+ * classification, tc ingress hairpin + VLAN swap for on-a-stick mode. Layouts shared with
+ * Rust are in lqos_abi.h.
  *
- * Packet path: XDP parses Ethernet (+ up to two VLAN tags) and IPv4/IPv6, takes the
- * subscriber-side address (dst when the frame came from the Internet, src otherwise),
- * counts it, looks it up (epoch-checked LRU hot cache, then the LPM trie), writes the
- * class handle into XDP metadata and redirects to the class's CPU through the cpumap.
- * On egress the classifier sets skb->priority = class handle and
- * skb->queue_mapping = HTB major, from the metadata or from its own lookup.
- * Anything unmapped, unconfigured or not IP passes unshaped.
+ * Packet path (XDP): parse Ethernet, up to two VLAN tags (the inner one decides the direction
+ * on a stick), PPPoE session, IPv4/IPv6, TCP/UDP. Take the subscriber-side address (dst when
+ * the frame came from the Internet, src otherwise) and classify it through a per-CPU
+ * direct-mapped cache (tag = address, valid for one epoch, negative results included) in
+ * front of the LPM trie. Count bytes/packets per slot and direction in a per-CPU array
+ * (slot 0 = unmapped, plus a sampled table of unknown addresses). TCP and UDP update a
+ * bounded flow table; TCP also counts retransmits and samples RTT from timestamps
+ * (ePPing-style: a TSval seen one way, matched with the TSecr echoing it the other way).
+ * Then write the class handle into XDP metadata and redirect to the class's CPU.
+ *
+ * Cost: on this kind of CPU every out-of-line helper call costs 20-60 ns, so the common
+ * path makes none except the flow lookup, bpf_xdp_adjust_meta and bpf_redirect_map (ARRAY
+ * and PERCPU_ARRAY lookups are inlined by the verifier). The clock is read only when a
+ * flow is created or an RTT timestamp is taken or matched.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -23,24 +34,53 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define LQOS_IP_MAP_ENTRIES 262144
-#define LQOS_HOT_CACHE_ENTRIES 32768
-#define LQOS_HOST_ENTRIES 262144
+#define LQOS_UNKNOWN_ENTRIES 4096
+#define ETH_P_PPP_SES_ 0x8864
+#define PPP_IPV4 0x0021
+#define PPP_IPV6 0x0057
 
+/* Set at load time (EbpfLoader::override_global). */
+const volatile __u32 lqos_max_slots = 65536;
+const volatile __u32 lqos_track_flows = 1;
+const volatile __u32 lqos_bench_spread_on = 0;
+const volatile __u32 lqos_bench_spread_mask = 0;
+
+/* max_entries of the next four are replaced at load time (LoadOptions). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, LQOS_IP_MAP_ENTRIES);
+	__uint(max_entries, 262144);
 	__type(key, struct lqos_lpm_key);
 	__type(value, struct lqos_ip_info);
 } lqos_ip_map SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LQOS_HOT_CACHE_ENTRIES);
-	__type(key, struct lqos_addr);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct lqos_slot_counters);
+} lqos_slot_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct lqos_rtt_hist);
+} lqos_rtt_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lqos_flow_key);
+	__type(value, struct lqos_flow);
+} lqos_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LQOS_CACHE_SLOTS);
+	__type(key, __u32);
 	__type(value, struct lqos_cache_entry);
-} lqos_hot_cache SEC(".maps");
+} lqos_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -58,40 +98,80 @@ struct {
 } lqos_cpu_map SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, LQOS_HOST_ENTRIES);
-	__type(key, struct lqos_addr);
-	__type(value, struct lqos_host_counter);
-} lqos_host_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LQOS_IF_SLOTS);
 	__type(key, __u32);
 	__type(value, struct lqos_if_config);
 } lqos_if_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lqos_settings);
+} lqos_settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LQOS_UNKNOWN_ENTRIES);
+	__type(key, struct lqos_addr);
+	__type(value, struct lqos_unknown);
+} lqos_unknown SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lqos_stats);
+} lqos_stats SEC(".maps");
+
+/* Upper bounds (µs) of the RTT buckets; mirrored in abi.rs RTT_BUCKET_UPPER_US. */
+static const __u32 lqos_rtt_edges[LQOS_RTT_BUCKETS] = {
+	50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500,
+	10000, 15000, 20000, 30000, 40000, 50000, 75000, 100000, 150000, 200000, 300000,
+	400000, 500000, 750000, 1000000, 2000000, 0xffffffffu,
+};
 
 struct lqos_vlan_hdr {
 	__be16 tci;
 	__be16 proto;
 };
 
-/* Result of parsing one frame. */
-struct lqos_parsed {
-	struct lqos_vlan_hdr *outer_vlan; /* first tag in the frame data, if any */
-	__u16 l3_proto;                   /* network byte order */
+#define LQOS_TAG_NONE (-2)
+#define LQOS_TAG_HW (-1)
+
+/* What the parser found. Offsets are from the start of the frame data. */
+struct lqos_pkt {
 	__u32 l3_off;
+	__u32 l4_off;
+	__s32 dir_tci_off; /* TCI of the direction tag in the data, LQOS_TAG_HW or LQOS_TAG_NONE */
+	__u16 dir_vid;
+	__u16 l3_proto;    /* ETH_P_IP / ETH_P_IPV6, host order */
+	__u16 ip_len;      /* IPv4 total length / IPv6 40 + payload length */
+	__u8 l4_proto;     /* IPPROTO_TCP/UDP when the header follows directly, else 0 */
+	__u8 pad;
 };
 
-static __always_inline int lqos_parse_l2(void *data, void *data_end, struct lqos_parsed *p)
+/*
+ * Ethernet, up to two VLAN tags (802.1Q/802.1ad), PPPoE session, IPv4/IPv6, first L4 header.
+ * `hw_tag`/`hw_tci`: a tag the kernel already moved to skb->vlan_tci (tc only); it counts as
+ * the outermost. The direction tag is the innermost of the (at most two) tags.
+ */
+static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __u16 hw_tci,
+				      struct lqos_pkt *p)
 {
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	__u16 proto = eth->h_proto;
 	__u32 off = sizeof(*eth);
-	p->outer_vlan = 0;
+	p->dir_tci_off = LQOS_TAG_NONE;
+	p->dir_vid = 0;
+	p->l4_proto = 0;
+	if (hw_tag) {
+		p->dir_tci_off = LQOS_TAG_HW;
+		p->dir_vid = hw_tci & 0x0fff;
+	}
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
@@ -99,46 +179,116 @@ static __always_inline int lqos_parse_l2(void *data, void *data_end, struct lqos
 		struct lqos_vlan_hdr *vh = data + off;
 		if ((void *)(vh + 1) > data_end)
 			return -1;
-		if (i == 0)
-			p->outer_vlan = vh;
+		p->dir_tci_off = off;
+		p->dir_vid = bpf_ntohs(vh->tci) & 0x0fff;
 		proto = vh->proto;
 		off += sizeof(*vh);
 	}
-	p->l3_proto = proto;
+	if (proto == bpf_htons(ETH_P_PPP_SES_)) {
+		/* ver/type, code, session id, length, then the 2-byte PPP protocol. */
+		__u8 *ppp = data + off;
+		if ((void *)(ppp + 8) > data_end)
+			return -1;
+		__u16 pp = ((__u16)ppp[6] << 8) | ppp[7];
+		if (pp == PPP_IPV4)
+			proto = bpf_htons(ETH_P_IP);
+		else if (pp == PPP_IPV6)
+			proto = bpf_htons(ETH_P_IPV6);
+		else
+			return -1;
+		off += 8;
+	}
 	p->l3_off = off;
-	return 0;
-}
-
-/* Copies the subscriber address (src if use_src, else dst). Returns 0 for IP, -1 otherwise. */
-static __always_inline int lqos_subscriber_addr(void *data, void *data_end, struct lqos_parsed *p,
-						int use_src, struct lqos_addr *out)
-{
-	if (p->l3_off > 64)
-		return -1;
-	if (p->l3_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *iph = data + p->l3_off;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + off;
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		__builtin_memset(out->bytes, 0xff, 12);
-		__u32 a = use_src ? iph->saddr : iph->daddr;
-		__builtin_memcpy(&out->bytes[12], &a, 4);
+		p->l3_proto = ETH_P_IP;
+		p->ip_len = bpf_ntohs(iph->tot_len);
+		__u32 ihl = iph->ihl * 4;
+		if (ihl < sizeof(*iph))
+			return -1;
+		p->l4_off = off + ihl;
+		/* Only first fragments carry the L4 header. */
+		if ((iph->frag_off & bpf_htons(0x1fff)) == 0 &&
+		    (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP))
+			p->l4_proto = iph->protocol;
 		return 0;
 	}
-	if (p->l3_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = data + p->l3_off;
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		if (use_src)
-			__builtin_memcpy(out->bytes, &ip6->saddr, 16);
-		else
-			__builtin_memcpy(out->bytes, &ip6->daddr, 16);
+		p->l3_proto = ETH_P_IPV6;
+		p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		p->l4_off = off + sizeof(*ip6);
+		if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
+			p->l4_proto = ip6->nexthdr;
 		return 0;
 	}
 	return -1;
 }
 
-/* Hot cache (valid only for the current epoch, negative results included), then the trie. */
-static __always_inline int lqos_lookup(struct lqos_addr *addr, struct lqos_ip_info *out)
+/* Subscriber and remote address into the flow key (subscriber = src on upload). */
+static __always_inline int lqos_addrs(void *data, void *data_end, struct lqos_pkt *p, int upload,
+				      struct lqos_flow_key *k)
+{
+	__u32 off = p->l3_off;
+	if (off > 64)
+		return -1;
+	if (p->l3_proto == ETH_P_IP) {
+		struct iphdr *iph = data + off;
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		__builtin_memset(k->subscriber.bytes, 0xff, 12);
+		__builtin_memset(k->remote.bytes, 0xff, 12);
+		__u32 s = upload ? iph->saddr : iph->daddr;
+		__u32 r = upload ? iph->daddr : iph->saddr;
+		__builtin_memcpy(&k->subscriber.bytes[12], &s, 4);
+		__builtin_memcpy(&k->remote.bytes[12], &r, 4);
+		return 0;
+	}
+	struct ipv6hdr *ip6 = data + off;
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	if (upload) {
+		__builtin_memcpy(k->subscriber.bytes, &ip6->saddr, 16);
+		__builtin_memcpy(k->remote.bytes, &ip6->daddr, 16);
+	} else {
+		__builtin_memcpy(k->subscriber.bytes, &ip6->daddr, 16);
+		__builtin_memcpy(k->remote.bytes, &ip6->saddr, 16);
+	}
+	return 0;
+}
+
+static __always_inline struct lqos_stats *lqos_stats_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&lqos_stats, &zero);
+}
+
+/* Benchmark only (removed by the verifier when lqos_bench_spread_on == 0). */
+static __always_inline void lqos_bench_spread(struct lqos_addr *a)
+{
+	struct lqos_stats *st = lqos_stats_get();
+	if (!st)
+		return;
+	__u32 idx = (__u32)(st->bench_counter++ * 2654435761u) & lqos_bench_spread_mask;
+	__u32 *w = (__u32 *)&a->bytes[12];
+	if (a->bytes[0] != 0xff || a->bytes[11] != 0xff)
+		w = (__u32 *)&a->bytes[4];
+	*w = bpf_htonl(bpf_ntohl(*w) + idx);
+}
+
+struct lqos_class {
+	__u32 class_handle;
+	__u32 slot;
+	__u32 cpu;
+	int mapped;
+};
+
+/* Per-CPU direct-mapped cache (tag + epoch), then the trie; a miss overwrites the slot. */
+static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_class *out)
 {
 	__u32 zero = 0;
 	__u32 epoch = 0;
@@ -146,118 +296,381 @@ static __always_inline int lqos_lookup(struct lqos_addr *addr, struct lqos_ip_in
 	if (ep)
 		epoch = *ep;
 
-	struct lqos_cache_entry *ce = bpf_map_lookup_elem(&lqos_hot_cache, addr);
-	if (ce && ce->epoch == epoch) {
-		if (ce->flags & LQOS_CACHE_NEGATIVE)
-			return 0;
-		*out = ce->info;
-		return 1;
+	__u64 a0, a1;
+	__builtin_memcpy(&a0, &addr->bytes[0], 8);
+	__builtin_memcpy(&a1, &addr->bytes[8], 8);
+	__u64 h = (a0 ^ (a1 * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	__u32 idx = (__u32)(h >> 40) & (LQOS_CACHE_SLOTS - 1);
+	struct lqos_cache_entry *ce = bpf_map_lookup_elem(&lqos_cache, &idx);
+	if (ce) {
+		__u64 t0, t1;
+		__builtin_memcpy(&t0, &ce->addr.bytes[0], 8);
+		__builtin_memcpy(&t1, &ce->addr.bytes[8], 8);
+		if (t0 == a0 && t1 == a1 && ce->epoch == epoch && (ce->flags & LQOS_CACHE_VALID)) {
+			out->mapped = (ce->flags & LQOS_CACHE_MAPPED) != 0;
+			out->class_handle = ce->class_handle;
+			out->slot = ce->slot;
+			out->cpu = ce->cpu;
+			return;
+		}
 	}
 
+	struct lqos_stats *st = lqos_stats_get();
+	if (st)
+		st->cache_misses++;
 	struct lqos_lpm_key key = { .prefixlen = 128 };
 	key.addr = *addr;
 	struct lqos_ip_info *info = bpf_map_lookup_elem(&lqos_ip_map, &key);
-	struct lqos_cache_entry ne = {};
-	ne.epoch = epoch;
-	if (info)
-		ne.info = *info;
-	else
-		ne.flags = LQOS_CACHE_NEGATIVE;
-	bpf_map_update_elem(&lqos_hot_cache, addr, &ne, BPF_ANY);
-	if (!info)
-		return 0;
-	*out = ne.info;
-	return 1;
+	if (info) {
+		out->mapped = 1;
+		out->class_handle = info->class_handle;
+		out->slot = info->slot < lqos_max_slots ? info->slot : 0;
+		out->cpu = info->cpu;
+	} else {
+		out->mapped = 0;
+		out->class_handle = 0;
+		out->slot = 0;
+		out->cpu = 0;
+	}
+	if (ce) {
+		ce->addr = *addr;
+		ce->epoch = epoch;
+		ce->class_handle = out->class_handle;
+		ce->slot = out->slot;
+		ce->cpu = (__u16)out->cpu;
+		ce->flags = LQOS_CACHE_VALID | (out->mapped ? LQOS_CACHE_MAPPED : 0);
+		if (out->cpu > 0xffff) /* does not fit the cache: never cache it */
+			ce->flags = 0;
+	}
 }
 
-static __always_inline void lqos_count(struct lqos_addr *addr, int upload, __u64 bytes, __u32 handle)
+static __always_inline __u32 lqos_rtt_bucket(__u32 us)
 {
-	struct lqos_host_counter *c = bpf_map_lookup_elem(&lqos_host_counters, addr);
-	__u64 now = bpf_ktime_get_boot_ns();
-	if (!c) {
-		struct lqos_host_counter n = {};
-		if (upload) {
-			n.upload_bytes = bytes;
-			n.upload_packets = 1;
+	__u32 i = 0;
+	if (us > lqos_rtt_edges[15])
+		i = 16;
+	if (us > lqos_rtt_edges[(i + 7) & 31])
+		i += 8;
+	if (us > lqos_rtt_edges[(i + 3) & 31])
+		i += 4;
+	if (us > lqos_rtt_edges[(i + 1) & 31])
+		i += 2;
+	if (us > lqos_rtt_edges[i & 31])
+		i += 1;
+	return i & 31;
+}
+
+static __always_inline void lqos_rtt_sample(struct lqos_flow *f, __u32 slot, int path, __u64 ns)
+{
+	if (ns == 0 || ns > 60ull * 1000000000ull)
+		return;
+	__u32 us = (__u32)(ns / 1000);
+	if (us == 0)
+		us = 1;
+	struct lqos_rtt_hist *h = bpf_map_lookup_elem(&lqos_rtt_hist, &slot);
+	__u32 b = lqos_rtt_bucket(us);
+	if (h) {
+		if (path == LQOS_PATH_ACCESS) {
+			__sync_fetch_and_add(&h->buckets[0][b], 1);
+			__sync_fetch_and_add(&h->sum_us[0], us);
 		} else {
-			n.download_bytes = bytes;
-			n.download_packets = 1;
+			__sync_fetch_and_add(&h->buckets[1][b], 1);
+			__sync_fetch_and_add(&h->sum_us[1], us);
 		}
-		n.last_seen_ns = now;
-		n.class_handle = handle;
-		bpf_map_update_elem(&lqos_host_counters, addr, &n, BPF_NOEXIST);
+	}
+	if (path == LQOS_PATH_ACCESS) {
+		f->rtt_us[0] = us;
+		f->rtt_samples[0]++;
+	} else {
+		f->rtt_us[1] = us;
+		f->rtt_samples[1]++;
+	}
+	struct lqos_stats *st = lqos_stats_get();
+	if (st)
+		st->rtt_samples++;
+}
+
+struct lqos_tcp {
+	__u32 seq;
+	__u32 tsval;
+	__u32 tsecr;
+	__u32 payload;
+	__u8 has_ts;
+	__u8 syn;
+};
+
+/* TCP timestamps: the common NOP,NOP,TS layout first, then a bounded option walk. */
+static __always_inline void lqos_tcp_ts(void *data_end, struct tcphdr *th, struct lqos_tcp *t)
+{
+	__u32 optlen = th->doff * 4;
+	if (optlen <= sizeof(*th))
+		return;
+	optlen -= sizeof(*th);
+	__u8 *opt = (__u8 *)(th + 1);
+	if (optlen >= 12 && (void *)(opt + 12) <= data_end && opt[0] == 1 && opt[1] == 1 &&
+	    opt[2] == 8 && opt[3] == 10) {
+		__builtin_memcpy(&t->tsval, opt + 4, 4);
+		__builtin_memcpy(&t->tsecr, opt + 8, 4);
+		t->tsval = bpf_ntohl(t->tsval);
+		t->tsecr = bpf_ntohl(t->tsecr);
+		t->has_ts = 1;
 		return;
 	}
-	if (upload) {
-		c->upload_bytes += bytes;
-		c->upload_packets += 1;
-	} else {
-		c->download_bytes += bytes;
-		c->download_packets += 1;
+	__u32 pos = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (pos + 1 > optlen || pos > 40)
+			return;
+		__u8 *o = opt + pos;
+		if ((void *)(o + 1) > data_end)
+			return;
+		__u8 kind = o[0];
+		if (kind == 0)
+			return;
+		if (kind == 1) {
+			pos += 1;
+			continue;
+		}
+		if ((void *)(o + 2) > data_end)
+			return;
+		__u8 len = o[1];
+		if (kind == 8 && len == 10) {
+			if (pos + 10 > optlen || (void *)(o + 10) > data_end)
+				return;
+			__builtin_memcpy(&t->tsval, o + 2, 4);
+			__builtin_memcpy(&t->tsecr, o + 6, 4);
+			t->tsval = bpf_ntohl(t->tsval);
+			t->tsecr = bpf_ntohl(t->tsecr);
+			t->has_ts = 1;
+			return;
+		}
+		if (len < 2)
+			return;
+		pos += len;
 	}
-	c->last_seen_ns = now;
-	c->class_handle = handle;
+}
+
+static __always_inline struct lqos_flow *lqos_flow_get(struct lqos_flow_key *k, __u32 slot)
+{
+	struct lqos_flow *f = bpf_map_lookup_elem(&lqos_flows, k);
+	if (f)
+		return f;
+	struct lqos_flow n = {};
+	n.first_seen_ns = bpf_ktime_get_ns();
+	n.last_seen_ns = n.first_seen_ns;
+	n.slot = slot;
+	struct lqos_stats *st = lqos_stats_get();
+	if (bpf_map_update_elem(&lqos_flows, k, &n, BPF_NOEXIST) == 0) {
+		if (st)
+			st->flows_created++;
+	}
+	/* Ours or the one another CPU inserted first: either way count into it. */
+	f = bpf_map_lookup_elem(&lqos_flows, k);
+	if (!f && st)
+		st->flows_dropped++;
+	return f;
+}
+
+/* Flow table, retransmits and RTT for one TCP/UDP packet. */
+static __always_inline void lqos_track(void *data, void *data_end, struct lqos_pkt *p,
+				       struct lqos_flow_key *k, int dir, __u32 slot, __u64 bytes,
+				       struct lqos_slot_counters *sc, struct lqos_settings *cfg)
+{
+	__u32 off = p->l4_off;
+	if (off > 128)
+		return;
+	struct lqos_tcp t = {};
+	int tcp = p->l4_proto == IPPROTO_TCP;
+	if (tcp) {
+		struct tcphdr *th = data + off;
+		if ((void *)(th + 1) > data_end)
+			return;
+		k->subscriber_port = bpf_ntohs(dir == LQOS_UP ? th->source : th->dest);
+		k->remote_port = bpf_ntohs(dir == LQOS_UP ? th->dest : th->source);
+		t.seq = bpf_ntohl(th->seq);
+		t.syn = th->syn;
+		__u32 hdrs = (off - p->l3_off) + th->doff * 4;
+		t.payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
+		lqos_tcp_ts(data_end, th, &t);
+		if (sc)
+			sc->tcp_packets[dir & 1] += 1;
+	} else {
+		struct udphdr *uh = data + off;
+		if ((void *)(uh + 1) > data_end)
+			return;
+		k->subscriber_port = bpf_ntohs(dir == LQOS_UP ? uh->source : uh->dest);
+		k->remote_port = bpf_ntohs(dir == LQOS_UP ? uh->dest : uh->source);
+	}
+	k->protocol = p->l4_proto;
+
+	struct lqos_flow *f = lqos_flow_get(k, slot);
+	if (!f)
+		return;
+	int d = dir & 1;
+	__sync_fetch_and_add(&f->bytes[d], bytes);
+	__sync_fetch_and_add(&f->packets[d], 1);
+	if (f->slot != slot)
+		f->slot = slot;
+	if (!tcp)
+		return;
+
+	/* Retransmit: a data segment at or below the highest sequence already seen. */
+	if (t.payload > 0 && !t.syn) {
+		if ((f->dflags[d] & LQOS_FLOW_SEQ_VALID) && (__s32)(t.seq - f->high_seq[d]) <= 0) {
+			f->retransmits[d] += 1;
+			if (sc)
+				sc->retransmits[d] += 1;
+		} else {
+			f->high_seq[d] = t.seq;
+			f->dflags[d] |= LQOS_FLOW_SEQ_VALID;
+		}
+	}
+
+	if (!t.has_ts)
+		return;
+	__u64 now = 0;
+	/* This packet's TSecr may echo the other direction's pending TSval. */
+	int o = d ^ 1;
+	__u64 pend = f->pending_ns[o];
+	if (pend && t.tsecr) {
+		__s32 diff = (__s32)(t.tsecr - f->pending_tsval[o]);
+		if (diff == 0) {
+			now = bpf_ktime_get_ns();
+			f->pending_ns[o] = 0;
+			f->last_seen_ns = now;
+			/* Echoed by the subscriber: the TSval came from the Internet host. */
+			lqos_rtt_sample(f, slot, d == LQOS_UP ? LQOS_PATH_ACCESS : LQOS_PATH_UPSTREAM,
+					now - pend);
+		} else if (diff > 0) {
+			f->pending_ns[o] = 0; /* the echo went past it: never matches */
+		}
+	}
+	/* A new TSval of this direction may start a sample. */
+	if (!(f->dflags[d] & LQOS_FLOW_TS_VALID) || (__s32)(t.tsval - f->last_tsval[d]) > 0) {
+		f->last_tsval[d] = t.tsval;
+		f->dflags[d] |= LQOS_FLOW_TS_VALID;
+		if (f->pending_ns[d] == 0) {
+			__u32 every = cfg ? cfg->rtt_sample_every : 1;
+			__u32 n = f->ts_counter[d]++;
+			if (every <= 1 || n % every == 0) {
+				if (!now)
+					now = bpf_ktime_get_ns();
+				f->pending_tsval[d] = t.tsval;
+				f->pending_ns[d] = now;
+				f->last_seen_ns = now;
+			}
+		}
+	}
+}
+
+/* One in N unmapped packets per CPU goes to the bounded unknown-address table. */
+static __always_inline void lqos_unknown_sample(struct lqos_addr *addr, int dir, __u64 bytes,
+						struct lqos_settings *cfg)
+{
+	struct lqos_stats *st = lqos_stats_get();
+	if (!st)
+		return;
+	__u32 every = cfg && cfg->unknown_sample_every ? cfg->unknown_sample_every : 16;
+	if (st->sample_counter++ % every != 0)
+		return;
+	int d = dir & 1;
+	struct lqos_unknown *u = bpf_map_lookup_elem(&lqos_unknown, addr);
+	if (!u) {
+		struct lqos_unknown n = {};
+		long err = bpf_map_update_elem(&lqos_unknown, addr, &n, BPF_NOEXIST);
+		u = bpf_map_lookup_elem(&lqos_unknown, addr);
+		if (!u) {
+			if (err)
+				st->unknown_dropped++;
+			return;
+		}
+	}
+	__sync_fetch_and_add(&u->bytes[d], bytes * every);
+	__sync_fetch_and_add(&u->packets[d], every);
+}
+
+static __always_inline struct lqos_if_config *lqos_if_get(__u32 ifindex)
+{
+	__u32 idx = ifindex & (LQOS_IF_SLOTS - 1);
+	struct lqos_if_config *cfg = bpf_map_lookup_elem(&lqos_if_config, &idx);
+	if (!cfg || cfg->ifindex != ifindex || cfg->direction == LQOS_DIR_UNSET)
+		return 0;
+	return cfg;
+}
+
+static __always_inline struct lqos_settings *lqos_settings_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&lqos_settings, &zero);
 }
 
 SEC("xdp")
 int lqos_xdp(struct xdp_md *ctx)
 {
-	__u32 ifindex = ctx->ingress_ifindex;
-	struct lqos_if_config *cfg = bpf_map_lookup_elem(&lqos_if_config, &ifindex);
-	if (!cfg)
+	struct lqos_if_config *ifc = lqos_if_get(ctx->ingress_ifindex);
+	if (!ifc)
 		return XDP_PASS;
 
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct lqos_parsed p;
-	if (lqos_parse_l2(data, data_end, &p) < 0)
+	struct lqos_pkt p;
+	if (lqos_parse(data, data_end, 0, 0, &p) < 0)
 		return XDP_PASS;
 
 	int upload;
 	__u32 offset = 0;
-	if (cfg->direction == LQOS_DIR_TO_INTERNET) {
+	__u32 direction = ifc->direction;
+	if (direction == LQOS_DIR_TO_INTERNET) {
 		upload = 0;
-	} else if (cfg->direction == LQOS_DIR_TO_NETWORK) {
+	} else if (direction == LQOS_DIR_TO_NETWORK) {
 		upload = 1;
-	} else if (cfg->direction == LQOS_DIR_STICK) {
-		if (!p.outer_vlan)
+	} else {
+		/* Stick: the direction tag (inner of two) says where the frame came from. The tag
+		 * itself is swapped by lqos_tc_stick_ingress, where it sits in skb->vlan_tci. */
+		if (p.dir_tci_off == LQOS_TAG_NONE)
 			return XDP_PASS;
-		__u16 tci = bpf_ntohs(p.outer_vlan->tci);
-		__u16 vid = tci & 0x0fff;
-		if (vid == cfg->internet_vid) {
+		if (p.dir_vid == ifc->internet_vid) {
 			upload = 0;
-			tci = (tci & 0xf000) | (cfg->isp_vid & 0x0fff);
-		} else if (vid == cfg->isp_vid) {
+		} else if (p.dir_vid == ifc->isp_vid) {
 			upload = 1;
-			offset = cfg->stick_offset;
-			tci = (tci & 0xf000) | (cfg->internet_vid & 0x0fff);
+			offset = ifc->stick_offset;
 		} else {
 			return XDP_PASS;
 		}
-		/* Send it back out tagged with the other VLAN (tc ingress hairpins it). */
-		p.outer_vlan->tci = bpf_htons(tci);
-	} else {
-		return XDP_PASS;
 	}
 
-	struct lqos_addr addr;
-	if (lqos_subscriber_addr(data, data_end, &p, upload, &addr) < 0)
+	struct lqos_flow_key k = {};
+	if (lqos_addrs(data, data_end, &p, upload, &k) < 0)
 		return XDP_PASS;
+	if (lqos_bench_spread_on)
+		lqos_bench_spread(&k.subscriber);
 
-	struct lqos_ip_info info;
-	int mapped = lqos_lookup(&addr, &info);
-	__u32 handle = 0;
-	__u32 cpu = 0;
-	if (mapped) {
-		handle = info.class_handle + (offset << 16);
-		cpu = info.cpu + offset;
+	struct lqos_class c;
+	lqos_classify(&k.subscriber, &c);
+	int dir = upload ? LQOS_UP : LQOS_DOWN;
+	__u64 bytes = (__u64)(data_end - data);
+	__u32 slot = c.slot;
+	struct lqos_slot_counters *sc = bpf_map_lookup_elem(&lqos_slot_counters, &slot);
+	if (sc) {
+		sc->bytes[dir] += bytes;
+		sc->packets[dir] += 1;
 	}
-	lqos_count(&addr, upload, (__u64)(data_end - data), handle);
-	if (!mapped)
+	struct lqos_settings *cfg = lqos_settings_get();
+	if (!c.mapped)
+		lqos_unknown_sample(&k.subscriber, dir, bytes, cfg);
+	if (p.l4_proto && lqos_track_flows)
+		lqos_track(data, data_end, &p, &k, dir, slot, bytes, sc, cfg);
+
+	if (!c.mapped || (cfg && (cfg->flags & LQOS_SET_OBSERVE)))
 		return XDP_PASS;
 
-	/* Metadata is optional: if the driver cannot grow it, tc does its own lookup. */
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct lqos_xdp_meta)) == 0) {
+	__u32 handle = c.class_handle + (offset << 16);
+	/* Exactly 8 bytes of metadata, whatever the frame already carried (a reused
+	 * BPF_PROG_TEST_RUN buffer does). Optional: without it tc does its own lookup. */
+	long have = (long)ctx->data - (long)ctx->data_meta;
+	if (have < 0 || have > 32)
+		have = 0;
+	if (bpf_xdp_adjust_meta(ctx, (int)have - (int)sizeof(struct lqos_xdp_meta)) == 0) {
 		void *meta = (void *)(long)ctx->data_meta;
 		void *d = (void *)(long)ctx->data;
 		struct lqos_xdp_meta *m = meta;
@@ -265,8 +678,12 @@ int lqos_xdp(struct xdp_md *ctx)
 			m->magic = LQOS_META_MAGIC;
 			m->class_handle = handle;
 		}
+	} else {
+		struct lqos_stats *st = lqos_stats_get();
+		if (st)
+			st->no_metadata++;
 	}
-	return bpf_redirect_map(&lqos_cpu_map, cpu, XDP_PASS);
+	return bpf_redirect_map(&lqos_cpu_map, c.cpu + offset, XDP_PASS);
 }
 
 /* Benchmark anchor: the cheapest possible XDP program. Never attached by lqosd. */
@@ -290,6 +707,9 @@ int lqos_tc_egress(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	void *data_meta = (void *)(long)skb->data_meta;
+	struct lqos_settings *cfg = lqos_settings_get();
+	if (cfg && (cfg->flags & LQOS_SET_OBSERVE))
+		return TC_ACT_OK;
 	struct lqos_xdp_meta *m = data_meta;
 	if ((void *)(m + 1) <= data && m->magic == LQOS_META_MAGIC) {
 		if (m->class_handle)
@@ -297,72 +717,91 @@ int lqos_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 
-	__u32 ifindex = skb->ifindex;
-	struct lqos_if_config *cfg = bpf_map_lookup_elem(&lqos_if_config, &ifindex);
-	if (!cfg)
+	struct lqos_if_config *ifc = lqos_if_get(skb->ifindex);
+	if (!ifc)
 		return TC_ACT_OK;
-	struct lqos_parsed p;
-	if (lqos_parse_l2(data, data_end, &p) < 0)
+	struct lqos_pkt p;
+	if (lqos_parse(data, data_end, skb->vlan_present, skb->vlan_tci, &p) < 0)
 		return TC_ACT_OK;
 
 	/* Egress is the opposite direction of the same interface's ingress. */
 	int upload;
 	__u32 offset = 0;
-	if (cfg->direction == LQOS_DIR_TO_INTERNET) {
+	if (ifc->direction == LQOS_DIR_TO_INTERNET) {
 		upload = 1;
-	} else if (cfg->direction == LQOS_DIR_TO_NETWORK) {
+	} else if (ifc->direction == LQOS_DIR_TO_NETWORK) {
 		upload = 0;
-	} else if (cfg->direction == LQOS_DIR_STICK) {
-		__u16 vid;
-		if (skb->vlan_present)
-			vid = skb->vlan_tci & 0x0fff;
-		else if (p.outer_vlan)
-			vid = bpf_ntohs(p.outer_vlan->tci) & 0x0fff;
-		else
+	} else {
+		/* Stick, after the swap: the network VLAN carries downloads. */
+		if (p.dir_tci_off == LQOS_TAG_NONE)
 			return TC_ACT_OK;
-		if (vid == cfg->isp_vid) {
+		if (p.dir_vid == ifc->isp_vid) {
 			upload = 0;
-		} else if (vid == cfg->internet_vid) {
+		} else if (p.dir_vid == ifc->internet_vid) {
 			upload = 1;
-			offset = cfg->stick_offset;
+			offset = ifc->stick_offset;
 		} else {
 			return TC_ACT_OK;
 		}
-	} else {
-		return TC_ACT_OK;
 	}
 
-	struct lqos_addr addr;
-	if (lqos_subscriber_addr(data, data_end, &p, upload, &addr) < 0)
+	struct lqos_flow_key k = {};
+	if (lqos_addrs(data, data_end, &p, upload, &k) < 0)
 		return TC_ACT_OK;
-	struct lqos_ip_info info;
-	if (!lqos_lookup(&addr, &info))
+	struct lqos_class c;
+	lqos_classify(&k.subscriber, &c);
+	if (!c.mapped)
 		return TC_ACT_OK;
-	lqos_set_class(skb, info.class_handle + (offset << 16));
+	lqos_set_class(skb, c.class_handle + (offset << 16));
 	return TC_ACT_OK;
 }
 
-/* On a stick: frames tagged with either VLAN go straight back out of the same NIC
- * (XDP already swapped the tag), where lqos_tc_egress and the HTB tree shape them. */
+/*
+ * On a stick: frames on either VLAN get the other VLAN and go straight back out of the
+ * same NIC, where lqos_tc_egress and the HTB tree shape them. The direction tag is the inner
+ * one of two (in the frame data) or the only one, which the kernel (or the NIC's VLAN
+ * offload) has usually moved to skb->vlan_tci by now: then it is swapped there.
+ */
 SEC("classifier")
 int lqos_tc_stick_ingress(struct __sk_buff *skb)
 {
-	__u32 ifindex = skb->ifindex;
-	struct lqos_if_config *cfg = bpf_map_lookup_elem(&lqos_if_config, &ifindex);
-	if (!cfg || cfg->direction != LQOS_DIR_STICK)
+	struct lqos_if_config *ifc = lqos_if_get(skb->ifindex);
+	if (!ifc || ifc->direction != LQOS_DIR_STICK)
 		return TC_ACT_OK;
-	__u16 vid;
-	if (skb->vlan_present) {
-		vid = skb->vlan_tci & 0x0fff;
-	} else {
-		void *data = (void *)(long)skb->data;
-		void *data_end = (void *)(long)skb->data_end;
-		struct lqos_parsed p;
-		if (lqos_parse_l2(data, data_end, &p) < 0 || !p.outer_vlan)
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct lqos_pkt p;
+	__u32 hw = skb->vlan_present;
+	__u16 hw_tci = skb->vlan_tci;
+	__u16 hw_proto = skb->vlan_proto;
+	/* Only the tags matter here: parse errors past L2 are fine. */
+	lqos_parse(data, data_end, hw, hw_tci, &p);
+	if (p.dir_tci_off == LQOS_TAG_NONE)
+		return TC_ACT_OK;
+	__u16 vid = p.dir_vid;
+	__u16 new_vid;
+	if (vid == ifc->internet_vid)
+		new_vid = ifc->isp_vid;
+	else if (vid == ifc->isp_vid)
+		new_vid = ifc->internet_vid;
+	else
+		return TC_ACT_OK;
+
+	if (p.dir_tci_off == LQOS_TAG_HW) {
+		__u16 tci = (hw_tci & 0xf000) | (new_vid & 0x0fff);
+		if (bpf_skb_vlan_pop(skb) < 0)
 			return TC_ACT_OK;
-		vid = bpf_ntohs(p.outer_vlan->tci) & 0x0fff;
+		if (bpf_skb_vlan_push(skb, hw_proto, tci) < 0)
+			return TC_ACT_SHOT; /* tag gone: never leak it onto the wrong VLAN */
+	} else {
+		__u32 off = (__u32)p.dir_tci_off;
+		if (off > 32)
+			return TC_ACT_OK;
+		__be16 *tcip = data + off;
+		if ((void *)(tcip + 1) > data_end)
+			return TC_ACT_OK;
+		__u16 tci = bpf_ntohs(*tcip);
+		*tcip = bpf_htons((tci & 0xf000) | (new_vid & 0x0fff));
 	}
-	if (vid != cfg->internet_vid && vid != cfg->isp_vid)
-		return TC_ACT_OK;
 	return bpf_redirect(skb->ifindex, 0);
 }

@@ -13,12 +13,70 @@ pub const DIR_UNSET: u32 = 0;
 pub const DIR_TO_INTERNET: u32 = 1;
 /// Interface faces the subscribers: its XDP sees uploads (subscriber = source).
 pub const DIR_TO_NETWORK: u32 = 2;
-/// One interface, two VLANs: direction from the VLAN tag.
+/// One interface, two VLANs: direction from the VLAN tag (the inner one of two).
 pub const DIR_STICK: u32 = 3;
+/// Index of download (towards the subscriber) in every `[_; 2]` direction array.
+pub const DOWN: usize = 0;
+/// Index of upload (from the subscriber).
+pub const UP: usize = 1;
+/// Index of the access path (shaper → subscriber → shaper) in RTT arrays.
+pub const PATH_ACCESS: usize = 0;
+/// Index of the upstream path (shaper → Internet host → shaper) in RTT arrays.
+pub const PATH_UPSTREAM: usize = 1;
 /// Magic in [`XdpMeta::magic`] ("LQOS").
 pub const META_MAGIC: u32 = 0x4c51_4f53;
-/// Hot-cache flag: negative entry.
-pub const CACHE_NEGATIVE: u32 = 1;
+/// Entries of the interface role array (`index = ifindex & (IF_SLOTS - 1)`).
+pub const IF_SLOTS: u32 = 1024;
+/// Entries of the per-CPU classification cache.
+pub const CACHE_SLOTS: u32 = 16384;
+/// Buckets per path of an RTT histogram.
+pub const RTT_BUCKETS: usize = 32;
+/// Upper bound (inclusive, microseconds) of each RTT bucket; the last one is open-ended.
+/// Must match `lqos_rtt_bucket()` in `lqos_kern.c`.
+pub const RTT_BUCKET_UPPER_US: [u32; RTT_BUCKETS] = [
+    50,
+    100,
+    150,
+    200,
+    300,
+    400,
+    500,
+    750,
+    1_000,
+    1_500,
+    2_000,
+    3_000,
+    4_000,
+    5_000,
+    7_500,
+    10_000,
+    15_000,
+    20_000,
+    30_000,
+    40_000,
+    50_000,
+    75_000,
+    100_000,
+    150_000,
+    200_000,
+    300_000,
+    400_000,
+    500_000,
+    750_000,
+    1_000_000,
+    2_000_000,
+    u32::MAX,
+];
+/// Cache entry flag: entry holds a result.
+pub const CACHE_VALID: u16 = 1;
+/// Cache entry flag: the address is mapped (else a negative result).
+pub const CACHE_MAPPED: u16 = 2;
+/// Settings flag: observe mode (count and measure, never redirect or set a class).
+pub const SET_OBSERVE: u32 = 1;
+/// Flow direction flag: `high_seq` is valid.
+pub const FLOW_SEQ_VALID: u8 = 1;
+/// Flow direction flag: `last_tsval` is valid.
+pub const FLOW_TS_VALID: u8 = 2;
 
 /// `struct lqos_ip_info`: the value of the IP mapping trie.
 #[repr(C)]
@@ -28,30 +86,42 @@ pub struct IpInfo {
     pub cpu: u32,
     /// `major << 16 | minor`.
     pub class_handle: u32,
+    /// Dense counter slot (0 = unshaped).
+    pub slot: u32,
+    /// Reserved, 0.
+    pub flags: u32,
     /// Circuit hash.
     pub circuit_hash: u64,
     /// Device hash.
     pub device_hash: u64,
 }
-const _: () = assert!(size_of::<IpInfo>() == 24);
+const _: () = assert!(size_of::<IpInfo>() == 32);
 
-/// `struct lqos_cache_entry`: hot-cache value.
+/// `struct lqos_cache_entry`: one entry of the per-CPU direct-mapped cache.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheEntry {
-    /// Cached mapping.
-    pub info: IpInfo,
-    /// Epoch the entry was found in.
+    /// Tag: the encoded address.
+    pub addr: [u8; 16],
+    /// Epoch the entry was filled in.
     pub epoch: u32,
-    /// [`CACHE_NEGATIVE`] or 0.
-    pub flags: u32,
+    /// Class handle (mapped entries).
+    pub class_handle: u32,
+    /// Slot (mapped entries).
+    pub slot: u32,
+    /// CPU (mapped entries).
+    pub cpu: u16,
+    /// [`CACHE_VALID`] | [`CACHE_MAPPED`].
+    pub flags: u16,
 }
 const _: () = assert!(size_of::<CacheEntry>() == 32);
 
-/// `struct lqos_if_config`: per-interface configuration keyed by ifindex.
+/// `struct lqos_if_config`: the role of one interface.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IfConfig {
+    /// The interface this entry belongs to (the array index is `ifindex & (IF_SLOTS - 1)`).
+    pub ifindex: u32,
     /// One of the `DIR_*` constants.
     pub direction: u32,
     /// Stick: VLAN facing the Internet.
@@ -60,31 +130,145 @@ pub struct IfConfig {
     pub isp_vid: u16,
     /// Stick: added to CPU and class major for uploads.
     pub stick_offset: u32,
-    /// Reserved, 0.
-    pub flags: u32,
 }
 const _: () = assert!(size_of::<IfConfig>() == 16);
 
-/// `struct lqos_host_counter`: one CPU's counters for one subscriber address.
+/// `struct lqos_settings`: global switches.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RawHostCounter {
-    /// Download bytes (L2).
-    pub download_bytes: u64,
-    /// Download packets.
-    pub download_packets: u64,
-    /// Upload bytes (L2).
-    pub upload_bytes: u64,
-    /// Upload packets.
-    pub upload_packets: u64,
-    /// `bpf_ktime_get_boot_ns()` of the last packet.
-    pub last_seen_ns: u64,
-    /// Last class handle (0 = unmapped).
-    pub class_handle: u32,
+pub struct RawSettings {
+    /// `SET_*` flags.
+    pub flags: u32,
+    /// One in N new TSvals per flow direction is timed (0 = 1).
+    pub rtt_sample_every: u32,
+    /// One in N unmapped packets per CPU is recorded (0 = 16).
+    pub unknown_sample_every: u32,
     /// Reserved.
     pub reserved: u32,
 }
-const _: () = assert!(size_of::<RawHostCounter>() == 48);
+const _: () = assert!(size_of::<RawSettings>() == 16);
+
+/// `struct lqos_slot_counters`: one CPU's counters of one slot.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawSlotCounters {
+    /// L2 bytes per direction.
+    pub bytes: [u64; 2],
+    /// Packets per direction.
+    pub packets: [u64; 2],
+    /// TCP packets per direction.
+    pub tcp_packets: [u64; 2],
+    /// TCP retransmits per direction.
+    pub retransmits: [u64; 2],
+}
+const _: () = assert!(size_of::<RawSlotCounters>() == 64);
+
+/// `struct lqos_rtt_hist`: RTT histogram of one slot.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRttHist {
+    /// `[path][bucket]` sample counts.
+    pub buckets: [[u32; RTT_BUCKETS]; 2],
+    /// `[path]` sum of samples in microseconds.
+    pub sum_us: [u64; 2],
+}
+const _: () = assert!(size_of::<RawRttHist>() == 272);
+
+impl Default for RawRttHist {
+    fn default() -> Self {
+        RawRttHist { buckets: [[0; RTT_BUCKETS]; 2], sum_us: [0; 2] }
+    }
+}
+
+/// `struct lqos_flow_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawFlowKey {
+    /// Subscriber address (encoded).
+    pub subscriber: [u8; 16],
+    /// Remote address (encoded).
+    pub remote: [u8; 16],
+    /// Subscriber port.
+    pub subscriber_port: u16,
+    /// Remote port.
+    pub remote_port: u16,
+    /// IP protocol.
+    pub protocol: u8,
+    /// Padding, 0.
+    pub pad: [u8; 3],
+}
+const _: () = assert!(size_of::<RawFlowKey>() == 40);
+
+/// `struct lqos_flow`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawFlow {
+    /// Bytes per direction.
+    pub bytes: [u64; 2],
+    /// Packets per direction.
+    pub packets: [u64; 2],
+    /// Creation time (`CLOCK_MONOTONIC` ns).
+    pub first_seen_ns: u64,
+    /// Last clock read for this flow.
+    pub last_seen_ns: u64,
+    /// Internal: time of the pending TSval per direction.
+    pub pending_ns: [u64; 2],
+    /// Internal: pending TSval per direction.
+    pub pending_tsval: [u32; 2],
+    /// Internal: newest TSval per direction.
+    pub last_tsval: [u32; 2],
+    /// Internal: highest data sequence number per direction.
+    pub high_seq: [u32; 2],
+    /// Retransmits per direction.
+    pub retransmits: [u32; 2],
+    /// Last RTT sample per path (µs).
+    pub rtt_us: [u32; 2],
+    /// RTT samples per path.
+    pub rtt_samples: [u32; 2],
+    /// Circuit slot.
+    pub slot: u32,
+    /// Internal: new TSvals seen per direction.
+    pub ts_counter: [u32; 2],
+    /// Internal: `FLOW_*` flags per direction.
+    pub dflags: [u8; 2],
+    /// Reserved.
+    pub reserved: u16,
+}
+const _: () = assert!(size_of::<RawFlow>() == 128);
+
+/// `struct lqos_unknown`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawUnknown {
+    /// Estimated bytes per direction.
+    pub bytes: [u64; 2],
+    /// Estimated packets per direction.
+    pub packets: [u64; 2],
+}
+const _: () = assert!(size_of::<RawUnknown>() == 32);
+
+/// `struct lqos_stats`: one CPU's health counters.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawStats {
+    /// Flows created.
+    pub flows_created: u64,
+    /// Flows not tracked because the table was full.
+    pub flows_dropped: u64,
+    /// Unknown addresses not recorded because the table was full.
+    pub unknown_dropped: u64,
+    /// RTT samples taken.
+    pub rtt_samples: u64,
+    /// Classification cache misses (LPM lookups).
+    pub cache_misses: u64,
+    /// Frames the XDP program could not attach metadata to.
+    pub no_metadata: u64,
+    /// Internal.
+    pub sample_counter: u64,
+    /// Internal (benchmark).
+    pub bench_counter: u64,
+}
+const _: () = assert!(size_of::<RawStats>() == 64);
 
 /// `struct lqos_xdp_meta`: XDP metadata read by the tc egress classifier.
 #[repr(C)]
@@ -101,14 +285,28 @@ const _: () = assert!(size_of::<XdpMeta>() == 8);
 pub const LPM_KEY_SIZE: usize = 20;
 const _: () = assert!(size_of::<aya::maps::lpm_trie::Key<[u8; 16]>>() == LPM_KEY_SIZE);
 
-// SAFETY: IpInfo is repr(C), Copy, has no padding (u32, u32, u64, u64) and every bit pattern is valid.
+// SAFETY (all impls below): each type is repr(C), Copy, made only of integers and integer
+// arrays laid out without padding (the size asserts above pin the layout), so every bit
+// pattern is a valid value.
 unsafe impl aya::Pod for IpInfo {}
-// SAFETY: CacheEntry is repr(C), Copy, 24 + 4 + 4 bytes without padding, all bit patterns valid.
+// SAFETY: see above.
 unsafe impl aya::Pod for CacheEntry {}
-// SAFETY: IfConfig is repr(C), Copy, 4 + 2 + 2 + 4 + 4 bytes without padding, all bit patterns valid.
+// SAFETY: see above.
 unsafe impl aya::Pod for IfConfig {}
-// SAFETY: RawHostCounter is repr(C), Copy, 5 × u64 + 2 × u32 without padding, all bit patterns valid.
-unsafe impl aya::Pod for RawHostCounter {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawSettings {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawSlotCounters {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawRttHist {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawFlowKey {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawFlow {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawUnknown {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawStats {}
 
 /// `union bpf_attr` as used by the `BPF_MAP_*_BATCH` commands.
 #[repr(C)]
@@ -243,18 +441,20 @@ mod tests {
 
     #[test]
     fn pod_round_trip_keeps_every_field() {
-        let c = RawHostCounter {
-            download_bytes: 1,
-            download_packets: 2,
-            upload_bytes: 3,
-            upload_packets: 4,
-            last_seen_ns: 5,
-            class_handle: 0x0003_0010,
-            reserved: 0,
+        let c = RawSlotCounters {
+            bytes: [1, 2],
+            packets: [3, 4],
+            tcp_packets: [5, 6],
+            retransmits: [7, 8],
         };
         let bytes = pod_bytes(&c).to_vec();
-        assert_eq!(bytes.len(), 48);
-        assert_eq!(pod_from_bytes::<RawHostCounter>(&bytes), Some(c));
-        assert_eq!(pod_from_bytes::<RawHostCounter>(&bytes[..47]), None);
+        assert_eq!(bytes.len(), 64);
+        assert_eq!(pod_from_bytes::<RawSlotCounters>(&bytes), Some(c));
+        assert_eq!(pod_from_bytes::<RawSlotCounters>(&bytes[..63]), None);
+    }
+
+    #[test]
+    fn rtt_bucket_bounds_increase() {
+        assert!(RTT_BUCKET_UPPER_US.windows(2).all(|w| w[0] < w[1]));
     }
 }

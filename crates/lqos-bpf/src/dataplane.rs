@@ -1,7 +1,6 @@
 //! [`Dataplane`]: loads the embedded object, owns its maps and attachments.
 
 use std::{
-    net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -18,9 +17,14 @@ use ipnet::IpNet;
 
 use crate::{
     BpfError, BpfKernel,
+    layout::{self, LayoutMismatch},
     maps::{
-        self, CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, HostCounter, HostCounters, InterfaceConfig,
-        InterfaceRole, IpMap, IpMapping, MappingBatch,
+        self, CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, DataplaneSettings, InterfaceConfig, InterfaceRole,
+        IpMap, IpMapping, MappingBatch, Settings,
+    },
+    stats::{
+        DataplaneStats, Flow, FlowKey, FlowTable, RttHistogram, RttHistograms, SlotCounterMap,
+        SlotCounters, StatsMap, UnknownAddress, UnknownTable,
     },
 };
 
@@ -37,9 +41,10 @@ const PROG_XDP_PASS: &str = "lqos_xdp_pass";
 const PROG_TC_EGRESS: &str = "lqos_tc_egress";
 const PROG_TC_STICK: &str = "lqos_tc_stick_ingress";
 
-/// Maps pinned (and reused across restarts) when a pin directory is given.
-pub const PINNED_MAPS: [&str; 4] =
-    [maps::IP_MAP, maps::HOT_CACHE, maps::EPOCH, maps::HOST_COUNTERS];
+/// Maps pinned (and reused across restarts) when a pin directory is given. A pin whose
+/// layout differs from this build's is recreated at load (see [`crate::check_pinned_layouts`]).
+pub const PINNED_MAPS: [&str; 5] =
+    [maps::IP_MAP, maps::EPOCH, maps::SLOT_COUNTERS, maps::RTT_HIST, maps::FLOWS];
 
 /// `XDP_PASS`.
 pub const XDP_PASS: u32 = 2;
@@ -50,19 +55,49 @@ pub const TC_ACT_OK: u32 = 0;
 /// `TC_ACT_REDIRECT`.
 pub const TC_ACT_REDIRECT: u32 = 7;
 
+/// Default number of counter slots (slot 0 = unshaped, so 65 535 circuits).
+pub const DEFAULT_MAX_SLOTS: u32 = 65_536;
+/// Default flow-table capacity.
+pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
+/// Default IP-mapping trie capacity.
+pub const DEFAULT_MAX_MAPPINGS: u32 = 262_144;
+
 /// How to load the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Pin (or reuse pinned) IP map, hot cache, epoch and counters here, e.g.
-    /// [`DEFAULT_PIN_DIR`]. `None`: private maps that die with the process.
+    /// Pin (or reuse pinned) the maps of [`PINNED_MAPS`] here, e.g. [`DEFAULT_PIN_DIR`].
+    /// `None`: private maps that die with the process.
     pub pin_dir: Option<PathBuf>,
     /// Queue size of each cpumap slot.
     pub cpumap_queue_size: u32,
+    /// Counter slots (per-CPU counters: 64 B × slots × possible CPUs; RTT histograms:
+    /// 272 B × slots). Slots at or beyond this are counted in slot 0.
+    pub max_slots: u32,
+    /// Flow-table capacity (≈ 200 B per entry, preallocated).
+    pub max_flows: u32,
+    /// IP-mapping trie capacity (prefixes).
+    pub max_mappings: u32,
+    /// Track TCP/UDP flows, TCP RTT and retransmits (default). `false` leaves only
+    /// classify + count + steer (for very high packet rates; the verifier removes the code).
+    pub track_flows: bool,
+    /// Benchmark only, 0 in production: when non-zero the XDP program adds
+    /// `(packet number × 2654435761) & (bench_spread - 1)` to the subscriber address
+    /// (IPv4: the address, IPv6: bits 32..64) so one `BPF_PROG_TEST_RUN` frame walks many
+    /// subscribers. Must be a power of two. The verifier removes the code when 0.
+    pub bench_spread: u32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { pin_dir: None, cpumap_queue_size: DEFAULT_CPUMAP_QUEUE_SIZE }
+        LoadOptions {
+            pin_dir: None,
+            cpumap_queue_size: DEFAULT_CPUMAP_QUEUE_SIZE,
+            max_slots: DEFAULT_MAX_SLOTS,
+            max_flows: DEFAULT_MAX_FLOWS,
+            max_mappings: DEFAULT_MAX_MAPPINGS,
+            track_flows: true,
+            bench_spread: 0,
+        }
     }
 }
 
@@ -97,6 +132,8 @@ pub struct TcTestResult {
     pub priority: u32,
     /// Average time per run.
     pub duration: Duration,
+    /// The frame after the program (e.g. a swapped VLAN tag).
+    pub frame: Vec<u8>,
 }
 
 struct Attached {
@@ -110,10 +147,16 @@ pub struct Dataplane {
     ebpf: Ebpf,
     ip_map: IpMap,
     cpu_map: CpuMap,
-    counters: HostCounters,
     if_config: InterfaceConfig,
+    settings: Settings,
+    slots: SlotCounterMap,
+    rtt: RttHistograms,
+    flows: FlowTable,
+    unknown: UnknownTable,
+    stats: StatsMap,
     attached: Attached,
     cpus: Vec<u32>,
+    recreated: Vec<LayoutMismatch>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -145,13 +188,39 @@ impl Dataplane {
     /// attached yet, so a verifier failure leaves any running data plane untouched.
     pub fn load(opts: &LoadOptions) -> Result<Self, BpfError> {
         let ncpus = possible_cpus()?;
+        if opts.bench_spread != 0 && !opts.bench_spread.is_power_of_two() {
+            return Err(BpfError::InvalidOption {
+                option: "bench_spread",
+                reason: "must be 0 or a power of two",
+            });
+        }
+        if opts.max_slots == 0 || opts.max_flows == 0 || opts.max_mappings == 0 {
+            return Err(BpfError::InvalidOption {
+                option: "max_slots/max_flows/max_mappings",
+                reason: "must be at least 1",
+            });
+        }
         let mut loader = EbpfLoader::new();
         let ncpus_u32 = u32::try_from(ncpus).unwrap_or(u32::MAX);
         loader.map_max_entries(maps::CPU_MAP, ncpus_u32);
+        loader.map_max_entries(maps::SLOT_COUNTERS, opts.max_slots);
+        loader.map_max_entries(maps::RTT_HIST, opts.max_slots);
+        loader.map_max_entries(maps::FLOWS, opts.max_flows);
+        loader.map_max_entries(maps::IP_MAP, opts.max_mappings);
+        let max_slot_index = opts.max_slots;
+        let spread_mask = opts.bench_spread.wrapping_sub(1);
+        let spread_on = u32::from(opts.bench_spread != 0);
+        loader.override_global("lqos_max_slots", &max_slot_index, true);
+        loader.override_global("lqos_bench_spread_on", &spread_on, true);
+        let track = u32::from(opts.track_flows);
+        loader.override_global("lqos_track_flows", &track, true);
+        loader.override_global("lqos_bench_spread_mask", &spread_mask, true);
+        let mut recreated = Vec::new();
         let pin_paths: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|source| BpfError::PinDir { path: dir.clone(), source })?;
+                recreated = layout::repair_pins(dir, opts)?;
                 PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect()
             }
             None => Vec::new(),
@@ -170,28 +239,48 @@ impl Dataplane {
         }
         let ip_map = IpMap::new(
             take_map(&mut ebpf, maps::IP_MAP)?,
-            take_map(&mut ebpf, maps::HOT_CACHE)?,
+            take_map(&mut ebpf, maps::CACHE)?,
             take_map(&mut ebpf, maps::EPOCH)?,
         )?;
         let mut cpu_map = CpuMap::new(take_map(&mut ebpf, maps::CPU_MAP)?);
-        let counters = HostCounters::new(take_map(&mut ebpf, maps::HOST_COUNTERS)?, ncpus)?;
-        let if_config = InterfaceConfig::new(take_map(&mut ebpf, maps::IF_CONFIG)?);
+        let if_config = InterfaceConfig::new(take_map(&mut ebpf, maps::IF_CONFIG)?)?;
+        let mut settings = Settings::new(take_map(&mut ebpf, maps::SETTINGS)?)?;
+        settings.set(&DataplaneSettings::default())?;
+        let slots = SlotCounterMap::new(take_map(&mut ebpf, maps::SLOT_COUNTERS)?, ncpus)?;
+        let rtt = RttHistograms::new(take_map(&mut ebpf, maps::RTT_HIST)?)?;
+        let flows = FlowTable::new(take_map(&mut ebpf, maps::FLOWS)?)?;
+        let unknown = UnknownTable::new(take_map(&mut ebpf, maps::UNKNOWN)?)?;
+        let stats = StatsMap::new(take_map(&mut ebpf, maps::STATS)?)?;
         let cpus = cpu_map.fill_online(opts.cpumap_queue_size)?;
         tracing::info!(
             possible_cpus = ncpus,
             online = cpus.len(),
             pinned = opts.pin_dir.is_some(),
+            max_slots = opts.max_slots,
+            max_flows = opts.max_flows,
+            recreated = recreated.len(),
             "eBPF data plane loaded"
         );
         Ok(Dataplane {
             ebpf,
             ip_map,
             cpu_map,
-            counters,
             if_config,
+            settings,
+            slots,
+            rtt,
+            flows,
+            unknown,
+            stats,
             attached: Attached { xdp: Vec::new(), tc: Vec::new() },
             cpus,
+            recreated,
         })
+    }
+
+    /// Pins that [`Dataplane::load`] found with a different layout and recreated (empty).
+    pub fn recreated_maps(&self) -> &[LayoutMismatch] {
+        &self.recreated
     }
 
     /// Stores the interface's role for the programs (done by the attach calls too).
@@ -304,9 +393,56 @@ impl Dataplane {
         &mut self.cpu_map
     }
 
-    /// Host counters.
-    pub fn host_counters(&mut self) -> &mut HostCounters {
-        &mut self.counters
+    /// Interface roles.
+    pub fn interfaces(&mut self) -> &mut InterfaceConfig {
+        &mut self.if_config
+    }
+
+    /// Writes the global switches (observe mode, sampling rates).
+    pub fn set_settings(&mut self, s: &DataplaneSettings) -> Result<(), BpfError> {
+        self.settings.set(s)
+    }
+
+    /// Reads the global switches.
+    pub fn settings(&self) -> Result<DataplaneSettings, BpfError> {
+        self.settings.get()
+    }
+
+    /// `queue_mode = "observe"` on or off (keeps the sampling rates).
+    pub fn set_observe(&mut self, observe: bool) -> Result<(), BpfError> {
+        let s = DataplaneSettings { observe, ..self.settings.get()? };
+        self.settings.set(&s)
+    }
+
+    /// Per-slot counters.
+    pub fn slot_counters(&mut self) -> &mut SlotCounterMap {
+        &mut self.slots
+    }
+
+    /// Per-slot RTT histograms.
+    pub fn rtt_histograms(&mut self) -> &mut RttHistograms {
+        &mut self.rtt
+    }
+
+    /// The flow table.
+    pub fn flows(&mut self) -> &mut FlowTable {
+        &mut self.flows
+    }
+
+    /// The sampled unknown-address table.
+    pub fn unknown(&mut self) -> &mut UnknownTable {
+        &mut self.unknown
+    }
+
+    /// The programs' health counters.
+    pub fn stats(&self) -> Result<DataplaneStats, BpfError> {
+        self.stats.read()
+    }
+
+    /// Zeroes the counters and RTT histograms of slots (call before reusing a freed slot).
+    pub fn reset_slots(&mut self, slots: &[u32]) -> Result<(), BpfError> {
+        self.slots.reset(slots)?;
+        self.rtt.reset(slots)
     }
 
     /// Online CPUs enabled in the cpumap at load.
@@ -316,40 +452,36 @@ impl Dataplane {
 
     /// Runs the XDP program once per `repeat` over `frame` as if received on `ingress_ifindex`.
     pub fn test_run_xdp(
-        &mut self,
+        &self,
         frame: &[u8],
         ingress_ifindex: u32,
         repeat: u32,
     ) -> Result<XdpTestResult, BpfError> {
-        run_xdp(&mut self.ebpf, PROG_XDP, frame, ingress_ifindex, repeat)
+        run_xdp(&self.ebpf, PROG_XDP, frame, ingress_ifindex, repeat)
     }
 
     /// Same as [`Dataplane::test_run_xdp`] for the empty benchmark anchor (`return XDP_PASS`).
     pub fn test_run_xdp_pass(
-        &mut self,
+        &self,
         frame: &[u8],
         ingress_ifindex: u32,
         repeat: u32,
     ) -> Result<XdpTestResult, BpfError> {
-        run_xdp(&mut self.ebpf, PROG_XDP_PASS, frame, ingress_ifindex, repeat)
+        run_xdp(&self.ebpf, PROG_XDP_PASS, frame, ingress_ifindex, repeat)
     }
 
     /// Runs the egress classifier over `frame` as if leaving `ifindex` (no XDP metadata).
-    pub fn test_run_tc_egress(
-        &mut self,
-        frame: &[u8],
-        ifindex: u32,
-    ) -> Result<TcTestResult, BpfError> {
-        run_tc(&mut self.ebpf, PROG_TC_EGRESS, frame, ifindex)
+    pub fn test_run_tc_egress(&self, frame: &[u8], ifindex: u32) -> Result<TcTestResult, BpfError> {
+        run_tc(&self.ebpf, PROG_TC_EGRESS, frame, ifindex)
     }
 
     /// Runs the stick ingress hairpin over `frame` as if received on `ifindex`.
     pub fn test_run_tc_stick_ingress(
-        &mut self,
+        &self,
         frame: &[u8],
         ifindex: u32,
     ) -> Result<TcTestResult, BpfError> {
-        run_tc(&mut self.ebpf, PROG_TC_STICK, frame, ifindex)
+        run_tc(&self.ebpf, PROG_TC_STICK, frame, ifindex)
     }
 }
 
@@ -369,14 +501,22 @@ where
     prog.try_into().map_err(|_| BpfError::Missing { kind: "program", name })
 }
 
+fn prog_ref<'a, T>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a T, BpfError>
+where
+    &'a T: TryFrom<&'a aya::programs::Program>,
+{
+    let prog = ebpf.program(name).ok_or(BpfError::Missing { kind: "program", name })?;
+    prog.try_into().map_err(|_| BpfError::Missing { kind: "program", name })
+}
+
 fn run_xdp(
-    ebpf: &mut Ebpf,
+    ebpf: &Ebpf,
     name: &'static str,
     frame: &[u8],
     ingress_ifindex: u32,
     repeat: u32,
 ) -> Result<XdpTestResult, BpfError> {
-    let prog: &mut Xdp = prog_mut(ebpf, name)?;
+    let prog: &Xdp = prog_ref(ebpf, name)?;
     // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
     let mut ctx_in = [0u8; 24];
     let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
@@ -404,12 +544,12 @@ fn run_xdp(
 }
 
 fn run_tc(
-    ebpf: &mut Ebpf,
+    ebpf: &Ebpf,
     name: &'static str,
     frame: &[u8],
     ifindex: u32,
 ) -> Result<TcTestResult, BpfError> {
-    let prog: &mut SchedClassifier = prog_mut(ebpf, name)?;
+    let prog: &SchedClassifier = prog_ref(ebpf, name)?;
     // struct __sk_buff: priority at 32, ifindex at 40; only allowed fields may be non-zero.
     let mut ctx_in = [0u8; 48];
     ctx_in[40..44].copy_from_slice(&ifindex.to_ne_bytes());
@@ -421,10 +561,12 @@ fn run_tc(
     opts.ctx_in = Some(&ctx_in);
     opts.ctx_out = Some(&mut ctx_out);
     let res = prog.test_run(opts).map_err(|source| BpfError::TestRun { program: name, source })?;
+    let out_len = (res.data_size_out as usize).min(data_out.len());
     Ok(TcTestResult {
         action: res.return_value,
         priority: u32::from_ne_bytes([ctx_out[32], ctx_out[33], ctx_out[34], ctx_out[35]]),
         duration: res.duration,
+        frame: data_out[..out_len].to_vec(),
     })
 }
 
@@ -454,7 +596,7 @@ pub fn ensure_bpffs_at(path: &Path) -> Result<bool, BpfError> {
 
 /// Removes the pins [`Dataplane::load`] creates under `dir` (for `--clear` and tests).
 pub fn remove_pins(dir: &Path) -> Result<(), BpfError> {
-    for name in PINNED_MAPS {
+    for name in PINNED_MAPS.iter().chain(layout::LEGACY_PINS.iter()) {
         match std::fs::remove_file(dir.join(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -484,11 +626,43 @@ impl BpfKernel for Dataplane {
         self.ip_map.list()
     }
 
-    fn host_counters(&self) -> Result<Vec<(IpAddr, HostCounter)>, BpfError> {
-        self.counters.read_all()
+    fn read_slot_counters(
+        &self,
+        range: std::ops::Range<u32>,
+        out: &mut Vec<SlotCounters>,
+    ) -> Result<(), BpfError> {
+        self.slots.read(range, out)
     }
 
-    fn remove_hosts(&mut self, hosts: &[IpAddr]) -> Result<(), BpfError> {
-        self.counters.remove(hosts)
+    fn read_rtt_histograms(
+        &self,
+        range: std::ops::Range<u32>,
+        out: &mut Vec<RttHistogram>,
+    ) -> Result<(), BpfError> {
+        self.rtt.read(range, out)
+    }
+
+    fn reset_slots(&mut self, slots: &[u32]) -> Result<(), BpfError> {
+        Dataplane::reset_slots(self, slots)
+    }
+
+    fn read_flows(&self) -> Result<Vec<Flow>, BpfError> {
+        self.flows.read_all()
+    }
+
+    fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<usize, BpfError> {
+        self.flows.remove(keys)
+    }
+
+    fn read_unknown(&self) -> Result<Vec<UnknownAddress>, BpfError> {
+        self.unknown.read_all()
+    }
+
+    fn clear_unknown(&mut self) -> Result<(), BpfError> {
+        self.unknown.clear()
+    }
+
+    fn set_settings(&mut self, s: &DataplaneSettings) -> Result<(), BpfError> {
+        self.settings.set(s)
     }
 }

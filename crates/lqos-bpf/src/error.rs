@@ -135,6 +135,24 @@ pub enum BpfError {
         /// Why.
         reason: &'static str,
     },
+    /// Two configured interfaces share an index of the interface role array.
+    #[error(
+        "interface ifindex {ifindex} collides with configured ifindex {other} (equal modulo 1024)"
+    )]
+    IfindexCollision {
+        /// The interface being configured.
+        ifindex: u32,
+        /// The one already there.
+        other: u32,
+    },
+    /// A load option is out of range.
+    #[error("load option {option}: {reason}")]
+    InvalidOption {
+        /// Option name.
+        option: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A failure injected into the fake kernel by a test.
     #[error("injected failure in fake kernel during {operation}")]
     Injected {

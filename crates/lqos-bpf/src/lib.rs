@@ -3,10 +3,14 @@
 //! classifier (egress, TCX), and typed access to their maps. It must not touch qdiscs or
 //! classes (lqos-tc does) and never decides *what* to map (lqosd/lqos-plan do).
 //!
-//! Main types: [`Dataplane`] (load, attach, detach, test-run), [`IpMap`] (IP → CPU/class
-//! trie with an epoch-checked hot cache), [`CpuMap`], [`HostCounters`], [`InterfaceRole`],
-//! the kernel seam [`BpfKernel`] and, behind `cfg(any(test, feature = "fake"))`,
-//! `fake::FakeKernel`. Shared layouts live in `bpf/lqos_abi.h` and are mirrored in [`abi`].
+//! Main types: [`Dataplane`] (load, attach, detach, test-run), [`IpMap`] (IP → CPU/class/slot
+//! trie behind a per-CPU epoch-checked cache), [`CpuMap`], [`InterfaceRole`], what the
+//! programs measure ([`SlotCounterMap`], [`RttHistograms`], [`FlowTable`] + [`FlowAger`],
+//! [`UnknownTable`], [`DataplaneStats`]), [`DataplaneSettings`] (observe mode), the
+//! pinned-map layout check ([`check_pinned_layouts`]), the kernel seam [`BpfKernel`] and,
+//! behind `cfg(any(test, feature = "fake"))`, `fake::FakeKernel`. Shared layouts live in
+//! `bpf/lqos_abi.h` and are mirrored in [`abi`]. The API lqosd uses is described in
+//! `docs/qoe-api.md`.
 //!
 //! Queue mapping: the tc classifier writes `skb->priority = class handle` and
 //! `skb->queue_mapping = major`. With XPS disabled the kernel then picks TX queue
@@ -22,16 +26,23 @@ mod error;
 pub mod fake;
 pub mod frames;
 mod kernel;
+mod layout;
 mod maps;
+mod stats;
 
 pub use dataplane::{
-    BPFFS_PATH, DEFAULT_PIN_DIR, Dataplane, LoadOptions, PINNED_MAPS, TC_ACT_OK, TC_ACT_REDIRECT,
-    TcTestResult, XDP_PASS, XDP_REDIRECT, XdpAttachMode, XdpTestResult, ensure_bpffs,
-    ensure_bpffs_at, remove_pins,
+    BPFFS_PATH, DEFAULT_MAX_FLOWS, DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SLOTS, DEFAULT_PIN_DIR,
+    Dataplane, LoadOptions, PINNED_MAPS, TC_ACT_OK, TC_ACT_REDIRECT, TcTestResult, XDP_PASS,
+    XDP_REDIRECT, XdpAttachMode, XdpTestResult, ensure_bpffs, ensure_bpffs_at, remove_pins,
 };
 pub use error::BpfError;
 pub use kernel::BpfKernel;
+pub use layout::{LEGACY_PINS, LayoutMismatch, MapLayout, check_pinned_layouts, pinned_layouts};
 pub use maps::{
-    CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, HostCounter, HostCounters, InterfaceConfig, InterfaceRole,
-    IpMap, IpMapping, MappingBatch, decode_addr, decode_net, encode_addr, encode_net,
+    CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, DataplaneSettings, InterfaceConfig, InterfaceRole, IpMap,
+    IpMapping, MappingBatch, Settings, decode_addr, decode_net, encode_addr, encode_net,
+};
+pub use stats::{
+    DataplaneStats, Flow, FlowAger, FlowKey, FlowTable, RttHistogram, RttHistograms,
+    SlotCounterMap, SlotCounters, StatsMap, UNKNOWN_ENTRIES, UnknownAddress, UnknownTable,
 };

@@ -1,26 +1,33 @@
-//! Typed handles over the data plane's maps: [`IpMap`], [`CpuMap`], [`HostCounters`],
-//! [`InterfaceConfig`], plus the 16-byte address encoding shared with the eBPF side.
+//! Typed handles over the data plane's control maps: [`IpMap`] (prefix → CPU, class, slot),
+//! [`CpuMap`], [`InterfaceConfig`], [`Settings`], plus the 16-byte address encoding shared
+//! with the eBPF side. Counters, RTT histograms, flows and unknown addresses are in
+//! `crate::stats`.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd, BorrowedFd},
 };
 
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuHashMap, lpm_trie::Key};
+use aya::maps::{Array, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
 use ipnet::IpNet;
 
 use crate::{
     BpfError,
-    abi::{self, CacheEntry, IfConfig, IpInfo, RawHostCounter},
+    abi::{self, CacheEntry, IfConfig, IpInfo, RawSettings},
 };
 
 /// Map names in `lqos_kern.c`.
 pub(crate) const IP_MAP: &str = "lqos_ip_map";
-pub(crate) const HOT_CACHE: &str = "lqos_hot_cache";
+pub(crate) const CACHE: &str = "lqos_cache";
 pub(crate) const EPOCH: &str = "lqos_epoch";
 pub(crate) const CPU_MAP: &str = "lqos_cpu_map";
-pub(crate) const HOST_COUNTERS: &str = "lqos_host_counters";
 pub(crate) const IF_CONFIG: &str = "lqos_if_config";
+pub(crate) const SETTINGS: &str = "lqos_settings";
+pub(crate) const SLOT_COUNTERS: &str = "lqos_slot_counters";
+pub(crate) const RTT_HIST: &str = "lqos_rtt_hist";
+pub(crate) const FLOWS: &str = "lqos_flows";
+pub(crate) const UNKNOWN: &str = "lqos_unknown";
+pub(crate) const STATS: &str = "lqos_stats";
 
 /// Encodes an address as the data plane stores it: IPv6 as is, IPv4 as twelve `0xFF` bytes
 /// followed by the address (LibreQoS-compatible).
@@ -74,7 +81,11 @@ pub struct IpMapping {
     pub cpu: u32,
     /// Download class handle `major << 16 | minor` (uploads on a stick add the offset to major).
     pub class_handle: u32,
-    /// Circuit hash (reported back in counters by lqosd).
+    /// Dense counter slot of the circuit: index into the slot counters and RTT histograms.
+    /// Slot 0 is the unshaped slot (unmapped traffic); lqosd gives circuits 1..max_slots.
+    /// A slot at or beyond `max_slots` is counted in slot 0.
+    pub slot: u32,
+    /// Circuit hash (kept for lqosd's reconcile and listings).
     pub circuit_hash: u64,
     /// Device hash.
     pub device_hash: u64,
@@ -85,6 +96,8 @@ impl From<IpMapping> for IpInfo {
         IpInfo {
             cpu: m.cpu,
             class_handle: m.class_handle,
+            slot: m.slot,
+            flags: 0,
             circuit_hash: m.circuit_hash,
             device_hash: m.device_hash,
         }
@@ -96,6 +109,7 @@ impl From<IpInfo> for IpMapping {
         IpMapping {
             cpu: i.cpu,
             class_handle: i.class_handle,
+            slot: i.slot,
             circuit_hash: i.circuit_hash,
             device_hash: i.device_hash,
         }
@@ -118,7 +132,8 @@ pub enum InterfaceRole {
     ToInternet,
     /// Faces the subscribers (`to_network`): ingress = upload, subscriber = source.
     ToNetwork,
-    /// One NIC with two VLANs (`[single_interface]`).
+    /// One NIC with two VLANs (`[single_interface]`). With two tags (QinQ) the inner tag
+    /// decides the direction and is the one swapped.
     Stick {
         /// VLAN towards the Internet.
         internet_vlan: u16,
@@ -130,33 +145,38 @@ pub enum InterfaceRole {
 }
 
 impl InterfaceRole {
-    pub(crate) fn to_raw(self) -> IfConfig {
+    pub(crate) fn to_raw(self, ifindex: u32) -> IfConfig {
         match self {
             InterfaceRole::ToInternet => {
-                IfConfig { direction: abi::DIR_TO_INTERNET, ..IfConfig::default() }
+                IfConfig { ifindex, direction: abi::DIR_TO_INTERNET, ..IfConfig::default() }
             }
             InterfaceRole::ToNetwork => {
-                IfConfig { direction: abi::DIR_TO_NETWORK, ..IfConfig::default() }
+                IfConfig { ifindex, direction: abi::DIR_TO_NETWORK, ..IfConfig::default() }
             }
             InterfaceRole::Stick { internet_vlan, network_vlan, stick_offset } => IfConfig {
+                ifindex,
                 direction: abi::DIR_STICK,
                 internet_vid: internet_vlan & 0x0fff,
                 isp_vid: network_vlan & 0x0fff,
                 stick_offset,
-                flags: 0,
             },
         }
     }
 }
 
-fn map_fd(map: &Map) -> Option<BorrowedFd<'_>> {
+pub(crate) fn map_fd(map: &Map) -> Option<BorrowedFd<'_>> {
     match map {
-        Map::LpmTrie(d) | Map::PerCpuHashMap(d) => Some(d.fd().as_fd()),
+        Map::Array(d)
+        | Map::PerCpuArray(d)
+        | Map::LpmTrie(d)
+        | Map::HashMap(d)
+        | Map::PerCpuHashMap(d)
+        | Map::CpuMap(d) => Some(d.fd().as_fd()),
         _ => None,
     }
 }
 
-fn fd_or_err<'a>(map: &'a Map, name: &'static str) -> Result<BorrowedFd<'a>, BpfError> {
+pub(crate) fn fd_or_err<'a>(map: &'a Map, name: &'static str) -> Result<BorrowedFd<'a>, BpfError> {
     map_fd(map).ok_or_else(|| BpfError::MapSyscall {
         map: name,
         operation: "get file descriptor".into(),
@@ -164,7 +184,29 @@ fn fd_or_err<'a>(map: &'a Map, name: &'static str) -> Result<BorrowedFd<'a>, Bpf
     })
 }
 
-fn map_err(
+pub(crate) fn max_entries(map: &Map, name: &'static str) -> Result<u32, BpfError> {
+    let data = match map {
+        Map::Array(d)
+        | Map::PerCpuArray(d)
+        | Map::LpmTrie(d)
+        | Map::HashMap(d)
+        | Map::PerCpuHashMap(d)
+        | Map::CpuMap(d) => d,
+        _ => {
+            return Err(BpfError::MapSyscall {
+                map: name,
+                operation: "read map info".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "unexpected map type",
+                ),
+            });
+        }
+    };
+    data.info().map(|i| i.max_entries()).map_err(map_err(name, "read map info"))
+}
+
+pub(crate) fn map_err(
     map: &'static str,
     operation: impl Into<String>,
 ) -> impl FnOnce(aya::maps::MapError) -> BpfError {
@@ -172,15 +214,21 @@ fn map_err(
     move |source| BpfError::Map { map, operation, source }
 }
 
-fn is_not_found(e: &aya::maps::MapError) -> bool {
+pub(crate) fn is_not_found(e: &aya::maps::MapError) -> bool {
     matches!(e, aya::maps::MapError::KeyNotFound)
         || matches!(e, aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
 }
 
-/// The IP → (CPU, class) table: LPM trie + epoch-checked hot cache.
+pub(crate) fn is_batch_unsupported(e: &std::io::Error) -> bool {
+    // ENOTSUPP (524) is the kernel-internal code the bpf syscall leaks for missing map ops.
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | 524))
+}
+
+/// The IP → (CPU, class, slot) table: LPM trie behind a per-CPU direct-mapped cache whose
+/// entries carry the epoch they were filled in.
 ///
-/// Every change ends with [`IpMap::bump_epoch`], so no cached result from before the change
-/// survives it (cache entries carry the epoch they were found in).
+/// Every change ends with [`IpMap::bump_epoch`] — also when the change failed half-way — so
+/// no cached result from before a change survives it.
 #[derive(Debug)]
 pub struct IpMap {
     trie: Map,
@@ -192,39 +240,49 @@ impl IpMap {
     pub(crate) fn new(trie: Map, cache: Map, epoch: Map) -> Result<Self, BpfError> {
         // Check key/value sizes once.
         LpmTrie::<&MapData, [u8; 16], IpInfo>::try_from(&trie).map_err(map_err(IP_MAP, "open"))?;
-        aya::maps::HashMap::<&MapData, [u8; 16], CacheEntry>::try_from(&cache)
-            .map_err(map_err(HOT_CACHE, "open"))?;
+        PerCpuArray::<&MapData, CacheEntry>::try_from(&cache).map_err(map_err(CACHE, "open"))?;
         Array::<&MapData, u32>::try_from(&epoch).map_err(map_err(EPOCH, "open"))?;
         Ok(IpMap { trie, cache, epoch })
     }
 
-    /// Applies upserts then deletes, then bumps the epoch once.
+    /// Applies upserts then deletes, then bumps the epoch once. The epoch is bumped even when
+    /// a step fails (part of the batch may be in the trie); the first error is returned.
     pub fn apply(&mut self, batch: &MappingBatch) -> Result<u32, BpfError> {
-        self.upsert_no_bump(&batch.upsert)?;
-        self.delete_no_bump(&batch.delete)?;
-        self.bump_epoch()
+        let res =
+            self.upsert_no_bump(&batch.upsert).and_then(|()| self.delete_no_bump(&batch.delete));
+        let bumped = self.bump_epoch();
+        res?;
+        bumped
     }
 
-    /// Adds or replaces prefixes, then bumps the epoch.
+    /// Adds or replaces prefixes, then bumps the epoch (also on failure).
     pub fn insert_batch(&mut self, entries: &[(IpNet, IpMapping)]) -> Result<u32, BpfError> {
-        self.upsert_no_bump(entries)?;
-        self.bump_epoch()
+        let res = self.upsert_no_bump(entries);
+        let bumped = self.bump_epoch();
+        res?;
+        bumped
     }
 
-    /// Removes prefixes (missing ones are ignored), then bumps the epoch.
+    /// Removes prefixes (missing ones are ignored), then bumps the epoch (also on failure).
     pub fn delete_batch(&mut self, nets: &[IpNet]) -> Result<u32, BpfError> {
-        self.delete_no_bump(nets)?;
-        self.bump_epoch()
+        let res = self.delete_no_bump(nets);
+        let bumped = self.bump_epoch();
+        res?;
+        bumped
     }
 
-    /// Removes every mapping, then bumps the epoch.
+    /// Removes every mapping, then bumps the epoch (also on failure).
     pub fn clear(&mut self) -> Result<u32, BpfError> {
-        let nets: Vec<IpNet> = self.list()?.into_iter().map(|(n, _)| n).collect();
-        self.delete_no_bump(&nets)?;
-        self.bump_epoch()
+        let res = self
+            .list()
+            .map(|l| l.into_iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .and_then(|nets| self.delete_no_bump(&nets));
+        let bumped = self.bump_epoch();
+        res?;
+        bumped
     }
 
-    /// Every mapping in the trie.
+    /// Every mapping in the trie, sorted by prefix.
     pub fn list(&self) -> Result<Vec<(IpNet, IpMapping)>, BpfError> {
         let trie = LpmTrie::<&MapData, [u8; 16], IpInfo>::try_from(&self.trie)
             .map_err(map_err(IP_MAP, "open"))?;
@@ -256,7 +314,7 @@ impl IpMap {
         arr.get(&0, 0).map_err(map_err(EPOCH, "read"))
     }
 
-    /// Invalidates every hot-cache entry by moving to the next epoch. Returns the new epoch.
+    /// Invalidates every cache entry by moving to the next epoch. Returns the new epoch.
     pub fn bump_epoch(&mut self) -> Result<u32, BpfError> {
         let next = self.epoch()?.wrapping_add(1);
         let mut arr = Array::<&mut MapData, u32>::try_from(&mut self.epoch)
@@ -265,11 +323,26 @@ impl IpMap {
         Ok(next)
     }
 
-    /// Number of entries in the hot cache (any epoch); for tests and diagnostics.
-    pub fn hot_cache_len(&self) -> Result<usize, BpfError> {
-        let cache = aya::maps::HashMap::<&MapData, [u8; 16], CacheEntry>::try_from(&self.cache)
-            .map_err(map_err(HOT_CACHE, "open"))?;
-        Ok(cache.keys().filter(|k| k.is_ok()).count())
+    /// Cache entries (summed over CPUs) filled in the current epoch: `(mapped, negative)`.
+    /// For tests and diagnostics; reads the whole per-CPU cache.
+    pub fn cache_entries(&self) -> Result<(usize, usize), BpfError> {
+        let epoch = self.epoch()?;
+        let cache = PerCpuArray::<&MapData, CacheEntry>::try_from(&self.cache)
+            .map_err(map_err(CACHE, "open"))?;
+        let (mut mapped, mut negative) = (0, 0);
+        for i in 0..cache.len() {
+            let values = cache.get(&i, 0).map_err(map_err(CACHE, "read"))?;
+            for e in values.iter() {
+                if e.flags & abi::CACHE_VALID != 0 && e.epoch == epoch {
+                    if e.flags & abi::CACHE_MAPPED != 0 {
+                        mapped += 1;
+                    } else {
+                        negative += 1;
+                    }
+                }
+            }
+        }
+        Ok((mapped, negative))
     }
 
     fn upsert_no_bump(&mut self, entries: &[(IpNet, IpMapping)]) -> Result<(), BpfError> {
@@ -289,9 +362,13 @@ impl IpMap {
                 tracing::debug!(map = IP_MAP, error = %e, "batch update unsupported, updating one by one");
             }
             Err((done, e)) => {
+                let failed = entries.get(done).map(|e| e.0.to_string()).unwrap_or_default();
                 return Err(BpfError::MapSyscall {
                     map: IP_MAP,
-                    operation: format!("batch update ({done} of {} done)", entries.len()),
+                    operation: format!(
+                        "batch update ({done} of {} done, failed at {failed})",
+                        entries.len()
+                    ),
                     source: e,
                 });
             }
@@ -317,11 +394,6 @@ impl IpMap {
         }
         Ok(())
     }
-}
-
-fn is_batch_unsupported(e: &std::io::Error) -> bool {
-    // ENOTSUPP (524) is the kernel-internal code the bpf syscall leaks for missing map ops.
-    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | 524))
 }
 
 /// The cpumap that XDP redirects into; one slot per possible CPU.
@@ -362,174 +434,114 @@ impl CpuMap {
     }
 }
 
-/// Counters of one subscriber address, summed over CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HostCounter {
-    /// Download bytes (L2, before shaping).
-    pub download_bytes: u64,
-    /// Download packets.
-    pub download_packets: u64,
-    /// Upload bytes.
-    pub upload_bytes: u64,
-    /// Upload packets.
-    pub upload_packets: u64,
-    /// Newest `CLOCK_BOOTTIME` nanoseconds over all CPUs.
-    pub last_seen_ns: u64,
-    /// Class handle seen on the CPU with the newest packet (0 = unmapped).
-    pub class_handle: u32,
-}
-
-impl HostCounter {
-    fn add(&mut self, raw: &RawHostCounter) {
-        self.download_bytes = self.download_bytes.wrapping_add(raw.download_bytes);
-        self.download_packets = self.download_packets.wrapping_add(raw.download_packets);
-        self.upload_bytes = self.upload_bytes.wrapping_add(raw.upload_bytes);
-        self.upload_packets = self.upload_packets.wrapping_add(raw.upload_packets);
-        if raw.last_seen_ns >= self.last_seen_ns && raw.last_seen_ns != 0 {
-            self.last_seen_ns = raw.last_seen_ns;
-            self.class_handle = raw.class_handle;
-        }
-    }
-}
-
-/// Per-CPU host counters keyed by subscriber address.
-#[derive(Debug)]
-pub struct HostCounters {
-    map: Map,
-    possible_cpus: usize,
-}
-
-const COUNTER_BATCH: usize = 4096;
-
-impl HostCounters {
-    pub(crate) fn new(map: Map, possible_cpus: usize) -> Result<Self, BpfError> {
-        PerCpuHashMap::<&MapData, [u8; 16], RawHostCounter>::try_from(&map)
-            .map_err(map_err(HOST_COUNTERS, "open"))?;
-        Ok(HostCounters { map, possible_cpus })
-    }
-
-    /// Reads every host, summed over CPUs, with `BPF_MAP_LOOKUP_BATCH` (falls back to key
-    /// iteration if the kernel refuses batches). Sorted by address.
-    pub fn read_all(&self) -> Result<Vec<(IpAddr, HostCounter)>, BpfError> {
-        let mut out = match self.read_batched() {
-            Ok(v) => v,
-            Err(BpfError::MapSyscall { source, .. })
-                if matches!(source.raw_os_error(), Some(libc::EINVAL | libc::ENOSPC | 524)) =>
-            {
-                tracing::debug!(map = HOST_COUNTERS, error = %source, "batch lookup refused, iterating keys");
-                self.read_iterating()?
-            }
-            Err(e) => return Err(e),
-        };
-        out.sort_by_key(|e| e.0);
-        Ok(out)
-    }
-
-    fn read_batched(&self) -> Result<Vec<(IpAddr, HostCounter)>, BpfError> {
-        let stride = std::mem::size_of::<RawHostCounter>().div_ceil(8) * 8;
-        let per_entry = stride * self.possible_cpus;
-        let mut keys = vec![0u8; COUNTER_BATCH * 16];
-        let mut values = vec![0u8; COUNTER_BATCH * per_entry];
-        let mut out = Vec::new();
-        let mut token_in = [0u8; 8];
-        let mut token_out = [0u8; 8];
-        let mut first = true;
-        // Bounded: each round returns ≥ 1 entry or ends; the map holds at most 2^18 entries.
-        for _ in 0..=(1 << 18) {
-            let chunk = abi::lookup_batch(
-                fd_or_err(&self.map, HOST_COUNTERS)?,
-                if first { None } else { Some(&token_in) },
-                &mut token_out,
-                &mut keys,
-                16,
-                &mut values,
-                per_entry,
-            )
-            .map_err(|source| BpfError::MapSyscall {
-                map: HOST_COUNTERS,
-                operation: "batch lookup".into(),
-                source,
-            })?;
-            for i in 0..chunk.count {
-                let mut key = [0u8; 16];
-                key.copy_from_slice(&keys[i * 16..i * 16 + 16]);
-                let mut sum = HostCounter::default();
-                for cpu in 0..self.possible_cpus {
-                    let off = i * per_entry + cpu * stride;
-                    if let Some(raw) = abi::pod_from_bytes::<RawHostCounter>(&values[off..]) {
-                        sum.add(&raw);
-                    }
-                }
-                out.push((decode_addr(key), sum));
-            }
-            if chunk.done || chunk.count == 0 {
-                break;
-            }
-            token_in = token_out;
-            first = false;
-        }
-        Ok(out)
-    }
-
-    fn read_iterating(&self) -> Result<Vec<(IpAddr, HostCounter)>, BpfError> {
-        let map = PerCpuHashMap::<&MapData, [u8; 16], RawHostCounter>::try_from(&self.map)
-            .map_err(map_err(HOST_COUNTERS, "open"))?;
-        let mut out = Vec::new();
-        for item in map.iter() {
-            let (key, values) = item.map_err(map_err(HOST_COUNTERS, "iterate"))?;
-            let mut sum = HostCounter::default();
-            for raw in values.iter() {
-                sum.add(raw);
-            }
-            out.push((decode_addr(key), sum));
-        }
-        Ok(out)
-    }
-
-    /// Deletes hosts (e.g. ones idle for too long). Missing ones are ignored.
-    pub fn remove(&mut self, hosts: &[IpAddr]) -> Result<(), BpfError> {
-        let mut map =
-            PerCpuHashMap::<&mut MapData, [u8; 16], RawHostCounter>::try_from(&mut self.map)
-                .map_err(map_err(HOST_COUNTERS, "open"))?;
-        for ip in hosts {
-            match map.remove(&encode_addr(*ip)) {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(map_err(HOST_COUNTERS, format!("delete {ip}"))(e)),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Per-interface configuration (role, stick VLANs and offset), keyed by ifindex.
+/// Interface roles: an array indexed by `ifindex & (IF_SLOTS - 1)`; each entry stores its
+/// ifindex, which the programs compare, so a stale or colliding entry is never misread.
 #[derive(Debug)]
 pub struct InterfaceConfig {
     map: Map,
 }
 
 impl InterfaceConfig {
-    pub(crate) fn new(map: Map) -> Self {
-        InterfaceConfig { map }
+    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
+        Array::<&MapData, IfConfig>::try_from(&map).map_err(map_err(IF_CONFIG, "open"))?;
+        Ok(InterfaceConfig { map })
     }
 
-    /// Sets the role of an ifindex.
+    /// Sets the role of an ifindex. Fails if another configured interface uses the same
+    /// array index (ifindexes equal modulo 1024).
     pub fn set(&mut self, ifindex: u32, role: InterfaceRole) -> Result<(), BpfError> {
-        let mut m = HashMap::<&mut MapData, u32, IfConfig>::try_from(&mut self.map)
+        let mut m = Array::<&mut MapData, IfConfig>::try_from(&mut self.map)
             .map_err(map_err(IF_CONFIG, "open"))?;
-        m.insert(ifindex, role.to_raw(), 0)
+        let idx = ifindex & (abi::IF_SLOTS - 1);
+        let cur = m.get(&idx, 0).map_err(map_err(IF_CONFIG, format!("read index {idx}")))?;
+        if cur.direction != abi::DIR_UNSET && cur.ifindex != ifindex {
+            return Err(BpfError::IfindexCollision { ifindex, other: cur.ifindex });
+        }
+        m.set(idx, role.to_raw(ifindex), 0)
             .map_err(map_err(IF_CONFIG, format!("set ifindex {ifindex}")))
     }
 
     /// Forgets an ifindex (its programs then pass everything).
     pub fn remove(&mut self, ifindex: u32) -> Result<(), BpfError> {
-        let mut m = HashMap::<&mut MapData, u32, IfConfig>::try_from(&mut self.map)
+        let mut m = Array::<&mut MapData, IfConfig>::try_from(&mut self.map)
             .map_err(map_err(IF_CONFIG, "open"))?;
-        match m.remove(&ifindex) {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(map_err(IF_CONFIG, format!("remove ifindex {ifindex}"))(e)),
+        let idx = ifindex & (abi::IF_SLOTS - 1);
+        let cur = m.get(&idx, 0).map_err(map_err(IF_CONFIG, format!("read index {idx}")))?;
+        if cur.ifindex != ifindex {
+            return Ok(());
         }
+        m.set(idx, IfConfig::default(), 0)
+            .map_err(map_err(IF_CONFIG, format!("remove ifindex {ifindex}")))
+    }
+
+    /// The role stored for an ifindex, if any.
+    pub fn get(&self, ifindex: u32) -> Result<Option<IfConfig>, BpfError> {
+        let m =
+            Array::<&MapData, IfConfig>::try_from(&self.map).map_err(map_err(IF_CONFIG, "open"))?;
+        let idx = ifindex & (abi::IF_SLOTS - 1);
+        let cur = m.get(&idx, 0).map_err(map_err(IF_CONFIG, format!("read index {idx}")))?;
+        Ok((cur.ifindex == ifindex && cur.direction != abi::DIR_UNSET).then_some(cur))
+    }
+}
+
+/// Global data-plane switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    /// `queue_mode = "observe"`: every mapped circuit is counted and measured, nothing is
+    /// redirected to a CPU or put into an HTB class (the stick still swaps VLANs).
+    pub observe: bool,
+    /// Time one in N new TCP timestamps per flow direction (1 = every one while no other
+    /// sample of that direction is outstanding).
+    pub rtt_sample_every: u32,
+    /// Record one in N unmapped packets per CPU in the unknown-address table.
+    pub unknown_sample_every: u32,
+}
+
+impl Default for DataplaneSettings {
+    fn default() -> Self {
+        DataplaneSettings { observe: false, rtt_sample_every: 1, unknown_sample_every: 16 }
+    }
+}
+
+/// The settings array (one entry).
+#[derive(Debug)]
+pub struct Settings {
+    map: Map,
+}
+
+impl Settings {
+    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
+        Array::<&MapData, RawSettings>::try_from(&map).map_err(map_err(SETTINGS, "open"))?;
+        Ok(Settings { map })
+    }
+
+    /// Writes the settings; the programs see them on their next packet.
+    pub fn set(&mut self, s: &DataplaneSettings) -> Result<(), BpfError> {
+        let mut m = Array::<&mut MapData, RawSettings>::try_from(&mut self.map)
+            .map_err(map_err(SETTINGS, "open"))?;
+        let raw = RawSettings {
+            flags: if s.observe { abi::SET_OBSERVE } else { 0 },
+            rtt_sample_every: s.rtt_sample_every.max(1),
+            unknown_sample_every: s.unknown_sample_every.max(1),
+            reserved: 0,
+        };
+        m.set(0, raw, 0).map_err(map_err(SETTINGS, "write"))
+    }
+
+    /// Reads the settings back.
+    pub fn get(&self) -> Result<DataplaneSettings, BpfError> {
+        let m = Array::<&MapData, RawSettings>::try_from(&self.map)
+            .map_err(map_err(SETTINGS, "open"))?;
+        let raw = m.get(&0, 0).map_err(map_err(SETTINGS, "read"))?;
+        Ok(DataplaneSettings {
+            observe: raw.flags & abi::SET_OBSERVE != 0,
+            rtt_sample_every: raw.rtt_sample_every.max(1),
+            unknown_sample_every: if raw.unknown_sample_every == 0 {
+                16
+            } else {
+                raw.unknown_sample_every
+            },
+        })
     }
 }
 
@@ -562,36 +574,5 @@ mod tests {
         assert_eq!(decode_addr(encode_addr(ip)), ip);
         let ip6: IpAddr = "2001:db8::7".parse().expect("ip");
         assert_eq!(decode_addr(encode_addr(ip6)), ip6);
-    }
-
-    #[test]
-    fn host_counter_sum_takes_class_of_newest_cpu() {
-        let mut sum = HostCounter::default();
-        sum.add(&RawHostCounter {
-            download_bytes: 10,
-            download_packets: 1,
-            last_seen_ns: 5,
-            class_handle: 1,
-            ..Default::default()
-        });
-        sum.add(&RawHostCounter {
-            download_bytes: 20,
-            download_packets: 2,
-            last_seen_ns: 9,
-            class_handle: 2,
-            ..Default::default()
-        });
-        sum.add(&RawHostCounter {
-            upload_bytes: 7,
-            upload_packets: 1,
-            last_seen_ns: 3,
-            class_handle: 3,
-            ..Default::default()
-        });
-        assert_eq!(sum.download_bytes, 30);
-        assert_eq!(sum.download_packets, 3);
-        assert_eq!(sum.upload_bytes, 7);
-        assert_eq!(sum.last_seen_ns, 9);
-        assert_eq!(sum.class_handle, 2);
     }
 }

@@ -53,6 +53,109 @@ pub enum Command {
     ClearTree,
     /// The scheduler reports its state (shown by Status and the GUI).
     SchedulerReport(SchedulerState),
+    /// The busiest flows of one circuit (TCP and UDP, by bytes), answered with `Flows`.
+    CircuitFlows {
+        /// Circuit ID.
+        circuit: String,
+    },
+}
+
+/// RTT percentiles of one path over a window, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct RttSummary {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// RTT samples in the window.
+    pub samples: u64,
+    /// Sum of the samples, milliseconds (for a Prometheus summary's `_sum`).
+    #[serde(default)]
+    pub sum_ms: f64,
+}
+
+/// RTT per path: `access` = shaper → subscriber → shaper (includes lqos's own queueing),
+/// `upstream` = shaper → Internet host → shaper. `None` when the window has no sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct RttPaths {
+    /// Subscriber side.
+    pub access: Option<RttSummary>,
+    /// Internet side.
+    pub upstream: Option<RttSummary>,
+}
+
+/// A count per direction: `down` towards the subscriber, `up` from the subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PerDirection {
+    /// Towards the subscriber.
+    pub down: u64,
+    /// From the subscriber.
+    pub up: u64,
+}
+
+/// TCP quality of a circuit or node, from TCP timestamps and sequence numbers seen by XDP.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Qoe {
+    /// RTT over the last 60 seconds.
+    pub rtt_ms: RttPaths,
+    /// RTT over the last 10 seconds.
+    pub rtt_ms_10s: RttPaths,
+    /// TCP retransmits, total since the circuit got its counter slot.
+    pub retransmits: PerDirection,
+    /// TCP packets, total (the denominator of a retransmit ratio).
+    pub tcp_packets: PerDirection,
+    /// TCP retransmits in the last 60 seconds.
+    pub retransmits_60s: PerDirection,
+    /// TCP packets in the last 60 seconds.
+    pub tcp_packets_60s: PerDirection,
+    /// RTT samples and their sum since the circuit got its counter slot (monotonic; the
+    /// `_count` and `_sum` of the `/metrics` summary).
+    #[serde(default)]
+    pub rtt_total: RttTotals,
+}
+
+/// Cumulative RTT samples and sums per path.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct RttTotals {
+    /// Access-path samples.
+    pub access_samples: u64,
+    /// Sum of the access-path samples, milliseconds.
+    pub access_sum_ms: f64,
+    /// Upstream-path samples.
+    pub upstream_samples: u64,
+    /// Sum of the upstream-path samples, milliseconds.
+    pub upstream_sum_ms: f64,
+}
+
+/// One flow of a circuit (subscriber side first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FlowEntry {
+    /// `tcp`, `udp` or the IP protocol number.
+    pub protocol: String,
+    /// Subscriber address.
+    pub subscriber: String,
+    /// Subscriber port.
+    pub subscriber_port: u16,
+    /// Remote address.
+    pub remote: String,
+    /// Remote port.
+    pub remote_port: u16,
+    /// Bytes, `down` towards the subscriber.
+    pub bytes: PerDirection,
+    /// Packets.
+    pub packets: PerDirection,
+    /// Current rate over the last flow sweep, bits/s.
+    pub rate_bps: PerDirection,
+    /// TCP retransmits.
+    pub retransmits: PerDirection,
+    /// Last RTT sample per path, milliseconds (`None` = no sample).
+    pub rtt_access_ms: Option<f64>,
+    /// Last upstream RTT sample, milliseconds.
+    pub rtt_upstream_ms: Option<f64>,
+    /// Seconds since the flow was first seen.
+    pub age_secs: u64,
 }
 
 /// What the scheduler is doing.
@@ -164,6 +267,9 @@ pub struct CircuitStat {
     pub class: String,
     /// Addresses.
     pub addresses: Vec<String>,
+    /// TCP quality (RTT, retransmits); absent when the data plane gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qoe: Option<Qoe>,
 }
 
 /// Live numbers for one node.
@@ -185,6 +291,9 @@ pub struct NodeStat {
     pub drops: u64,
     /// Circuits directly under it.
     pub circuits: usize,
+    /// TCP quality of every circuit below it (RTT merged, retransmits summed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qoe: Option<Qoe>,
 }
 
 /// lqosd's state.
@@ -246,6 +355,8 @@ pub enum Response {
     Circuits(Vec<CircuitStat>),
     /// Answer to NodeStats.
     Nodes(Vec<NodeStat>),
+    /// Answer to CircuitFlows: busiest first.
+    Flows(Vec<FlowEntry>),
     /// The command failed.
     Error(CommandError),
 }

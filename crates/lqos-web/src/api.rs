@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/status", get(status))
         .route("/circuits", get(circuits))
         .route("/circuits/{id}", get(circuit))
+        .route("/circuits/{id}/flows", get(circuit_flows))
         .route("/top", get(top))
         .route("/nodes", get(nodes))
         .route("/nodes/{name}", get(node))
@@ -259,6 +260,19 @@ async fn circuit(
             .find(|c| c.id == id)
             .map(Json)
             .ok_or(ApiError::NotFound { what: format!("circuit {id:?}") }),
+        other => Err(ApiError::from_response(other)),
+    }
+}
+
+async fn circuit_flows(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<lqos_bus::FlowEntry>>, ApiError> {
+    match state.backend().request(Command::CircuitFlows { circuit: id.clone() }).await {
+        Response::Flows(list) => Ok(Json(list)),
+        Response::Error(lqos_bus::CommandError::Unavailable { .. }) => {
+            Err(ApiError::NotFound { what: format!("circuit {id:?}") })
+        }
         other => Err(ApiError::from_response(other)),
     }
 }

@@ -271,6 +271,16 @@ impl DemoBackend {
                 Response::Circuits(all.into_iter().cloned().collect())
             }
             Command::NodeStats => Response::Nodes(self.node_stats(&self.live())),
+            // The demo has no data plane, hence no flows.
+            Command::CircuitFlows { circuit } => {
+                if self.live().iter().any(|c| c.id == circuit) {
+                    Response::Flows(Vec::new())
+                } else {
+                    Response::Error(lqos_bus::CommandError::Unavailable {
+                        message: format!("circuit {circuit:?} is not in the applied plan"),
+                    })
+                }
+            }
             Command::Reload { mode } => {
                 if let Some(a) = self.reload_answer.lock().ok().and_then(|g| g.clone()) {
                     return a;

@@ -12,9 +12,18 @@
 //!   (label `circuit`).
 //! * Per node (label `node`, `direction`): `node_rate_bps`, `node_max_bps`; `node_drops_total`.
 //!
+//! * TCP quality (issue 11; names are a contract for dashboards and alert rules), per circuit
+//!   (label `circuit_id`) and per node (label `node`):
+//!   `circuit_tcp_rtt_seconds{circuit_id,path="access"|"upstream",quantile="0.5"|"0.9"|"0.99"}`,
+//!   a summary whose quantiles cover the last 60 s (absent when the window has no sample) and
+//!   whose `_count`/`_sum` are cumulative; `circuit_tcp_retransmits_total{circuit_id,direction}`,
+//!   `circuit_tcp_packets_total{circuit_id,direction}`; the same as `node_tcp_*` with `node`.
+//!   Only circuits and nodes that have seen TCP appear.
+//!
 //! Cardinality bound: only the [`MAX_CIRCUIT_SERIES`] circuits with the most bytes (down + up)
-//! are exported (7 series each, so at most 7,000 circuit series), plus every node (5 series
-//! each); `circuits_exported` says how many circuits made the cut.
+//! are exported (7 series each plus at most 14 TCP series, so at most 21,000 circuit series),
+//! plus every node (5 series each plus at most 14 TCP series); `circuits_exported` says how
+//! many circuits made the cut.
 //!
 //! Settings: [`super::WebOptions::metrics_enabled`] (false → 404) and
 //! [`super::WebOptions::metrics_token`] (set → `Authorization: Bearer <token>` required).
@@ -27,7 +36,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
-use lqos_bus::{CircuitStat, DaemonStatus, NodeStat};
+use lqos_bus::{CircuitStat, DaemonStatus, NodeStat, Qoe, RttSummary};
 
 use super::auth::secret_eq;
 use super::{ApiError, WebState};
@@ -215,6 +224,11 @@ pub fn render(
             let _ =
                 writeln!(out, "lqos_circuit_drops_total{{circuit=\"{}\"}} {}", esc(&c.id), c.drops);
         }
+        let tcp: Vec<(String, &Qoe)> = top
+            .iter()
+            .filter_map(|c| c.qoe.as_ref().map(|q| (format!("circuit_id=\"{}\"", esc(&c.id)), q)))
+            .collect();
+        tcp_series(&mut out, "circuit", &tcp);
     }
     if let Some(nodes) = nodes {
         head(&mut out, "node_rate_bps", "gauge", "Current rate per node, bits/s.");
@@ -249,8 +263,74 @@ pub fn render(
         for n in nodes {
             let _ = writeln!(out, "lqos_node_drops_total{{node=\"{}\"}} {}", esc(&n.name), n.drops);
         }
+        let tcp: Vec<(String, &Qoe)> = nodes
+            .iter()
+            .filter_map(|n| n.qoe.as_ref().map(|q| (format!("node=\"{}\"", esc(&n.name)), q)))
+            .collect();
+        tcp_series(&mut out, "node", &tcp);
     }
     out
+}
+
+/// The TCP-quality series of `kind` (`circuit` or `node`) for `(label, qoe)` pairs.
+fn tcp_series(out: &mut String, kind: &str, list: &[(String, &Qoe)]) {
+    if list.is_empty() {
+        return;
+    }
+    head(
+        out,
+        &format!("{kind}_tcp_rtt_seconds"),
+        "summary",
+        "TCP round-trip time from TCP timestamps; quantiles over the last 60 s, count and sum since the counter slot was assigned.",
+    );
+    for (label, q) in list {
+        let paths: [(&str, Option<&RttSummary>, u64, f64); 2] = [
+            (
+                "access",
+                q.rtt_ms.access.as_ref(),
+                q.rtt_total.access_samples,
+                q.rtt_total.access_sum_ms,
+            ),
+            (
+                "upstream",
+                q.rtt_ms.upstream.as_ref(),
+                q.rtt_total.upstream_samples,
+                q.rtt_total.upstream_sum_ms,
+            ),
+        ];
+        for (path, window, count, sum_ms) in paths {
+            if let Some(w) = window {
+                for (quantile, ms) in [("0.5", w.p50), ("0.9", w.p90), ("0.99", w.p99)] {
+                    let _ = writeln!(
+                        out,
+                        "lqos_{kind}_tcp_rtt_seconds{{{label},path=\"{path}\",quantile=\"{quantile}\"}} {}",
+                        ms / 1000.0
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "lqos_{kind}_tcp_rtt_seconds_sum{{{label},path=\"{path}\"}} {}",
+                sum_ms / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "lqos_{kind}_tcp_rtt_seconds_count{{{label},path=\"{path}\"}} {count}"
+            );
+        }
+    }
+    for (name, help, pick) in [
+        ("retransmits_total", "TCP retransmits (sequence at or below the highest seen).", 0),
+        ("packets_total", "TCP packets.", 1),
+    ] {
+        head(out, &format!("{kind}_tcp_{name}"), "counter", help);
+        for (label, q) in list {
+            let v = if pick == 0 { q.retransmits } else { q.tcp_packets };
+            for (dir, n) in [("down", v.down), ("up", v.up)] {
+                let _ = writeln!(out, "lqos_{kind}_tcp_{name}{{{label},direction=\"{dir}\"}} {n}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -288,5 +368,55 @@ mod tests {
         assert_eq!(text.matches("lqos_circuit_drops_total{").count(), 1000);
         assert!(text.contains("circuit=\"c\\\"1499\""));
         assert!(!text.contains("circuit=\"c\\\"499\""));
+    }
+
+    #[test]
+    fn tcp_quality_series_follow_the_contract() {
+        use lqos_bus::{PerDirection, RttPaths, RttTotals};
+        let q = Qoe {
+            rtt_ms: RttPaths {
+                access: Some(RttSummary {
+                    p50: 12.0,
+                    p90: 20.0,
+                    p99: 40.0,
+                    samples: 9,
+                    sum_ms: 120.0,
+                }),
+                upstream: None,
+            },
+            retransmits: PerDirection { down: 11, up: 2 },
+            tcp_packets: PerDirection { down: 900, up: 400 },
+            rtt_total: RttTotals { access_samples: 30, access_sum_ms: 360.0, ..Default::default() },
+            ..Default::default()
+        };
+        let circuits = vec![
+            CircuitStat {
+                id: "c\"1".into(),
+                download_bytes: 5,
+                qoe: Some(q),
+                ..Default::default()
+            },
+            CircuitStat { id: "quiet".into(), download_bytes: 1, ..Default::default() },
+        ];
+        let nodes = vec![NodeStat { name: "AP 1".into(), qoe: Some(q), ..Default::default() }];
+        let text = render(None, Some(&circuits), Some(&nodes));
+        for line in [
+            "# TYPE lqos_circuit_tcp_rtt_seconds summary",
+            "lqos_circuit_tcp_rtt_seconds{circuit_id=\"c\\\"1\",path=\"access\",quantile=\"0.5\"} 0.012",
+            "lqos_circuit_tcp_rtt_seconds{circuit_id=\"c\\\"1\",path=\"access\",quantile=\"0.99\"} 0.04",
+            "lqos_circuit_tcp_rtt_seconds_count{circuit_id=\"c\\\"1\",path=\"access\"} 30",
+            "lqos_circuit_tcp_rtt_seconds_sum{circuit_id=\"c\\\"1\",path=\"access\"} 0.36",
+            "lqos_circuit_tcp_rtt_seconds_count{circuit_id=\"c\\\"1\",path=\"upstream\"} 0",
+            "lqos_circuit_tcp_retransmits_total{circuit_id=\"c\\\"1\",direction=\"down\"} 11",
+            "lqos_circuit_tcp_packets_total{circuit_id=\"c\\\"1\",direction=\"up\"} 400",
+            "lqos_node_tcp_rtt_seconds{node=\"AP 1\",path=\"access\",quantile=\"0.9\"} 0.02",
+            "lqos_node_tcp_retransmits_total{node=\"AP 1\",direction=\"up\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        // No quantiles for a path without samples in the window, no series for a circuit
+        // without TCP.
+        assert!(!text.contains("path=\"upstream\",quantile"));
+        assert!(!text.contains("circuit_id=\"quiet\""));
     }
 }

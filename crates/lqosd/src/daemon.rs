@@ -142,9 +142,13 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             return Err(DaemonError::Preflight { count: 1 });
         }
     }
-    let mut dp =
-        Dataplane::load(&LoadOptions { pin_dir: Some(pin_dir()), cpumap_queue_size: 2048 })
-            .map_err(|e| runtime("load eBPF programs", &e))?;
+    let mut dp = Dataplane::load(&LoadOptions {
+        pin_dir: Some(pin_dir()),
+        cpumap_queue_size: 2048,
+        max_slots: max_slots(&config),
+        ..LoadOptions::default()
+    })
+    .map_err(|e| runtime("load eBPF programs", &e))?;
     let roles: Vec<(String, InterfaceRole)> = match &mode {
         InterfaceMode::Bridge { to_internet, to_network, .. } => vec![
             (to_internet.0.clone(), InterfaceRole::ToInternet),
@@ -173,7 +177,7 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         tracing::info!(interface = %ifname, ?xdp_mode, "data plane attached");
     }
 
-    let kernel = RealKernel { tc, dp };
+    let kernel = RealKernel::new(tc, dp);
     let mut engine = Engine::new(kernel, store_for(&config));
     match engine.restore() {
         Ok(Some(r)) => tracing::info!(
@@ -219,6 +223,21 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     rt.shutdown_timeout(Duration::from_secs(2));
     let _ = apply_thread.join();
     result
+}
+
+/// Counter slots to allocate: `LQOS_MAX_SLOTS` when set, else room for the stored plan's
+/// circuits plus a quarter (a power of two, at least lqos-bpf's default). The per-CPU counter
+/// arrays are preallocated, so this is not simply "as many as possible"; a change of size
+/// recreates the counter maps (one warning) at the next start.
+fn max_slots(config: &Config) -> u32 {
+    if let Some(n) = std::env::var("LQOS_MAX_SLOTS").ok().and_then(|v| v.parse::<u32>().ok())
+        && n >= 2
+    {
+        return n;
+    }
+    let stored = store_for(config).load().ok().flatten().map_or(0, |p| p.circuits.len());
+    let want = (stored + stored / 4 + 1).next_power_of_two();
+    u32::try_from(want).unwrap_or(u32::MAX).max(lqos_bpf::DEFAULT_MAX_SLOTS)
 }
 
 /// Where the maps are pinned: `LQOS_PIN_DIR` (the lab gives each lqosd its own), else

@@ -3,9 +3,10 @@
 //! Reload = read the inputs, validate, plan with the stored identities, diff against the
 //! applied plan, then apply in a safe order:
 //! 1. unmap the addresses that go away or move (their traffic passes unshaped, never dropped);
-//! 2. change the queue tree (deletions, then additions parents-first, then in-place changes);
-//! 3. map the new addresses (their classes exist by now);
-//! 4. store the plan as applied.
+//! 2. change the queue tree (deletions, then additions parents-first, then in-place changes),
+//!    circuits in stages of a few hundred, each stage's addresses mapped as soon as its classes
+//!    exist (see [`crate::stages`]), so a big first build shapes subscribers progressively;
+//! 3. store the plan (and the circuits' counter slots) as applied.
 //!
 //! Invalid inputs change nothing. A failed kernel step keeps the previous plan on disk and
 //! latches `needs_reconcile`, so the next reload compares the wanted plan with what the kernel
@@ -65,6 +66,11 @@ impl StateStore {
     /// A store in `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StateStore { dir: dir.into() }
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The applied-plan file.
@@ -142,13 +148,17 @@ pub fn prepare(
         return Err(CommandError::InvalidInput { diagnostics: inputs.diagnostics });
     }
     let t1 = Instant::now();
+    // Observe mode is planned as shaping (placement, identities, mappings, slots), then the
+    // queue tree is dropped: see [`crate::observe`].
+    let shaped = crate::observe::as_shaping(config);
     let plan = lqos_plan::plan(&PlanInput {
-        config,
+        config: shaped.as_ref().unwrap_or(config),
         network: &inputs.network,
         circuits: &inputs.circuits,
         facts,
         previous,
     })
+    .map(|p| if shaped.is_some() { crate::observe::without_tree(p) } else { p })
     .map_err(|e| CommandError::InvalidInput {
         diagnostics: vec![
             Diagnostic::error(config.path.display().to_string(), error_chain(&e))
@@ -185,6 +195,8 @@ pub struct Engine<K: Kernel> {
     kernel: K,
     store: StateStore,
     applied: Option<Plan>,
+    /// Circuit → counter slot, stored beside the applied plan.
+    slots: crate::slots::SlotTable,
     needs_reconcile: bool,
     /// Unix time of the last successful apply.
     pub last_apply_unix: Option<u64>,
@@ -203,7 +215,24 @@ impl<K: Kernel> Engine<K> {
                 (None, true)
             }
         };
-        Engine { kernel, store, applied, needs_reconcile, last_apply_unix: None, last_reload: None }
+        let slots = crate::slots::load(store.dir()).unwrap_or_else(|e| {
+            tracing::warn!(error = %error_chain(&e), "ignoring stored slot table; circuits get new slots");
+            crate::slots::SlotTable::default()
+        });
+        Engine {
+            kernel,
+            store,
+            applied,
+            slots,
+            needs_reconcile,
+            last_apply_unix: None,
+            last_reload: None,
+        }
+    }
+
+    /// Circuit → counter slot of the applied plan.
+    pub fn slots(&self) -> &crate::slots::SlotTable {
+        &self.slots
     }
 
     /// The plan in force.
@@ -304,28 +333,80 @@ impl<K: Kernel> Engine<K> {
         cs: ChangeSet,
     ) -> Result<ReloadReport, CommandError> {
         let mut report = report_for(plan, &cs);
+        // Filled with what the kernel really did, stage by stage.
+        (report.counts.added, report.counts.changed, report.counts.deleted) = (0, 0, 0);
         let t0 = Instant::now();
         if cs.is_empty() {
             tracing::info!("reload: nothing to change");
         }
         // Mark dirty until the whole sequence has succeeded.
         self.needs_reconcile = true;
-        if !cs.map_del.is_empty() {
-            self.kernel.unmap(&cs.map_del).map_err(apply_failed)?;
+        let assigned = self
+            .slots
+            .assign(plan.circuits.iter().map(|c| c.id.0.as_str()), self.kernel.slot_capacity());
+        if assigned.without_slot > 0 {
+            tracing::warn!(
+                circuits = assigned.without_slot,
+                capacity = self.kernel.slot_capacity(),
+                "more circuits than counter slots; these are counted as unshaped"
+            );
         }
-        let counts = self.kernel.apply_tc(&cs).map_err(apply_failed)?;
-        if !cs.map_add.is_empty() {
-            self.kernel.map(&cs.map_add).map_err(apply_failed)?;
+        // Slots given to a circuit that did not hold them start from zero (a reused slot must
+        // not carry its previous circuit's counters).
+        let fresh: Vec<u32> = assigned
+            .table
+            .iter()
+            .filter(|(c, s)| self.slots.get(c) != Some(*s))
+            .map(|(_, s)| s)
+            .collect();
+        if !fresh.is_empty() {
+            self.kernel.reset_slots(&fresh).map_err(apply_failed)?;
         }
+        self.kernel.set_slots(&assigned.table);
+        self.kernel.set_observe(plan.observe_only).map_err(apply_failed)?;
+        let parts = crate::stages::stages(cs, crate::stages::CIRCUITS_PER_STAGE);
+        let staged = parts.len();
+        let (mut tc_ms, mut map_ms, mut mapped) = (0u64, 0u64, 0usize);
+        for (i, part) in parts.into_iter().enumerate() {
+            if !part.map_del.is_empty() {
+                let t = Instant::now();
+                self.kernel.unmap(&part.map_del).map_err(apply_failed)?;
+                map_ms += t.elapsed().as_millis() as u64;
+            }
+            // Stage 0 always goes to lqos-tc (a no-op refresh is one empty apply).
+            if i == 0 || crate::stages::has_tc(&part) {
+                let t = Instant::now();
+                let counts = self.kernel.apply_tc(&part).map_err(apply_failed)?;
+                tc_ms += t.elapsed().as_millis() as u64;
+                report.counts.added += counts.added;
+                report.counts.changed += counts.changed;
+                report.counts.deleted += counts.deleted;
+            }
+            if !part.map_add.is_empty() {
+                let t = Instant::now();
+                self.kernel.map(&part.map_add).map_err(apply_failed)?;
+                map_ms += t.elapsed().as_millis() as u64;
+                mapped += part.map_add.len();
+                if staged > 2 {
+                    tracing::debug!(stage = i, mapped, "stage applied; its circuits are shaped");
+                }
+            }
+        }
+        let t_save = Instant::now();
         self.store.save(plan).map_err(|e| CommandError::Internal { message: error_chain(&e) })?;
+        if let Err(e) = crate::slots::save(self.store.dir(), &assigned.table) {
+            // The kernel holds the new plan; only the stability of slots across a restart
+            // is at risk, so this is not a failed apply.
+            tracing::warn!(error = %error_chain(&e), "slot table not stored");
+        }
+        let save_ms = t_save.elapsed().as_millis() as u64;
+        self.slots = assigned.table;
         self.applied = Some(plan.clone());
         self.needs_reconcile = false;
         self.last_apply_unix = Some(now_unix());
         report.applied = true;
-        report.counts.added = counts.added;
-        report.counts.changed = counts.changed;
-        report.counts.deleted = counts.deleted;
         report.apply_ms = t0.elapsed().as_millis() as u64;
+        tracing::info!(stages = staged, tc_ms, map_ms, save_ms, mapped, "apply phases");
         Ok(report)
     }
 
@@ -479,5 +560,49 @@ mod tests {
             e2.kernel.calls,
             vec![Call::Reconcile, Call::ApplyTc { adds: 0, changes: 0, deletes: 0 }]
         );
+    }
+
+    #[test]
+    fn a_big_first_build_maps_each_stage_as_soon_as_its_classes_exist() {
+        let rows: String = (0..1200)
+            .map(|i| {
+                format!(
+                    "c{i},S{i},d{i},r{i},AP_1,,,,100.64.{}.{},,1,1,50,10,\n",
+                    i / 200,
+                    i % 200 + 1
+                )
+            })
+            .collect();
+        let (_dir, config) = setup(&rows);
+        let plan = prepare(&config, FACTS, &Identities::default()).expect("prepare").plan;
+        let kernel = FakeKernel {
+            reconcile_answer: lqos_plan::diff(&Plan::empty(), &plan),
+            ..Default::default()
+        };
+        let mut e = Engine::new(kernel, store_for(&config));
+        e.reload(&config, FACTS, ReloadMode::Incremental).expect("reload");
+        let calls = &e.kernel.calls;
+        // Reconcile, stage 0 (tree skeleton), then 3 stages of <= 500 circuits, each a tc
+        // batch followed at once by its mappings.
+        let maps: Vec<usize> = calls
+            .iter()
+            .filter_map(|c| if let Call::Map(n) = c { Some(*n) } else { None })
+            .collect();
+        assert_eq!(maps, vec![500, 500, 200], "{calls:?}");
+        for (i, c) in calls.iter().enumerate() {
+            if matches!(c, Call::Map(_)) {
+                assert!(
+                    matches!(calls[i - 1], Call::ApplyTc { adds, .. } if adds > 0),
+                    "{calls:?}"
+                );
+            }
+        }
+        // Every circuit got a distinct slot, stored with the plan.
+        assert_eq!(e.slots().len(), 1200);
+        assert_eq!(crate::slots::load(&config.state_directory).expect("slots"), *e.slots());
+        let before = e.slots().clone();
+        let mut e2 = Engine::new(FakeKernel::default(), store_for(&config));
+        e2.reload(&config, FACTS, ReloadMode::Incremental).expect("reload again");
+        assert_eq!(*e2.slots(), before, "slots moved across a restart");
     }
 }

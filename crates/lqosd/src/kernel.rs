@@ -3,7 +3,7 @@
 //! counters); [`fake::FakeKernel`] records calls so the engine's ordering and failure rules are
 //! tested without root.
 
-use std::net::IpAddr;
+use std::ops::Range;
 
 use lqos_plan::{ChangeSet, IpMapping, Plan};
 
@@ -35,8 +35,7 @@ pub struct TcCounts {
     pub deleted: usize,
 }
 
-/// Per-host counters summed over CPUs, as the data plane keeps them.
-pub use lqos_bpf::HostCounter;
+pub use lqos_bpf::{Flow, RttHistogram, SlotCounters};
 
 /// Live numbers of one HTB class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,11 +67,37 @@ pub trait Kernel: Send {
     /// Removes the managed tree (the interfaces get their original root qdisc back) and all
     /// mappings.
     fn clear(&mut self, plan: &Plan) -> Result<(), KernelError>;
-    /// Reads per-host counters.
-    fn host_counters(&mut self) -> Result<Vec<(IpAddr, HostCounter)>, KernelError>;
+    /// Reads the counters of slots `range`, summed over CPUs (`out[i]` = slot
+    /// `range.start + i`).
+    fn slot_counters(
+        &mut self,
+        range: Range<u32>,
+        out: &mut Vec<SlotCounters>,
+    ) -> Result<(), KernelError>;
+    /// Reads the cumulative RTT histograms of slots `range`.
+    fn rtt_histograms(
+        &mut self,
+        range: Range<u32>,
+        out: &mut Vec<RttHistogram>,
+    ) -> Result<(), KernelError>;
+    /// Zeroes the counters and histograms of slots about to be given to another circuit.
+    fn reset_slots(&mut self, slots: &[u32]) -> Result<(), KernelError>;
+    /// Reads the flow table, deletes flows idle for a few sweeps, returns the live ones.
+    fn sweep_flows(&mut self) -> Result<Vec<Flow>, KernelError>;
+    /// `queue_mode = "observe"`: count and measure, never redirect or classify.
+    fn set_observe(&mut self, observe: bool) -> Result<(), KernelError>;
     /// Reads per-class counters of one interface.
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError>;
+    /// How many counter slots the data plane has (slot 0 is the unshaped one).
+    fn slot_capacity(&self) -> u32 {
+        DEFAULT_SLOT_CAPACITY
+    }
+    /// The circuit → slot table the next `map` calls write into the mappings.
+    fn set_slots(&mut self, _slots: &crate::slots::SlotTable) {}
 }
+
+/// Counter slots when the data plane does not say (the fake).
+pub const DEFAULT_SLOT_CAPACITY: u32 = 1 << 18;
 
 /// A recording fake for tests (and for `lqosd --fake-kernel` demos of the web GUI).
 pub mod fake {
@@ -98,6 +123,10 @@ pub mod fake {
         Reconcile,
         /// `clear`.
         Clear,
+        /// `reset_slots` with the slots.
+        ResetSlots(Vec<u32>),
+        /// `set_observe` (recorded only when it changes).
+        Observe(bool),
     }
 
     /// Records calls; can be told to fail the next tc apply.
@@ -109,10 +138,22 @@ pub mod fake {
         pub fail_next_tc: Option<String>,
         /// What `reconcile` returns.
         pub reconcile_answer: ChangeSet,
-        /// What `host_counters` returns.
-        pub hosts: Vec<(IpAddr, HostCounter)>,
+        /// Slot counters, index = slot.
+        pub slots: Vec<SlotCounters>,
+        /// RTT histograms, index = slot.
+        pub hists: Vec<RttHistogram>,
+        /// What `sweep_flows` returns.
+        pub flows: Vec<Flow>,
+        /// The last observe switch.
+        pub observe: Option<bool>,
+        /// Slot counter reads.
+        pub slot_reads: usize,
+        /// RTT histogram reads.
+        pub hist_reads: usize,
         /// What `class_counters` returns.
         pub classes: Vec<ClassCounter>,
+        /// How many times `class_counters` was called (one per interface per read).
+        pub class_reads: usize,
     }
 
     impl Kernel for FakeKernel {
@@ -142,10 +183,50 @@ pub mod fake {
             self.calls.push(Call::Clear);
             Ok(())
         }
-        fn host_counters(&mut self) -> Result<Vec<(IpAddr, HostCounter)>, KernelError> {
-            Ok(self.hosts.clone())
+        fn slot_counters(
+            &mut self,
+            range: Range<u32>,
+            out: &mut Vec<SlotCounters>,
+        ) -> Result<(), KernelError> {
+            self.slot_reads += 1;
+            out.clear();
+            out.extend(range.map(|s| self.slots.get(s as usize).copied().unwrap_or_default()));
+            Ok(())
+        }
+        fn rtt_histograms(
+            &mut self,
+            range: Range<u32>,
+            out: &mut Vec<RttHistogram>,
+        ) -> Result<(), KernelError> {
+            self.hist_reads += 1;
+            out.clear();
+            out.extend(range.map(|s| self.hists.get(s as usize).copied().unwrap_or_default()));
+            Ok(())
+        }
+        fn reset_slots(&mut self, slots: &[u32]) -> Result<(), KernelError> {
+            self.calls.push(Call::ResetSlots(slots.to_vec()));
+            for s in slots {
+                if let Some(c) = self.slots.get_mut(*s as usize) {
+                    *c = SlotCounters::default();
+                }
+                if let Some(h) = self.hists.get_mut(*s as usize) {
+                    *h = RttHistogram::default();
+                }
+            }
+            Ok(())
+        }
+        fn sweep_flows(&mut self) -> Result<Vec<Flow>, KernelError> {
+            Ok(self.flows.clone())
+        }
+        fn set_observe(&mut self, observe: bool) -> Result<(), KernelError> {
+            if self.observe.unwrap_or(false) != observe {
+                self.calls.push(Call::Observe(observe));
+            }
+            self.observe = Some(observe);
+            Ok(())
         }
         fn class_counters(&mut self, _interface: &str) -> Result<Vec<ClassCounter>, KernelError> {
+            self.class_reads += 1;
             Ok(self.classes.clone())
         }
     }

@@ -16,10 +16,15 @@
 pub mod daemon;
 pub mod engine;
 pub mod facts;
+pub mod flows;
 pub mod kernel;
+pub mod observe;
 pub mod preflight;
+pub mod qoe;
 pub mod real;
 pub mod service;
+pub mod slots;
+pub mod stages;
 pub mod stats;
 #[cfg(test)]
 mod testutil;

@@ -1,7 +1,7 @@
 //! The real kernel door: lqos-tc for the queue tree, lqos-bpf for mappings and counters.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::ops::Range;
 
 use ipnet::IpNet;
 use lqos_bpf::{Dataplane, MappingBatch};
@@ -10,7 +10,10 @@ use lqos_plan::{ChangeSet, ClassId, IpMapping, Plan};
 use lqos_tc::TcHandle;
 
 use crate::engine::error_chain;
-use crate::kernel::{ClassCounter, HostCounter, Kernel, KernelError, TcCounts};
+use crate::kernel::{
+    ClassCounter, Flow, Kernel, KernelError, RttHistogram, SlotCounters, TcCounts,
+};
+use crate::slots::SlotTable;
 
 /// lqos-tc + lqos-bpf behind the [`Kernel`] trait.
 pub struct RealKernel {
@@ -18,6 +21,27 @@ pub struct RealKernel {
     pub tc: TcHandle,
     /// eBPF programs and maps.
     pub dp: Dataplane,
+    /// Circuit → counter slot written into the mappings.
+    slots: SlotTable,
+    ager: lqos_bpf::FlowAger,
+    max_slots: u32,
+}
+
+/// A flow idle (no new packet) for this many sweeps is deleted from the flow table.
+pub const FLOW_IDLE_SWEEPS: u32 = 6;
+
+impl RealKernel {
+    /// Both handles, no slots assigned yet.
+    pub fn new(tc: TcHandle, mut dp: Dataplane) -> Self {
+        let max_slots = dp.slot_counters().max_slots();
+        RealKernel {
+            tc,
+            dp,
+            slots: SlotTable::default(),
+            ager: lqos_bpf::FlowAger::new(),
+            max_slots,
+        }
+    }
 }
 
 impl std::fmt::Debug for RealKernel {
@@ -34,13 +58,15 @@ fn bpf_err(e: lqos_bpf::BpfError) -> KernelError {
     KernelError::Bpf { message: error_chain(&e) }
 }
 
-/// The data plane's value for a planned mapping.
-pub fn to_bpf(m: &IpMapping) -> (IpNet, lqos_bpf::IpMapping) {
+/// The data plane's value for a planned mapping; a circuit without a slot counts as unshaped
+/// (slot 0).
+pub fn to_bpf(m: &IpMapping, slots: &SlotTable) -> (IpNet, lqos_bpf::IpMapping) {
     (
         m.net,
         lqos_bpf::IpMapping {
             cpu: m.cpu,
             class_handle: m.class.as_u32(),
+            slot: slots.get(&m.circuit.0).unwrap_or(0),
             circuit_hash: m.circuit_hash,
             device_hash: m.device_hash,
         },
@@ -75,8 +101,10 @@ impl Kernel for RealKernel {
     }
 
     fn map(&mut self, mappings: &[IpMapping]) -> Result<(), KernelError> {
-        let batch =
-            MappingBatch { upsert: mappings.iter().map(to_bpf).collect(), delete: Vec::new() };
+        let batch = MappingBatch {
+            upsert: mappings.iter().map(|m| to_bpf(m, &self.slots)).collect(),
+            delete: Vec::new(),
+        };
         self.dp.ip_map().apply(&batch).map(|_| ()).map_err(bpf_err)
     }
 
@@ -96,7 +124,7 @@ impl Kernel for RealKernel {
             });
         }
         for m in &plan.mappings {
-            if live.get(&m.net) != Some(&to_bpf(m).1) {
+            if live.get(&m.net) != Some(&to_bpf(m, &self.slots).1) {
                 cs.map_add.push(m.clone());
             }
         }
@@ -108,8 +136,40 @@ impl Kernel for RealKernel {
         self.tc.teardown(plan).map(|_| ()).map_err(tc_err)
     }
 
-    fn host_counters(&mut self) -> Result<Vec<(IpAddr, HostCounter)>, KernelError> {
-        self.dp.host_counters().read_all().map_err(bpf_err)
+    fn slot_counters(
+        &mut self,
+        range: Range<u32>,
+        out: &mut Vec<SlotCounters>,
+    ) -> Result<(), KernelError> {
+        self.dp.slot_counters().read(range, out).map_err(bpf_err)
+    }
+
+    fn rtt_histograms(
+        &mut self,
+        range: Range<u32>,
+        out: &mut Vec<RttHistogram>,
+    ) -> Result<(), KernelError> {
+        self.dp.rtt_histograms().read(range, out).map_err(bpf_err)
+    }
+
+    fn reset_slots(&mut self, slots: &[u32]) -> Result<(), KernelError> {
+        self.dp.reset_slots(slots).map_err(bpf_err)
+    }
+
+    fn sweep_flows(&mut self) -> Result<Vec<Flow>, KernelError> {
+        self.ager.sweep(self.dp.flows(), FLOW_IDLE_SWEEPS).map_err(bpf_err)
+    }
+
+    fn set_observe(&mut self, observe: bool) -> Result<(), KernelError> {
+        self.dp.set_observe(observe).map_err(bpf_err)
+    }
+
+    fn slot_capacity(&self) -> u32 {
+        self.max_slots
+    }
+
+    fn set_slots(&mut self, slots: &SlotTable) {
+        self.slots = slots.clone();
     }
 
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError> {

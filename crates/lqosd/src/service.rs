@@ -2,8 +2,6 @@
 //! [`Command`], one at a time, from the bus, the web API and the scheduler alike. Between
 //! commands it ticks the statistics once per second.
 
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,9 @@ use crate::engine::{Engine, error_chain};
 use crate::kernel::Kernel;
 use crate::stats::StatsTracker;
 
+/// Most flows answered per circuit.
+pub const FLOWS_PER_CIRCUIT: usize = 50;
+
 /// The apply task's state.
 #[derive(Debug)]
 pub struct Service<K: Kernel> {
@@ -27,9 +28,17 @@ pub struct Service<K: Kernel> {
     config: Config,
     facts: HostFacts,
     stats: StatsTracker,
-    mapped_hosts: HashSet<IpAddr>,
     started: Instant,
     scheduler: Option<SchedulerState>,
+    /// Last stats command: HTB class counters are read while it is recent.
+    stats_interest: Option<Instant>,
+    /// `LQOS_STATS_EAGER=1`: read the class counters every tick (the old behaviour; the idle
+    /// benchmark's baseline).
+    stats_eager: bool,
+    tick_every: Duration,
+    slot_buf: Vec<crate::kernel::SlotCounters>,
+    hist_buf: Vec<crate::kernel::RttHistogram>,
+    flows: crate::flows::FlowView,
     /// Warnings shown by Status (interface down, …).
     pub warnings: Vec<String>,
 }
@@ -43,9 +52,14 @@ impl<K: Kernel> Service<K> {
             config,
             facts,
             stats: StatsTracker::default(),
-            mapped_hosts: HashSet::new(),
             started: Instant::now(),
             scheduler: None,
+            stats_interest: None,
+            stats_eager: std::env::var("LQOS_STATS_EAGER").is_ok_and(|v| v == "1"),
+            tick_every: Duration::from_secs(1),
+            slot_buf: Vec::new(),
+            hist_buf: Vec::new(),
+            flows: crate::flows::FlowView::default(),
             warnings: Vec::new(),
         };
         s.refresh_mapped();
@@ -58,17 +72,7 @@ impl<K: Kernel> Service<K> {
     }
 
     fn refresh_mapped(&mut self) {
-        self.mapped_hosts = self
-            .engine
-            .applied()
-            .map(|p| {
-                p.mappings
-                    .iter()
-                    .filter(|m| m.net.prefix_len() == m.net.max_prefix_len())
-                    .map(|m| m.net.addr())
-                    .collect()
-            })
-            .unwrap_or_default();
+        self.stats.set_plan(self.engine.applied(), self.engine.slots());
     }
 
     /// Re-reads lqos.conf (reloads pick up edited rates and SQM; interface changes need a
@@ -99,6 +103,16 @@ impl<K: Kernel> Service<K> {
     pub fn handle(&mut self, command: Command) -> Response {
         let span = tracing::info_span!("command", kind = command_name(&command));
         let _g = span.enter();
+        if matches!(
+            command,
+            Command::Status
+                | Command::CircuitStats { .. }
+                | Command::TopCircuits { .. }
+                | Command::NodeStats
+                | Command::CircuitFlows { .. }
+        ) {
+            self.stats_wanted(Instant::now());
+        }
         match command {
             Command::Ping => Response::Pong,
             Command::Reload { mode } => {
@@ -179,6 +193,12 @@ impl<K: Kernel> Service<K> {
             Command::NodeStats => Response::Nodes(
                 self.engine.applied().map(|p| self.stats.nodes(p)).unwrap_or_default(),
             ),
+            Command::CircuitFlows { circuit } => match self.engine.slots().get(&circuit) {
+                Some(slot) => Response::Flows(self.flows.of_slot(slot, FLOWS_PER_CIRCUIT)),
+                None => Response::Error(CommandError::Unavailable {
+                    message: format!("circuit {circuit:?} is not in the applied plan"),
+                }),
+            },
             Command::ClearTree => match self.engine.clear() {
                 Ok(()) => {
                     self.refresh_mapped();
@@ -199,23 +219,69 @@ impl<K: Kernel> Service<K> {
         }
     }
 
-    /// Reads counters and updates rates.
-    pub fn tick(&mut self) {
-        let Some(plan) = self.engine.applied().cloned() else { return };
+    /// A stats command arrived at `now`: class counters are read from now on for
+    /// [`crate::stats::CLASS_INTEREST`], and right away when the last read is older than a tick.
+    fn stats_wanted(&mut self, now: Instant) {
+        self.stats_interest = Some(now);
+        let stale = self
+            .stats
+            .classes_read_at()
+            .is_none_or(|t| now.saturating_duration_since(t) > self.tick_every);
+        if stale {
+            self.read_classes(now);
+        }
+    }
+
+    fn classes_wanted(&self, now: Instant) -> bool {
+        self.stats_eager
+            || self
+                .stats_interest
+                .is_some_and(|t| now.saturating_duration_since(t) <= crate::stats::CLASS_INTEREST)
+    }
+
+    fn read_classes(&mut self, now: Instant) {
+        let Some(plan) = self.engine.applied() else { return };
+        let names: Vec<String> = plan.interfaces.iter().map(|i| i.name.clone()).collect();
         let kernel = self.engine.kernel_mut();
-        let mut classes = Vec::with_capacity(plan.interfaces.len());
-        for iface in &plan.interfaces {
-            match kernel.class_counters(&iface.name) {
-                Ok(c) => classes.push((iface.name.clone(), c)),
-                Err(e) => tracing::debug!(interface = %iface.name, error = %e, "class counters"),
+        let mut classes = Vec::with_capacity(names.len());
+        for name in names {
+            match kernel.class_counters(&name) {
+                Ok(c) => classes.push((name, c)),
+                Err(e) => tracing::debug!(interface = %name, error = %e, "class counters"),
             }
         }
-        let hosts = kernel.host_counters().unwrap_or_else(|e| {
-            tracing::debug!(error = %e, "host counters");
-            Vec::new()
-        });
-        let mapped = &self.mapped_hosts;
-        self.stats.update(&plan, &classes, &hosts, &|ip| mapped.contains(&ip), Instant::now());
+        self.stats.update_classes(&classes, now);
+    }
+
+    /// Reads counters and updates rates: the data plane's every tick, the HTB classes only
+    /// while somebody looks (see [`crate::stats`]).
+    pub fn tick(&mut self) {
+        if self.engine.applied().is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.classes_wanted(now) {
+            self.read_classes(now);
+        }
+        let max_slot = self.stats.max_slot();
+        let kernel = self.engine.kernel_mut();
+        match kernel.slot_counters(0..max_slot.saturating_add(1), &mut self.slot_buf) {
+            Ok(()) => self.stats.update_slots(&self.slot_buf, now),
+            Err(e) => tracing::debug!(error = %e, "slot counters"),
+        }
+        if let Some(range) = self.stats.qoe.due(max_slot, now) {
+            let start = range.start;
+            match kernel.rtt_histograms(range, &mut self.hist_buf) {
+                Ok(()) => self.stats.qoe.feed(start, &self.hist_buf, now),
+                Err(e) => tracing::debug!(error = %e, "rtt histograms"),
+            }
+        }
+        if self.flows.due(now) {
+            match kernel.sweep_flows() {
+                Ok(f) => self.flows.update(f, now),
+                Err(e) => tracing::debug!(error = %e, "flow table"),
+            }
+        }
     }
 
     /// The Status answer.
@@ -254,6 +320,7 @@ impl<K: Kernel> Service<K> {
     /// Runs the apply task until the queue closes: commands as they come, a stats tick every
     /// `tick`. Blocking kernel work happens on this thread only.
     pub fn run(mut self, mut queue: mpsc::Receiver<Request>, tick: Duration) {
+        self.tick_every = tick;
         let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
             Ok(rt) => rt,
             Err(e) => {
@@ -292,6 +359,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::NodeStats => "node-stats",
         Command::ClearTree => "clear-tree",
         Command::SchedulerReport(_) => "scheduler-report",
+        Command::CircuitFlows { .. } => "circuit-flows",
     }
 }
 
@@ -315,7 +383,6 @@ fn log_refusal(e: &CommandError) {
 mod tests {
     use super::*;
     use crate::engine::store_for;
-    use crate::kernel::ClassCounter;
     use crate::kernel::fake::FakeKernel;
     use crate::testutil::{FACTS, TWO, setup};
 
@@ -349,32 +416,15 @@ mod tests {
         let (_d, mut s) = service(TWO);
         s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
         s.refresh_mapped();
-        let plan = s.engine.applied().cloned().expect("applied");
-        let class = |id: &str| {
-            plan.circuits.iter().find(|c| c.id.0 == id).map(|c| c.class.as_u32()).expect("class")
-        };
-        let (c1, c2) = (class("c1"), class("c2"));
-        let at = |bytes1: u64, bytes2: u64| {
-            vec![
-                ClassCounter { handle: c1, bytes: bytes1, ..Default::default() },
-                ClassCounter { handle: c2, bytes: bytes2, ..Default::default() },
-            ]
-        };
-        let down = plan
-            .interfaces
-            .iter()
-            .find(|i| i.classes.iter().any(|c| c.direction == lqos_plan::Direction::Download))
-            .map(|i| i.name.clone())
-            .expect("download iface");
+        // Rates come from the circuits' slot counters.
+        let slot = |id: &str| s.engine.slots().get(id).expect("slot") as usize;
+        let (c1, c2) = (slot("c1"), slot("c2"));
+        let mut k = vec![crate::kernel::SlotCounters::default(); c1.max(c2) + 1];
         let t0 = std::time::Instant::now();
-        s.stats.update(&plan, &[(down.clone(), at(0, 0))], &[], &|_| false, t0);
-        s.stats.update(
-            &plan,
-            &[(down, at(1_000, 500_000))],
-            &[],
-            &|_| false,
-            t0 + Duration::from_secs(1),
-        );
+        s.stats.update(&[], &k, t0);
+        k[c1].bytes[0] = 1_000;
+        k[c2].bytes[0] = 500_000;
+        s.stats.update(&[], &k, t0 + Duration::from_secs(1));
         let Response::Circuits(top) = s.handle(Command::TopCircuits { n: 1 }) else {
             panic!("top")
         };
@@ -391,5 +441,35 @@ mod tests {
         let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
         assert_eq!(st.scheduler, Some(state));
         assert_eq!(st.circuits, 2);
+    }
+
+    #[test]
+    fn class_counters_are_read_only_while_somebody_looks() {
+        let (_d, mut s) = service(TWO);
+        s.stats_eager = false;
+        s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        let reads = |s: &mut Service<FakeKernel>| s.engine.kernel_mut().class_reads;
+        for _ in 0..5 {
+            s.tick();
+        }
+        assert_eq!(reads(&mut s), 0, "idle ticks dumped the classes");
+        // A stats command reads them at once (both interfaces), then every tick while recent.
+        s.handle(Command::NodeStats);
+        assert_eq!(reads(&mut s), 2);
+        s.handle(Command::CircuitStats { circuit: None });
+        assert_eq!(reads(&mut s), 2, "a second command within a tick reads again");
+        s.tick();
+        assert_eq!(reads(&mut s), 4);
+        // Interest runs out.
+        s.stats_interest =
+            Some(Instant::now() - crate::stats::CLASS_INTEREST - Duration::from_secs(1));
+        s.tick();
+        assert_eq!(reads(&mut s), 4);
+        // Commands that show no stats do not count.
+        s.handle(Command::Ping);
+        s.handle(Command::ListMappings);
+        s.tick();
+        assert_eq!(reads(&mut s), 4);
     }
 }

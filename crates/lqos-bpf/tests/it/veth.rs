@@ -130,7 +130,13 @@ fn veth_udp_is_counted_and_lands_in_mapped_htb_class() {
         .apply(&MappingBatch {
             upsert: vec![(
                 "198.18.0.1/32".parse().expect("net"),
-                IpMapping { cpu: 0, class_handle: 0x0003_0010, circuit_hash: 1, device_hash: 2 },
+                IpMapping {
+                    cpu: 0,
+                    class_handle: 0x0003_0010,
+                    slot: 7,
+                    circuit_hash: 1,
+                    device_hash: 2,
+                },
             )],
             delete: vec![],
         })
@@ -170,7 +176,8 @@ fn veth_udp_is_counted_and_lands_in_mapped_htb_class() {
             &s,
             "tc -s class show dev s0; tc -s qdisc show dev s0; ip -s link show s0; ip -s link show s1",
         );
-        let counters = dp.host_counters().read_all();
+        let mut counters = Vec::new();
+        let _ = dp.slot_counters().read(0..8, &mut counters);
         panic!(
             "download datagrams lost: got {got} of {n}\n{}\ncounters {counters:?}",
             String::from_utf8_lossy(&diag.stdout)
@@ -184,24 +191,23 @@ fn veth_udp_is_counted_and_lands_in_mapped_htb_class() {
     let after = class_packets(&s, "3:10");
     if after - before < n {
         let diag = in_ns(&s, "tc -s qdisc show dev s0; tc -s class show dev s0");
-        println!(
-            "{}\ncounters {:?}",
-            String::from_utf8_lossy(&diag.stdout),
-            dp.host_counters().read_all()
-        );
+        let mut counters = Vec::new();
+        let _ = dp.slot_counters().read(0..8, &mut counters);
+        println!("{}\ncounters {counters:?}", String::from_utf8_lossy(&diag.stdout));
     }
     assert!(after - before >= n, "HTB 3:10 got {} packets, expected ≥ {n}", after - before);
     println!("3:10 packets {}, default 3:2 {}", after - before, class_packets(&s, "3:2"));
 
-    let counters = dp.host_counters().read_all().expect("counters");
-    let c = counters
-        .iter()
-        .find(|(a, _)| *a == "198.18.0.1".parse::<std::net::IpAddr>().expect("ip"))
-        .expect("client counted")
-        .1;
-    assert!(c.download_packets >= n, "download packets {}", c.download_packets);
-    assert!(c.upload_packets >= n, "upload packets {}", c.upload_packets);
-    assert_eq!(c.class_handle, 0x0003_0010);
+    let mut counters = Vec::new();
+    dp.slot_counters().read(7..8, &mut counters).expect("counters");
+    let c = counters[0];
+    assert!(c.packets[0] >= n, "download packets {:?}", c.packets);
+    assert!(c.packets[1] >= n, "upload packets {:?}", c.packets);
+    let flows = dp.flows().read_all().expect("flows");
+    assert!(
+        flows.iter().any(|f| f.slot == 7 && f.packets[0] >= n && f.packets[1] >= n),
+        "the UDP flow is tracked both ways: {flows:?}"
+    );
 
     dp.detach().expect("detach");
     let out = in_ns(&s, "ip -d link show s0");

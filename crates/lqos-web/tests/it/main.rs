@@ -394,6 +394,27 @@ async fn tree_and_status_endpoints() {
 }
 
 #[tokio::test]
+async fn circuit_flows_answer_for_known_circuits_and_404_otherwise() {
+    let app = app();
+    assert_eq!(
+        send(&app, req("GET", "/api/v1/circuits/c00001/flows").body(Body::empty()).expect("req"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let c = login(&app, "viewer", "viewer-password").await;
+    let r = send(&app, c.get("/api/v1/circuits/c00001/flows")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!([]));
+    let r = send(&app, c.get("/api/v1/circuits/nobody/flows")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.backend.commands().last(),
+        Some(&Command::CircuitFlows { circuit: "nobody".into() })
+    );
+}
+
+#[tokio::test]
 async fn invalid_reload_returns_diagnostics() {
     let app = app();
     let diag = lqos_config::Diagnostic::error("ShapedDevices.csv", "bad rate")

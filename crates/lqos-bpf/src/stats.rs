@@ -1,0 +1,727 @@
+//! What the data plane measures, read in batches: per-slot counters ([`SlotCounterMap`]),
+//! per-slot RTT histograms ([`RttHistograms`]), the flow table ([`FlowTable`], aged out by
+//! [`FlowAger`]), the sampled unknown-address table ([`UnknownTable`]) and the programs' own
+//! health counters ([`DataplaneStats`]).
+//!
+//! Index conventions: `[_; 2]` direction arrays are `[DOWN, UP]` ([`abi::DOWN`], [`abi::UP`]);
+//! RTT arrays are `[ACCESS, UPSTREAM]` ([`abi::PATH_ACCESS`], [`abi::PATH_UPSTREAM`]).
+
+use std::{collections::HashMap, net::IpAddr, ops::Range, os::fd::BorrowedFd};
+
+use aya::maps::{Array, Map, MapData, PerCpuArray};
+
+use crate::{
+    BpfError,
+    abi::{self, RawFlow, RawFlowKey, RawRttHist, RawSlotCounters, RawStats, RawUnknown},
+    maps::{
+        FLOWS, RTT_HIST, SLOT_COUNTERS, STATS, UNKNOWN, decode_addr, encode_addr, fd_or_err,
+        is_batch_unsupported, map_err,
+    },
+};
+
+/// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call.
+const BATCH: usize = 4096;
+
+/// Counters of one slot, summed over CPUs. Monotonic (wrapping) until the slot is reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotCounters {
+    /// L2 bytes seen by XDP (before shaping), `[down, up]`.
+    pub bytes: [u64; 2],
+    /// Packets, `[down, up]`.
+    pub packets: [u64; 2],
+    /// TCP packets, `[down, up]`.
+    pub tcp_packets: [u64; 2],
+    /// TCP retransmits (a data segment whose sequence number is at or below the highest
+    /// already seen in that flow direction), `[down, up]`.
+    pub retransmits: [u64; 2],
+}
+
+impl SlotCounters {
+    fn add(&mut self, r: &RawSlotCounters) {
+        for d in 0..2 {
+            self.bytes[d] = self.bytes[d].wrapping_add(r.bytes[d]);
+            self.packets[d] = self.packets[d].wrapping_add(r.packets[d]);
+            self.tcp_packets[d] = self.tcp_packets[d].wrapping_add(r.tcp_packets[d]);
+            self.retransmits[d] = self.retransmits[d].wrapping_add(r.retransmits[d]);
+        }
+    }
+
+    /// `self - older`, field by field (wrapping), for rates between two reads.
+    pub fn delta(&self, older: &SlotCounters) -> SlotCounters {
+        let mut out = SlotCounters::default();
+        for d in 0..2 {
+            out.bytes[d] = self.bytes[d].wrapping_sub(older.bytes[d]);
+            out.packets[d] = self.packets[d].wrapping_sub(older.packets[d]);
+            out.tcp_packets[d] = self.tcp_packets[d].wrapping_sub(older.tcp_packets[d]);
+            out.retransmits[d] = self.retransmits[d].wrapping_sub(older.retransmits[d]);
+        }
+        out
+    }
+}
+
+/// Reads `count` consecutive entries of an array map starting at index `first`, in
+/// `BPF_MAP_LOOKUP_BATCH` chunks; calls `f(index, value_bytes)` for each.
+fn read_array(
+    fd: BorrowedFd<'_>,
+    name: &'static str,
+    range: Range<u32>,
+    stride: usize,
+    mut f: impl FnMut(u32, &[u8]),
+) -> Result<(), BpfError> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let chunk = BATCH.min(range.len());
+    let mut keys = vec![0u8; chunk * 4];
+    let mut values = vec![0u8; chunk * stride];
+    let mut next = range.start;
+    // Bounded: each round advances `next` by ≥ 1 or stops.
+    while next < range.end {
+        let want = ((range.end - next) as usize).min(chunk);
+        let mut token_in = [0u8; 8];
+        let mut token_out = [0u8; 8];
+        let prev = next.checked_sub(1);
+        if let Some(p) = prev {
+            token_in[..4].copy_from_slice(&p.to_ne_bytes());
+        }
+        let res = abi::lookup_batch(
+            fd,
+            prev.map(|_| &token_in),
+            &mut token_out,
+            &mut keys[..want * 4],
+            4,
+            &mut values[..want * stride],
+            stride,
+        )
+        .map_err(|source| BpfError::MapSyscall {
+            map: name,
+            operation: format!("batch lookup from index {next}"),
+            source,
+        })?;
+        if res.count == 0 {
+            break;
+        }
+        for i in 0..res.count {
+            let idx = u32::from_ne_bytes([
+                keys[i * 4],
+                keys[i * 4 + 1],
+                keys[i * 4 + 2],
+                keys[i * 4 + 3],
+            ]);
+            if idx >= range.end {
+                return Ok(());
+            }
+            f(idx, &values[i * stride..(i + 1) * stride]);
+            next = idx.saturating_add(1);
+        }
+        if res.done {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads every entry of a hash map in batches; calls `f(key_bytes, value_bytes)`.
+fn read_hash(
+    fd: BorrowedFd<'_>,
+    name: &'static str,
+    key_size: usize,
+    stride: usize,
+    max_entries: u32,
+    mut f: impl FnMut(&[u8], &[u8]),
+) -> Result<(), BpfError> {
+    let mut keys = vec![0u8; BATCH * key_size];
+    let mut values = vec![0u8; BATCH * stride];
+    let mut token_in = [0u8; 8];
+    let mut token_out = [0u8; 8];
+    let mut first = true;
+    // Bounded: the map never holds more than max_entries, and every round returns ≥ 1 entry
+    // or ends; hash buckets are walked once.
+    for _ in 0..=max_entries {
+        let chunk = abi::lookup_batch(
+            fd,
+            if first { None } else { Some(&token_in) },
+            &mut token_out,
+            &mut keys,
+            key_size,
+            &mut values,
+            stride,
+        )
+        .map_err(|source| BpfError::MapSyscall {
+            map: name,
+            operation: "batch lookup".into(),
+            source,
+        })?;
+        for i in 0..chunk.count {
+            f(&keys[i * key_size..(i + 1) * key_size], &values[i * stride..(i + 1) * stride]);
+        }
+        if chunk.done {
+            break;
+        }
+        token_in = token_out;
+        first = false;
+    }
+    Ok(())
+}
+
+/// Per-slot, per-CPU counters (`PERCPU_ARRAY`, index = slot).
+#[derive(Debug)]
+pub struct SlotCounterMap {
+    map: Map,
+    possible_cpus: usize,
+    max_slots: u32,
+}
+
+impl SlotCounterMap {
+    pub(crate) fn new(map: Map, possible_cpus: usize) -> Result<Self, BpfError> {
+        let max_slots = PerCpuArray::<&MapData, RawSlotCounters>::try_from(&map)
+            .map_err(map_err(SLOT_COUNTERS, "open"))?
+            .len();
+        Ok(SlotCounterMap { map, possible_cpus, max_slots })
+    }
+
+    /// Number of slots (`LoadOptions::max_slots`).
+    pub fn max_slots(&self) -> u32 {
+        self.max_slots
+    }
+
+    /// Reads slots `range` (clamped to `max_slots`), summed over CPUs, into `out` (cleared
+    /// first; `out[i]` is slot `range.start + i`). One `BPF_MAP_LOOKUP_BATCH` per 4096 slots.
+    pub fn read(&self, range: Range<u32>, out: &mut Vec<SlotCounters>) -> Result<(), BpfError> {
+        out.clear();
+        let range = range.start.min(self.max_slots)..range.end.min(self.max_slots);
+        out.resize(range.len(), SlotCounters::default());
+        let stride = std::mem::size_of::<RawSlotCounters>();
+        let ncpu = self.possible_cpus;
+        let start = range.start;
+        read_array(
+            fd_or_err(&self.map, SLOT_COUNTERS)?,
+            SLOT_COUNTERS,
+            range,
+            stride * ncpu,
+            |idx, bytes| {
+                let Some(sum) = out.get_mut((idx - start) as usize) else { return };
+                for cpu in 0..ncpu {
+                    if let Some(raw) =
+                        bytes.get(cpu * stride..).and_then(abi::pod_from_bytes::<RawSlotCounters>)
+                    {
+                        sum.add(&raw);
+                    }
+                }
+            },
+        )
+    }
+
+    /// Zeroes slots (before a freed slot is given to another circuit).
+    pub fn reset(&mut self, slots: &[u32]) -> Result<(), BpfError> {
+        let ncpu = self.possible_cpus;
+        let mut m = PerCpuArray::<&mut MapData, RawSlotCounters>::try_from(&mut self.map)
+            .map_err(map_err(SLOT_COUNTERS, "open"))?;
+        for s in slots {
+            let zeros = aya::maps::PerCpuValues::try_from(vec![RawSlotCounters::default(); ncpu])
+                .map_err(|source| BpfError::MapSyscall {
+                map: SLOT_COUNTERS,
+                operation: "build zero values".into(),
+                source,
+            })?;
+            m.set(*s, zeros, 0).map_err(map_err(SLOT_COUNTERS, format!("reset slot {s}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// RTT histogram of one slot: per path, sample counts in the buckets of
+/// [`abi::RTT_BUCKET_UPPER_US`] plus the sum of all samples. Cumulative; subtract an older
+/// read ([`RttHistogram::delta`]) for a window (lqosd keeps 10 s and 60 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RttHistogram {
+    /// `[path][bucket]` sample counts.
+    pub buckets: [[u32; abi::RTT_BUCKETS]; 2],
+    /// `[path]` sum of samples in microseconds.
+    pub sum_us: [u64; 2],
+}
+
+impl Default for RttHistogram {
+    fn default() -> Self {
+        RttHistogram { buckets: [[0; abi::RTT_BUCKETS]; 2], sum_us: [0; 2] }
+    }
+}
+
+impl RttHistogram {
+    /// Samples on `path` (0 = access, 1 = upstream; anything else gives 0).
+    pub fn count(&self, path: usize) -> u64 {
+        self.buckets.get(path).map_or(0, |b| b.iter().map(|c| u64::from(*c)).sum())
+    }
+
+    /// `self - older` (wrapping), for a window between two reads.
+    pub fn delta(&self, older: &RttHistogram) -> RttHistogram {
+        let mut out = RttHistogram::default();
+        for p in 0..2 {
+            for b in 0..abi::RTT_BUCKETS {
+                out.buckets[p][b] = self.buckets[p][b].wrapping_sub(older.buckets[p][b]);
+            }
+            out.sum_us[p] = self.sum_us[p].wrapping_sub(older.sum_us[p]);
+        }
+        out
+    }
+
+    /// Adds another histogram (e.g. the circuits of a node).
+    pub fn merge(&mut self, other: &RttHistogram) {
+        for p in 0..2 {
+            for b in 0..abi::RTT_BUCKETS {
+                self.buckets[p][b] = self.buckets[p][b].wrapping_add(other.buckets[p][b]);
+            }
+            self.sum_us[p] = self.sum_us[p].wrapping_add(other.sum_us[p]);
+        }
+    }
+
+    /// The `q`-quantile (0..=1) of `path` in microseconds, interpolated linearly inside its
+    /// bucket (the open last bucket reports its lower bound). `None` without samples.
+    pub fn quantile_us(&self, path: usize, q: f64) -> Option<f64> {
+        let buckets = self.buckets.get(path)?;
+        let total = self.count(path);
+        if total == 0 || !q.is_finite() {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+        let mut seen = 0u64;
+        for (i, c) in buckets.iter().enumerate() {
+            let c = u64::from(*c);
+            if c == 0 {
+                continue;
+            }
+            if (seen + c) as f64 >= rank {
+                let lo = if i == 0 { 0.0 } else { f64::from(abi::RTT_BUCKET_UPPER_US[i - 1]) };
+                if i + 1 == abi::RTT_BUCKETS {
+                    return Some(lo);
+                }
+                let hi = f64::from(abi::RTT_BUCKET_UPPER_US[i]);
+                let frac = (rank - seen as f64) / c as f64;
+                return Some(lo + (hi - lo) * frac.clamp(0.0, 1.0));
+            }
+            seen += c;
+        }
+        None
+    }
+
+    /// Mean of `path` in microseconds. `None` without samples.
+    pub fn mean_us(&self, path: usize) -> Option<f64> {
+        let n = self.count(path);
+        (n > 0).then(|| self.sum_us.get(path).copied().unwrap_or(0) as f64 / n as f64)
+    }
+}
+
+/// Per-slot RTT histograms (`ARRAY`, index = slot, updated with atomic adds).
+#[derive(Debug)]
+pub struct RttHistograms {
+    map: Map,
+    max_slots: u32,
+}
+
+impl RttHistograms {
+    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
+        let max_slots =
+            Array::<&MapData, RawRttHist>::try_from(&map).map_err(map_err(RTT_HIST, "open"))?.len();
+        Ok(RttHistograms { map, max_slots })
+    }
+
+    /// Reads slots `range` (clamped to `max_slots`) into `out` (cleared first; `out[i]` is
+    /// slot `range.start + i`), in batches.
+    pub fn read(&self, range: Range<u32>, out: &mut Vec<RttHistogram>) -> Result<(), BpfError> {
+        out.clear();
+        let range = range.start.min(self.max_slots)..range.end.min(self.max_slots);
+        out.resize(range.len(), RttHistogram::default());
+        let start = range.start;
+        read_array(
+            fd_or_err(&self.map, RTT_HIST)?,
+            RTT_HIST,
+            range,
+            std::mem::size_of::<RawRttHist>(),
+            |idx, bytes| {
+                if let (Some(slot), Some(raw)) =
+                    (out.get_mut((idx - start) as usize), abi::pod_from_bytes::<RawRttHist>(bytes))
+                {
+                    *slot = RttHistogram { buckets: raw.buckets, sum_us: raw.sum_us };
+                }
+            },
+        )
+    }
+
+    /// Zeroes slots (before a freed slot is given to another circuit).
+    pub fn reset(&mut self, slots: &[u32]) -> Result<(), BpfError> {
+        let mut m = Array::<&mut MapData, RawRttHist>::try_from(&mut self.map)
+            .map_err(map_err(RTT_HIST, "open"))?;
+        for s in slots {
+            m.set(*s, RawRttHist::default(), 0)
+                .map_err(map_err(RTT_HIST, format!("reset slot {s}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A flow as seen from the subscriber: whatever the packet's direction, `subscriber` is the
+/// shaped side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    /// Subscriber address.
+    pub subscriber: IpAddr,
+    /// Internet-side address.
+    pub remote: IpAddr,
+    /// Subscriber port.
+    pub subscriber_port: u16,
+    /// Remote port.
+    pub remote_port: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub protocol: u8,
+}
+
+impl FlowKey {
+    fn to_raw(self) -> RawFlowKey {
+        RawFlowKey {
+            subscriber: encode_addr(self.subscriber),
+            remote: encode_addr(self.remote),
+            subscriber_port: self.subscriber_port,
+            remote_port: self.remote_port,
+            protocol: self.protocol,
+            pad: [0; 3],
+        }
+    }
+
+    fn from_raw(r: &RawFlowKey) -> Self {
+        FlowKey {
+            subscriber: decode_addr(r.subscriber),
+            remote: decode_addr(r.remote),
+            subscriber_port: r.subscriber_port,
+            remote_port: r.remote_port,
+            protocol: r.protocol,
+        }
+    }
+}
+
+/// One entry of the flow table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    /// The 5-tuple.
+    pub key: FlowKey,
+    /// Slot of the subscriber's circuit (0 = unshaped) at its last packet.
+    pub slot: u32,
+    /// Bytes `[down, up]`.
+    pub bytes: [u64; 2],
+    /// Packets `[down, up]`.
+    pub packets: [u64; 2],
+    /// TCP retransmits `[down, up]`.
+    pub retransmits: [u32; 2],
+    /// Last RTT sample in µs `[access, upstream]` (0 = none yet).
+    pub rtt_us: [u32; 2],
+    /// RTT samples `[access, upstream]`.
+    pub rtt_samples: [u32; 2],
+    /// `CLOCK_MONOTONIC` ns when the flow was created.
+    pub first_seen_ns: u64,
+    /// `CLOCK_MONOTONIC` ns of the last clock read for it (creation or an RTT timestamp);
+    /// activity in between shows as packet-count changes ([`FlowAger`]).
+    pub last_seen_ns: u64,
+}
+
+impl Flow {
+    /// Total bytes both ways.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes[0].wrapping_add(self.bytes[1])
+    }
+
+    fn total_packets(&self) -> u64 {
+        self.packets[0].wrapping_add(self.packets[1])
+    }
+}
+
+/// The bounded flow table (`HASH`, preallocated, `LoadOptions::max_flows` entries). When it
+/// is full new flows are not tracked (counted in [`DataplaneStats::flows_dropped`]) until
+/// userspace ages entries out.
+#[derive(Debug)]
+pub struct FlowTable {
+    map: Map,
+    max_entries: u32,
+}
+
+impl FlowTable {
+    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
+        aya::maps::HashMap::<&MapData, RawFlowKey, RawFlow>::try_from(&map)
+            .map_err(map_err(FLOWS, "open"))?;
+        let max_entries = crate::maps::max_entries(&map, FLOWS)?;
+        Ok(FlowTable { map, max_entries })
+    }
+
+    /// Capacity of the table.
+    pub fn capacity(&self) -> u32 {
+        self.max_entries
+    }
+
+    /// Every flow, in batches (unordered).
+    pub fn read_all(&self) -> Result<Vec<Flow>, BpfError> {
+        let mut out = Vec::new();
+        read_hash(
+            fd_or_err(&self.map, FLOWS)?,
+            FLOWS,
+            std::mem::size_of::<RawFlowKey>(),
+            std::mem::size_of::<RawFlow>(),
+            self.max_entries,
+            |k, v| {
+                if let (Some(k), Some(v)) =
+                    (abi::pod_from_bytes::<RawFlowKey>(k), abi::pod_from_bytes::<RawFlow>(v))
+                {
+                    out.push(Flow {
+                        key: FlowKey::from_raw(&k),
+                        slot: v.slot,
+                        bytes: v.bytes,
+                        packets: v.packets,
+                        retransmits: v.retransmits,
+                        rtt_us: v.rtt_us,
+                        rtt_samples: v.rtt_samples,
+                        first_seen_ns: v.first_seen_ns,
+                        last_seen_ns: v.last_seen_ns,
+                    });
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Deletes flows (missing ones are ignored). Returns how many were deleted.
+    pub fn remove(&mut self, keys: &[FlowKey]) -> Result<usize, BpfError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut raw = Vec::with_capacity(keys.len() * std::mem::size_of::<RawFlowKey>());
+        for k in keys {
+            raw.extend_from_slice(abi::pod_bytes(&k.to_raw()));
+        }
+        match abi::delete_batch(fd_or_err(&self.map, FLOWS)?, &raw, keys.len()) {
+            Ok(()) => return Ok(keys.len()),
+            // ENOENT: one key was already gone; fall back to one by one.
+            Err((_, e)) if is_batch_unsupported(&e) || e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err((done, e)) => {
+                return Err(BpfError::MapSyscall {
+                    map: FLOWS,
+                    operation: format!("batch delete ({done} of {} done)", keys.len()),
+                    source: e,
+                });
+            }
+        }
+        let mut m =
+            aya::maps::HashMap::<&mut MapData, RawFlowKey, RawFlow>::try_from(&mut self.map)
+                .map_err(map_err(FLOWS, "open"))?;
+        let mut n = 0;
+        for k in keys {
+            match m.remove(&k.to_raw()) {
+                Ok(()) => n += 1,
+                Err(e) if crate::maps::is_not_found(&e) => {}
+                Err(e) => return Err(map_err(FLOWS, format!("delete {k:?}"))(e)),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Ages the flow table from userspace without a per-packet clock: a flow whose packet count
+/// has not moved for `idle_sweeps` consecutive [`FlowAger::sweep`] calls is deleted.
+#[derive(Debug, Default)]
+pub struct FlowAger {
+    seen: HashMap<FlowKey, (u64, u32)>,
+}
+
+impl FlowAger {
+    /// Empty ager.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the table, deletes flows idle for `idle_sweeps` sweeps (≥ 1) and returns the
+    /// live ones (deleted flows are not returned).
+    pub fn sweep(
+        &mut self,
+        table: &mut FlowTable,
+        idle_sweeps: u32,
+    ) -> Result<Vec<Flow>, BpfError> {
+        let flows = table.read_all()?;
+        let mut next = HashMap::with_capacity(flows.len());
+        let mut dead = Vec::new();
+        let mut live = Vec::with_capacity(flows.len());
+        for f in flows {
+            let pk = f.total_packets();
+            let idle = match self.seen.get(&f.key) {
+                Some((prev, idle)) if *prev == pk => idle.saturating_add(1),
+                _ => 0,
+            };
+            if idle >= idle_sweeps.max(1) {
+                dead.push(f.key);
+            } else {
+                next.insert(f.key, (pk, idle));
+                live.push(f);
+            }
+        }
+        table.remove(&dead)?;
+        self.seen = next;
+        Ok(live)
+    }
+}
+
+/// One sampled unmapped address. Counts are estimates (samples × sample rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownAddress {
+    /// The address (the subscriber side of an unmapped packet).
+    pub addr: IpAddr,
+    /// Estimated bytes `[down, up]`.
+    pub bytes: [u64; 2],
+    /// Estimated packets `[down, up]`.
+    pub packets: [u64; 2],
+}
+
+/// The bounded unknown-address table (`HASH`, 4096 entries): one in
+/// `unknown_sample_every` unmapped packets per CPU adds to its address. lqosd reads it and
+/// clears it every window, so it holds the busiest unknown addresses of that window.
+#[derive(Debug)]
+pub struct UnknownTable {
+    map: Map,
+}
+
+/// Entries of the unknown-address table.
+pub const UNKNOWN_ENTRIES: u32 = 4096;
+
+impl UnknownTable {
+    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
+        aya::maps::HashMap::<&MapData, [u8; 16], RawUnknown>::try_from(&map)
+            .map_err(map_err(UNKNOWN, "open"))?;
+        Ok(UnknownTable { map })
+    }
+
+    /// Every recorded address, busiest (bytes both ways) first.
+    pub fn read_all(&self) -> Result<Vec<UnknownAddress>, BpfError> {
+        let mut out = Vec::new();
+        read_hash(
+            fd_or_err(&self.map, UNKNOWN)?,
+            UNKNOWN,
+            16,
+            std::mem::size_of::<RawUnknown>(),
+            UNKNOWN_ENTRIES,
+            |k, v| {
+                if let (Ok(k), Some(v)) =
+                    (<[u8; 16]>::try_from(k), abi::pod_from_bytes::<RawUnknown>(v))
+                {
+                    out.push(UnknownAddress {
+                        addr: decode_addr(k),
+                        bytes: v.bytes,
+                        packets: v.packets,
+                    });
+                }
+            },
+        )?;
+        out.sort_by_key(|u| std::cmp::Reverse(u.bytes[0].saturating_add(u.bytes[1])));
+        Ok(out)
+    }
+
+    /// Empties the table (start of a new window).
+    pub fn clear(&mut self) -> Result<(), BpfError> {
+        let keys: Vec<IpAddr> = self.read_all()?.into_iter().map(|u| u.addr).collect();
+        let mut m =
+            aya::maps::HashMap::<&mut MapData, [u8; 16], RawUnknown>::try_from(&mut self.map)
+                .map_err(map_err(UNKNOWN, "open"))?;
+        for k in keys {
+            match m.remove(&encode_addr(k)) {
+                Ok(()) => {}
+                Err(e) if crate::maps::is_not_found(&e) => {}
+                Err(e) => return Err(map_err(UNKNOWN, format!("delete {k}"))(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The programs' health counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataplaneStats {
+    /// Flows created.
+    pub flows_created: u64,
+    /// Flows not tracked because the flow table was full.
+    pub flows_dropped: u64,
+    /// Unmapped-address samples lost because the unknown table was full.
+    pub unknown_dropped: u64,
+    /// RTT samples taken.
+    pub rtt_samples: u64,
+    /// Classification cache misses (LPM trie lookups).
+    pub cache_misses: u64,
+    /// Frames that left XDP without metadata (tc classified them itself).
+    pub no_metadata: u64,
+}
+
+/// The per-CPU health counter array.
+#[derive(Debug)]
+pub struct StatsMap {
+    map: Map,
+}
+
+impl StatsMap {
+    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
+        PerCpuArray::<&MapData, RawStats>::try_from(&map).map_err(map_err(STATS, "open"))?;
+        Ok(StatsMap { map })
+    }
+
+    /// Reads the counters.
+    pub fn read(&self) -> Result<DataplaneStats, BpfError> {
+        let m = PerCpuArray::<&MapData, RawStats>::try_from(&self.map)
+            .map_err(map_err(STATS, "open"))?;
+        let v = m.get(&0, 0).map_err(map_err(STATS, "read"))?;
+        let mut s = DataplaneStats::default();
+        for r in v.iter() {
+            s.flows_created = s.flows_created.wrapping_add(r.flows_created);
+            s.flows_dropped = s.flows_dropped.wrapping_add(r.flows_dropped);
+            s.unknown_dropped = s.unknown_dropped.wrapping_add(r.unknown_dropped);
+            s.rtt_samples = s.rtt_samples.wrapping_add(r.rtt_samples);
+            s.cache_misses = s.cache_misses.wrapping_add(r.cache_misses);
+            s.no_metadata = s.no_metadata.wrapping_add(r.no_metadata);
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(path: usize, samples: &[(usize, u32)]) -> RttHistogram {
+        let mut h = RttHistogram::default();
+        for (b, c) in samples {
+            h.buckets[path][*b] = *c;
+        }
+        h
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_buckets() {
+        // 100 samples in bucket 8 (750..1000 µs].
+        let h = hist(0, &[(8, 100)]);
+        let p50 = h.quantile_us(0, 0.5).expect("p50");
+        assert!((p50 - 875.0).abs() < 1e-9, "{p50}");
+        assert_eq!(h.quantile_us(1, 0.5), None);
+        // 90 fast (≤ 50 µs) and 10 slow (1.5–2 ms): p50 fast, p99 slow.
+        let h = hist(1, &[(0, 90), (10, 10)]);
+        assert!(h.quantile_us(1, 0.5).expect("p50") <= 50.0);
+        let p99 = h.quantile_us(1, 0.99).expect("p99");
+        assert!((1500.0..=2000.0).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn delta_and_merge_are_inverse() {
+        let a = hist(0, &[(3, 5), (4, 7)]);
+        let mut b = a;
+        b.merge(&hist(0, &[(4, 1)]));
+        let d = b.delta(&a);
+        assert_eq!(d.count(0), 1);
+        assert_eq!(d.buckets[0][4], 1);
+    }
+
+    #[test]
+    fn slot_counter_delta_wraps() {
+        let old = SlotCounters { bytes: [u64::MAX, 0], ..Default::default() };
+        let new = SlotCounters { bytes: [4, 10], ..Default::default() };
+        assert_eq!(new.delta(&old).bytes, [5, 10]);
+    }
+}
