@@ -34,21 +34,20 @@ impl Tier {
 }
 
 /// 1 s points for 10 minutes (1-minute blocks).
-pub const TIER_1S: Tier =
-    Tier { step: 1, span: 60, keep: 600, name: "h1s" };
+pub const TIER_1S: Tier = Tier { step: 1, span: 60, keep: 600, name: "h1s" };
 /// 1 min points for 48 hours (1-hour blocks).
-pub const TIER_1M: Tier =
-    Tier { step: 60, span: 3_600, keep: 48 * 3_600, name: "h1m" };
+pub const TIER_1M: Tier = Tier { step: 60, span: 3_600, keep: 48 * 3_600, name: "h1m" };
 /// 15 min points for 90 days (1-day blocks).
-pub const TIER_15M: Tier =
-    Tier { step: 900, span: 86_400, keep: 90 * 86_400, name: "h15m" };
+pub const TIER_15M: Tier = Tier { step: 900, span: 86_400, keep: 90 * 86_400, name: "h15m" };
 /// The tiers, finest first.
 pub const TIERS: [Tier; 3] = [TIER_1S, TIER_1M, TIER_15M];
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Layout version; a file with another one is moved aside and a new one started.
 pub const FORMAT: u64 = 1;
-/// Shortest retention the disk bound may cut a tier to (seconds), per tier.
+/// Shortest retention the disk bound may cut a tier to (seconds), per tier: 1 min of 1 s
+/// points, 1 h of 1 min points, 1 day of 15 min points. A budget too small for even these
+/// is logged and the floors are kept.
 const MIN_KEEP: [u64; 3] = [60, 3_600, 86_400];
 
 /// Store failures.
@@ -169,7 +168,11 @@ impl Store {
                     meta.insert("format", FORMAT).map_err(|e| db_err(path, "meta", e))?;
                 }
                 Some(other) => {
-                    return Err(db_err(path, "format", format!("version {other}, expected {FORMAT}")));
+                    return Err(db_err(
+                        path,
+                        "format",
+                        format!("version {other}, expected {FORMAT}"),
+                    ));
                 }
             }
             for t in TIERS {
@@ -255,7 +258,8 @@ impl Store {
             {
                 let mut tables = Vec::with_capacity(3);
                 for t in TIERS {
-                    tables.push(tx.open_table(t.table()).map_err(|e| db_err(path, "open table", e))?);
+                    tables
+                        .push(tx.open_table(t.table()).map_err(|e| db_err(path, "open table", e))?);
                 }
                 let mut buf = Vec::new();
                 for ((tier_i, key), points) in &pending {
