@@ -161,6 +161,10 @@ pub const KEYS: &[(&str, KeyStatus)] = {
         ("metrics", H),
         ("metrics.enabled", H),
         ("metrics.token", H),
+        // [history] (lqos extension)
+        ("history", H),
+        ("history.enabled", H),
+        ("history.max_disk_mb", H),
         // LibreQoS sections lqos does not implement
         ("long_term_stats", S),
         ("local_api", S),

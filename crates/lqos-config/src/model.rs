@@ -730,6 +730,22 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[history]` (lqos extension): lqosd's embedded history store in `state_directory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryConfig {
+    /// `enabled` (default true): keep history at all.
+    pub enabled: bool,
+    /// `max_disk_mb` (default [`crate::conf::DEFAULT_HISTORY_MAX_DISK_MB`]): disk budget;
+    /// when reached the oldest coarse points go first.
+    pub max_disk_mb: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { enabled: true, max_disk_mb: crate::conf::DEFAULT_HISTORY_MAX_DISK_MB }
+    }
+}
+
 /// The validated `/etc/lqos.conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -779,6 +795,9 @@ pub struct Config {
     /// `[mikrotik_ipv6]` and `[integration_common] use_mikrotik_ipv6`.
     #[serde(default)]
     pub mikrotik_ipv6: MikrotikIpv6Config,
+    /// `[history]` (lqos extension; defaults when the section is missing).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 impl Config {

@@ -87,6 +87,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         netzur: None,
         metrics: Default::default(),
         mikrotik_ipv6: Default::default(),
+        history: Default::default(),
     }
 }
 
