@@ -17,10 +17,10 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 
 use crate::diag::Diagnostic;
 use crate::model::{
-    Config, DefaultSqm, ExceptionCpe, Flows, IntegrationCommon, InterfaceMode, InterfaceName,
-    HistoryConfig, IpRanges, LazyQueues, MetricsConfig, MikrotikIpv6Config, NetzurConfig, QueueMode, QueuesConfig,
-    RateKbit, SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning,
-    UispConfig,
+    Config, DefaultSqm, ExceptionCpe, Flows, HistoryConfig, IntegrationCommon, InterfaceMode,
+    InterfaceName, IpRanges, LazyQueues, MetricsConfig, MikrotikIpv6Config, NetzurConfig,
+    QueueMode, QueuesConfig, RateKbit, SplynxConfig, SuspendedStrategy, TopologyConfig,
+    TopologyStrategy, Tuning, UispConfig,
 };
 use crate::pos::LineIndex;
 use crate::sqm::parse_sqm_tokens;
