@@ -35,6 +35,7 @@ pub mod bus;
 pub mod demo;
 mod editor;
 mod error;
+mod history;
 pub mod metrics;
 pub mod users;
 

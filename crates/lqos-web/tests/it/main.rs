@@ -2,6 +2,7 @@
 //! port).
 
 mod events;
+mod history;
 
 use std::sync::Arc;
 
@@ -152,7 +153,15 @@ async fn openapi_document_lists_the_api() {
     let app = app();
     let r = send(&app, req("GET", "/api/v1/openapi.json").body(Body::empty()).expect("req")).await;
     assert_eq!(r.body["openapi"], "3.0.3");
-    for p in ["/circuits", "/reload", "/shaped-devices/{id}", "/events", "/config"] {
+    for p in [
+        "/circuits",
+        "/reload",
+        "/shaped-devices/{id}",
+        "/events",
+        "/config",
+        "/circuits/{id}/history",
+        "/nodes/{name}/history",
+    ] {
         assert!(r.body["paths"].get(p).is_some(), "{p}");
     }
 }
