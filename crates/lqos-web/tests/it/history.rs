@@ -80,3 +80,18 @@ async fn history_needs_a_login() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_history_script_is_embedded_and_loaded_by_the_app() {
+    let app = app();
+    let r = send(&app, req("GET", "/static/history.js").body(Body::empty()).expect("req")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("window.lqosHistory"));
+    assert!(r.text.contains("/history?range="));
+    assert!(!r.text.contains("http://") && !r.text.contains("https://"), "no CDN");
+    let r = send(&app, req("GET", "/app").body(Body::empty()).expect("req")).await;
+    assert!(r.text.contains("<script src=\"/static/history.js\"></script>"));
+    let r = send(&app, req("GET", "/static/app.js").body(Body::empty()).expect("req")).await;
+    assert!(r.text.contains("lqosHistory(document.getElementById(\"circuit-history\")"));
+    assert!(r.text.contains("lqosHistory(document.getElementById(\"node-history\")"));
+}
