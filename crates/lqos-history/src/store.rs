@@ -93,10 +93,13 @@ pub fn tier_for(range: HistoryRange) -> Tier {
     }
 }
 
+/// Points of one series in one tier not yet written: (tier index, key) → time → sample.
+type Pending = HashMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
+
 #[derive(Debug, Default)]
 struct Mem {
-    /// Points per tier not yet written: (tier index, key) → time → sample.
-    pending: HashMap<(usize, Arc<str>), BTreeMap<u64, Sample>>,
+    /// Points per tier not yet written.
+    pending: Pending,
     /// Open buckets of the 1 min and 15 min tiers.
     acc: [HashMap<Arc<str>, Acc>; 2],
     /// The last batch's time.
@@ -243,8 +246,8 @@ impl Store {
     /// block), then forgets them. Readers see a point either in memory or on disk, never
     /// neither: the memory copy is dropped only after the commit.
     pub fn flush(&self) -> Result<usize, HistoryError> {
-        let pending: Vec<((usize, Arc<str>), BTreeMap<u64, Sample>)> = match self.mem.lock() {
-            Ok(m) => m.pending.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        let pending: Pending = match self.mem.lock() {
+            Ok(m) => m.pending.clone(),
             Err(_) => return Ok(0),
         };
         if pending.is_empty() {

@@ -193,5 +193,4 @@ fn disk_use_stays_within_the_budget_and_keeps_the_newest_data() {
     let now = T0 + 899;
     let ten = s.query(HistoryKind::Circuit, "c7", HistoryRange::Minutes10, now).expect("q");
     assert!(!ten.is_empty() && ten.last().map(|p| p.t) == Some(now), "newest point kept");
-    eprintln!("disk bound: peak {peak} B, final {size} B, budget {budget} B, keep {keep:?}");
 }

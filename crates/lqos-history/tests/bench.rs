@@ -37,7 +37,7 @@ fn batch(keys: &[Arc<str>], ts: u64) -> Batch {
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                let busy = (i as u64 + ts) % 4 == 0;
+                let busy = (i as u64 + ts).is_multiple_of(4);
                 (
                     k.clone(),
                     Sample {
