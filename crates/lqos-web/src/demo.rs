@@ -369,7 +369,7 @@ fn demo_history(
             .map(|i| {
                 let t = now - now % step - (n - 1 - i) * step;
                 let day = (t % 86_400) as f64 / 86_400.0 * std::f64::consts::TAU;
-                let load = 0.5 + 0.4 * day.sin() + ((t / step ^ seed) % 7) as f64 / 70.0;
+                let load = 0.5 + 0.4 * day.sin() + (((t / step) ^ seed) % 7) as f64 / 70.0;
                 let access = 2.0 + 18.0 * load.max(0.0);
                 lqos_bus::HistoryPoint {
                     t,
