@@ -194,10 +194,12 @@
           el("div", { class: "card" }, el("div", { class: "label" }, "Current down"), el("div", { class: "value" }, bps(n.download_bps)), bar(n.utilization_down)),
           el("div", { class: "card" }, el("div", { class: "label" }, "Current up"), el("div", { class: "value" }, bps(n.upload_bps)), bar(n.utilization_up)),
           el("div", { class: "card" }, el("div", { class: "label" }, "Drops"), el("div", { class: "value" }, num(n.drops)))),
+        el("div", { id: "node-history" }),
         el("h2", {}, "Child nodes (" + d.children.length + ")"),
         d.children.length ? nodeTable(d.children) : el("div", { class: "empty" }, "No child nodes."),
         el("h2", {}, "Attached circuits (" + d.circuits.length + ")"),
         d.circuits.length ? circuitTable(d.circuits) : el("div", { class: "empty" }, "No circuits directly under this node."));
+      if (window.lqosHistory) window.lqosHistory(document.getElementById("node-history"), "node", n.name);
     } catch (e) { view.replaceChildren(el("h1", {}, "Network tree"), showError(e)); }
   }
   function nodeTable(nodes) {
@@ -254,6 +256,7 @@
       el("div", { class: "cards" },
         card("Plan (down / up)", "c-plan"), card("Download", "c-down"), card("Upload", "c-up"), card("Drops", "c-drops"), card("Backlog", "c-backlog"), card("Total bytes (down / up)", "c-bytes")),
       el("div", { class: "card" }, el("strong", {}, "Live throughput"), canvas),
+      el("div", { id: "circuit-history" }),
       el("h2", {}, "Addresses"), el("p", {}, c.addresses.join(", ") || "–"),
       el("h2", {}, "Devices"),
       devices ? table(["Device ID", "Name", "MAC", "IPv4", "IPv6", "Comment"], devices.devices.map(d => el("tr", {}, td(d.device_id), td(d.device_name), td(d.mac), td(d.ipv4), td(d.ipv6), td(d.comment))))
@@ -270,6 +273,7 @@
       window.lqosChart(canvas, [{ color: css("--down"), data: hist.down }, { color: css("--up"), data: hist.up }], { format: bps, points: HISTORY, minMax: c.download_max_kbit * 1000 });
     }
     update(c);
+    if (window.lqosHistory) window.lqosHistory(document.getElementById("circuit-history"), "circuit", c.id);
     const route = location.hash;
     pageTimer = setInterval(async () => {
       if (location.hash !== route) return;

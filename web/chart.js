@@ -1,6 +1,7 @@
 "use strict";
 // A small line chart on <canvas>: window.lqosChart(canvas, series, options).
-// series: [{label, color, data: [numbers]}] sharing one x axis (oldest first).
+// series: [{label, color, data: [numbers]}] sharing one x axis (oldest first); a null in
+// data is a gap.
 (function () {
   function niceMax(v) {
     if (!(v > 0)) return 1;
@@ -42,10 +43,14 @@
       if (!s.data.length) continue;
       ctx.strokeStyle = s.color; ctx.lineWidth = 2; ctx.beginPath();
       const off = n - s.data.length;
+      // null / undefined values are gaps: the line stops and starts again after them.
+      let pen = false;
       s.data.forEach((v, i) => {
+        if (v === null || v === undefined) { pen = false; return; }
         const x = left + (pw * (i + off)) / (n - 1);
         const y = top + ph - (ph * Math.min(v, max)) / max;
-        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+        if (!pen) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+        pen = true;
       });
       ctx.stroke();
     }

@@ -50,7 +50,8 @@ impl Command {
             | Command::CircuitStats { .. }
             | Command::TopCircuits { .. }
             | Command::NodeStats
-            | Command::CircuitFlows { .. } => Access::Read,
+            | Command::CircuitFlows { .. }
+            | Command::History { .. } => Access::Read,
             Command::Reload { .. } | Command::ClearTree | Command::SchedulerReport(_) => {
                 Access::Admin
             }

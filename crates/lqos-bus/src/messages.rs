@@ -58,6 +58,138 @@ pub enum Command {
         /// Circuit ID.
         circuit: String,
     },
+    /// Stored history of one circuit or node over a range, answered with `History`.
+    History {
+        /// Circuit or node.
+        kind: HistoryKind,
+        /// Circuit ID or node name.
+        id: String,
+        /// How far back.
+        range: HistoryRange,
+    },
+}
+
+/// What a history series belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKind {
+    /// A circuit, by Circuit ID.
+    Circuit,
+    /// A node (site/AP), by name.
+    Node,
+}
+
+/// How far back a history query reaches. The store answers 10 min from 1 s samples, 1 h and
+/// 24 h from 1 min samples, 7, 30 and 90 days from 15 min samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HistoryRange {
+    /// Last 10 minutes.
+    #[serde(rename = "10m")]
+    Minutes10,
+    /// Last hour.
+    #[serde(rename = "1h")]
+    Hour1,
+    /// Last 24 hours.
+    #[serde(rename = "24h")]
+    Hours24,
+    /// Last 7 days.
+    #[serde(rename = "7d")]
+    Days7,
+    /// Last 30 days.
+    #[serde(rename = "30d")]
+    Days30,
+    /// Last 90 days.
+    #[serde(rename = "90d")]
+    Days90,
+}
+
+impl HistoryRange {
+    /// Every range, shortest first.
+    pub const ALL: [HistoryRange; 6] = [
+        HistoryRange::Minutes10,
+        HistoryRange::Hour1,
+        HistoryRange::Hours24,
+        HistoryRange::Days7,
+        HistoryRange::Days30,
+        HistoryRange::Days90,
+    ];
+
+    /// The range's length in seconds.
+    pub fn secs(self) -> u64 {
+        match self {
+            HistoryRange::Minutes10 => 600,
+            HistoryRange::Hour1 => 3_600,
+            HistoryRange::Hours24 => 86_400,
+            HistoryRange::Days7 => 7 * 86_400,
+            HistoryRange::Days30 => 30 * 86_400,
+            HistoryRange::Days90 => 90 * 86_400,
+        }
+    }
+
+    /// The spelling used by the API (`10m`, `1h`, `24h`, `7d`, `30d`, `90d`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryRange::Minutes10 => "10m",
+            HistoryRange::Hour1 => "1h",
+            HistoryRange::Hours24 => "24h",
+            HistoryRange::Days7 => "7d",
+            HistoryRange::Days30 => "30d",
+            HistoryRange::Days90 => "90d",
+        }
+    }
+
+    /// Parses the API spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<HistoryRange> {
+        HistoryRange::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// RTT percentiles of one sample, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct RttPercentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// One point of a history series. For downsampled points (1 min, 15 min) rates and p50/p90
+/// are means over the interval, p99 its maximum, retransmits and drops its sum.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct HistoryPoint {
+    /// Unix time (seconds) of the start of the interval.
+    pub t: u64,
+    /// Download rate, bits/s.
+    pub down_bps: u64,
+    /// Upload rate, bits/s.
+    pub up_bps: u64,
+    /// Access-path RTT (`None` = no TCP sample).
+    pub rtt_access_ms: Option<RttPercentiles>,
+    /// Upstream-path RTT.
+    pub rtt_upstream_ms: Option<RttPercentiles>,
+    /// TCP retransmits in the interval.
+    pub retransmits: PerDirection,
+    /// Queue drops in the interval (counted while the HTB counters are read).
+    pub drops: u64,
+}
+
+/// The answer to `History`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySeries {
+    /// Circuit or node.
+    pub kind: HistoryKind,
+    /// Circuit ID or node name.
+    pub id: String,
+    /// The range asked for.
+    pub range: HistoryRange,
+    /// Seconds between points (1, 60 or 900).
+    pub step_secs: u64,
+    /// Unix time the series ends at.
+    pub now: u64,
+    /// Points, oldest first (empty when nothing was stored in the range).
+    pub points: Vec<HistoryPoint>,
 }
 
 /// RTT percentiles of one path over a window, in milliseconds.
@@ -345,6 +477,9 @@ pub struct DaemonStatus {
     /// `dry_run = true`), by line.
     #[serde(default)]
     pub quarantined: Vec<Quarantined>,
+    /// Bytes on disk of the history store (`None` = history off or not started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_bytes: Option<u64>,
 }
 
 /// lqosd's answer.
@@ -369,6 +504,8 @@ pub enum Response {
     Nodes(Vec<NodeStat>),
     /// Answer to CircuitFlows: busiest first.
     Flows(Vec<FlowEntry>),
+    /// Answer to History.
+    History(Box<HistorySeries>),
     /// The command failed.
     Error(CommandError),
 }

@@ -17,10 +17,10 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 
 use crate::diag::Diagnostic;
 use crate::model::{
-    Config, DefaultSqm, ExceptionCpe, Flows, IntegrationCommon, InterfaceMode, InterfaceName,
-    IpRanges, LazyQueues, MetricsConfig, MikrotikIpv6Config, NetzurConfig, QueueMode, QueuesConfig,
-    RateKbit, SplynxConfig, SuspendedStrategy, TopologyConfig, TopologyStrategy, Tuning,
-    UispConfig, WebConfig,
+    Config, DefaultSqm, ExceptionCpe, Flows, HistoryConfig, IntegrationCommon, InterfaceMode,
+    InterfaceName, IpRanges, LazyQueues, MetricsConfig, MikrotikIpv6Config, NetzurConfig,
+    QueueMode, QueuesConfig, RateKbit, SplynxConfig, SuspendedStrategy, TopologyConfig,
+    TopologyStrategy, Tuning, UispConfig, WebConfig,
 };
 use crate::pos::LineIndex;
 use crate::sqm::parse_sqm_tokens;
@@ -115,6 +115,12 @@ pub const DEFAULT_NETZUR_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MIKROTIK_IPV6_CONFIG_PATH: &str = "/etc/libreqos/mikrotik_ipv6.toml";
 /// Default for `[metrics] enabled` (lqos extension, not in LibreQoS): `/metrics` is served.
 pub const DEFAULT_METRICS_ENABLED: bool = true;
+/// `[history] max_disk_mb` when unset (2 GiB).
+pub const DEFAULT_HISTORY_MAX_DISK_MB: u64 = 2048;
+/// Smallest accepted `[history] max_disk_mb`.
+pub const MIN_HISTORY_MAX_DISK_MB: u64 = 16;
+/// Largest accepted `[history] max_disk_mb` (1 TiB).
+pub const MAX_HISTORY_MAX_DISK_MB: u64 = 1 << 20;
 
 /// `state_directory` when it is not set (LibreQoS rule): `<parent>/state` when
 /// `lqos_directory` ends in `src`, else `<lqos_directory>/state`.
@@ -803,6 +809,27 @@ fn netzur(cx: &mut Cx, s: &Sect<'_>) -> NetzurConfig {
     }
 }
 
+fn history(cx: &mut Cx, s: &Sect<'_>) -> HistoryConfig {
+    let enabled = s.bool(cx, "enabled", true);
+    let max_disk_mb = match s.opt_u64(cx, "max_disk_mb") {
+        Some(v) if !(MIN_HISTORY_MAX_DISK_MB..=MAX_HISTORY_MAX_DISK_MB).contains(&v) => {
+            let line = s.key_line(cx, "max_disk_mb");
+            cx.error(
+                line,
+                "history.max_disk_mb",
+                format!(
+                    "{v} is outside {MIN_HISTORY_MAX_DISK_MB}..={MAX_HISTORY_MAX_DISK_MB} (MiB)"
+                ),
+                Some("the default is 2048 (2 GiB)"),
+            );
+            DEFAULT_HISTORY_MAX_DISK_MB
+        }
+        Some(v) => v,
+        None => DEFAULT_HISTORY_MAX_DISK_MB,
+    };
+    HistoryConfig { enabled, max_disk_mb }
+}
+
 fn metrics(cx: &mut Cx, s: &Sect<'_>) -> MetricsConfig {
     let enabled = s.bool(cx, "enabled", DEFAULT_METRICS_ENABLED);
     let token = match s.opt_str(cx, "token") {
@@ -1099,6 +1126,8 @@ pub(crate) fn parse_config_with(
     let netzur = top.sub(&mut cx, "netzur_integration").map(|s| netzur(&mut cx, &s));
     let ms = top.sub(&mut cx, "metrics").unwrap_or_else(|| empty("metrics"));
     let metrics = metrics(&mut cx, &ms);
+    let hs = top.sub(&mut cx, "history").unwrap_or_else(|| empty("history"));
+    let history = history(&mut cx, &hs);
     let mk = top.sub(&mut cx, "mikrotik_ipv6").unwrap_or_else(|| empty("mikrotik_ipv6"));
     let mikrotik_ipv6 = MikrotikIpv6Config {
         use_mikrotik_ipv6: ic.bool(&mut cx, "use_mikrotik_ipv6", false),
@@ -1136,6 +1165,7 @@ pub(crate) fn parse_config_with(
         metrics,
         mikrotik_ipv6,
         web,
+        history,
     };
     (Some(config), cx.diags)
 }
@@ -1184,5 +1214,22 @@ mod tests {
         let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();
         assert!(errors.iter().any(|d| d.field.as_deref() == Some("web.tls")), "{d:?}");
         assert!(errors.iter().any(|d| d.field.as_deref() == Some("web.tls_key")), "{d:?}");
+    }
+
+    #[test]
+    fn history_section_defaults_and_bounds() {
+        let base = "lqos_directory = \"/tmp/x\"\n[bridge]\nto_internet = \"eth1\"\nto_network = \"eth2\"\n";
+        let (c, d) = parse_config_str(base, "lqos.conf".as_ref());
+        assert!(!crate::has_errors(&d), "{d:#?}");
+        let c = c.expect("config");
+        assert_eq!(c.history, HistoryConfig { enabled: true, max_disk_mb: 2048 });
+        let text = format!("{base}[history]\nenabled = false\nmax_disk_mb = 64\n");
+        let (c, d) = parse_config_str(&text, "lqos.conf".as_ref());
+        assert!(!d.iter().any(|x| x.to_string().contains("history")), "known keys: {d:#?}");
+        assert_eq!(c.expect("config").history, HistoryConfig { enabled: false, max_disk_mb: 64 });
+        let text = format!("{base}[history]\nmax_disk_mb = 1\n");
+        let (_, d) = parse_config_str(&text, "lqos.conf".as_ref());
+        assert!(crate::has_errors(&d));
+        assert!(d.iter().any(|x| x.to_string().contains("history.max_disk_mb")), "{d:#?}");
     }
 }

@@ -169,6 +169,10 @@ pub const KEYS: &[(&str, KeyStatus)] = {
         ("web.tls_key", H),
         ("web.trusted_proxies", H),
         ("web.allowed_hosts", H),
+        // [history] (lqos extension)
+        ("history", H),
+        ("history.enabled", H),
+        ("history.max_disk_mb", H),
         // LibreQoS sections lqos does not implement
         ("long_term_stats", S),
         ("local_api", S),

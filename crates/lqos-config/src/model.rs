@@ -770,6 +770,22 @@ impl Default for WebConfig {
     }
 }
 
+/// `[history]` (lqos extension): lqosd's embedded history store in `state_directory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryConfig {
+    /// `enabled` (default true): keep history at all.
+    pub enabled: bool,
+    /// `max_disk_mb` (default [`crate::conf::DEFAULT_HISTORY_MAX_DISK_MB`]): disk budget;
+    /// when reached the oldest coarse points go first.
+    pub max_disk_mb: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { enabled: true, max_disk_mb: crate::conf::DEFAULT_HISTORY_MAX_DISK_MB }
+    }
+}
+
 /// The validated `/etc/lqos.conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -821,6 +837,9 @@ pub struct Config {
     pub mikrotik_ipv6: MikrotikIpv6Config,
     /// `[web]` (lqos extension).
     pub web: WebConfig,
+    /// `[history]` (lqos extension; defaults when the section is missing).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 impl Config {

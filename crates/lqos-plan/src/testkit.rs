@@ -89,6 +89,7 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
         metrics: Default::default(),
         mikrotik_ipv6: Default::default(),
         web: Default::default(),
+        history: Default::default(),
     }
 }
 

@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/dry-run", post(dry_run))
         .route("/events", get(events))
         .merge(super::editor::routes())
+        .merge(super::history::routes())
 }
 
 /// Unwraps a JSON body or turns the rejection into a 400 with its message.

@@ -245,6 +245,7 @@ impl DemoBackend {
                 last_error: None,
             }),
             warnings: vec!["demo backend: numbers are made up".into()],
+            history_bytes: Some(0),
             ..Default::default()
         }
     }
@@ -272,6 +273,13 @@ impl DemoBackend {
                 Response::Circuits(all.into_iter().cloned().collect())
             }
             Command::NodeStats => Response::Nodes(self.node_stats(&self.live())),
+            Command::History { kind, id, range } => {
+                let known = match kind {
+                    lqos_bus::HistoryKind::Circuit => self.live().iter().any(|c| c.id == id),
+                    lqos_bus::HistoryKind::Node => self.nodes.iter().any(|n| n.name == id),
+                };
+                Response::History(Box::new(demo_history(kind, id, range, known)))
+            }
             // The demo has no data plane, hence no flows.
             Command::CircuitFlows { circuit } => {
                 if self.live().iter().any(|c| c.id == circuit) {
@@ -336,4 +344,58 @@ impl Backend for FailingBackend {
             })
         })
     }
+}
+
+/// Made-up history for the demo: a daily wave of traffic and RTT for known circuits and nodes,
+/// nothing for the rest (so the GUI's empty state can be seen too).
+fn demo_history(
+    kind: lqos_bus::HistoryKind,
+    id: String,
+    range: lqos_bus::HistoryRange,
+    known: bool,
+) -> lqos_bus::HistorySeries {
+    let step = match range {
+        lqos_bus::HistoryRange::Minutes10 => 1,
+        lqos_bus::HistoryRange::Hour1 | lqos_bus::HistoryRange::Hours24 => 60,
+        _ => 900,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let seed = id.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let points = if known {
+        let n = range.secs() / step;
+        (0..n)
+            .map(|i| {
+                let t = now - now % step - (n - 1 - i) * step;
+                let day = (t % 86_400) as f64 / 86_400.0 * std::f64::consts::TAU;
+                let load = 0.5 + 0.4 * day.sin() + (((t / step) ^ seed) % 7) as f64 / 70.0;
+                let access = 2.0 + 18.0 * load.max(0.0);
+                lqos_bus::HistoryPoint {
+                    t,
+                    down_bps: (load.max(0.0) * 40_000_000.0) as u64,
+                    up_bps: (load.max(0.0) * 6_000_000.0) as u64,
+                    rtt_access_ms: Some(lqos_bus::RttPercentiles {
+                        p50: access,
+                        p90: access * 1.6,
+                        p99: access * 2.5,
+                    }),
+                    rtt_upstream_ms: Some(lqos_bus::RttPercentiles {
+                        p50: 12.0,
+                        p90: 15.0,
+                        p99: 22.0,
+                    }),
+                    retransmits: lqos_bus::PerDirection {
+                        down: (t ^ seed) % 5,
+                        up: (t ^ seed) % 2,
+                    },
+                    drops: (t ^ seed) % 3,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    lqos_bus::HistorySeries { kind, id, range, step_secs: step, now, points }
 }

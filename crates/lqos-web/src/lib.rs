@@ -42,6 +42,7 @@ mod editor;
 mod error;
 mod events;
 pub mod front;
+mod history;
 pub mod metrics;
 pub mod server;
 pub mod throttle;

@@ -4,7 +4,7 @@
 //! * `build_info{version}` 1; `up` 1 when lqosd answered Status.
 //! * `download_bps`, `upload_bps`, `shaped_download_bps`, `shaped_upload_bps` (gauges),
 //!   `drops_total`, `circuits`, `nodes`, `mappings`, `queues`, `warnings`,
-//!   `last_apply_timestamp_seconds`, `uptime_seconds`.
+//!   `last_apply_timestamp_seconds`, `uptime_seconds`, `history_bytes` (when history is on).
 //! * `scheduler_info{phase,integration}` 1, `scheduler_last_run_timestamp_seconds`,
 //!   `scheduler_next_run_timestamp_seconds`, `scheduler_last_result_ok` (1/0).
 //! * Per circuit (label `circuit` = Circuit ID, `direction` = `down`/`up`):
@@ -153,6 +153,9 @@ pub fn render(
         one(&mut out, "queues", "gauge", "Shaping queues per direction.", u64::from(s.queues));
         one(&mut out, "warnings", "gauge", "Current warnings.", s.warnings.len() as u64);
         one(&mut out, "uptime_seconds", "gauge", "Seconds since lqosd started.", s.uptime_secs);
+        if let Some(b) = s.history_bytes {
+            one(&mut out, "history_bytes", "gauge", "Bytes on disk of the history store.", b);
+        }
         if let Some(t) = s.last_apply_unix {
             one(
                 &mut out,
@@ -371,6 +374,16 @@ mod tests {
         // Empty variables count as unset.
         let empty = |_: &str| Some(String::new());
         assert_eq!(settings(&conf, empty), (false, Some("from-conf".into())));
+    }
+
+    #[test]
+    fn history_size_is_exported_only_when_history_is_on() {
+        let on = DaemonStatus { history_bytes: Some(12_345), ..Default::default() };
+        let text = render(Some(&on), None, None);
+        assert!(text.contains("# TYPE lqos_history_bytes gauge"), "{text}");
+        assert!(text.contains("\nlqos_history_bytes 12345\n"), "{text}");
+        let off = DaemonStatus::default();
+        assert!(!render(Some(&off), None, None).contains("lqos_history_bytes"));
     }
 
     #[test]

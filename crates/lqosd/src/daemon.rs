@@ -205,7 +205,19 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         }
     }
     let tick = Duration::from_millis(config.queue_check_period_ms.clamp(250, 10_000));
-    let service = Service::new(engine, config.clone(), facts);
+    let mut service = Service::new(engine, config.clone(), facts);
+    if config.history.enabled {
+        let path = config.state_directory.join(lqos_history::FILE_NAME);
+        match crate::history::HistoryFeed::open(&path, config.history.max_disk_mb) {
+            Ok(feed) => {
+                tracing::info!(path = %path.display(), max_disk_mb = config.history.max_disk_mb, "history store open");
+                service.set_history(feed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "history store unavailable; running without history")
+            }
+        }
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

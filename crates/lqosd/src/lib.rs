@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod engine;
 pub mod facts;
 pub mod flows;
+pub mod history;
 pub mod kernel;
 pub mod observe;
 pub mod preflight;

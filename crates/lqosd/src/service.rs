@@ -39,6 +39,8 @@ pub struct Service<K: Kernel> {
     slot_buf: Vec<crate::kernel::SlotCounters>,
     hist_buf: Vec<crate::kernel::RttHistogram>,
     flows: crate::flows::FlowView,
+    /// The history store's feed (`None` = history off).
+    history: Option<crate::history::HistoryFeed>,
     /// Warnings shown by Status (interface down, …).
     pub warnings: Vec<String>,
 }
@@ -60,10 +62,21 @@ impl<K: Kernel> Service<K> {
             slot_buf: Vec::new(),
             hist_buf: Vec::new(),
             flows: crate::flows::FlowView::default(),
+            history: None,
             warnings: Vec::new(),
         };
         s.refresh_mapped();
         s
+    }
+
+    /// Records history from now on (each tick hands a batch to the store's writer).
+    pub fn set_history(&mut self, feed: crate::history::HistoryFeed) {
+        self.history = Some(feed);
+    }
+
+    /// The history feed, if history is on.
+    pub fn history(&self) -> Option<&crate::history::HistoryFeed> {
+        self.history.as_ref()
     }
 
     /// The engine (tests).
@@ -213,6 +226,9 @@ impl<K: Kernel> Service<K> {
                 }
                 Err(e) => Response::Error(e),
             },
+            Command::History { kind, id, range } => {
+                crate::history::answer(self.history.as_ref(), kind, &id, range)
+            }
             Command::SchedulerReport(state) => {
                 if self.scheduler.as_ref().map(|s| (&s.phase, &s.last_error))
                     != Some((&state.phase, &state.last_error))
@@ -288,6 +304,11 @@ impl<K: Kernel> Service<K> {
                 Err(e) => tracing::debug!(error = %e, "flow table"),
             }
         }
+        if let (Some(feed), Some(plan)) = (self.history.as_mut(), self.engine.applied())
+            && !feed.tick(&self.stats, plan, lqos_history::unix_now())
+        {
+            tracing::debug!("history writer behind; a tick was dropped");
+        }
     }
 
     /// The Status answer.
@@ -321,6 +342,7 @@ impl<K: Kernel> Service<K> {
             scheduler: self.scheduler.clone(),
             warnings: self.warnings.clone(),
             quarantined: self.engine.quarantined.clone(),
+            history_bytes: self.history.as_ref().map(|h| h.history().disk_bytes()),
         }
     }
 
@@ -367,6 +389,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::ClearTree => "clear-tree",
         Command::SchedulerReport(_) => "scheduler-report",
         Command::CircuitFlows { .. } => "circuit-flows",
+        Command::History { .. } => "history",
     }
 }
 
@@ -525,5 +548,55 @@ mod tests {
         s.handle(Command::ListMappings);
         s.tick();
         assert_eq!(reads(&mut s), 4);
+    }
+
+    fn wait_for_points(
+        s: &mut Service<FakeKernel>,
+        kind: lqos_bus::HistoryKind,
+        id: &str,
+    ) -> usize {
+        for _ in 0..200 {
+            let range = lqos_bus::HistoryRange::Minutes10;
+            match s.handle(Command::History { kind, id: id.into(), range }) {
+                Response::History(series) if !series.points.is_empty() => {
+                    assert_eq!(series.step_secs, 1);
+                    assert_eq!(series.id, id);
+                    return series.points.len();
+                }
+                Response::History(_) => std::thread::sleep(Duration::from_millis(10)),
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        0
+    }
+
+    #[test]
+    fn ticks_feed_the_history_store_and_history_answers_for_circuits_and_nodes() {
+        use lqos_bus::{HistoryKind, HistoryRange};
+        let (dir, mut s) = service(TWO);
+        let ask = |kind, id: &str, range| Command::History { kind, id: id.into(), range };
+        assert!(
+            matches!(
+                s.handle(ask(HistoryKind::Circuit, "c1", HistoryRange::Hour1)),
+                Response::Error(CommandError::Unavailable { .. })
+            ),
+            "history off answers Unavailable"
+        );
+        let feed = crate::history::HistoryFeed::open(&dir.path().join("state/history.redb"), 16)
+            .expect("open");
+        s.set_history(feed);
+        s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        s.tick();
+        assert!(wait_for_points(&mut s, HistoryKind::Circuit, "c1") >= 1);
+        assert!(wait_for_points(&mut s, HistoryKind::Node, "AP_1") >= 1);
+        let Response::History(empty) =
+            s.handle(ask(HistoryKind::Circuit, "nobody", HistoryRange::Days90))
+        else {
+            panic!("history")
+        };
+        assert!(empty.points.is_empty());
+        assert_eq!(empty.step_secs, 900);
+        assert!(s.status().history_bytes.is_some_and(|b| b > 0));
     }
 }

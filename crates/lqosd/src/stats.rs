@@ -59,6 +59,19 @@ fn dir_index(d: Direction) -> usize {
     }
 }
 
+/// One circuit's numbers for the history store ([`StatsTracker::history_rows`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HistoryRow {
+    /// Rates `[down, up]`, bits/s.
+    pub bps: [u64; 2],
+    /// Cumulative TCP retransmits `[down, up]`.
+    pub retransmits: [u64; 2],
+    /// Cumulative queue drops (as of the last class read).
+    pub drops: u64,
+    /// RTT over the short window.
+    pub rtt: lqos_bus::RttPaths,
+}
+
 /// The tracker, fed once per tick.
 #[derive(Debug, Default)]
 pub struct StatsTracker {
@@ -288,6 +301,31 @@ impl StatsTracker {
 
     fn owner_flow(&self, pos: usize, dir: Direction) -> Flow {
         self.flows.get(pos).map(|f| f[dir_index(dir)]).unwrap_or_default()
+    }
+
+    /// The history store's per-circuit numbers, in the plan's circuit order, into `out`
+    /// (cleared first): no strings, no plan walk beyond the circuit count.
+    pub fn history_rows(&self, plan: &Plan, out: &mut Vec<HistoryRow>) {
+        out.clear();
+        let short = self.qoe.windows(WINDOW_SHORT, Instant::now());
+        for i in 0..plan.circuits.len() {
+            let f = self.flows.get(i).copied().unwrap_or_default();
+            let total = self.circuit_totals.get(i).copied().unwrap_or_default();
+            let rtt = self
+                .circuit_slot
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|s| short.get(&s))
+                .map(|w| w.paths())
+                .unwrap_or_default();
+            out.push(HistoryRow {
+                bps: [f[0].bps, f[1].bps],
+                retransmits: total.retransmits,
+                drops: f[0].drops.wrapping_add(f[1].drops),
+                rtt,
+            });
+        }
     }
 
     /// Per-circuit numbers for the plan's circuits.

@@ -4,6 +4,7 @@
 
 mod editor;
 mod events;
+mod history;
 mod login;
 mod security;
 mod server;
@@ -183,7 +184,15 @@ async fn openapi_document_lists_the_api() {
     let app = app();
     let r = send(&app, req("GET", "/api/v1/openapi.json").body(Body::empty()).expect("req")).await;
     assert_eq!(r.body["openapi"], "3.0.3");
-    for p in ["/circuits", "/reload", "/shaped-devices/{id}", "/events", "/config"] {
+    for p in [
+        "/circuits",
+        "/reload",
+        "/shaped-devices/{id}",
+        "/events",
+        "/config",
+        "/circuits/{id}/history",
+        "/nodes/{name}/history",
+    ] {
         assert!(r.body["paths"].get(p).is_some(), "{p}");
     }
 }

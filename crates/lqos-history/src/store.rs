@@ -1,0 +1,445 @@
+//! The store: three tiers of blocks in one redb file, plus the in-memory part (samples not yet
+//! written, buckets not yet complete).
+//!
+//! Layout: one table per tier, key `(block_start, "c:<id>" | "n:<name>")`, value a block of
+//! 36-byte records (4-byte offset from the block start + a [`Sample`]), sorted by time. Time
+//! comes first in the key so retention is one range delete per tier, and a query is one point
+//! lookup per block (blocks are aligned, so their keys are known).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use lqos_bus::{HistoryKind, HistoryPoint, HistoryRange};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::sample::{Acc, RECORD_BYTES, Sample};
+
+/// One storage tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// Seconds between points.
+    pub step: u64,
+    /// Seconds covered by one stored block.
+    pub span: u64,
+    /// How long points are kept (before the disk bound shortens it).
+    pub keep: u64,
+    name: &'static str,
+}
+
+impl Tier {
+    fn table(self) -> TableDefinition<'static, (u64, &'static str), &'static [u8]> {
+        TableDefinition::new(self.name)
+    }
+}
+
+/// 1 s points for 10 minutes (1-minute blocks).
+pub const TIER_1S: Tier = Tier { step: 1, span: 60, keep: 600, name: "h1s" };
+/// 1 min points for 48 hours (1-hour blocks).
+pub const TIER_1M: Tier = Tier { step: 60, span: 3_600, keep: 48 * 3_600, name: "h1m" };
+/// 15 min points for 90 days (1-day blocks).
+pub const TIER_15M: Tier = Tier { step: 900, span: 86_400, keep: 90 * 86_400, name: "h15m" };
+/// The tiers, finest first.
+pub const TIERS: [Tier; 3] = [TIER_1S, TIER_1M, TIER_15M];
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Layout version; a file with another one is moved aside and a new one started.
+pub const FORMAT: u64 = 1;
+/// Shortest retention the disk bound may cut a tier to (seconds), per tier: 1 min of 1 s
+/// points, 1 h of 1 min points, 1 day of 15 min points. A budget too small for even these
+/// is logged and the floors are kept.
+const MIN_KEEP: [u64; 3] = [60, 3_600, 86_400];
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The database refused an operation.
+    #[error("history store {path}: {what}: {message}")]
+    Db {
+        /// File.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The database's message.
+        message: String,
+    },
+    /// The file or its directory could not be handled.
+    #[error("history store {path}: {what}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The key of a series: `c:<circuit id>` or `n:<node name>`.
+pub fn series_key(kind: HistoryKind, id: &str) -> String {
+    match kind {
+        HistoryKind::Circuit => format!("c:{id}"),
+        HistoryKind::Node => format!("n:{id}"),
+    }
+}
+
+/// The tier a range is answered from.
+pub fn tier_for(range: HistoryRange) -> Tier {
+    match range {
+        HistoryRange::Minutes10 => TIER_1S,
+        HistoryRange::Hour1 | HistoryRange::Hours24 => TIER_1M,
+        _ => TIER_15M,
+    }
+}
+
+/// Points of one series in one tier not yet written: (tier index, key) → time → sample.
+type Pending = HashMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
+
+#[derive(Debug, Default)]
+struct Mem {
+    /// Points per tier not yet written.
+    pending: Pending,
+    /// Open buckets of the 1 min and 15 min tiers.
+    acc: [HashMap<Arc<str>, Acc>; 2],
+    /// The last batch's time.
+    last_ts: Option<u64>,
+}
+
+/// The history store. `&self` everywhere: one writer (the history thread) and any number of
+/// readers (the apply task answering `History`).
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    db: RwLock<Database>,
+    mem: Mutex<Mem>,
+    budget: u64,
+    /// Current retention per tier (shortened by the disk bound).
+    keep: Mutex<[u64; 3]>,
+}
+
+fn db_err(path: &Path, what: &'static str, e: impl std::fmt::Display) -> HistoryError {
+    HistoryError::Db { path: path.to_owned(), what, message: e.to_string() }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, bounded to `budget_bytes` on disk. A file of
+    /// another layout version, or one redb cannot open, is moved aside (`<path>.old`) with a
+    /// warning and a new one started: history is worth less than a running daemon.
+    pub fn open(path: &Path, budget_bytes: u64) -> Result<Store, HistoryError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| HistoryError::Io {
+                path: path.to_owned(),
+                what: "create the directory",
+                source,
+            })?;
+        }
+        let db = match Self::open_checked(path) {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::warn!(error = %e, "history store unusable; moving it aside and starting a new one");
+                let aside = path.with_extension("redb.old");
+                std::fs::rename(path, &aside).map_err(|source| HistoryError::Io {
+                    path: path.to_owned(),
+                    what: "move the old file aside",
+                    source,
+                })?;
+                Self::open_checked(path)?
+            }
+        };
+        Ok(Store {
+            path: path.to_owned(),
+            db: RwLock::new(db),
+            mem: Mutex::new(Mem::default()),
+            budget: budget_bytes,
+            keep: Mutex::new(TIERS.map(|t| t.keep)),
+        })
+    }
+
+    fn open_checked(path: &Path) -> Result<Database, HistoryError> {
+        let db = Database::builder()
+            .set_cache_size(32 << 20)
+            .create(path)
+            .map_err(|e| db_err(path, "open", e))?;
+        let tx = db.begin_write().map_err(|e| db_err(path, "begin", e))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| db_err(path, "meta", e))?;
+            let found = meta.get("format").map_err(|e| db_err(path, "meta", e))?.map(|v| v.value());
+            match found {
+                Some(FORMAT) => {}
+                None => {
+                    meta.insert("format", FORMAT).map_err(|e| db_err(path, "meta", e))?;
+                }
+                Some(other) => {
+                    return Err(db_err(
+                        path,
+                        "format",
+                        format!("version {other}, expected {FORMAT}"),
+                    ));
+                }
+            }
+            for t in TIERS {
+                tx.open_table(t.table()).map_err(|e| db_err(path, "create tables", e))?;
+            }
+        }
+        tx.commit().map_err(|e| db_err(path, "commit", e))?;
+        Ok(db)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Current retention per tier, seconds (shorter than the tier's own when the disk bound
+    /// had to cut).
+    pub fn retention(&self) -> [u64; 3] {
+        self.keep.lock().map(|k| *k).unwrap_or(TIERS.map(|t| t.keep))
+    }
+
+    /// Records one tick's samples taken at unix time `ts`: kept in memory for the 1 s tier
+    /// and folded into the open 1 min and 15 min buckets; a bucket is closed (becomes a point)
+    /// by the first batch of a later bucket. Nothing is written here: see [`Store::flush`].
+    pub fn record(&self, ts: u64, rows: &[(Arc<str>, Sample)]) {
+        let Ok(mut mem) = self.mem.lock() else { return };
+        let mem = &mut *mem;
+        for (i, tier) in [TIER_1M, TIER_15M].iter().enumerate() {
+            let bucket = ts - ts % tier.step;
+            if mem.last_ts.is_some_and(|l| l - l % tier.step != bucket) {
+                let acc = std::mem::take(&mut mem.acc[i]);
+                for (key, a) in acc {
+                    if a.bucket < bucket
+                        && let Some(s) = a.get()
+                    {
+                        mem.pending.entry((i + 1, key)).or_default().insert(a.bucket, s);
+                    } else if a.bucket >= bucket {
+                        mem.acc[i].insert(key, a);
+                    }
+                }
+            }
+        }
+        for (key, s) in rows {
+            mem.pending.entry((0, key.clone())).or_default().insert(ts, *s);
+            for (i, tier) in [TIER_1M, TIER_15M].iter().enumerate() {
+                let bucket = ts - ts % tier.step;
+                let a = mem.acc[i].entry(key.clone()).or_insert_with(|| Acc::new(bucket));
+                if a.bucket != bucket {
+                    if a.bucket < bucket
+                        && let Some(done) = a.get()
+                    {
+                        mem.pending.entry((i + 1, key.clone())).or_default().insert(a.bucket, done);
+                    }
+                    *a = Acc::new(bucket);
+                }
+                a.add(s);
+            }
+        }
+        mem.last_ts = Some(mem.last_ts.map_or(ts, |l| l.max(ts)));
+    }
+
+    /// Writes every pending point in one transaction (read-modify-write of each touched
+    /// block), then forgets them. Readers see a point either in memory or on disk, never
+    /// neither: the memory copy is dropped only after the commit.
+    pub fn flush(&self) -> Result<usize, HistoryError> {
+        let pending: Pending = match self.mem.lock() {
+            Ok(m) => m.pending.clone(),
+            Err(_) => return Ok(0),
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let path = &self.path;
+        let mut written = 0usize;
+        {
+            let db = self.db.read().map_err(|_| db_err(path, "lock", "poisoned"))?;
+            let tx = db.begin_write().map_err(|e| db_err(path, "begin", e))?;
+            {
+                let mut tables = Vec::with_capacity(3);
+                for t in TIERS {
+                    tables
+                        .push(tx.open_table(t.table()).map_err(|e| db_err(path, "open table", e))?);
+                }
+                let mut buf = Vec::new();
+                for ((tier_i, key), points) in &pending {
+                    let tier = TIERS[*tier_i];
+                    let table = &mut tables[*tier_i];
+                    // Group the points by block.
+                    let mut by_block: BTreeMap<u64, Vec<(u64, Sample)>> = BTreeMap::new();
+                    for (t, s) in points {
+                        by_block.entry(t - t % tier.span).or_default().push((*t, *s));
+                    }
+                    for (start, new) in by_block {
+                        let mut merged: BTreeMap<u64, Sample> = BTreeMap::new();
+                        if let Some(old) = table
+                            .get((start, key.as_ref()))
+                            .map_err(|e| db_err(path, "read block", e))?
+                        {
+                            decode_block(start, old.value(), |t, s| {
+                                merged.insert(t, s);
+                            });
+                        }
+                        for (t, s) in new {
+                            merged.insert(t, s);
+                            written += 1;
+                        }
+                        buf.clear();
+                        for (t, s) in &merged {
+                            let off = u32::try_from(t - start).unwrap_or(u32::MAX);
+                            buf.extend_from_slice(&off.to_le_bytes());
+                            s.encode(&mut buf);
+                        }
+                        table
+                            .insert((start, key.as_ref()), buf.as_slice())
+                            .map_err(|e| db_err(path, "write block", e))?;
+                    }
+                }
+            }
+            tx.commit().map_err(|e| db_err(path, "commit", e))?;
+        }
+        if let Ok(mut m) = self.mem.lock() {
+            for (k, points) in pending {
+                if let Some(cur) = m.pending.get_mut(&k) {
+                    for t in points.keys() {
+                        cur.remove(t);
+                    }
+                    if cur.is_empty() {
+                        m.pending.remove(&k);
+                    }
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Deletes blocks older than each tier's retention at unix time `now`; then, while the
+    /// file is over the budget, shortens the coarsest tier's retention that can still give
+    /// (by a quarter, down to a floor), deletes again and compacts. Returns the bytes on disk.
+    pub fn prune(&self, now: u64) -> Result<u64, HistoryError> {
+        self.delete_old(now)?;
+        let mut size = self.disk_bytes();
+        for _ in 0..32 {
+            if size <= self.budget {
+                break;
+            }
+            let cut = {
+                let Ok(mut keep) = self.keep.lock() else { break };
+                let mut cut = false;
+                for i in (0..3).rev() {
+                    if keep[i] > MIN_KEEP[i] {
+                        keep[i] = (keep[i] - keep[i] / 4).max(MIN_KEEP[i]);
+                        tracing::warn!(
+                            tier_step_secs = TIERS[i].step,
+                            keep_secs = keep[i],
+                            bytes = size,
+                            budget = self.budget,
+                            "history store over its disk budget; keeping less"
+                        );
+                        cut = true;
+                        break;
+                    }
+                }
+                cut
+            };
+            self.delete_old(now)?;
+            self.compact()?;
+            size = self.disk_bytes();
+            if !cut {
+                break;
+            }
+        }
+        Ok(size)
+    }
+
+    fn delete_old(&self, now: u64) -> Result<(), HistoryError> {
+        let path = &self.path;
+        let keep = self.retention();
+        let db = self.db.read().map_err(|_| db_err(path, "lock", "poisoned"))?;
+        let tx = db.begin_write().map_err(|e| db_err(path, "begin", e))?;
+        for (i, t) in TIERS.iter().enumerate() {
+            // A block goes when its last point is older than the retention.
+            let cutoff = now.saturating_sub(keep[i]).saturating_sub(t.span) + 1;
+            let cutoff = cutoff - cutoff % t.span;
+            let mut table = tx.open_table(t.table()).map_err(|e| db_err(path, "open table", e))?;
+            table
+                .retain_in((0u64, "")..(cutoff, ""), |_, _| false)
+                .map_err(|e| db_err(path, "delete old blocks", e))?;
+        }
+        tx.commit().map_err(|e| db_err(path, "commit", e))?;
+        Ok(())
+    }
+
+    fn compact(&self) -> Result<(), HistoryError> {
+        let path = &self.path;
+        let mut db = self.db.write().map_err(|_| db_err(path, "lock", "poisoned"))?;
+        // Compaction needs several passes to move every page to the front.
+        for _ in 0..8 {
+            match db.compact() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => return Err(db_err(path, "compact", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The points of `kind`/`id` in the `range` ending at unix time `now`, oldest first, from
+    /// the range's tier: what is on disk plus what is still in memory.
+    pub fn query(
+        &self,
+        kind: HistoryKind,
+        id: &str,
+        range: HistoryRange,
+        now: u64,
+    ) -> Result<Vec<HistoryPoint>, HistoryError> {
+        let tier = tier_for(range);
+        let tier_i = TIERS.iter().position(|t| *t == tier).unwrap_or(0);
+        let from = now.saturating_sub(range.secs());
+        let key = series_key(kind, id);
+        let mut out: BTreeMap<u64, Sample> = BTreeMap::new();
+        // Memory first, then disk: a flush in between shows the points in both (deduplicated
+        // by time), never in neither.
+        if let Ok(m) = self.mem.lock() {
+            let k: Arc<str> = Arc::from(key.as_str());
+            if let Some(p) = m.pending.get(&(tier_i, k)) {
+                out.extend(p.range(from..=now).map(|(t, s)| (*t, *s)));
+            }
+        }
+        let path = &self.path;
+        let db = self.db.read().map_err(|_| db_err(path, "lock", "poisoned"))?;
+        let tx = db.begin_read().map_err(|e| db_err(path, "begin read", e))?;
+        let table = tx.open_table(tier.table()).map_err(|e| db_err(path, "open table", e))?;
+        let mut start = from - from % tier.span;
+        while start <= now {
+            if let Some(block) =
+                table.get((start, key.as_str())).map_err(|e| db_err(path, "read block", e))?
+            {
+                decode_block(start, block.value(), |t, s| {
+                    if (from..=now).contains(&t) {
+                        out.entry(t).or_insert(s);
+                    }
+                });
+            }
+            start = start.saturating_add(tier.span);
+            if start == u64::MAX {
+                break;
+            }
+        }
+        Ok(out.into_iter().map(|(t, s)| s.point(t)).collect())
+    }
+}
+
+/// Calls `f(time, sample)` for each whole record of a block starting at `start`; a truncated
+/// tail is ignored.
+fn decode_block(start: u64, bytes: &[u8], mut f: impl FnMut(u64, Sample)) {
+    for rec in bytes.chunks_exact(RECORD_BYTES) {
+        let off = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        if let Some(s) = Sample::decode(&rec[4..]) {
+            f(start.saturating_add(u64::from(off)), s);
+        }
+    }
+}
