@@ -64,6 +64,9 @@ pub struct Args {
     /// edits; rebuilds only what is wrong).
     #[arg(long, conflicts_with_all = ["validate", "dry_run", "clear"])]
     pub full: bool,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 /// Exit codes.

@@ -6,13 +6,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = libreqos::Args::parse();
     let filter = if args.debug { "debug" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .init();
+    lqos_log::init(&args.log, filter);
     match libreqos::run(&args, &mut std::io::stdout()) {
         Ok(code) => code.into(),
         Err(e) => {

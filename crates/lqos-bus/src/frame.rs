@@ -1,5 +1,9 @@
 //! Framing: a 4-byte big-endian length, then a JSON envelope `{ "version": 1, "body": … }`.
 //! JSON keeps the bus debuggable (`socat`) and tolerant of added fields.
+//!
+//! A frame's payload is read in [`READ_CHUNK`] pieces: the buffer grows with the bytes that
+//! actually arrived, never with the length a peer announced, so a peer that announces 64 MiB
+//! and sends nothing costs one chunk, not 64 MiB.
 
 use std::io::{Read, Write};
 
@@ -45,13 +49,55 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, BusError> {
     Ok(env.body)
 }
 
-/// Reads the 4-byte length prefix and checks it.
+/// Largest request a client may send to lqosd (commands are small; answers may be large).
+pub const MAX_REQUEST_FRAME: usize = 4 * 1024 * 1024;
+
+/// Bytes read per step while a payload arrives.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads the 4-byte length prefix and checks it against [`MAX_FRAME`].
 pub fn frame_len(prefix: [u8; 4]) -> Result<usize, BusError> {
+    frame_len_limited(prefix, MAX_FRAME)
+}
+
+/// Reads the 4-byte length prefix and checks it against `limit`.
+pub fn frame_len_limited(prefix: [u8; 4], limit: usize) -> Result<usize, BusError> {
     let len = u32::from_be_bytes(prefix) as usize;
-    if len > MAX_FRAME {
+    if len > limit {
         return Err(BusError::FrameTooLarge { len });
     }
     Ok(len)
+}
+
+/// Blocking: reads exactly `len` payload bytes into `buf` (cleared first) in [`READ_CHUNK`]
+/// pieces, so `buf` never holds much more than what the peer really sent.
+pub fn read_payload(r: &mut impl Read, len: usize, buf: &mut Vec<u8>) -> Result<(), BusError> {
+    buf.clear();
+    while buf.len() < len {
+        let start = buf.len();
+        let want = (len - start).min(READ_CHUNK);
+        buf.resize(start + want, 0);
+        let n = loop {
+            match r.read(&mut buf[start..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    buf.truncate(start);
+                    return Err(BusError::Io { source });
+                }
+            }
+        };
+        buf.truncate(start + n);
+        if n == 0 {
+            return Err(BusError::Io {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("frame ended after {start} of {len} bytes"),
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Blocking: reads one frame and decodes it. `Ok(None)` on a clean end of stream.
@@ -63,8 +109,8 @@ pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<Option<T>, B
         Err(source) => return Err(BusError::Io { source }),
     }
     let len = frame_len(prefix)?;
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).map_err(|source| BusError::Io { source })?;
+    let mut buf = Vec::new();
+    read_payload(r, len, &mut buf)?;
     decode(&buf).map(Some)
 }
 

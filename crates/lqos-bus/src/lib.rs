@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod access;
 pub mod frame;
 mod messages;
 #[cfg(feature = "server")]
@@ -22,6 +23,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access::Access;
 pub use messages::*;
 
 /// Where lqosd listens unless `LQOS_BUS` says otherwise.
@@ -90,9 +92,15 @@ pub enum BusError {
 }
 
 /// A blocking connection to lqosd, for the command-line tools.
+///
+/// lqosd closes connections that stay idle for minutes; a request on such a connection
+/// reconnects once, transparently (the request was never read, so it is not repeated).
 #[derive(Debug)]
 pub struct BusClient {
+    path: PathBuf,
     stream: UnixStream,
+    timeout: Option<Duration>,
+    answered: bool,
 }
 
 impl BusClient {
@@ -100,19 +108,48 @@ impl BusClient {
     pub fn connect(path: &Path) -> Result<Self, BusError> {
         let stream = UnixStream::connect(path)
             .map_err(|source| BusError::Connect { path: path.to_owned(), source })?;
-        Ok(BusClient { stream })
+        Ok(BusClient { path: path.to_owned(), stream, timeout: None, answered: false })
     }
 
     /// Sets how long a request may wait for its answer (`None` = forever). Reloads of large
     /// trees take seconds; the default is no limit.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BusError> {
         self.stream.set_read_timeout(timeout).map_err(|source| BusError::Io { source })?;
-        self.stream.set_write_timeout(timeout).map_err(|source| BusError::Io { source })
+        self.stream.set_write_timeout(timeout).map_err(|source| BusError::Io { source })?;
+        self.timeout = timeout;
+        Ok(())
     }
 
     /// Sends one command and waits for its answer.
     pub fn request(&mut self, command: &Command) -> Result<Response, BusError> {
+        match self.request_once(command) {
+            Err(e) if self.answered && closed_by_peer(&e) => {
+                // lqosd closed this connection while it was idle: start a fresh one.
+                let mut fresh = BusClient::connect(&self.path)?;
+                fresh.set_timeout(self.timeout)?;
+                *self = fresh;
+                self.request_once(command)
+            }
+            other => other,
+        }
+    }
+
+    fn request_once(&mut self, command: &Command) -> Result<Response, BusError> {
         frame::write_frame(&mut self.stream, command)?;
-        frame::read_frame(&mut self.stream)?.ok_or(BusError::Closed)
+        let answer = frame::read_frame(&mut self.stream)?.ok_or(BusError::Closed)?;
+        self.answered = true;
+        Ok(answer)
+    }
+}
+
+/// True for the errors a connection closed by lqosd before it read the request gives.
+fn closed_by_peer(e: &BusError) -> bool {
+    match e {
+        BusError::Closed => true,
+        BusError::Io { source } => matches!(
+            source.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        _ => false,
     }
 }

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Directory for the lab's inputs, state, bus socket and lqosd log.
     #[arg(long, global = true, default_value = "/run/lqos-lab")]
     pub dir: PathBuf,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 /// Subcommands.

@@ -5,13 +5,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = lqos_lab::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    lqos_log::init(&args.log, "info");
     match lqos_lab::cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

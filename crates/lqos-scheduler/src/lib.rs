@@ -74,6 +74,9 @@ pub struct Args {
     /// Refresh interval in seconds, overriding queue_refresh_interval_mins (tests, lab).
     #[arg(long)]
     pub interval_secs: Option<u64>,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 /// Why the scheduler (or one cycle) failed.

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use lqos_log::EnvFilter;
 
 fn main() -> ExitCode {
     let args = lqos_scheduler::Args::parse();
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     } else {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    lqos_log::init_with_filter(&args.log, filter);
     match lqos_scheduler::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

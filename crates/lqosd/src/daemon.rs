@@ -57,6 +57,9 @@ pub struct Args {
     /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 fn load(path: &Path) -> Result<Config, DaemonError> {
@@ -203,10 +206,18 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         .map_err(|e| runtime("spawn the apply task", &e))?;
     let bus_path = lqos_bus::bus_path();
     let result = rt.block_on(async move {
-        let listener =
-            lqos_bus::server::bind(&bus_path).map_err(|e| runtime("bind the bus", &e))?;
-        tracing::info!(path = %bus_path.display(), "bus listening");
-        let bus = tokio::spawn(lqos_bus::server::serve(listener, tx.clone()));
+        // Peers are checked by credentials: root and group lqos-admin may change state,
+        // group lqos may read, others are refused (lqos_bus::server).
+        let policy = std::sync::Arc::new(lqos_bus::server::PeerPolicy::system());
+        let listener = lqos_bus::server::bind_with_group(&bus_path, policy.socket_gid())
+            .map_err(|e| runtime("bind the bus", &e))?;
+        tracing::info!(path = %bus_path.display(), access = %policy.describe(), "bus listening");
+        let bus = tokio::spawn(lqos_bus::server::serve_with(
+            listener,
+            tx.clone(),
+            policy,
+            lqos_bus::server::Limits::default(),
+        ));
         let web = crate::web_task(&config, tx.clone());
         drop(tx);
         wait_for_signal().await;
