@@ -1,9 +1,9 @@
 //! Start-up and shutdown of the daemon: configuration, preflight, host tuning, data plane,
-//! restore of the applied plan, the bus, the web server, and the apply task.
+//! restore of the applied plan, the bus and the apply task.
 //!
 //! Order matters: programs are loaded (verified) before anything is attached; the stored plan
 //! is reconciled with the kernel (no rebuild when the tree is intact, so a restart causes no
-//! shaping gap); SIGTERM/SIGINT stop the bus and web server, then the apply task drops the
+//! shaping gap); SIGTERM/SIGINT stop the bus, then the apply task drops the
 //! data plane, which detaches the programs. The queue tree and pinned maps stay for the next
 //! start. After SIGKILL the kernel closes the program links, so the bridge forwards unshaped.
 
@@ -51,7 +51,7 @@ impl DaemonError {
 #[command(
     name = "lqosd",
     version,
-    about = "lqos daemon: eBPF data plane, queue tree, stats, bus and web GUI"
+    about = "lqos daemon: eBPF data plane, queue tree, stats and the local bus"
 )]
 pub struct Args {
     /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
@@ -218,16 +218,12 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             policy,
             lqos_bus::server::Limits::default(),
         ));
-        let web = crate::web_task(&config, tx.clone());
         drop(tx);
         wait_for_signal().await;
         tracing::info!(
             "stopping: detaching the data plane (the queue tree stays for the next start)"
         );
         bus.abort();
-        if let Some(w) = web {
-            w.abort();
-        }
         let _ = std::fs::remove_file(&bus_path);
         Ok::<(), DaemonError>(())
     });

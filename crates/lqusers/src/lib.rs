@@ -1,7 +1,7 @@
 //! lqusers: manage the lqos web users file (`<lqos_directory>/lqusers.toml`) from the shell —
-//! `add`, `del`, `list`, `passwd`. It uses lqosd's user store (Argon2id hashes, atomic 0600
-//! writes); lqosd picks changes up within a second, and a changed password ends that user's
-//! sessions. It never talks to lqosd.
+//! `add`, `del`, `list`, `passwd`. It uses lqos-web's user store (Argon2id hashes, atomic 0600
+//! writes); lqos_web picks changes up within a second, and a changed password ends that user's
+//! sessions. It talks to neither lqosd nor lqos_web.
 //!
 //! Passwords come from `--password-stdin` (first line of stdin) or from a prompt without echo,
 //! asked twice; without a terminal and without `--password-stdin` it refuses.
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use lqosd::web::users::{MIN_PASSWORD_LEN, Role, USERS_FILE_NAME, UserStore, UsersError};
+use lqos_web::users::{MIN_PASSWORD_LEN, Role, USERS_FILE_NAME, UserStore, UsersError};
 
 /// Manage lqos web users.
 #[derive(Debug, Parser)]

@@ -41,6 +41,6 @@ fn without_a_terminal_it_refuses_unless_password_stdin() {
 
     let out = lqusers(&["--file", f, "passwd", "ops", "--password-stdin"], "other-password\n");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let store = lqosd::web::users::UserStore::load(&file).expect("load");
+    let store = lqos_web::users::UserStore::load(&file).expect("load");
     assert!(store.verify("ops", "other-password").is_some());
 }

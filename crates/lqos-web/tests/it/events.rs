@@ -5,8 +5,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use futures_util::StreamExt;
-use lqosd::web::router;
-use lqosd::web::users::UserStore;
+use lqos_web::router;
+use lqos_web::users::UserStore;
 use serde_json::json;
 use tower::ServiceExt;
 

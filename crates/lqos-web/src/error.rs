@@ -150,7 +150,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = if let ApiError::Internal { message } = &self {
             tracing::error!(error = %message, "request failed");
-            "internal error (see lqosd's log)".to_owned()
+            "internal error (see lqos_web's log)".to_owned()
         } else {
             self.to_string()
         };

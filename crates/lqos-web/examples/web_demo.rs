@@ -2,7 +2,7 @@
 //! tests. Creates a temporary lqos_directory with ShapedDevices.csv, network.json, lqos.conf
 //! and the users given by `--user name:password:role`.
 //!
-//! `cargo run -p lqosd --example web_demo -- --listen 127.0.0.1:9123 --circuits 10000 \
+//! `cargo run -p lqos-web --example web_demo -- --listen 127.0.0.1:9123 --circuits 10000 \
 //!   --user admin:admin-password:admin --dir /tmp/lqos-demo`
 #![allow(clippy::print_stdout)]
 
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use lqosd::web::demo::DemoBackend;
-use lqosd::web::users::{Role, UserStore};
-use lqosd::web::{WebOptions, WebState, serve};
+use lqos_web::demo::DemoBackend;
+use lqos_web::users::{Role, UserStore};
+use lqos_web::{WebOptions, WebState, serve};
 
 #[derive(Parser)]
 struct Args {
@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,lqosd=info".into()),
+                .unwrap_or_else(|_| "info,lqos_web=info".into()),
         )
         .init();
     let args = Args::parse();

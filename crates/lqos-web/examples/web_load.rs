@@ -2,7 +2,7 @@
 //! while and report errors and latency percentiles. A tiny HTTP/1.1 client on tokio keeps the
 //! build light.
 //!
-//! `cargo run --release -p lqosd --example web_load -- --addr 127.0.0.1:9123 \
+//! `cargo run --release -p lqos-web --example web_load -- --addr 127.0.0.1:9123 \
 //!   --user admin --password admin-password --clients 200 --seconds 10`
 #![allow(clippy::print_stdout)]
 

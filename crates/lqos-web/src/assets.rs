@@ -15,7 +15,7 @@ macro_rules! asset {
         get(|| async {
             (
                 [(header::CONTENT_TYPE, $mime), (header::CACHE_CONTROL, "no-cache")],
-                include_str!(concat!("../../../../web/", $file)),
+                include_str!(concat!("../../../web/", $file)),
             )
         })
     };

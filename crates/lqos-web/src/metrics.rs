@@ -18,7 +18,7 @@
 //!
 //! Settings: [`super::WebOptions::metrics_enabled`] (false → 404) and
 //! [`super::WebOptions::metrics_token`] (set → `Authorization: Bearer <token>` required).
-//! lqosd fills them with [`settings`]: lqos.conf `[metrics]`, overridden by the environment.
+//! lqos_web fills them with [`settings`]: lqos.conf `[metrics]`, overridden by the environment.
 
 use std::fmt::Write;
 

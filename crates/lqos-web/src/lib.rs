@@ -1,29 +1,37 @@
-//! lqosd's web layer: the HTTP server on `webserver_listen` (default `[::]:9123`) serving the
-//! embedded GUI, the REST API under `/api/v1` (OpenAPI at `/api/v1/openapi.json`), live updates
-//! over SSE (`/api/v1/events`) and Prometheus metrics (`/metrics`).
+//! lqos-web is `lqos_web`, lqos's web server: the GUI, the REST API under `/api/v1` (OpenAPI at
+//! `/api/v1/openapi.json`), live updates over SSE (`/api/v1/events`) and Prometheus metrics
+//! (`/metrics`), on `webserver_listen` (default `[::]:9123`). It runs as its own unprivileged
+//! process (user `lqos`), separate from the root daemon.
 //!
 //! It never touches the kernel nor the applied plan: every live number and every reload goes
-//! through a [`Backend`] that speaks lqos-bus [`Command`]s to lqosd's apply task. The only files
-//! it writes are the users file (`lqusers.toml`) and, for admins, `ShapedDevices.csv` through
-//! lqos-config's validating writer.
+//! through a [`Backend`] that speaks lqos-bus [`Command`]s; in production that is
+//! [`bus::BusBackend`], a client of lqosd's local bus, so a compromised web server can do no
+//! more than the bus allows. The only files it writes are the users file (`lqusers.toml`),
+//! `ShapedDevices.csv` (admins, through lqos-config's validating writer) and lqos.conf (admins,
+//! configuration view).
 //!
 //! Main types: [`WebState`] (everything a request needs), [`WebOptions`] (paths and switches),
-//! [`Backend`] (the door to the apply task), [`ApiError`] (the one error type that becomes a
-//! response), [`users::UserStore`] (the users file, shared with the `lqusers` CLI).
+//! [`Backend`] (the door to lqosd), [`ApiError`] (the one error type that becomes a response),
+//! [`users::UserStore`] (the users file, shared with the `lqusers` CLI), [`app::run`] (what the
+//! `lqos_web` binary does).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), lqosd::web::ServeError> {
+//! # async fn demo() -> Result<(), lqos_web::ServeError> {
 //! use std::sync::Arc;
-//! use lqosd::web::{demo::DemoBackend, serve, WebOptions, WebState};
+//! use lqos_web::{demo::DemoBackend, serve, WebOptions, WebState};
 //! let opts = WebOptions::new("/tmp/lqos".into());
 //! let state = WebState::new(Arc::new(DemoBackend::new(100, 10)), opts).expect("state");
 //! serve("127.0.0.1:9123", state, std::future::pending::<()>()).await
 //! # }
 //! ```
+#![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod api;
+pub mod app;
 mod assets;
 pub mod auth;
+pub mod bus;
 pub mod demo;
 mod editor;
 mod error;
@@ -48,8 +56,8 @@ pub use error::{ApiError, FieldError};
 /// A boxed future, as [`Backend::request`] returns it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The web layer's only door to lqosd's apply task. lqosd implements it with
-/// `lqos_bus::server::dispatch` onto its queue; tests use [`demo::DemoBackend`].
+/// The web layer's only door to lqosd. `lqos_web` implements it with [`bus::BusBackend`] (the
+/// local bus); tests use [`demo::DemoBackend`].
 pub trait Backend: Send + Sync {
     /// Sends one command and waits for its answer.
     fn request(&self, cmd: Command) -> BoxFuture<'_, Response>;

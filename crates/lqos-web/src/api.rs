@@ -79,7 +79,7 @@ async fn login(
     let b = body(b)?;
     if state.auth().setup_token().is_some() {
         return Err(ApiError::Conflict {
-            message: "no users yet: use the setup link from lqosd's log".into(),
+            message: "no users yet: use the setup link from lqos_web's log".into(),
         });
     }
     state.auth().check_rate(&client)?;

@@ -1,5 +1,5 @@
 //! The web users file (`<lqos_directory>/lqusers.toml`): usernames, Argon2id password hashes
-//! and roles. Shared by lqosd's login and the `lqusers` CLI. Written atomically (temp file +
+//! and roles. Shared by lqos_web's login and the `lqusers` CLI. Written atomically (temp file +
 //! rename, mode 0600); a missing file means "no users yet".
 //!
 //! ```toml
@@ -291,6 +291,7 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
+        keep_owner(&f, path, dir);
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -301,9 +302,49 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Gives the new file the owner of the file it replaces, or for a new file the owner of its
+/// directory: `lqusers` runs as root, but `lqos_web` (user `lqos`) must still read the file.
+/// Only root can change owners; for anyone else this changes nothing.
+fn keep_owner(f: &std::fs::File, path: &Path, dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(want) = std::fs::metadata(path).or_else(|_| std::fs::metadata(dir)).ok() else {
+        return;
+    };
+    let Ok(have) = f.metadata() else { return };
+    if (have.uid(), have.gid()) != (want.uid(), want.gid())
+        && let Err(e) = std::os::unix::fs::fchown(f, Some(want.uid()), Some(want.gid()))
+    {
+        tracing::debug!(file = %path.display(), error = %e, "cannot give the users file its owner");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[expect(clippy::print_stderr, reason = "says when it skips without root")]
+    fn a_file_written_by_root_belongs_to_the_directory_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        if std::fs::metadata(dir.path()).expect("stat").uid() != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).expect("chown dir");
+        let path = dir.path().join(USERS_FILE_NAME);
+        let mut store = UserStore::load(&path).expect("load");
+        store.add("alice", "long-password", Role::Admin).expect("add");
+        store.save().expect("save");
+        let md = std::fs::metadata(&path).expect("stat");
+        assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (65534, 65534, 0o600));
+        // A later write keeps the file's owner, even if the directory changes hands.
+        std::os::unix::fs::chown(dir.path(), Some(0), Some(0)).expect("chown dir back");
+        store.add("bob", "long-password", Role::ReadOnly).expect("add");
+        store.save().expect("save");
+        let md = std::fs::metadata(&path).expect("stat");
+        assert_eq!((md.uid(), md.gid()), (65534, 65534));
+    }
 
     #[test]
     fn round_trip_and_verify() {

@@ -1,0 +1,23 @@
+//! `lqos_web`: the lqos web server. Thin: arguments, logging, then [`lqos_web::app::run`].
+//! Exit codes: 0 stopped cleanly, 1 invalid configuration, 2 runtime failure.
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = lqos_web::app::Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match lqos_web::app::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("lqos_web stopped: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
