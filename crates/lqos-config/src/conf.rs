@@ -94,6 +94,14 @@ pub const DEFAULT_UISP_LTU_CAPACITY: f64 = 1.0;
 pub const DEFAULT_UISP_BANDWIDTH_OVERHEAD_FACTOR: f64 = 1.0;
 /// Default for `[uisp_integration] commit_bandwidth_multiplier`.
 pub const DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER: f64 = 1.0;
+/// Default for `[uisp_integration] airmax_flexible_frame_download_ratio`.
+pub const DEFAULT_UISP_AIRMAX_FLEXIBLE_FRAME_DOWNLOAD_RATIO: f64 = 0.8;
+/// Default for `[uisp_integration] infrastructure_transport_caps_enabled`.
+pub const DEFAULT_UISP_INFRASTRUCTURE_TRANSPORT_CAPS_ENABLED: bool = true;
+/// Default for `[integration_common] ethernet_port_limits_enabled`.
+pub const DEFAULT_ETHERNET_PORT_LIMITS_ENABLED: bool = true;
+/// Default for `[integration_common] ethernet_port_limit_multiplier`.
+pub const DEFAULT_ETHERNET_PORT_LIMIT_MULTIPLIER: f64 = 0.94;
 /// Default for `[netzur_integration] timeout_secs`.
 pub const DEFAULT_NETZUR_TIMEOUT_SECS: u64 = 60;
 /// Default for `[metrics] enabled` (lqos extension, not in LibreQoS): `/metrics` is served.
@@ -641,6 +649,19 @@ fn required_when_enabled(cx: &mut Cx, s: &Sect<'_>, enabled: bool, key: &str) ->
     v
 }
 
+/// An optional share in (0, 1]; anything else is an error at the key's line.
+fn unit_ratio(cx: &mut Cx, s: &Sect<'_>, key: &str, default: f64, field: &str) -> f64 {
+    match s.opt_f64(cx, key) {
+        None => default,
+        Some(v) if v.is_finite() && v > 0.0 && v <= 1.0 => v,
+        Some(v) => {
+            let line = s.key_line(cx, key);
+            cx.error(line, field, format!("{v} must be > 0 and <= 1"), None);
+            default
+        }
+    }
+}
+
 fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
     let enabled = s.bool(cx, "enable_uisp", false);
     let suspended_strategy = match s.opt_str(cx, "suspended_strategy") {
@@ -665,7 +686,36 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
     if let Some(item) = s.get("exception_cpes") {
         let line = s.key_line(cx, "exception_cpes");
         let entries: Vec<&dyn TableLike> = match (item.as_array(), item.as_array_of_tables()) {
-            (Some(a), _) => a.iter().filter_map(Value::as_inline_table).map(|t| t as _).collect(),
+            (Some(a), _) => {
+                // LibreQoS documents entries as "cpe:parent" strings; its parser wants tables.
+                for v in a.iter() {
+                    if let Some(text) = v.as_str() {
+                        match text.split_once(':') {
+                            Some((c, p)) if !c.trim().is_empty() && !p.trim().is_empty() => {
+                                exception_cpes.push(ExceptionCpe {
+                                    cpe: c.trim().to_string(),
+                                    parent: p.trim().to_string(),
+                                })
+                            }
+                            _ => cx.error(
+                                line,
+                                "uisp_integration.exception_cpes",
+                                format!("\"{text}\" is not \"cpe:parent\""),
+                                Some("write each entry as \"CPE name:parent name\" or {cpe = \"…\", parent = \"…\"}"),
+                            ),
+                        }
+                    } else if v.as_inline_table().is_none() {
+                        cx.error(
+                            line,
+                            "uisp_integration.exception_cpes",
+                            "each entry is a \"cpe:parent\" string or a {cpe, parent} table"
+                                .to_string(),
+                            None,
+                        );
+                    }
+                }
+                a.iter().filter_map(Value::as_inline_table).map(|t| t as _).collect()
+            }
             (_, Some(a)) => a.iter().map(|t| t as _).collect(),
             _ => {
                 s.type_error(cx, "exception_cpes", "an array of {cpe, parent} tables", item);
@@ -707,6 +757,23 @@ fn uisp(cx: &mut Cx, s: &Sect<'_>) -> UispConfig {
             .unwrap_or(DEFAULT_UISP_COMMIT_BANDWIDTH_MULTIPLIER),
         exception_cpes,
         insecure_ssl: s.bool(cx, "insecure_ssl", false),
+        airmax_flexible_frame_download_ratio: unit_ratio(
+            cx,
+            s,
+            "airmax_flexible_frame_download_ratio",
+            DEFAULT_UISP_AIRMAX_FLEXIBLE_FRAME_DOWNLOAD_RATIO,
+            "uisp_integration.airmax_flexible_frame_download_ratio",
+        ),
+        ignore_calculated_capacity: s.bool(cx, "ignore_calculated_capacity", false),
+        infrastructure_transport_caps_enabled: s.bool(
+            cx,
+            "infrastructure_transport_caps_enabled",
+            DEFAULT_UISP_INFRASTRUCTURE_TRANSPORT_CAPS_ENABLED,
+        ),
+        use_ptmp_as_parent: s.bool(cx, "use_ptmp_as_parent", false),
+        squash_sites: s.strings(cx, "squash_sites"),
+        do_not_squash_sites: s.strings(cx, "do_not_squash_sites"),
+        enable_squashing: s.bool(cx, "enable_squashing", false),
     };
     s.finish(
         cx,
@@ -825,6 +892,18 @@ fn integration_common(cx: &mut Cx, s: &Sect<'_>) -> IntegrationCommon {
         promote_to_root: s.strings(cx, "promote_to_root"),
         client_bandwidth_multiplier: s.opt_f64(cx, "client_bandwidth_multiplier"),
         max_shrink_ratio,
+        ethernet_port_limits_enabled: s.bool(
+            cx,
+            "ethernet_port_limits_enabled",
+            DEFAULT_ETHERNET_PORT_LIMITS_ENABLED,
+        ),
+        ethernet_port_limit_multiplier: unit_ratio(
+            cx,
+            s,
+            "ethernet_port_limit_multiplier",
+            DEFAULT_ETHERNET_PORT_LIMIT_MULTIPLIER,
+            "integration_common.ethernet_port_limit_multiplier",
+        ),
     };
     s.finish(
         cx,

@@ -331,6 +331,11 @@ pub struct IntegrationCommon {
     /// Share of circuits an import may remove before it is refused (lqos extension,
     /// `max_shrink_ratio`, default 0.5).
     pub max_shrink_ratio: f64,
+    /// `ethernet_port_limits_enabled` (default true): a CPE's negotiated Ethernet speed caps
+    /// its circuit.
+    pub ethernet_port_limits_enabled: bool,
+    /// `ethernet_port_limit_multiplier` (default 0.94, 0 < m ≤ 1): usable share of the port.
+    pub ethernet_port_limit_multiplier: f64,
 }
 
 /// `[tuning]` (applied by lqosd at start).
@@ -446,6 +451,24 @@ pub struct UispConfig {
     pub exception_cpes: Vec<ExceptionCpe>,
     /// `insecure_ssl`.
     pub insecure_ssl: bool,
+    /// `airmax_flexible_frame_download_ratio` (default 0.8): download share of a flexible-frame
+    /// airMax AP's capacity when the radio reports no live ratio.
+    pub airmax_flexible_frame_download_ratio: f64,
+    /// `ignore_calculated_capacity`: infrastructure nodes get the generated-node rates instead
+    /// of the radio/path capacity.
+    pub ignore_calculated_capacity: bool,
+    /// `infrastructure_transport_caps_enabled` (default true): a radio's capacity is capped by
+    /// its transport port (or its model's port ceiling).
+    pub infrastructure_transport_caps_enabled: bool,
+    /// `use_ptmp_as_parent`: a site fed by a point-to-multipoint AP hangs under that AP.
+    pub use_ptmp_as_parent: bool,
+    /// `squash_sites`: sites left out of the tree, their children moved to their parent.
+    pub squash_sites: Vec<String>,
+    /// `do_not_squash_sites`: sites never squashed (wins over `squash_sites`).
+    pub do_not_squash_sites: Vec<String>,
+    /// `enable_squashing`: accepted; lqos never emits relay radios, so there is nothing more to
+    /// squash.
+    pub enable_squashing: bool,
 }
 
 /// `[splynx_integration]` (alias `[spylnx_integration]`).

@@ -65,6 +65,8 @@ pub fn config_bridge(down_mbps: u64, up_mbps: u64) -> Config {
             promote_to_root: Vec::new(),
             client_bandwidth_multiplier: None,
             max_shrink_ratio: 0.5,
+            ethernet_port_limits_enabled: true,
+            ethernet_port_limit_multiplier: 0.94,
         },
         tuning: Tuning {
             set_cpu_governor_performance: false,

@@ -272,3 +272,40 @@ fn metrics_unknown_key_warns_and_bad_values_are_errors_with_line() {
     let (_, d) = parse(&format!("{MINIMAL}[metrics]\ntoken = \"two words\"\n"));
     assert!(only_error(&d).message.contains("printable ASCII"));
 }
+
+#[test]
+fn uisp_libreqos_keys_parse_with_libreqos_defaults() {
+    let (c, d) = parse(&format!("{MINIMAL}[uisp_integration]\nenable_uisp = false\n"));
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    let u = c.uisp.unwrap();
+    assert_eq!(u.airmax_flexible_frame_download_ratio, 0.8);
+    assert!(u.infrastructure_transport_caps_enabled);
+    assert!(!u.ignore_calculated_capacity && !u.use_ptmp_as_parent && !u.enable_squashing);
+    assert!(c.integration_common.ethernet_port_limits_enabled);
+    assert_eq!(c.integration_common.ethernet_port_limit_multiplier, 0.94);
+
+    let text = format!(
+        "{MINIMAL}[integration_common]\nethernet_port_limits_enabled = false\nethernet_port_limit_multiplier = 0.9\n\
+         [uisp_integration]\nenable_uisp = false\nairmax_flexible_frame_download_ratio = 0.7\n\
+         ignore_calculated_capacity = true\ninfrastructure_transport_caps_enabled = false\n\
+         use_ptmp_as_parent = true\nsquash_sites = [\"A\"]\ndo_not_squash_sites = [\"B\"]\n\
+         enable_squashing = true\nexception_cpes = [\"CPE 1:AP 1\", {{ cpe = \"CPE 2\", parent = \"AP 2\" }}]\n"
+    );
+    let (c, d) = parse(&text);
+    assert!(d.is_empty(), "{d:#?}");
+    let c = c.unwrap();
+    let u = c.uisp.unwrap();
+    assert_eq!(u.airmax_flexible_frame_download_ratio, 0.7);
+    assert!(u.ignore_calculated_capacity && u.use_ptmp_as_parent && u.enable_squashing);
+    assert!(!u.infrastructure_transport_caps_enabled);
+    assert_eq!(
+        (u.squash_sites, u.do_not_squash_sites),
+        (vec!["A".to_string()], vec!["B".to_string()])
+    );
+    let cpes: Vec<(&str, &str)> =
+        u.exception_cpes.iter().map(|e| (e.cpe.as_str(), e.parent.as_str())).collect();
+    assert_eq!(cpes, [("CPE 1", "AP 1"), ("CPE 2", "AP 2")]);
+    assert!(!c.integration_common.ethernet_port_limits_enabled);
+    assert_eq!(c.integration_common.ethernet_port_limit_multiplier, 0.9);
+}
