@@ -16,6 +16,9 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
 DEB_VERSION=""
 BUILD=yes
+# Where the binaries come from (release by default; LQOS_DEB_BIN_DIR=target/debug for a quick
+# trial of the packaging itself).
+BIN_DIR=${LQOS_DEB_BIN_DIR:-target/release}
 while [ $# -gt 0 ]; do
     case "$1" in
     --deb-version) DEB_VERSION="$2"; shift 2 ;;
@@ -30,12 +33,12 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
 fi
 
 BINS=(lqosd lqos_web lqos_scheduler libreqos lqtop lqusers)
-if [ "$BUILD" = yes ]; then
+if [ "$BUILD" = yes ] && [ "$BIN_DIR" = target/release ]; then
     echo "== release build: ${BINS[*]}"
     cargo build --release -p lqosd -p lqos-web -p lqos-scheduler -p libreqos -p lqtop -p lqusers
 fi
 for b in "${BINS[@]}"; do
-    [ -x "target/release/$b" ] || { echo "missing target/release/$b (run without --no-build)" >&2; exit 1; }
+    [ -x "$BIN_DIR/$b" ] || { echo "missing $BIN_DIR/$b (run without --no-build)" >&2; exit 1; }
 done
 
 STAGE=$ROOT/target/deb-staging
@@ -43,7 +46,7 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/bin" "$STAGE/etc" "$STAGE/units" "$STAGE/sysusers" "$STAGE/gen"
 for b in "${BINS[@]}"; do
     # Stripped copies (the release profile keeps line tables for backtraces in target/).
-    strip --strip-debug -o "$STAGE/bin/$b" "target/release/$b"
+    strip --strip-debug -o "$STAGE/bin/$b" "$BIN_DIR/$b"
 done
 
 echo "== man pages and completions (lqos-gen-docs)"

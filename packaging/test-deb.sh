@@ -38,18 +38,22 @@ if [ ! -x "$BASE/usr/bin/apt-get" ] || [ ! -e "$BASE/.lqos-base-ok" ]; then
 fi
 
 # --- the packages: v1 as built, v2 the same files with a higher version ----------------------
+WORK=$(mktemp -d /tmp/lqos-debtest.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
 if [ -z "${LQOS_DEB_NO_BUILD:-}" ]; then
     bash packaging/build-deb.sh --deb-version 0.1.0-1
 else
     bash packaging/build-deb.sh --no-build --deb-version 0.1.0-1
 fi
-V1=$(ls target/debian/lqos_0.1.0-1_*.deb)
-bash packaging/build-deb.sh --no-build --deb-version 0.1.0-2 >/dev/null
-V2=$(ls target/debian/lqos_0.1.0-2_*.deb)
+# (cargo-deb replaces older versions in target/debian: keep each one aside)
+cp target/debian/lqos_0.1.0-1_*.deb "$WORK/"
+bash packaging/build-deb.sh --no-build --deb-version 0.1.0-2 >/dev/null 2>&1
+cp target/debian/lqos_0.1.0-2_*.deb "$WORK/"
+V1=$(ls "$WORK"/lqos_0.1.0-1_*.deb)
+V2=$(ls "$WORK"/lqos_0.1.0-2_*.deb)
 dpkg -c "$V1" > target/debian/lqos.contents.txt
 
 # --- a throw-away overlay of the cached root ---------------------------------------------------
-WORK=$(mktemp -d /tmp/lqos-debtest.XXXXXX)
 M=$WORK/root
 mkdir -p "$M" "$WORK/upper" "$WORK/work"
 MOUNTS=()
