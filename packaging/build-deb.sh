@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# The packaged binaries are stripped: no debug info in this release build (faster, smaller).
+export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-0}"
 
 DEB_VERSION=""
 BUILD=yes
