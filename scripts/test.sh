@@ -16,7 +16,7 @@ set -e
 # The GUI in headless Chromium against the real lqosd in the lab (log in, live dashboard under
 # iperf3 traffic, open a circuit, edit its rate and see it applied). Screenshots: artifacts/.
 browser=0
-sh crates/lqosd/tests/browser/lab.sh || browser=1
+sh crates/lqos-web/tests/browser/lab.sh || browser=1
 passed=$(awk '/^test result:/ {sub(";","",$4); p+=$4} END {print p+0}' "$log")
 failed=$(awk '/^test result:/ {sub(";","",$6); f+=$6} END {print f+0}' "$log")
 echo "total: $((passed + 1 - browser)) passed, $((failed + browser)) failed"

@@ -65,11 +65,17 @@
   }
   function td(v, cls) { return el("td", cls ? { class: cls } : {}, v); }
 
+  // ETag of ShapedDevices.csv as last read: edits send it as If-Match, so an edit never
+  // overwrites a change saved by someone else meanwhile (the server answers 409 instead).
+  let devicesEtag = null;
   async function api(method, path, body) {
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf;
+    const isDevices = path.startsWith("/shaped-devices");
+    if (isDevices && method !== "GET" && devicesEtag) headers["If-Match"] = devicesEtag;
     const r = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+    if (isDevices && r.headers.get("ETag")) devicesEtag = r.headers.get("ETag");
     if (r.status === 401) { location.href = "/login"; throw new Error("login required"); }
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
@@ -282,6 +288,7 @@
       let d;
       try { d = await api("GET", "/shaped-devices?" + new URLSearchParams({ search: devState.search, page: devState.page })); } catch (e) { holder.replaceChildren(showError(e)); return; }
       holder.replaceChildren(
+        d.read_only ? el("div", { class: "card bad", role: "status" }, d.read_only) : "",
         table(["Circuit ID", "Circuit name", "Parent", el("th", { class: "num" }, "Down min/max Mbps"), el("th", { class: "num" }, "Up min/max Mbps"), el("th", { class: "num" }, "Devices"), ""],
           d.items.map(c => el("tr", {}, td(c.circuit_id), td(c.circuit_name), td(c.parent_node || "–"), td(c.download_min_mbps + " / " + c.download_max_mbps, "num"), td(c.upload_min_mbps + " / " + c.upload_max_mbps, "num"),
             td(num(c.devices.length), "num"), td(isAdmin() ? el("a", { href: "#/devices/edit/" + encodeURIComponent(c.circuit_id) }, "Edit") : el("a", { href: "#/circuit/" + encodeURIComponent(c.circuit_id) }, "View"))))),

@@ -69,33 +69,30 @@ pub fn frame_len_limited(prefix: [u8; 4], limit: usize) -> Result<usize, BusErro
     Ok(len)
 }
 
-/// Blocking: reads exactly `len` payload bytes into `buf` (cleared first) in [`READ_CHUNK`]
-/// pieces, so `buf` never holds much more than what the peer really sent.
+/// Blocking: reads exactly `len` payload bytes into `buf` (cleared first) through a
+/// [`READ_CHUNK`] scratch buffer, so `buf` grows only with the bytes the peer really sent
+/// (its capacity stays within twice that), never with the length it announced.
 pub fn read_payload(r: &mut impl Read, len: usize, buf: &mut Vec<u8>) -> Result<(), BusError> {
     buf.clear();
+    let mut scratch = vec![0u8; READ_CHUNK.min(len)];
     while buf.len() < len {
-        let start = buf.len();
-        let want = (len - start).min(READ_CHUNK);
-        buf.resize(start + want, 0);
+        let want = (len - buf.len()).min(scratch.len());
         let n = loop {
-            match r.read(&mut buf[start..]) {
+            match r.read(&mut scratch[..want]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    buf.truncate(start);
-                    return Err(BusError::Io { source });
-                }
+                Err(source) => return Err(BusError::Io { source }),
             }
         };
-        buf.truncate(start + n);
         if n == 0 {
             return Err(BusError::Io {
                 source: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!("frame ended after {start} of {len} bytes"),
+                    format!("frame ended after {} of {len} bytes", buf.len()),
                 ),
             });
         }
+        buf.extend_from_slice(&scratch[..n]);
     }
     Ok(())
 }
@@ -150,7 +147,58 @@ mod tests {
         assert!(matches!(err, BusError::FrameTooLarge { .. }));
     }
 
+    /// A reader that hands out `data` in the given chunk sizes (as a socket would), then EOF.
+    struct Chunked {
+        data: Vec<u8>,
+        pos: usize,
+        sizes: Vec<usize>,
+        step: usize,
+    }
+
+    impl Read for Chunked {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let size = self.sizes.get(self.step % self.sizes.len().max(1)).copied().unwrap_or(1);
+            self.step += 1;
+            let n = size.max(1).min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    /// 64 cases unless `PROPTEST_CASES` asks for more (the long run:
+    /// `PROPTEST_CASES=100000 cargo test --release -p lqos-bus fuzz_`).
+    fn budget() -> proptest::test_runner::Config {
+        let mut c = proptest::test_runner::Config::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            c.cases = 64;
+        }
+        c.failure_persistence = None;
+        c
+    }
+
+    fn any_command() -> impl proptest::strategy::Strategy<Value = Command> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Command::Ping),
+            Just(Command::Status),
+            Just(Command::ClearTree),
+            any::<usize>().prop_map(|n| Command::TopCircuits { n }),
+            proptest::option::of("\\PC{0,40}")
+                .prop_map(|circuit| Command::CircuitStats { circuit }),
+            ("\\PC{0,40}", "\\PC{0,40}").prop_map(|(phase, integration)| {
+                Command::SchedulerReport(crate::SchedulerState {
+                    phase,
+                    integration,
+                    ..Default::default()
+                })
+            }),
+        ]
+    }
+
     proptest::proptest! {
+        #![proptest_config(budget())]
+
         // Invariant: decoding arbitrary bytes never panics; it returns a value or an error.
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
@@ -158,6 +206,47 @@ mod tests {
             let _ = decode::<Response>(&bytes);
             let mut cursor = std::io::Cursor::new(bytes);
             let _ = read_frame::<Command>(&mut cursor);
+        }
+
+        // Invariant: a stream of valid frames, cut into arbitrary chunks and followed by any
+        // bytes, yields the frames in order and then an error or the end; never a panic.
+        #[test]
+        fn fuzz_frames_survive_any_chunking(
+            cmds in proptest::collection::vec(any_command(), 0..6),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            sizes in proptest::collection::vec(1usize..300, 1..8),
+        ) {
+            let mut data = Vec::new();
+            for c in &cmds {
+                data.extend(encode(c).expect("encode"));
+            }
+            data.extend(&tail);
+            let mut r = Chunked { data, pos: 0, sizes, step: 0 };
+            for c in &cmds {
+                let back: Option<Command> = read_frame(&mut r).expect("valid frame");
+                proptest::prop_assert_eq!(back.as_ref(), Some(c));
+            }
+            let _ = read_frame::<Command>(&mut r);
+        }
+
+        // Invariant: whatever length a prefix announces, the payload buffer holds at most
+        // about twice the bytes that really arrived (plus one chunk), never the announcement.
+        #[test]
+        fn fuzz_payload_memory_follows_received_bytes(
+            announced in 0u32..=u32::MAX,
+            sent in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            sizes in proptest::collection::vec(1usize..5000, 1..4),
+        ) {
+            let mut data = announced.to_be_bytes().to_vec();
+            let n = sent.len();
+            data.extend(sent);
+            let mut r = Chunked { data, pos: 0, sizes, step: 0 };
+            let mut prefix = [0u8; 4];
+            r.read_exact(&mut prefix).expect("prefix");
+            let Ok(len) = frame_len(prefix) else { return Ok(()) };
+            let mut buf = Vec::new();
+            let _ = read_payload(&mut r, len, &mut buf);
+            proptest::prop_assert!(buf.capacity() <= (2 * n).max(8), "capacity {} after {n} bytes", buf.capacity());
         }
     }
 }

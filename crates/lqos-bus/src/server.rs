@@ -72,8 +72,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 128,
-            max_per_uid: 32,
+            max_connections: 256,
+            max_per_uid: 64,
             cap_root: false,
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),
@@ -127,6 +127,13 @@ impl PeerPolicy {
             lookup_groups: false,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also grants admin to the primary or supplementary group ids `gids` (the lab runs
+    /// lqos_web as `nobody`; `LQOS_BUS_ADMIN_GIDS` in lqosd).
+    pub fn with_admin_gids(mut self, gids: impl IntoIterator<Item = u32>) -> PeerPolicy {
+        self.admin_gids.extend(gids);
+        self
     }
 
     /// The group the socket file should belong to (the read group), if it exists.
@@ -376,33 +383,27 @@ async fn reject(mut stream: UnixStream, error: CommandError) {
     let _ = tokio::time::timeout(REJECT_TIMEOUT, answer).await;
 }
 
-/// Reads exactly `len` payload bytes into `buf` in [`frame::READ_CHUNK`] pieces.
+/// Reads exactly `len` payload bytes into `buf` through a [`frame::READ_CHUNK`] scratch
+/// buffer: `buf` grows only with the bytes that arrived (see [`frame::read_payload`]).
 pub async fn read_payload(
     r: &mut (impl AsyncRead + Unpin),
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), BusError> {
     buf.clear();
+    let mut scratch = vec![0u8; frame::READ_CHUNK.min(len)];
     while buf.len() < len {
-        let start = buf.len();
-        let want = (len - start).min(frame::READ_CHUNK);
-        buf.resize(start + want, 0);
-        let n = match r.read(&mut buf[start..]).await {
-            Ok(n) => n,
-            Err(source) => {
-                buf.truncate(start);
-                return Err(BusError::Io { source });
-            }
-        };
-        buf.truncate(start + n);
+        let want = (len - buf.len()).min(scratch.len());
+        let n = r.read(&mut scratch[..want]).await.map_err(|source| BusError::Io { source })?;
         if n == 0 {
             return Err(BusError::Io {
                 source: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!("frame ended after {start} of {len} bytes"),
+                    format!("frame ended after {} of {len} bytes", buf.len()),
                 ),
             });
         }
+        buf.extend_from_slice(&scratch[..n]);
     }
     Ok(())
 }

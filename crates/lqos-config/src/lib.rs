@@ -41,6 +41,7 @@ pub mod diag;
 pub mod edit;
 pub mod error;
 mod json;
+pub mod lock;
 pub mod model;
 pub mod network;
 mod pos;
@@ -60,6 +61,7 @@ pub use conf::{
 pub use diag::{Diagnostic, Severity, has_errors};
 pub use edit::{ConfEdit, ConfValue, EditError, edit_config_str};
 pub use error::ConfigError;
+pub use lock::{INPUTS_LOCK_FILE, InputsLock, lock_inputs};
 pub use model::*;
 pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
 pub use shaped::{

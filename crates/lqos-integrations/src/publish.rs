@@ -84,6 +84,14 @@ pub fn publish(
     if has_errors(&diags) {
         return Err(ImportError::Invalid { crm, diagnostics: diags });
     }
+    // The one lock on the input files, shared with the web editor: no interleaved
+    // read-modify-write between the two (lqos_config::lock).
+    let _lock =
+        lqos_config::lock_inputs(&config.lqos_directory, std::time::Duration::from_secs(30))
+            .map_err(|source| ImportError::Read {
+                path: config.lqos_directory.join(lqos_config::INPUTS_LOCK_FILE),
+                source,
+            })?;
     let old_csv = read_optional(&csv_path)?;
     let old_ids: Option<HashSet<String>> = old_csv.as_deref().map(|text| {
         let (circuits, _) = parse_shaped_devices_str(text, "ShapedDevices.csv");

@@ -39,7 +39,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Build the lab, start lqosd in the shaper namespace and apply the lab inputs.
+    /// Build the lab, start lqosd in the shaper namespace, apply the lab inputs and start
+    /// lqos_web there as an unprivileged user.
     Up {
         /// Number of subscribers (each gets an IPv4 and an IPv6 address).
         #[arg(long, default_value_t = 4)]
@@ -50,6 +51,9 @@ pub enum Cmd {
         /// lqosd binary (default: next to lqos-lab, else $PATH).
         #[arg(long)]
         lqosd: Option<PathBuf>,
+        /// lqos_web binary (default: next to lqos-lab, else $PATH).
+        #[arg(long)]
+        web: Option<PathBuf>,
     },
     /// Remove everything `up` created.
     Down,
@@ -61,6 +65,9 @@ pub enum Cmd {
         /// lqosd binary.
         #[arg(long)]
         lqosd: Option<PathBuf>,
+        /// lqos_web binary.
+        #[arg(long)]
+        web: Option<PathBuf>,
         /// Host address for the GUI.
         #[arg(long, default_value = "0.0.0.0:9123")]
         gui: SocketAddr,
@@ -77,10 +84,16 @@ struct Description<'a> {
     lqos_conf: PathBuf,
     bus: PathBuf,
     lqosd_log: PathBuf,
+    web_log: PathBuf,
     subscribers: &'a [crate::Subscriber],
 }
 
-fn bring_up(cli: &Cli, subscribers: usize, lqosd: &Option<PathBuf>) -> anyhow::Result<Lab> {
+fn bring_up(
+    cli: &Cli,
+    subscribers: usize,
+    lqosd: &Option<PathBuf>,
+    web: &Option<PathBuf>,
+) -> anyhow::Result<Lab> {
     if !crate::is_root() {
         bail!("lqos-lab needs root (network namespaces, XDP, tc)");
     }
@@ -101,6 +114,8 @@ fn bring_up(cli: &Cli, subscribers: usize, lqosd: &Option<PathBuf>) -> anyhow::R
         ),
         other => bail!("lqosd refused the lab inputs: {other:?}"),
     }
+    let web = web.clone().unwrap_or_else(|| crate::find_binary("lqos_web"));
+    lab.start_web(&web).with_context(|| format!("start {}", web.display()))?;
     Ok(lab)
 }
 
@@ -112,6 +127,7 @@ fn describe(lab: &Lab, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
         lqos_conf: lab.spec.config_path(),
         bus: lab.spec.bus_path(),
         lqosd_log: lab.spec.dir.join("lqosd.log"),
+        web_log: lab.spec.dir.join("lqos_web.log"),
         subscribers: &lab.spec.subscribers,
     };
     if json {
@@ -130,10 +146,11 @@ fn describe(lab: &Lab, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "config: {}   bus: {}   log: {}",
+        "config: {}   bus: {}   logs: {} {}",
         d.lqos_conf.display(),
         d.bus.display(),
-        d.lqosd_log.display()
+        d.lqosd_log.display(),
+        d.web_log.display()
     )?;
     writeln!(
         out,
@@ -154,8 +171,8 @@ fn describe(lab: &Lab, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     match &cli.command {
-        Cmd::Up { subscribers, json, lqosd } => {
-            let lab = bring_up(&cli, *subscribers, lqosd)?;
+        Cmd::Up { subscribers, json, lqosd, web } => {
+            let lab = bring_up(&cli, *subscribers, lqosd, web)?;
             describe(&lab, *json, &mut out)?;
             let _ = lab.detach();
             Ok(())
@@ -166,18 +183,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "lab {} removed", cli.prefix)?;
             Ok(())
         }
-        Cmd::Run { subscribers, lqosd, gui, duration } => {
+        Cmd::Run { subscribers, lqosd, web, gui, duration } => {
             let stop = Arc::new(AtomicBool::new(false));
             let s2 = stop.clone();
             // SIGINT, SIGTERM and SIGHUP (the `termination` feature) all end the run the same
             // way: the loop stops and the lab is removed, also when the terminal is gone.
             ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst))
                 .context("install the SIGINT/SIGTERM/SIGHUP handler")?;
-            let lab = bring_up(&cli, *subscribers, lqosd)?;
+            let lab = bring_up(&cli, *subscribers, lqosd, web)?;
             describe(&lab, false, &mut out)?;
             crate::forward::forward_into_netns(*gui, &lab.shaper.path(), "127.0.0.1:9123".parse()?)
                 .context("forward the GUI port")?;
-            let log = std::fs::read_to_string(lab.spec.dir.join("lqosd.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(lab.spec.dir.join("lqos_web.log")).unwrap_or_default();
             let token = log.split("setup?token=").nth(1).map(|rest| {
                 rest.chars().take_while(char::is_ascii_alphanumeric).collect::<String>()
             });

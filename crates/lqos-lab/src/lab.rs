@@ -26,6 +26,11 @@ pub const INTERNET_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// The Internet host's IPv6 address.
 pub const INTERNET_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
+/// The unprivileged user lqos_web runs as in the lab (`nobody`; production uses `lqos`).
+pub const WEB_UID: u32 = 65534;
+/// Its group (`nogroup`).
+pub const WEB_GID: u32 = 65534;
+
 /// Remounts /sys for the current network namespace, keeping the host's bpffs, then execs
 /// its arguments (same pid).
 const SYSFS_WRAPPER: &str = "set -e; d=$(mktemp -d); mount --bind /sys/fs/bpf \"$d\"; \
@@ -259,6 +264,7 @@ pub struct Lab {
     /// Subscriber namespace.
     pub sub: Netns,
     lqosd: Option<Child>,
+    web: Option<Child>,
     detached: bool,
 }
 
@@ -330,7 +336,7 @@ impl Lab {
             )?;
         }
         spec.write_inputs()?;
-        Ok(Lab { spec, inet, shaper, sub, lqosd: None, detached: false })
+        Ok(Lab { spec, inet, shaper, sub, lqosd: None, web: None, detached: false })
     }
 
     /// Starts `lqosd` (the binary at `lqosd_bin`) inside the shaper namespace with the lab's
@@ -361,6 +367,9 @@ impl Lab {
             .arg(lqosd_bin)
             .args(["--config", &self.spec.config_path().display().to_string()])
             .env("LQOS_BUS", self.spec.bus_path())
+            // lqos_web runs as nobody here: its group may change state over the bus, as
+            // group lqos-admin does in production.
+            .env("LQOS_BUS_ADMIN_GIDS", WEB_GID.to_string())
             .env("LQOS_PIN_DIR", self.spec.pin_dir())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
@@ -388,6 +397,8 @@ impl Lab {
             if let Ok(mut c) = lqos_bus::BusClient::connect(&self.spec.bus_path())
                 && matches!(c.request(&lqos_bus::Command::Ping), Ok(lqos_bus::Response::Pong))
             {
+                // lqos_web runs as WEB_UID and reaches the bus through its group (mode 0660).
+                let _ = std::os::unix::fs::chown(self.spec.bus_path(), None, Some(WEB_GID));
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -396,6 +407,81 @@ impl Lab {
             "lqosd did not answer within {limit:?}; log:\n{}",
             self.lqosd_log_tail(30)
         )))
+    }
+
+    /// Starts `lqos_web` (the binary at `web_bin`) inside the shaper namespace as the
+    /// unprivileged user [`WEB_UID`]:[`WEB_GID`] (no supplementary groups, no new privileges),
+    /// with the lab's config and bus, logging to `<dir>/lqos_web.log`, and waits until it
+    /// listens. The lab directory and the files the GUI writes are given to that user, and the
+    /// bus socket to its group, as the packaging does for user `lqos`.
+    pub fn start_web(&mut self, web_bin: &Path) -> Result<(), LabError> {
+        let dir = &self.spec.dir;
+        for p in [
+            dir.clone(),
+            dir.join("ShapedDevices.csv"),
+            dir.join("network.json"),
+            dir.join("lqos.conf"),
+            dir.join("lqusers.toml"),
+        ] {
+            if p.exists() {
+                std::os::unix::fs::chown(&p, Some(WEB_UID), Some(WEB_GID))
+                    .map_err(|e| LabError::Other(format!("chown {}: {e}", p.display())))?;
+            }
+        }
+        let _ = std::os::unix::fs::chown(self.spec.bus_path(), None, Some(WEB_GID));
+        let log_path = dir.join("lqos_web.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| LabError::Other(format!("open {}: {e}", log_path.display())))?;
+        let log2 = log.try_clone().map_err(|e| LabError::Other(e.to_string()))?;
+        let child = self
+            .shaper
+            .command("setpriv")
+            .args([
+                &format!("--reuid={WEB_UID}"),
+                &format!("--regid={WEB_GID}"),
+                "--clear-groups",
+                "--no-new-privs",
+                "--",
+            ])
+            .arg(web_bin)
+            .args(["--config", &self.spec.config_path().display().to_string()])
+            .env("LQOS_BUS", self.spec.bus_path())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|source| LabError::Spawn { command: "lqos_web".into(), source })?;
+        self.web = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Some(child) = self.web.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(LabError::Other(format!(
+                    "lqos_web exited ({status}); see {}:\n{}",
+                    log_path.display(),
+                    tail(&log_path, 30)
+                )));
+            }
+            if std::fs::read_to_string(&log_path).is_ok_and(|t| t.contains("web server listening"))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(LabError::Other(format!(
+            "lqos_web did not listen within 30 s; log:\n{}",
+            tail(&log_path, 30)
+        )))
+    }
+
+    /// lqos_web's process id, if running.
+    pub fn web_pid(&self) -> Option<u32> {
+        self.web.as_ref().map(Child::id)
     }
 
     /// The last `n` lines of lqosd's log.
@@ -444,7 +530,7 @@ impl Lab {
         if self.detached {
             return;
         }
-        if let Some(mut c) = self.lqosd.take() {
+        for mut c in [self.web.take(), self.lqosd.take()].into_iter().flatten() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -460,6 +546,10 @@ impl Lab {
             let _ = std::fs::write(self.spec.dir.join("lqosd.pid"), c.id().to_string());
             std::mem::forget(c);
         }
+        if let Some(c) = self.web.take() {
+            let _ = std::fs::write(self.spec.dir.join("lqos_web.pid"), c.id().to_string());
+            std::mem::forget(c);
+        }
         self.detached = true;
         self.inet.set_keep();
         self.shaper.set_keep();
@@ -472,6 +562,12 @@ impl Drop for Lab {
     fn drop(&mut self) {
         self.teardown();
     }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn pin_dir_for(prefix: &str) -> PathBuf {
@@ -493,10 +589,12 @@ pub fn down_by_prefix(prefix: &str, dir: &Path) {
     for suffix in ["sub", "shaper", "inet"] {
         Netns::adopt(&format!("{prefix}-{suffix}")).delete();
     }
-    let pidfile = dir.join("lqosd.pid");
-    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-        run_quiet("kill", &["-9", pid.trim()]);
-        let _ = std::fs::remove_file(pidfile);
+    for name in ["lqos_web.pid", "lqosd.pid"] {
+        let pidfile = dir.join(name);
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            run_quiet("kill", &["-9", pid.trim()]);
+            let _ = std::fs::remove_file(pidfile);
+        }
     }
     remove_pin_dir(&pin_dir_for(prefix));
 }

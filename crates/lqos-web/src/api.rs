@@ -77,15 +77,14 @@ async fn login(
     b: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body(b)?;
-    if state.auth().setup_token().is_some() {
+    if state.auth().no_users() && state.auth().setup_token().is_some() {
         return Err(ApiError::Conflict {
             message: "no users yet: use the setup link from lqos_web's log".into(),
         });
     }
-    state.auth().check_rate(&client)?;
-    let Some(user) = state.auth().login(&b.username, &b.password).await else {
-        state.auth().record_failure(&client);
-        tracing::info!(username = %b.username, %client, "failed login");
+    let Some(user) = state.auth().login(&client, &b.username, &b.password).await? else {
+        // Never the typed username: it is often a password typed into the wrong field.
+        tracing::info!(%client, "failed login");
         return Err(ApiError::Unauthorized);
     };
     tracing::info!(username = %user.username, %client, "login");
@@ -117,15 +116,7 @@ async fn setup(
     b: Result<Json<SetupBody>, JsonRejection>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body(b)?;
-    state.auth().check_rate(&client)?;
-    let user = match state.auth().first_admin(&b.token, &b.username, &b.password).await {
-        Ok(u) => u,
-        Err(e @ ApiError::Forbidden { .. }) => {
-            state.auth().record_failure(&client);
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    let user = state.auth().first_admin(&client, &b.token, &b.username, &b.password).await?;
     tracing::info!(username = %user.username, "first admin created");
     let (value, session) = state.auth().issue(&user);
     Ok(with_cookie(state.auth().cookie(&value), Json(session)))

@@ -26,6 +26,9 @@ pub struct Args {
     /// lqosd's bus socket (default: $LQOS_BUS, else /run/lqos/bus).
     #[arg(long, value_name = "PATH")]
     pub bus: Option<PathBuf>,
+    /// Logging options (`--log-format text|json`).
+    #[command(flatten)]
+    pub log: lqos_log::LogArgs,
 }
 
 /// Why `lqos_web` stopped.

@@ -10,11 +10,17 @@
 //!   session's token (returned by `GET /api/v1/session`); any request with an `Origin` header
 //!   that does not match `Host` is refused. Login and setup need a JSON body, which a
 //!   cross-site form cannot send without a CORS preflight (and there is no CORS layer).
-//! * Login: at most [`MAX_FAILURES`] failed attempts per client IP per [`FAILURE_WINDOW`].
-//! * First run: while the users file is empty, a random token is made at start; only a
-//!   request carrying it can create the first admin, once.
+//! * Login: see [`crate::throttle`] — attempts counted per client (IPv6 by /64, behind
+//!   `trusted_proxies` the forwarded address) and per username before Argon2 runs, Argon2 on a
+//!   small fixed pool, the surplus answered 429. Failed logins are logged without the typed
+//!   username (it is often a password typed in the wrong field).
+//! * First run: while no admin exists, a random token is made at start. It expires after
+//!   [`SETUP_TOKEN_LIFETIME`], works once (creation runs under one lock, so two concurrent
+//!   requests cannot both create an admin), and is dead as soon as any admin exists.
+//! * A users file that does not parse denies every login (and setup) until it is fixed; the
+//!   previous list is not kept.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
@@ -41,9 +47,11 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Session lifetime.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Failed logins allowed per client per window.
-pub const MAX_FAILURES: usize = 5;
+pub const MAX_FAILURES: usize = crate::throttle::MAX_PER_CLIENT;
 /// The rate-limit window.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+pub const FAILURE_WINDOW: Duration = crate::throttle::CLIENT_WINDOW;
+/// How long the first-run setup token works after start.
+pub const SETUP_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -71,6 +79,8 @@ struct CachedUsers {
     fingerprint: Option<(SystemTime, u64)>,
     checked: Instant,
     store: UserStore,
+    /// Why the file on disk is unusable (it does not parse): everyone is denied meanwhile.
+    broken: Option<String>,
 }
 
 /// Authentication state shared by all requests.
@@ -79,8 +89,11 @@ pub struct Auth {
     users: RwLock<CachedUsers>,
     key: [u8; 32],
     secure: bool,
-    setup_token: Mutex<Option<String>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    setup_token: Mutex<Option<(String, Instant)>>,
+    /// Held across first-admin creation: one creation at a time.
+    setup_lock: tokio::sync::Mutex<()>,
+    throttle: crate::throttle::Throttle,
+    hashers: crate::throttle::HashPool,
     /// Nonces of logged-out sessions, with their expiry (unix seconds).
     revoked: Mutex<HashMap<String, u64>>,
 }
@@ -101,28 +114,49 @@ fn hash_tag(user: &User) -> String {
 impl Auth {
     pub(crate) fn new(opts: &WebOptions) -> Result<Auth, UsersError> {
         let store = UserStore::load(&opts.users_file)?;
-        let setup_token = store.is_empty().then(|| hex::encode(rand::random::<[u8; 16]>()));
+        let setup_token =
+            (!has_admin(&store)).then(|| (hex::encode(rand::random::<[u8; 16]>()), Instant::now()));
         Ok(Auth {
             users_file: opts.users_file.clone(),
             users: RwLock::new(CachedUsers {
                 fingerprint: fingerprint(&opts.users_file),
                 checked: Instant::now(),
                 store,
+                broken: None,
             }),
             key: opts.session_key.unwrap_or_else(rand::random),
             secure: opts.secure_cookies,
             setup_token: Mutex::new(setup_token),
-            failures: Mutex::new(HashMap::new()),
+            setup_lock: tokio::sync::Mutex::new(()),
+            throttle: crate::throttle::Throttle::default(),
+            hashers: crate::throttle::HashPool::new(
+                crate::throttle::HASH_WORKERS,
+                crate::throttle::HASH_QUEUE,
+            ),
             revoked: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The first-run token while it is still usable.
+    /// The first-run token while it is still usable: unused, younger than
+    /// [`SETUP_TOKEN_LIFETIME`], no admin in the users file, and the file readable.
     pub fn setup_token(&self) -> Option<String> {
-        if !self.with_users(|s| s.is_empty()) {
+        if !self.with_users(|s| !has_admin(s)) || self.users_broken().is_some() {
             return None;
         }
-        self.setup_token.lock().ok().and_then(|t| t.clone())
+        let guard = self.setup_token.lock().ok()?;
+        let (token, made) = guard.as_ref()?;
+        (made.elapsed() < SETUP_TOKEN_LIFETIME).then(|| token.clone())
+    }
+
+    /// Why the users file is unusable right now, if it is.
+    pub(crate) fn users_broken(&self) -> Option<String> {
+        self.with_users(|_| ());
+        self.users.read().ok().and_then(|c| c.broken.clone())
+    }
+
+    /// True when the users file has no user at all (first run).
+    pub(crate) fn no_users(&self) -> bool {
+        self.users_broken().is_none() && self.with_users(UserStore::is_empty)
     }
 
     /// Runs `f` on the current users, re-reading the file at most once a second when it changed.
@@ -133,12 +167,20 @@ impl Auth {
             c.checked = Instant::now();
             let fp = fingerprint(&self.users_file);
             if fp != c.fingerprint {
+                c.fingerprint = fp;
                 match UserStore::load(&self.users_file) {
                     Ok(store) => {
                         c.store = store;
-                        c.fingerprint = fp;
+                        c.broken = None;
                     }
-                    Err(e) => tracing::warn!(error = %e, "keeping the previous users list"),
+                    Err(e) => {
+                        // Deny everyone rather than keep a list the operator meant to change
+                        // (a deleted user must not keep access because the file broke).
+                        let why = anyhow_chain(&e);
+                        tracing::error!(error = %why, "users file unusable: every login is refused until it is fixed");
+                        c.store = UserStore::empty(&self.users_file);
+                        c.broken = Some(why);
+                    }
                 }
             }
         }
@@ -154,6 +196,7 @@ impl Auth {
             c.fingerprint = fingerprint(&self.users_file);
             c.checked = Instant::now();
             c.store = store;
+            c.broken = None;
         }
     }
 
@@ -248,46 +291,60 @@ impl Auth {
         format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
     }
 
-    /// Err when `client` failed too often recently.
-    pub(crate) fn check_rate(&self, client: &str) -> Result<(), ApiError> {
-        let Ok(mut map) = self.failures.lock() else { return Ok(()) };
-        let now = Instant::now();
-        if let Some(q) = map.get_mut(client) {
-            while q.front().is_some_and(|t| now.duration_since(*t) > FAILURE_WINDOW) {
-                q.pop_front();
-            }
-            if q.len() >= MAX_FAILURES {
-                let oldest = q.front().copied().unwrap_or(now);
-                let wait = FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
-                return Err(ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) });
-            }
+    /// Checks a login. The attempt is counted in the client and username buckets before the
+    /// password is hashed (429 when either is full), then verified on the hashing pool (429
+    /// when it is saturated). `Ok(None)`: wrong name or password, or an unusable users file.
+    pub(crate) async fn login(
+        &self,
+        client: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>, ApiError> {
+        let ticket = self
+            .throttle
+            .admit(client, username, Instant::now())
+            .map_err(|wait| ApiError::RateLimited { retry_after_secs: wait })?;
+        if let Some(why) = self.users_broken() {
+            tracing::warn!(%client, error = %why, "login refused: the users file is unusable");
+            return Ok(None);
         }
-        Ok(())
-    }
-
-    pub(crate) fn record_failure(&self, client: &str) {
-        let Ok(mut map) = self.failures.lock() else { return };
-        if map.len() > 10_000 {
-            let now = Instant::now();
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW));
-        }
-        map.entry(client.to_owned()).or_default().push_back(Instant::now());
-    }
-
-    /// Checks a password (Argon2id, run off the async threads).
-    pub(crate) async fn login(&self, username: &str, password: &str) -> Option<User> {
         let store = self.with_users(|s| s.clone());
         let (u, p) = (username.to_owned(), password.to_owned());
-        tokio::task::spawn_blocking(move || store.verify(&u, &p).cloned()).await.ok().flatten()
+        let user = self
+            .hashers
+            .run(move || store.verify(&u, &p).cloned())
+            .await
+            .map_err(|_| ApiError::RateLimited { retry_after_secs: 1 })?;
+        if user.is_some() {
+            self.throttle.succeeded(ticket);
+        }
+        Ok(user)
     }
 
-    /// Creates the first admin with the setup token; the token is used up on success.
+    /// Creates the first admin with the setup token; the token is used up on success. One
+    /// creation at a time (a lock), so the token works once even under concurrent requests.
     pub(crate) async fn first_admin(
         &self,
+        client: &str,
         token: &str,
         username: &str,
         password: &str,
     ) -> Result<User, ApiError> {
+        let ticket = self
+            .throttle
+            .admit(client, "\u{0}setup", Instant::now())
+            .map_err(|wait| ApiError::RateLimited { retry_after_secs: wait })?;
+        let _one_at_a_time = self.setup_lock.lock().await;
+        if let Some(why) = self.users_broken() {
+            return Err(ApiError::Conflict {
+                message: format!("the users file is unusable ({why}); fix it first"),
+            });
+        }
+        if self.with_users(has_admin) {
+            return Err(ApiError::Conflict {
+                message: "setup is already done; log in instead".into(),
+            });
+        }
         let expected = {
             let guard = self
                 .setup_token
@@ -295,34 +352,41 @@ impl Auth {
                 .map_err(|_| ApiError::Internal { message: "setup lock poisoned".into() })?;
             guard.clone()
         };
-        if !self.with_users(|s| s.is_empty()) {
-            return Err(ApiError::Conflict {
-                message: "setup is already done; log in instead".into(),
-            });
-        }
-        let Some(expected) = expected else {
+        let Some((expected, made)) = expected else {
             return Err(ApiError::Forbidden { message: "setup token already used".into() });
         };
         if !constant_eq(expected.as_bytes(), token.as_bytes()) {
             return Err(ApiError::Forbidden { message: "invalid setup token".into() });
         }
+        if made.elapsed() >= SETUP_TOKEN_LIFETIME {
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "setup token expired ({} min after start): restart lqos_web for a new link, \
+                     or create the admin with `lqusers add --role admin`",
+                    SETUP_TOKEN_LIFETIME.as_secs() / 60
+                ),
+            });
+        }
         let path = self.users_file.clone();
         let (u, p) = (username.to_owned(), password.to_owned());
-        let store = tokio::task::spawn_blocking(move || -> Result<UserStore, UsersError> {
-            let mut store = UserStore::load(&path)?;
-            if !store.is_empty() {
-                return Err(UsersError::Exists { username: u });
-            }
-            store.add(&u, &p, Role::Admin)?;
-            store.save()?;
-            Ok(store)
-        })
-        .await
-        .map_err(|e| ApiError::Internal { message: e.to_string() })?
-        .map_err(users_error)?;
+        let store = self
+            .hashers
+            .run(move || -> Result<UserStore, UsersError> {
+                let mut store = UserStore::load(&path)?;
+                if has_admin(&store) {
+                    return Err(UsersError::Exists { username: u });
+                }
+                store.add(&u, &p, Role::Admin)?;
+                store.save()?;
+                Ok(store)
+            })
+            .await
+            .map_err(|_| ApiError::RateLimited { retry_after_secs: 1 })?
+            .map_err(users_error)?;
         if let Ok(mut t) = self.setup_token.lock() {
             *t = None;
         }
+        self.throttle.succeeded(ticket);
         let user = store
             .get(username)
             .cloned()
@@ -330,6 +394,23 @@ impl Auth {
         self.replace_users(store);
         Ok(user)
     }
+}
+
+/// True when `store` has at least one admin.
+fn has_admin(store: &UserStore) -> bool {
+    store.users().iter().any(|u| u.role == Role::Admin)
+}
+
+/// `e` and its sources, `: `-separated.
+fn anyhow_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Maps user-store errors: rule violations are the caller's fault, I/O is ours.
@@ -442,18 +523,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
-/// The client's address for rate limiting (`unknown` without connection info, e.g. in tests).
+/// The client's throttle key (see [`crate::throttle::client_key`]): the peer address, or
+/// behind a trusted proxy the forwarded one; `unknown` without connection info (tests).
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<WebState> for ClientAddr {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = crate::throttle::client_ip(peer, &parts.headers, &state.opts().trusted_proxies);
+        Ok(ClientAddr(ip.map_or_else(|| "unknown".into(), crate::throttle::client_key)))
     }
 }

@@ -11,21 +11,28 @@
 //! not know stay as written. The result is parsed with lqos-config before it is written; a
 //! file with errors is never written (422 with field errors instead).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderName, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use lqos_bus::ReloadReport;
 use lqos_config::{
     CSV_HEADER, Circuit, ConfEdit, ConfValue, Config, Diagnostic, EditError, Network,
     edit_config_str, format_sqm_override, parse_config_str, parse_network_str,
-    parse_shaped_devices_str, shaped_devices_to_string, validate_inputs,
+    validate_inputs_with_rejected,
 };
 use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::auth::{Admin, Session};
+use super::csvedit::{RawCsv, SpliceError};
 use super::{ApiError, FieldError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -140,7 +147,7 @@ impl From<&Circuit> for CircuitForm {
 
 impl CircuitForm {
     /// CSV records, one per device, in [`CSV_HEADER`] order.
-    fn records(&self) -> Vec<[&str; 16]> {
+    pub(crate) fn records(&self) -> Vec<[&str; 16]> {
         self.devices
             .iter()
             .map(|d| {
@@ -167,7 +174,7 @@ impl CircuitForm {
     }
 
     /// Checks a parser cannot make on its own (shape of the form).
-    fn precheck(&self) -> Vec<FieldError> {
+    pub(crate) fn precheck(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
         if self.devices.is_empty() {
             errs.push(FieldError::new("devices", "a circuit needs at least one device"));
@@ -207,17 +214,99 @@ fn read_optional(path: &Path) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The circuits on disk (rows with errors are left out) and the network.
-fn load(state: &WebState) -> Result<(Vec<Circuit>, Vec<Diagnostic>, Network), ApiError> {
-    let (csv, net) = paths(state);
-    let csv_text =
-        read_optional(&csv)?.ok_or(ApiError::NotFound { what: csv.display().to_string() })?;
-    let (circuits, diags) = parse_shaped_devices_str(&csv_text, CSV_LABEL);
-    let network = match read_optional(&net)? {
+/// The input files as read from disk, parsed once per change of either file.
+pub(crate) struct Snapshot {
+    /// ShapedDevices.csv's text (`None`: no file yet).
+    text: Option<String>,
+    /// Its entity tag (a content hash, quoted as HTTP wants it).
+    etag: String,
+    /// Its circuits (rows with errors left out, which is why writes check `diags` first).
+    circuits: Vec<Circuit>,
+    /// Parse and validation problems of the file as it is.
+    diags: Vec<Diagnostic>,
+    network: Network,
+}
+
+/// What identifies a version of a file without reading it.
+type Fingerprint = Option<(std::time::SystemTime, u64, u64, i64, i64)>;
+
+fn fingerprint(path: &Path) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    Some((md.modified().ok()?, md.len(), md.ino(), md.ctime(), md.ctime_nsec()))
+}
+
+type CacheEntry = (Fingerprint, Fingerprint, Arc<Snapshot>);
+
+/// Parsed files by CSV path, reused while neither file changed (mtime, size, inode, ctime).
+static CACHE: LazyLock<Mutex<HashMap<PathBuf, CacheEntry>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The quoted entity tag of `text` (the first 128 bits of its SHA-256).
+pub(crate) fn etag_of(text: Option<&str>) -> String {
+    match text {
+        Some(t) => format!("\"{}\"", hex::encode(&Sha256::digest(t.as_bytes())[..16])),
+        None => "\"absent\"".to_owned(),
+    }
+}
+
+/// Reads and parses both files (blocking).
+fn read_snapshot(csv: &Path, net: &Path) -> Result<Snapshot, ApiError> {
+    let text = read_optional(csv)?;
+    let network = match read_optional(net)? {
         Some(t) => parse_network_str(&t, NET_LABEL).0,
         None => Network::default(),
     };
-    Ok((circuits, diags, network))
+    let (circuits, mut diags) = match &text {
+        Some(t) => {
+            let parsed = lqos_config::parse_shaped_devices(t, CSV_LABEL);
+            let mut d = parsed.diagnostics;
+            d.extend(validate_inputs_with_rejected(
+                &network,
+                &parsed.circuits,
+                &parsed.rejected,
+                NET_LABEL,
+                CSV_LABEL,
+            ));
+            (parsed.circuits, d)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    diags.dedup();
+    Ok(Snapshot { etag: etag_of(text.as_deref()), text, circuits, diags, network })
+}
+
+/// The current files, from the cache when neither changed (blocking).
+fn cached_snapshot(csv: &Path, net: &Path) -> Result<Arc<Snapshot>, ApiError> {
+    let (fc, fnet) = (fingerprint(csv), fingerprint(net));
+    if let Ok(cache) = CACHE.lock()
+        && let Some((c, n, snap)) = cache.get(csv)
+        && *c == fc
+        && *n == fnet
+        && fc.is_some()
+    {
+        return Ok(snap.clone());
+    }
+    let snap = Arc::new(read_snapshot(csv, net)?);
+    if let Ok(mut cache) = CACHE.lock() {
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        cache.insert(csv.to_owned(), (fc, fnet, snap.clone()));
+    }
+    Ok(snap)
+}
+
+/// The current files, read and parsed off the async workers.
+async fn snapshot(state: &WebState) -> Result<Arc<Snapshot>, ApiError> {
+    let (csv, net) = paths(state);
+    tokio::task::spawn_blocking(move || cached_snapshot(&csv, &net))
+        .await
+        .map_err(|e| ApiError::Internal { message: format!("editor read task: {e}") })?
+}
+
+fn with_etag<T>(etag: &str, body: T) -> ([(HeaderName, String); 1], T) {
+    ([(header::ETAG, etag.to_owned())], body)
 }
 
 #[derive(Deserialize)]
@@ -245,20 +334,27 @@ struct ListPage {
     items: Vec<CircuitForm>,
     /// Problems in the file as it is now.
     diagnostics: Vec<Diagnostic>,
+    /// Why the editor is read-only right now (an integration owns the file), if it is.
+    read_only: Option<String>,
 }
 
 async fn list(
     State(state): State<WebState>,
     _s: Session,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<ListPage>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     if q.page == 0 || q.per_page == 0 || q.per_page > 500 {
         return Err(ApiError::bad("page starts at 1 and per_page must be 1..=500"));
     }
-    let (circuits, diagnostics, _) = load(&state)?;
+    let snap = snapshot(&state).await?;
+    if snap.text.is_none() {
+        let (csv, _) = paths(&state);
+        return Err(ApiError::NotFound { what: csv.display().to_string() });
+    }
     let needle = q.search.trim().to_lowercase();
-    let hits: Vec<&Circuit> = circuits
+    let hits: Vec<&Circuit> = snap
+        .circuits
         .iter()
         .filter(|c| {
             needle.is_empty()
@@ -271,26 +367,34 @@ async fn list(
     let total = hits.len();
     let start = (q.page - 1).saturating_mul(q.per_page).min(total);
     let end = start.saturating_add(q.per_page).min(total);
-    Ok(Json(ListPage {
-        total,
-        page: q.page,
-        per_page: q.per_page,
-        pages: total.div_ceil(q.per_page),
-        items: hits[start..end].iter().map(|c| CircuitForm::from(*c)).collect(),
-        diagnostics,
-    }))
+    let read_only = match state.opts().config_path.clone() {
+        Some(path) => tokio::task::spawn_blocking(move || owner(&path).0).await.ok().flatten(),
+        None => None,
+    };
+    Ok(with_etag(
+        &snap.etag,
+        Json(ListPage {
+            total,
+            page: q.page,
+            per_page: q.per_page,
+            pages: total.div_ceil(q.per_page),
+            items: hits[start..end].iter().map(|c| CircuitForm::from(*c)).collect(),
+            diagnostics: snap.diags.clone(),
+            read_only,
+        }),
+    ))
 }
 
 async fn one(
     State(state): State<WebState>,
     _s: Session,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<CircuitForm>, ApiError> {
-    let (circuits, _, _) = load(&state)?;
-    circuits
+) -> Result<impl IntoResponse, ApiError> {
+    let snap = snapshot(&state).await?;
+    snap.circuits
         .iter()
         .find(|c| c.id.0 == id)
-        .map(|c| Json(CircuitForm::from(c)))
+        .map(|c| with_etag(&snap.etag, Json(CircuitForm::from(c))))
         .ok_or(ApiError::NotFound { what: format!("circuit {id:?}") })
 }
 
@@ -303,37 +407,106 @@ struct Saved {
     warnings: Vec<Diagnostic>,
 }
 
-/// Builds the new file with `form` replacing `original` (or appended, or `None` = delete),
-/// validates it, and returns the circuits to write plus warnings.
+/// Who owns the input files according to lqos.conf at `path`: the enabled integration's
+/// read-only reason (if any) and `max_shrink_ratio`.
+fn owner(path: &Path) -> (Option<String>, f64) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, lqos_config::conf::DEFAULT_MAX_SHRINK_RATIO);
+    };
+    let (Some(config), _) = parse_config_str(&text, path) else {
+        return (None, lqos_config::conf::DEFAULT_MAX_SHRINK_RATIO);
+    };
+    let ratio = config.integration_common.max_shrink_ratio;
+    let crm = if config.uisp.as_ref().is_some_and(|c| c.enabled) {
+        Some(("UISP", "uisp_integration", "enable_uisp"))
+    } else if config.splynx.as_ref().is_some_and(|c| c.enabled) {
+        Some(("Splynx", "splynx_integration", "enable_splynx"))
+    } else if config.netzur.as_ref().is_some_and(|c| c.enabled) {
+        Some(("Netzur", "netzur_integration", "enable_netzur"))
+    } else {
+        None
+    };
+    let reason = crm.map(|(name, section, key)| {
+        format!(
+            "ShapedDevices.csv is generated by the {name} integration (lqos_scheduler rewrites it \
+             every {} min), so edits here would be lost; change the circuit in {name}, or set \
+             {key} = false in [{section}] of {} to edit by hand",
+            config.integration_common.queue_refresh_interval_mins,
+            path.display()
+        )
+    });
+    (reason, ratio)
+}
+
+/// The checks a parser cannot make: the form's shape, and ids that would become comments.
+fn precheck(form: &CircuitForm) -> Vec<FieldError> {
+    let mut errs = form.precheck();
+    if form.circuit_id.trim_start().starts_with('#') {
+        errs.push(FieldError::new(
+            "Circuit ID",
+            "must not start with '#' (the line would be read as a comment)",
+        ));
+    }
+    if form.circuit_id.trim().is_empty() {
+        errs.push(FieldError::new("Circuit ID", "is required"));
+    }
+    errs
+}
+
+/// Builds the new file with `form` replacing the rows of `original` (or appended, or
+/// `None` = delete) at the text level, validates it, and returns the new text plus warnings.
+/// Refuses when the file on disk has errors outside the edited circuit (an edit would carry
+/// them on unnoticed) and says which lines.
 pub(crate) fn edit(
-    circuits: &[Circuit],
-    network: &Network,
+    snap: &Snapshot,
     original: Option<&str>,
     form: Option<&CircuitForm>,
-) -> Result<(Vec<Circuit>, Vec<Diagnostic>), ApiError> {
-    let pos = match original {
-        Some(id) => Some(
-            circuits
-                .iter()
-                .position(|c| c.id.0 == id)
-                .ok_or(ApiError::NotFound { what: format!("circuit {id:?}") })?,
-        ),
-        None => None,
+) -> Result<(String, Vec<Diagnostic>), ApiError> {
+    let base = match &snap.text {
+        Some(t) => t.clone(),
+        None if original.is_none() => format!("{}\n", CSV_HEADER.join(",")),
+        None => return Err(ApiError::NotFound { what: CSV_LABEL.into() }),
     };
-    let (before, after): (&[Circuit], &[Circuit]) = match pos {
-        Some(i) => (&circuits[..i], &circuits[i + 1..]),
-        None => (circuits, &[]),
-    };
-    let mut text = shaped_devices_to_string(before);
-    let first_line = text.matches('\n').count() + 1;
-    let mut rows = 0;
+    let raw = RawCsv::parse(&base).map_err(|e| match e {
+        SpliceError::NotFound { .. } => ApiError::NotFound { what: e.to_string() },
+        other => ApiError::FileHasErrors { message: other.to_string(), diagnostics: vec![] },
+    })?;
+    let own_lines = original.map(|id| raw.lines_of(id)).unwrap_or_default();
+    if let Some(id) = original
+        && own_lines.is_empty()
+    {
+        return Err(ApiError::NotFound { what: format!("circuit {id:?}") });
+    }
+    let blocking: Vec<Diagnostic> = snap
+        .diags
+        .iter()
+        .filter(|d| d.is_error() && d.line.is_none_or(|l| !own_lines.contains(&l)))
+        .cloned()
+        .collect();
+    if !blocking.is_empty() {
+        let mut lines: Vec<String> =
+            blocking.iter().filter_map(|d| d.line).map(|l| l.to_string()).collect();
+        lines.dedup();
+        let where_ = if lines.is_empty() {
+            "the file as a whole".to_owned()
+        } else {
+            format!("line {}", lines.join(", "))
+        };
+        return Err(ApiError::FileHasErrors {
+            message: format!(
+                "ShapedDevices.csv has errors on {where_} that the editor would carry on \
+                 unnoticed; fix them first (libreqos --validate shows them), then edit"
+            ),
+            diagnostics: blocking,
+        });
+    }
     if let Some(form) = form {
-        let pre = form.precheck();
+        let pre = precheck(form);
         if !pre.is_empty() {
             return Err(ApiError::Validation { errors: pre, diagnostics: vec![] });
         }
         let new_id = form.circuit_id.trim();
-        if original != Some(new_id) && circuits.iter().any(|c| c.id.0 == new_id) {
+        if original != Some(new_id) && !raw.lines_of(new_id).is_empty() {
             return Err(ApiError::Validation {
                 errors: vec![FieldError::new(
                     "Circuit ID",
@@ -342,21 +515,21 @@ pub(crate) fn edit(
                 diagnostics: vec![],
             });
         }
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
-        for rec in form.records() {
-            w.write_record(rec).map_err(|e| ApiError::Internal { message: e.to_string() })?;
-            rows += 1;
-        }
-        let bytes = w.into_inner().map_err(|e| ApiError::Internal { message: e.to_string() })?;
-        text.push_str(&String::from_utf8_lossy(&bytes));
     }
-    let rest = shaped_devices_to_string(after);
-    text.push_str(rest.split_once('\n').map(|(_, r)| r).unwrap_or(""));
+    let (text, first_line, rows) = raw.splice(original, form).map_err(|e| match e {
+        SpliceError::NotFound { .. } => ApiError::NotFound { what: e.to_string() },
+        other => ApiError::FileHasErrors { message: other.to_string(), diagnostics: vec![] },
+    })?;
 
-    let (parsed, mut diags) = parse_shaped_devices_str(&text, CSV_LABEL);
-    diags.extend(validate_inputs(network, &parsed, NET_LABEL, CSV_LABEL));
+    let parsed = lqos_config::parse_shaped_devices(&text, CSV_LABEL);
+    let mut diags = parsed.diagnostics;
+    diags.extend(validate_inputs_with_rejected(
+        &snap.network,
+        &parsed.circuits,
+        &parsed.rejected,
+        NET_LABEL,
+        CSV_LABEL,
+    ));
     let mut errors = Vec::new();
     let mut elsewhere = Vec::new();
     let mut warnings = Vec::new();
@@ -377,66 +550,139 @@ pub(crate) fn edit(
         if errors.is_empty() {
             errors.push(FieldError::new(
                 "ShapedDevices.csv",
-                "other rows of ShapedDevices.csv have errors; fix them first (see diagnostics)",
+                "this edit conflicts with other rows of ShapedDevices.csv (see diagnostics)",
             ));
         }
+        errors.dedup();
         return Err(ApiError::Validation { errors, diagnostics: elsewhere });
     }
-    Ok((parsed, warnings))
+    Ok((text, warnings))
 }
+
+/// The same guard as CRM imports (`[integration_common] max_shrink_ratio`): refuses a write
+/// that leaves no circuit or removes more than that share of them.
+fn shrink_guard(before: usize, after: usize, max_ratio: f64) -> Result<(), ApiError> {
+    if max_ratio >= 1.0 || before == 0 || after >= before {
+        return Ok(());
+    }
+    let removed = before - after;
+    if after == 0 || removed as f64 / before as f64 > max_ratio {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "this edit would remove {removed} of {before} circuits, more than \
+                 max_shrink_ratio = {max_ratio} allows (the guard CRM imports use); edit the file \
+                 by hand or raise max_shrink_ratio in [integration_common]"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Copies `path`'s current content to `<path>.bak`, then replaces `path` with `text`.
+fn write_with_backup(path: &Path, old: Option<&str>, text: &str) -> Result<(), ApiError> {
+    if let Some(old) = old {
+        let mut bak = path.as_os_str().to_owned();
+        bak.push(".bak");
+        lqos_config::write_atomic(Path::new(&bak), old.as_bytes())
+            .map_err(|e| ApiError::Internal { message: format!("write backup: {e}") })?;
+    }
+    lqos_config::write_atomic(path, text.as_bytes()).map_err(|e| ApiError::Internal {
+        message: format!("{e}: {:?}", std::error::Error::source(&e)),
+    })
+}
+
+/// The whole write, under the inputs lock (blocking): owner check, fresh read, If-Match,
+/// edit, shrink guard, `.bak`, atomic write. Returns the warnings and the new entity tag.
+fn save_blocking(
+    lqos_directory: &Path,
+    config_path: Option<&Path>,
+    if_match: &str,
+    original: Option<&str>,
+    form: Option<&CircuitForm>,
+) -> Result<(Vec<Diagnostic>, String), ApiError> {
+    let (read_only, max_ratio) =
+        config_path.map_or((None, lqos_config::conf::DEFAULT_MAX_SHRINK_RATIO), owner);
+    if let Some(message) = read_only {
+        return Err(ApiError::Conflict { message });
+    }
+    let _lock = lqos_config::lock_inputs(lqos_directory, INPUTS_LOCK_WAIT).map_err(|e| {
+        ApiError::Conflict { message: format!("the input files are being written: {e}; try again") }
+    })?;
+    let (csv, net) = (lqos_directory.join(CSV_LABEL), lqos_directory.join(NET_LABEL));
+    let snap = read_snapshot(&csv, &net)?;
+    let matches = if_match.split(',').map(str::trim).any(|t| {
+        t == snap.etag
+            || t.strip_prefix("W/") == Some(snap.etag.as_str())
+            || (t == "*" && snap.text.is_some())
+    });
+    if !matches {
+        return Err(ApiError::Stale { etag: snap.etag });
+    }
+    let (text, warnings) = edit(&snap, original, form)?;
+    let after = lqos_config::parse_shaped_devices(&text, CSV_LABEL).circuits.len();
+    shrink_guard(snap.circuits.len(), after, max_ratio)?;
+    write_with_backup(&csv, snap.text.as_deref(), &text)?;
+    Ok((warnings, etag_of(Some(&text))))
+}
+
+/// How long a write waits for the inputs lock (lqos_scheduler may be publishing).
+const INPUTS_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 async fn save(
     state: &WebState,
     who: &str,
+    headers: &HeaderMap,
     original: Option<&str>,
     form: Option<CircuitForm>,
-) -> Result<Json<Saved>, ApiError> {
-    let _guard = state.editor_lock().lock().await;
-    let (circuits, _, network) = match load(state) {
-        Ok(x) => x,
-        Err(ApiError::NotFound { .. }) if original.is_none() => {
-            (Vec::new(), Vec::new(), Network::default())
-        }
-        Err(e) => return Err(e),
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::PreconditionRequired);
     };
-    let (new_list, warnings) = edit(&circuits, &network, original, form.as_ref())?;
-    let (csv, _) = paths(state);
-    lqos_config::write_shaped_devices(&csv, &new_list).map_err(|e| ApiError::Internal {
-        message: format!("{e}: {:?}", std::error::Error::source(&e)),
-    })?;
+    let _guard = state.editor_lock().lock().await;
+    let dir = state.opts().lqos_directory.clone();
+    let config_path = state.opts().config_path.clone();
+    let (if_match, orig, f) = (if_match.to_owned(), original.map(str::to_owned), form.clone());
+    let (warnings, etag) = tokio::task::spawn_blocking(move || {
+        save_blocking(&dir, config_path.as_deref(), &if_match, orig.as_deref(), f.as_ref())
+    })
+    .await
+    .map_err(|e| ApiError::Internal { message: format!("editor write task: {e}") })??;
     tracing::info!(user = %who, circuit = ?original.or(form.as_ref().map(|f| f.circuit_id.as_str())), "ShapedDevices.csv edited");
     let (reload, reload_error) = match super::api::do_reload(state, false).await {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    Ok(Json(Saved { saved: true, reload, reload_error, warnings }))
+    Ok(with_etag(&etag, Json(Saved { saved: true, reload, reload_error, warnings })))
 }
 
 async fn create(
     State(state): State<WebState>,
     Admin(who): Admin,
+    headers: HeaderMap,
     b: Result<Json<CircuitForm>, JsonRejection>,
-) -> Result<Json<Saved>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let form = super::api::body(b)?;
-    save(&state, &who.username, None, Some(form)).await
+    save(&state, &who.username, &headers, None, Some(form)).await
 }
 
 async fn update(
     State(state): State<WebState>,
     Admin(who): Admin,
     UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
     b: Result<Json<CircuitForm>, JsonRejection>,
-) -> Result<Json<Saved>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let form = super::api::body(b)?;
-    save(&state, &who.username, Some(&id), Some(form)).await
+    save(&state, &who.username, &headers, Some(&id), Some(form)).await
 }
 
 async fn remove(
     State(state): State<WebState>,
     Admin(who): Admin,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<Saved>, ApiError> {
-    save(&state, &who.username, Some(&id), None).await
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    save(&state, &who.username, &headers, Some(&id), None).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,6 +82,25 @@ pub enum ApiError {
         /// The answer's kind.
         answer: String,
     },
+    /// The file changed since the client read it (optimistic concurrency): nothing written.
+    #[error(
+        "ShapedDevices.csv changed since you loaded it (another admin or the scheduler saved it); nothing was written: reload it and repeat your edit"
+    )]
+    Stale {
+        /// The file's current entity tag.
+        etag: String,
+    },
+    /// A write without `If-Match`.
+    #[error("send If-Match with the ETag you read, so that no other change is overwritten")]
+    PreconditionRequired,
+    /// The file on disk has problems an edit would carry on; nothing written.
+    #[error("{message}")]
+    FileHasErrors {
+        /// Which lines and what to do.
+        message: String,
+        /// The problems.
+        diagnostics: Vec<Diagnostic>,
+    },
     /// Anything else (I/O on the users file…); details are logged, not shown.
     #[error("internal error: {message}")]
     Internal {
@@ -117,6 +136,11 @@ impl ApiError {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Stale { .. } => (StatusCode::CONFLICT, "stale"),
+            ApiError::PreconditionRequired => {
+                (StatusCode::PRECONDITION_REQUIRED, "precondition_required")
+            }
+            ApiError::FileHasErrors { .. } => (StatusCode::CONFLICT, "file_has_errors"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Backend { source } => match source {
@@ -156,6 +180,7 @@ impl IntoResponse for ApiError {
         };
         let (errors, diagnostics): (&[FieldError], &[Diagnostic]) = match &self {
             ApiError::Validation { errors, diagnostics } => (errors, diagnostics),
+            ApiError::FileHasErrors { diagnostics, .. } => (&[], diagnostics),
             ApiError::Backend { source: CommandError::InvalidInput { diagnostics } } => {
                 (&[], diagnostics)
             }
@@ -163,6 +188,11 @@ impl IntoResponse for ApiError {
         };
         let mut resp =
             (status, Json(Body { error: code, message, errors, diagnostics })).into_response();
+        if let ApiError::Stale { etag } = &self
+            && let Ok(v) = HeaderValue::from_str(etag)
+        {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
         if let ApiError::RateLimited { retry_after_secs } = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

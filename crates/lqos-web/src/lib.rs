@@ -32,10 +32,12 @@ pub mod app;
 mod assets;
 pub mod auth;
 pub mod bus;
+mod csvedit;
 pub mod demo;
 mod editor;
 mod error;
 pub mod metrics;
+pub mod throttle;
 pub mod users;
 
 use std::future::Future;
@@ -80,6 +82,9 @@ pub struct WebOptions {
     pub secure_cookies: bool,
     /// HMAC key for session cookies; `None` = 32 random bytes (sessions end at restart).
     pub session_key: Option<[u8; 32]>,
+    /// Proxies whose `X-Forwarded-For` names the client for login throttling (`[web]
+    /// trusted_proxies`); empty = the peer address always counts.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl WebOptions {
@@ -93,6 +98,7 @@ impl WebOptions {
             metrics_token: None,
             secure_cookies: false,
             session_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -6,13 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = lqos_web::app::Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    lqos_log::init(&args.log, "info");
     match lqos_web::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

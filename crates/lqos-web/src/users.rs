@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use serde::{Deserialize, Serialize};
 
 /// The users file's name inside `lqos_directory`.
@@ -154,6 +154,11 @@ impl UserStore {
         Ok(UserStore { path: path.into(), users })
     }
 
+    /// A store with no users for `path` (what an unusable file is treated as: nobody).
+    pub fn empty(path: &Path) -> UserStore {
+        UserStore { path: path.into(), users: Vec::new() }
+    }
+
     /// Writes the store back atomically (0600).
     pub fn save(&self) -> Result<(), UsersError> {
         let file = UsersFile { version: 1, users: self.users.clone() };
@@ -270,12 +275,49 @@ pub fn hash_password(password: &str) -> Result<String, UsersError> {
         .map_err(|e| UsersError::Hash { message: e.to_string() })
 }
 
+/// Largest Argon2 memory a stored hash may ask for (256 MiB); larger ones never verify.
+const MAX_ARGON2_BLOCKS: usize = 256 * 1024;
+
+thread_local! {
+    /// Argon2's working memory, kept per thread and reused: a hashing thread holds one
+    /// buffer (19 MiB with the default parameters) instead of allocating one per attempt,
+    /// so memory stays bounded by the number of hashing threads.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// True when `password` matches the PHC string `hash`.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let (Ok(algorithm), Some(salt), Some(expected)) =
+        (argon2::Algorithm::try_from(parsed.algorithm), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else { return false };
+    let blocks = params.block_count();
+    if blocks > MAX_ARGON2_BLOCKS {
+        return false;
     }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    let hashed = ARGON2_MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < blocks {
+            m.resize(blocks, argon2::Block::default());
+        }
+        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut m[..blocks])
+    });
+    hashed.is_ok()
+        && out.len() == expected.as_bytes().len()
+        && out.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Writes `bytes` to a temp file next to `path` (mode 0600), fsyncs and renames it over `path`.
@@ -283,14 +325,12 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // A fresh random name, created with O_EXCL: two writers (lqos_web and lqusers, or two
+    // threads) never share a temp file, and a planted file or symlink is never followed.
+    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(rand::random::<[u8; 8]>())));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         keep_owner(&f, path, dir);
         f.write_all(bytes)?;
         f.sync_all()?;

@@ -220,7 +220,15 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     let result = rt.block_on(async move {
         // Peers are checked by credentials: root and group lqos-admin may change state,
         // group lqos may read, others are refused (lqos_bus::server).
-        let policy = std::sync::Arc::new(lqos_bus::server::PeerPolicy::system());
+        // LQOS_BUS_ADMIN_GIDS (comma-separated gids) adds admin groups, e.g. for the lab.
+        let extra_admin: Vec<u32> = std::env::var("LQOS_BUS_ADMIN_GIDS")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|g| g.trim().parse().ok())
+            .collect();
+        let policy = std::sync::Arc::new(
+            lqos_bus::server::PeerPolicy::system().with_admin_gids(extra_admin),
+        );
         let listener = lqos_bus::server::bind_with_group(&bus_path, policy.socket_gid())
             .map_err(|e| runtime("bind the bus", &e))?;
         tracing::info!(path = %bus_path.display(), access = %policy.describe(), "bus listening");

@@ -4,6 +4,7 @@
 mod conf;
 mod csv;
 mod files;
+mod fuzz;
 mod network;
 mod properties;
 mod validate;

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Browser test against the real lqosd in the namespace lab: builds the lab (4 subscribers),
+# Browser test against the real lqos_web + lqosd in the namespace lab: builds the lab (4 subscribers),
 # creates a web admin with lqusers, runs bounded iperf3 traffic to subscriber 1 while headless
-# Chromium (inside the shaper namespace, where lqosd listens on :9123) logs in, watches the
+# Chromium (inside the shaper namespace, where lqos_web listens on :9123) logs in, watches the
 # dashboard numbers change, opens circuit c1, edits its rate and sees it applied.
 # Screenshots go to $ARTIFACTS (default artifacts/screenshots-lab). Needs root.
 set -eu

@@ -21,7 +21,7 @@ cleanup() { if [ -n "$demo_pid" ]; then kill "$demo_pid" 2>/dev/null || true; fi
 trap cleanup EXIT INT TERM
 
 if [ -z "${LQOS_URL:-}" ]; then
-    (cd "$root" && cargo build --release -p lqosd --example web_demo)
+    (cd "$root" && cargo build --release -p lqos-web --example web_demo)
     "$root/target/release/examples/web_demo" --listen 127.0.0.1:19123 --circuits 2000 \
         --user admin:admin-password:admin --dir "${TMPDIR:-/tmp}/lqos-browser-demo" \
         > "${TMPDIR:-/tmp}/lqos-browser-demo.log" 2>&1 &

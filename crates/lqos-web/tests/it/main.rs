@@ -1,7 +1,9 @@
 //! lqos-web integration tests: the web API router with the demo backend, driven by `oneshot` (no
 //! port).
 
+mod editor;
 mod events;
+mod login;
 
 use std::sync::Arc;
 
@@ -105,6 +107,23 @@ async fn login(app: &App, user: &str, pass: &str) -> Client {
 impl Client {
     fn get(&self, uri: &str) -> Request<Body> {
         req("GET", uri).header(header::COOKIE, &self.cookie).body(Body::empty()).expect("req")
+    }
+    /// A write to the shaped-devices editor with `If-Match` set to the file's current ETag.
+    async fn edit(&self, app: &App, method: &str, uri: &str, body: &Value) -> Reply {
+        let etag = send(app, self.get("/api/v1/shaped-devices")).await.headers[header::ETAG]
+            .to_str()
+            .expect("etag")
+            .to_owned();
+        send(app, self.write_if(method, uri, body, &etag)).await
+    }
+    fn write_if(&self, method: &str, uri: &str, body: &Value, etag: &str) -> Request<Body> {
+        req(method, uri)
+            .header(header::COOKIE, &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header(header::IF_MATCH, etag)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("req")
     }
     fn write(&self, method: &str, uri: &str, body: &Value) -> Request<Body> {
         req(method, uri)
@@ -424,8 +443,7 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
     assert_eq!(r.body["download_max_mbps"], "100");
     assert_eq!(r.body["devices"][0]["ipv4"], "100.64.0.1/32");
 
-    let r = send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("fast", "100.64.0.300")))
-        .await;
+    let r = c.edit(&app, "PUT", "/api/v1/shaped-devices/c1", &form("fast", "100.64.0.300")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     let fields: Vec<&str> = r.body["errors"]
         .as_array()
@@ -435,12 +453,11 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
         .collect();
     assert!(fields.contains(&"Download Max Mbps"), "{fields:?}");
     assert!(fields.contains(&"devices[0].IPv4"), "{fields:?}");
-    let r =
-        send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("100", "100.64.0.2"))).await;
+    let r = c.edit(&app, "PUT", "/api/v1/shaped-devices/c1", &form("100", "100.64.0.2")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "duplicate address: {}", r.text);
     let mut bad_parent = form("100", "100.64.0.9");
     bad_parent["parent_node"] = json!("Nowhere");
-    let r = send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &bad_parent)).await;
+    let r = c.edit(&app, "PUT", "/api/v1/shaped-devices/c1", &bad_parent).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(r.text.contains("Parent Node"), "{}", r.text);
     assert!(!app.backend.commands().iter().any(|c| matches!(c, Command::Reload { .. })));
@@ -450,8 +467,7 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
             .contains(",100,20,")
     );
 
-    let r =
-        send(&app, c.write("PUT", "/api/v1/shaped-devices/c1", &form("250", "100.64.0.1"))).await;
+    let r = c.edit(&app, "PUT", "/api/v1/shaped-devices/c1", &form("250", "100.64.0.1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["reload"]["applied"], true);
     let csv = std::fs::read_to_string(app.dir.path().join("ShapedDevices.csv")).expect("csv");
@@ -465,12 +481,12 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
 
     let mut new = form("30", "100.64.0.77");
     new["circuit_id"] = json!("c3");
-    let r = send(&app, c.write("POST", "/api/v1/shaped-devices", &new)).await;
+    let r = c.edit(&app, "POST", "/api/v1/shaped-devices", &new).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = send(&app, c.write("POST", "/api/v1/shaped-devices", &new)).await;
+    let r = c.edit(&app, "POST", "/api/v1/shaped-devices", &new).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["field"], "Circuit ID");
-    let r = send(&app, c.write("DELETE", "/api/v1/shaped-devices/c2", &json!({}))).await;
+    let r = c.edit(&app, "DELETE", "/api/v1/shaped-devices/c2", &json!({})).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = send(&app, c.get("/api/v1/shaped-devices")).await;
     let ids: Vec<&str> = r.body["items"]
@@ -481,7 +497,7 @@ async fn editor_returns_field_errors_and_saves_valid_edits() {
         .collect();
     assert_eq!(ids, ["c1", "c3"]);
     assert_eq!(
-        send(&app, c.write("DELETE", "/api/v1/shaped-devices/c2", &json!({}))).await.status,
+        c.edit(&app, "DELETE", "/api/v1/shaped-devices/c2", &json!({})).await.status,
         StatusCode::NOT_FOUND
     );
 }
