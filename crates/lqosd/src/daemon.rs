@@ -57,6 +57,11 @@ pub struct Args {
     /// lqos.conf (default: $LQOS_CONFIG, else /etc/lqos.conf).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Run every start-up check (config, capabilities, interfaces, bpffs, kernel, BPF, qdiscs,
+    /// directories) without changing anything, print PASS/WARN/FAIL lines with the fix for each
+    /// and exit: 0 all passed, 1 something failed.
+    #[arg(long)]
+    pub check: bool,
     /// Logging options (`--log-format text|json`).
     #[command(flatten)]
     pub log: lqos_log::LogArgs,
@@ -100,6 +105,12 @@ fn runtime(context: &str, e: &dyn std::error::Error) -> DaemonError {
     DaemonError::Runtime(format!("{context}: {}", error_chain(e)))
 }
 
+/// `lqosd --check`: the report of [`crate::check::run`] against this host.
+pub fn check(args: &Args) -> crate::check::Report {
+    let path = lqos_config::config_path_from_env(args.config.as_deref());
+    crate::check::run(&path, &crate::check::Host::default(), &crate::check::KernelProbes)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: Args) -> Result<(), DaemonError> {
     let path = lqos_config::config_path_from_env(args.config.as_deref());
@@ -115,6 +126,7 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         tracing::error!(cause = %f.cause, fix = %f.fix, "preflight");
     }
     if !failures.is_empty() {
+        tracing::error!("run `lqosd --check` for every start-up check with its fix");
         return Err(DaemonError::Preflight { count: failures.len() });
     }
     let facts = crate::facts::host_facts(&config).map_err(|e| runtime("host facts", &e))?;

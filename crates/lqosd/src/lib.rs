@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod check;
 pub mod daemon;
 pub mod engine;
 pub mod facts;

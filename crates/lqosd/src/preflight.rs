@@ -31,7 +31,8 @@ fn read_trim(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
-fn count_queues(dev: &Path, prefix: &str) -> usize {
+/// Number of `<prefix>*` entries (`rx-`, `tx-`) under `dev/queues`.
+pub fn count_queues(dev: &Path, prefix: &str) -> usize {
     std::fs::read_dir(dev.join("queues"))
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -43,6 +44,13 @@ fn count_queues(dev: &Path, prefix: &str) -> usize {
 
 /// Checks one shaping interface under `sys_class_net`.
 pub fn check_interface(sys_class_net: &Path, name: &str, role: &str, out: &mut Vec<Failure>) {
+    if name.starts_with(crate::check::PLACEHOLDER_PREFIX) {
+        out.push(fail(
+            format!("{role} is not configured yet (the packaged placeholder '{name}')"),
+            format!("set {role} in /etc/lqos.conf to a NIC name from `ip link show`, then run `lqosd --check`"),
+        ));
+        return;
+    }
     let dev = sys_class_net.join(name);
     if !dev.exists() {
         out.push(fail(
@@ -67,36 +75,54 @@ pub fn check_interface(sys_class_net: &Path, name: &str, role: &str, out: &mut V
     }
 }
 
+/// Consistency of the interface mode itself (no host access): two different NICs on a bridge,
+/// two different VLANs on a stick.
+pub fn mode_checks(config: &Config) -> Vec<Failure> {
+    let mut out = Vec::new();
+    match &config.interfaces {
+        Some(InterfaceMode::Bridge { to_internet, to_network, .. })
+            if to_internet == to_network =>
+        {
+            out.push(fail(
+                format!("[bridge] to_internet and to_network are both {to_internet}"),
+                "use two different NICs, or [single_interface] for one NIC with VLANs",
+            ));
+        }
+        Some(InterfaceMode::Stick { internet_vlan, network_vlan, .. })
+            if internet_vlan == network_vlan =>
+        {
+            out.push(fail(
+                format!(
+                    "[single_interface] internet_vlan and network_vlan are both {internet_vlan}"
+                ),
+                "give the Internet side and the subscriber side different VLAN IDs",
+            ));
+        }
+        _ => {}
+    }
+    out
+}
+
 /// All checks for `config` against the host. Empty = fine.
 pub fn run_checks(config: &Config, sys_class_net: &Path, is_root: bool) -> Vec<Failure> {
     let mut out = Vec::new();
     if !is_root {
         out.push(fail("lqosd is not running as root", "run it as root (the systemd unit does)"));
     }
-    match &config.interfaces {
-        None => out.push(fail(
+    if config.interfaces.is_none() {
+        out.push(fail(
             format!("{} has neither [bridge] nor [single_interface]", config.path.display()),
             "add one of the two sections (see packaging/lqos.example.conf)",
-        )),
+        ));
+    }
+    out.extend(mode_checks(config));
+    match &config.interfaces {
+        None => {}
         Some(InterfaceMode::Bridge { to_internet, to_network, .. }) => {
-            if to_internet == to_network {
-                out.push(fail(
-                    format!("[bridge] to_internet and to_network are both {to_internet}"),
-                    "use two different NICs, or [single_interface] for one NIC with VLANs",
-                ));
-            }
             check_interface(sys_class_net, &to_internet.0, "to_internet", &mut out);
             check_interface(sys_class_net, &to_network.0, "to_network", &mut out);
         }
-        Some(InterfaceMode::Stick { interface, internet_vlan, network_vlan, .. }) => {
-            if internet_vlan == network_vlan {
-                out.push(fail(
-                    format!(
-                        "[single_interface] internet_vlan and network_vlan are both {internet_vlan}"
-                    ),
-                    "give the Internet side and the subscriber side different VLAN IDs",
-                ));
-            }
+        Some(InterfaceMode::Stick { interface, .. }) => {
             check_interface(sys_class_net, &interface.0, "single_interface", &mut out);
         }
     }

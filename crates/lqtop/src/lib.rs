@@ -17,6 +17,19 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
+/// Command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "lqtop",
+    version,
+    about = "Live view of lqosd: total rates and the busiest circuits, refreshed every second (q quits)"
+)]
+pub struct Args {
+    /// lqosd's bus socket (default: $LQOS_BUS, else /run/lqos/bus).
+    #[arg(long, value_name = "PATH")]
+    pub bus: Option<std::path::PathBuf>,
+}
+
 /// How often lqtop asks lqosd.
 pub const REFRESH: Duration = Duration::from_secs(1);
 

@@ -1,21 +1,8 @@
 //! lqtop: terminal live view of lqosd (see the library for the logic).
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Command line.
-#[derive(Debug, Parser)]
-#[command(
-    name = "lqtop",
-    version,
-    about = "Live view of lqosd: total rates and the busiest circuits, refreshed every second (q quits)"
-)]
-struct Args {
-    /// lqosd's bus socket (default: $LQOS_BUS, else /run/lqos/bus).
-    #[arg(long, value_name = "PATH")]
-    bus: Option<PathBuf>,
-}
+use lqtop::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -274,3 +274,108 @@ fn sigterm_detaches_cleanly_keeping_the_tree_and_clear_removes_it() {
     drop(lab);
     assert!(!pins.exists(), "the lab left its pinned maps behind in {}", pins.display());
 }
+
+/// Packets counted by every HTB class on `dev`: `(handle, packets)`.
+fn class_packets(lab: &Lab, dev: &str) -> Vec<(String, u64)> {
+    let out =
+        lab.shaper.exec_stdout("tc", &["-s", "class", "show", "dev", dev]).expect("tc class show");
+    let mut result = Vec::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"class") {
+            current = (words.get(1) == Some(&"htb"))
+                .then(|| words.get(2).map(|h| (*h).to_owned()))
+                .flatten();
+        } else if words.first() == Some(&"Sent")
+            && let (Some(h), Some(pkts)) =
+                (current.take(), words.get(3).and_then(|b| b.parse().ok()))
+        {
+            result.push((h, pkts));
+        }
+    }
+    result
+}
+
+/// Packets in the queues' default classes (`k:2`): what HTB sends without a class from the
+/// tc program, i.e. unshaped.
+fn default_class_packets(lab: &Lab, dev: &str) -> u64 {
+    class_packets(lab, dev).into_iter().filter(|(h, _)| h.ends_with(":2")).map(|(_, p)| p).sum()
+}
+
+/// Measurement (prints, asserts only forwarding and that shaping resumes): how long a
+/// subscriber goes unshaped while lqosd restarts with SIGTERM, as the package's upgrade does
+/// (`systemctl try-restart lqosd`). A 1 kHz ping from the Internet host to the subscriber runs
+/// across the restart; pings that reach the subscriber through a default class (`k:2`) instead
+/// of its circuit class were unshaped, so unshaped time ≈ those packets × 1 ms.
+#[test]
+fn upgrade_restart_unshaped_gap_is_measured() {
+    let _g = lock();
+    let Some(mut lab) = lab("lqe2g", vec![sub(0, 10.0, 5.0, true)]) else { return };
+    let class = class_of(&lab, "c1");
+    let target = lab.spec.subscribers[0].ipv4.to_string();
+    let circuit_pkts = |lab: &Lab| {
+        class_packets(lab, SHAPER_TO_NETWORK)
+            .into_iter()
+            .find(|(h, _)| *h == class)
+            .map(|(_, p)| p)
+            .unwrap_or(0)
+    };
+    let (d0, c0) = (default_class_packets(&lab, SHAPER_TO_NETWORK), circuit_pkts(&lab));
+    let count = 6000u32;
+    // LQOS_TEST_LQOSD=target/release/lqosd measures the release build.
+    let lqosd_bin = std::env::var_os("LQOS_TEST_LQOSD")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| lqos_lab::find_binary("lqosd"));
+    let pinger = lab
+        .inet
+        .command("ping")
+        .args(["-q", "-c", &count.to_string(), "-i", "0.001", "-W", "1", &target])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ping");
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    let status = lab.stop_lqosd(nix::sys::signal::Signal::SIGTERM);
+    let stop_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(status.is_some_and(|s| s.success()), "{}", lab.lqosd_log_tail(20));
+    let t = Instant::now();
+    lab.start_lqosd(&lqosd_bin).expect("restart lqosd");
+    let start_ms = t.elapsed().as_secs_f64() * 1e3;
+    let out = pinger.wait_with_output().expect("ping runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let answered: u32 = text
+        .lines()
+        .find(|l| l.contains("received"))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // ping's own duration ("..., time 6123ms"): the real send rate on a loaded machine.
+    let ping_ms: f64 = text
+        .lines()
+        .find(|l| l.contains("received"))
+        .and_then(|l| l.rsplit("time ").next())
+        .and_then(|t| t.trim_end_matches("ms").trim().parse().ok())
+        .unwrap_or(f64::from(count));
+    let (d1, c1) = (default_class_packets(&lab, SHAPER_TO_NETWORK), circuit_pkts(&lab));
+    let unshaped = d1 - d0;
+    let per_ms = f64::from(count) / ping_ms.max(1.0);
+    eprintln!(
+        "upgrade restart ({}): {count} pings in {ping_ms:.0} ms ({per_ms:.2}/ms), {answered} \
+         answered; circuit class {}, default classes (unshaped) {unshaped} => unshaped for \
+         ~{:.0} ms; SIGTERM->exit {stop_ms:.0} ms, start->bus answers {start_ms:.0} ms",
+        lqosd_bin.display(),
+        c1 - c0,
+        unshaped as f64 / per_ms
+    );
+    assert!(
+        answered >= count * 95 / 100,
+        "the bridge dropped pings across the restart: {answered}/{count}"
+    );
+    assert!(c1 > c0, "no packet went through the circuit class");
+    // Shaping is back after the restart.
+    let before = circuit_pkts(&lab);
+    assert!(ping_from_internet(&lab, &target, 3) >= 2);
+    assert!(circuit_pkts(&lab) > before, "circuit class not used after the restart");
+}
