@@ -199,9 +199,21 @@ fn invalid_inputs_leave_the_running_shaping_untouched() {
     let Some(lab) = lab("lqe2d", vec![sub(0, 10.0, 5.0, true)]) else { return };
     let csv = lab.spec.dir.join("ShapedDevices.csv");
     let good = std::fs::read_to_string(&csv).expect("read");
+    let mut bus = lab.bus().expect("bus");
+    // A bad row of its own is quarantined (issue 9): the reload applies, c9 is reported and
+    // left out, and the running subscriber keeps its plan.
     std::fs::write(&csv, format!("{good}c9,Bad,d9,bad,Nowhere,,,,not-an-ip,,1,1,abc,5,lab\n"))
         .expect("write");
-    let mut bus = lab.bus().expect("bus");
+    match bus.request(&Command::Reload { mode: ReloadMode::Incremental }).expect("request") {
+        Response::Reload(r) => {
+            assert!(r.applied, "{r:?}");
+            let ids: Vec<&str> = r.quarantined.iter().map(|q| q.circuit_id.as_str()).collect();
+            assert_eq!(ids, ["c9"], "{r:?}");
+        }
+        other => panic!("a single bad row should be quarantined, got {other:?}"),
+    }
+    // A file that cannot be trusted as a whole (wrong header) is refused and changes nothing.
+    std::fs::write(&csv, "this,is,not,a,ShapedDevices,header\nc1,x,y,z,,,\n").expect("write");
     match bus.request(&Command::Reload { mode: ReloadMode::Incremental }).expect("request") {
         Response::Error(lqos_bus::CommandError::InvalidInput { diagnostics }) => {
             assert!(diagnostics.iter().any(|d| d.is_error()));
