@@ -137,8 +137,22 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     // attached: XDP must see unsegmented packets with their VLAN tags. Never fatal.
     crate::tuning::apply_at_startup(&config.tuning, &crate::tuning::shaping_interfaces(&mode));
     let mut tc = TcHandle::new().map_err(|e| runtime("open netlink", &e))?;
+    // The probe needs a scratch network namespace. Under the hardened unit (no CAP_SYS_ADMIN,
+    // RestrictNamespaces) it cannot make one: that is not a reason to refuse to shape. Warn and
+    // go on; a missing module is then named by the first apply that adds such a leaf.
+    let supported = match &config.queues.default_sqm.leaf {
+        None => true,
+        Some(leaf) => tc.probe_qdisc_support(leaf).unwrap_or_else(|e| {
+            tracing::warn!(
+                kind = leaf.kind(),
+                error = %error_chain(&e),
+                "cannot probe qdisc support here (no scratch namespace); assuming the kernel has it"
+            );
+            true
+        }),
+    };
     if let Some(leaf) = &config.queues.default_sqm.leaf
-        && !tc.probe_qdisc_support(leaf).map_err(|e| runtime("probe qdisc support", &e))?
+        && !supported
     {
         let e = lqos_tc::TcError::UnsupportedQdisc {
             kind: leaf.kind().to_owned(),
