@@ -84,10 +84,38 @@ pub fn publish(
     let crm = import.crm;
     let net_path = config.network_json_path();
     let csv_path = config.shaped_devices_path();
-    let diags =
-        validate_inputs(&import.network, &import.circuits, "network.json", "ShapedDevices.csv");
-    if has_errors(&diags) {
+    // Validate the files as lqosd will read them (rendered, then parsed back, so every problem
+    // has its line), and sort the errors the way lqosd does: a problem confined to one circuit
+    // (a duplicated address, an unknown parent, a bad rate) does not block the refresh of every
+    // other subscriber; lqosd quarantines that circuit on reload and reports it. Problems with
+    // the whole import still refuse it and keep the last good files.
+    let (rendered, parse_diags) = lqos_config::parse_shaped_devices_str(
+        &shaped_devices_to_string(&import.circuits),
+        "ShapedDevices.csv",
+    );
+    let mut diags =
+        validate_inputs(&import.network, &rendered, "network.json", "ShapedDevices.csv");
+    diags.extend(parse_diags);
+    let triaged = lqos_config::triage(&import.network, rendered, &[], diags, "ShapedDevices.csv");
+    let diags = triaged.diagnostics;
+    // The same ratio rule as lqosd's reload: an import that would quarantine too many circuits
+    // is not trusted, and the last good files stay.
+    let too_many = !lqos_pipeline::quarantine_allowed(
+        triaged.quarantined.len(),
+        import.circuits.len(),
+        config.queues.max_quarantine_ratio,
+    );
+    if has_errors(&diags) || too_many {
         return Err(ImportError::Invalid { crm, diagnostics: diags });
+    }
+    for q in &triaged.quarantined {
+        tracing::warn!(
+            crm = %crm,
+            circuit = %q.circuit_id,
+            line = q.line,
+            reason = %q.reason,
+            "import published with a circuit lqosd will quarantine"
+        );
     }
     // The one lock on the input files, shared with the web editor: no interleaved
     // read-modify-write between the two (lqos_config::lock).

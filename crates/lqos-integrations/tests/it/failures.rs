@@ -146,17 +146,44 @@ fn invalid_import_is_never_written() {
     let cfg = config(dir.path(), "");
     let (old, _) = lqos_config::parse_shaped_devices_str(&seeded.1, "ShapedDevices.csv");
     let mut circuits = old.clone();
+    // Every circuit broken (a zero plan rate, a duplicated address): more than
+    // max_quarantine_ratio of the import, so the import is not trusted and nothing is written.
+    circuits[0].download_max = lqos_config::RateKbit(0);
+    circuits[1].id = CircuitId("dup-ip".into());
+    circuits[1].devices[0].ipv4 = circuits[0].devices[0].ipv4.clone();
+    for c in &mut circuits {
+        c.parent_node = None;
+    }
+    let network = Network::default();
+    let imp = Import { crm: Crm::Splynx, network, circuits, warnings: vec![] };
+    let err =
+        publish(&cfg, &imp, PublishOptions { force: true, ..Default::default() }).unwrap_err();
+    assert!(matches!(err, ImportError::Invalid { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("Splynx import fails validation"), "{err}");
+    assert_unchanged(dir.path(), &seeded);
+}
+
+/// Issue 9: a CRM that keeps producing one bad row (here a duplicated address) must not block
+/// every refresh. The files are published; lqosd quarantines the later circuit on reload.
+#[test]
+fn one_circuit_with_a_duplicate_address_does_not_block_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeded = seed_files(dir.path(), 2);
+    let cfg = config(dir.path(), "");
+    let (old, _) = lqos_config::parse_shaped_devices_str(&seeded.1, "ShapedDevices.csv");
+    let mut circuits = old.clone();
     circuits[1].id = CircuitId("dup-ip".into());
     circuits[1].devices[0].ipv4 = circuits[0].devices[0].ipv4.clone();
     for c in &mut circuits {
         c.parent_node = None;
     }
     let imp = Import { crm: Crm::Splynx, network: Network::default(), circuits, warnings: vec![] };
-    let err =
-        publish(&cfg, &imp, PublishOptions { force: true, ..Default::default() }).unwrap_err();
-    assert!(matches!(err, ImportError::Invalid { .. }), "{err:?}");
-    assert!(err.to_string().starts_with("Splynx import fails validation (1 errors"), "{err}");
-    assert_unchanged(dir.path(), &seeded);
+    let report = publish(&cfg, &imp, PublishOptions { force: true, ..Default::default() })
+        .expect("published despite one circuit-confined problem");
+    assert_eq!(report.circuits, 2);
+    assert!(report.warnings.iter().any(|d| d.severity == lqos_config::Severity::Quarantine));
+    let text = std::fs::read_to_string(dir.path().join("ShapedDevices.csv")).unwrap();
+    assert!(text.contains("dup-ip"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
