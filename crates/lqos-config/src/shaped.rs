@@ -125,6 +125,9 @@ const CURRENT: [Col; 16] = [
     Col::Sqm,
 ];
 
+/// Bad addresses reported one by one per CSV cell; the rest are counted in one summary line.
+const MAX_ADDRESS_ERRORS_PER_CELL: usize = 8;
+
 fn normalise(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
@@ -423,19 +426,41 @@ fn parse_row(
             );
         }
     }
+    // One diagnostic per bad address, up to MAX_ADDRESS_ERRORS_PER_CELL, then one summary: a
+    // cell of hundreds of bad addresses must not flood the report (found by fuzzing).
     let mut ipv4 = Vec::new();
+    let mut bad = 0usize;
     for t in split_list(get(Col::Ipv4)) {
         match parse_v4(t) {
             Ok(n) => ipv4.push(n),
-            Err((msg, hint)) => cx.error(line, Col::Ipv4, msg, Some(hint)),
+            Err((msg, hint)) => {
+                bad = bad.saturating_add(1);
+                if bad <= MAX_ADDRESS_ERRORS_PER_CELL {
+                    cx.error(line, Col::Ipv4, msg, Some(hint));
+                }
+            }
         }
     }
+    if bad > MAX_ADDRESS_ERRORS_PER_CELL {
+        let more = bad - MAX_ADDRESS_ERRORS_PER_CELL;
+        cx.error(line, Col::Ipv4, format!("and {more} more invalid IPv4 addresses"), None);
+    }
     let mut ipv6 = Vec::new();
+    let mut bad = 0usize;
     for t in split_list(get(Col::Ipv6)) {
         match parse_v6(t) {
             Ok(n) => ipv6.push(n),
-            Err((msg, hint)) => cx.error(line, Col::Ipv6, msg, Some(hint)),
+            Err((msg, hint)) => {
+                bad = bad.saturating_add(1);
+                if bad <= MAX_ADDRESS_ERRORS_PER_CELL {
+                    cx.error(line, Col::Ipv6, msg, Some(hint));
+                }
+            }
         }
+    }
+    if bad > MAX_ADDRESS_ERRORS_PER_CELL {
+        let more = bad - MAX_ADDRESS_ERRORS_PER_CELL;
+        cx.error(line, Col::Ipv6, format!("and {more} more invalid IPv6 addresses"), None);
     }
     let sqm = match parse_sqm_override(get(Col::Sqm)) {
         Ok(s) => s,

@@ -425,3 +425,20 @@ fn libreqos_manual_network_template_is_not_a_device_list() {
     assert!(e.message.contains("cannot tell the layout of a row with 4 fields"), "{e}");
     assert!(e.hint.as_deref().unwrap().contains("Circuit ID,Circuit Name"), "{e}");
 }
+
+/// A cell with hundreds of bad addresses gives a bounded report: the first eight one by one,
+/// then one summary line (found by the CSV fuzz property).
+#[test]
+fn a_cell_full_of_bad_addresses_is_reported_in_bounded_lines() {
+    let bad: Vec<String> = (0..200).map(|i| format!("10.0.{}.300", i)).collect();
+    let text = format!(
+        "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n\
+         c1,n,d1,dn,,,\"{}\",,1,1,10,10,\n",
+        bad.join(", ")
+    );
+    let (_, d) = lqos_config::parse_shaped_devices_str(&text, "ShapedDevices.csv");
+    let v4: Vec<_> = d.iter().filter(|x| x.field.as_deref() == Some("IPv4")).collect();
+    assert_eq!(v4.len(), 9, "{d:#?}");
+    assert!(v4[8].message.contains("192 more invalid IPv4 addresses"), "{}", v4[8]);
+    assert!(v4.iter().all(|x| x.line == Some(2)));
+}
