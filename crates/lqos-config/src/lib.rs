@@ -69,8 +69,8 @@ pub use lock::{INPUTS_LOCK_FILE, InputsLock, lock_inputs};
 pub use model::*;
 pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
 pub use shaped::{
-    CSV_HEADER, MIN_RATE_KBIT, ShapedDevices, parse_shaped_devices, parse_shaped_devices_str,
-    shaped_devices_to_string,
+    CSV_HEADER, Col as ShapedColumn, MIN_RATE_KBIT, ShapedDevices, header_column,
+    parse_shaped_devices, parse_shaped_devices_str, shaped_devices_to_string,
 };
 pub use sqm::{format_sqm_override, parse_sqm_override, parse_sqm_tokens};
 pub use validate::{

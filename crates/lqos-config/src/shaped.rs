@@ -33,8 +33,11 @@ pub const CSV_HEADER: [&str; 16] = [
     "sqm",
 ];
 
+/// A ShapedDevices.csv column, as [`header_column`] recognises it from a header cell (with
+/// every alias LibreQoS accepts). The one table of header names: the GUI editor uses it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Col {
+#[expect(missing_docs, reason = "each variant is the ShapedDevices.csv column of that name")]
+pub enum Col {
     CircuitId,
     CircuitName,
     DeviceId,
@@ -130,6 +133,12 @@ const MAX_ADDRESS_ERRORS_PER_CELL: usize = 8;
 
 fn normalise(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// The column a header cell names (`Circuit ID`, `circuit_id`, `IPv4 Addresses`, …), if any:
+/// case, spaces and punctuation do not matter.
+pub fn header_column(cell: &str) -> Option<Col> {
+    Col::from_header(&normalise(cell))
 }
 
 /// How the file's columns map to fields.

@@ -82,30 +82,28 @@ const ALL: [F; 16] = [
     F::Sqm,
 ];
 
-fn normalise(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
-}
-
-/// The header names lqos-config accepts for each form column (same aliases).
-fn column_of(norm: &str) -> Option<F> {
-    Some(match norm {
-        "circuitid" => F::CircuitId,
-        "circuitname" => F::CircuitName,
-        "deviceid" => F::DeviceId,
-        "devicename" => F::DeviceName,
-        "parentnode" | "parent" | "parentnodename" => F::ParentNode,
-        "parentnodeid" | "parentid" => F::ParentNodeId,
-        "anchornodeid" | "id" => F::AnchorNodeId,
-        "mac" | "macaddress" => F::Mac,
-        "ipv4" | "ipv4address" | "ipv4addresses" => F::Ipv4,
-        "ipv6" | "ipv6address" | "ipv6addresses" => F::Ipv6,
-        "downloadmin" | "downloadminmbps" => F::DownMin,
-        "uploadmin" | "uploadminmbps" => F::UpMin,
-        "downloadmax" | "downloadmaxmbps" => F::DownMax,
-        "uploadmax" | "uploadmaxmbps" => F::UpMax,
-        "comment" | "comments" => F::Comment,
-        "sqm" | "sqmoverride" => F::Sqm,
-        _ => return None,
+/// The form field a header cell names; the header names and aliases are lqos-config's
+/// ([`lqos_config::header_column`]), so the editor and the parser never disagree.
+fn column_of(cell: &str) -> Option<F> {
+    use lqos_config::ShapedColumn as C;
+    Some(match lqos_config::header_column(cell)? {
+        C::CircuitId => F::CircuitId,
+        C::CircuitName => F::CircuitName,
+        C::DeviceId => F::DeviceId,
+        C::DeviceName => F::DeviceName,
+        C::ParentNode => F::ParentNode,
+        C::ParentNodeId => F::ParentNodeId,
+        C::AnchorNodeId => F::AnchorNodeId,
+        C::Mac => F::Mac,
+        C::Ipv4 => F::Ipv4,
+        C::Ipv6 => F::Ipv6,
+        C::DownMin => F::DownMin,
+        C::UpMin => F::UpMin,
+        C::DownMax => F::DownMax,
+        C::UpMax => F::UpMax,
+        C::Comment => F::Comment,
+        C::Sqm => F::Sqm,
+        C::RadiusUser => return None,
     })
 }
 
@@ -170,11 +168,11 @@ impl<'a> RawCsv<'a> {
                 continue;
             }
             if !header {
-                if !c.iter().any(|h| normalise(h) == "circuitid") {
+                if !c.iter().any(|h| column_of(h) == Some(F::CircuitId)) {
                     return Err(SpliceError::NoHeader);
                 }
                 for (pos, h) in c.iter().enumerate() {
-                    if let Some(f) = column_of(&normalise(h))
+                    if let Some(f) = column_of(h)
                         && index[f as usize].is_none()
                     {
                         index[f as usize] = Some(pos);
