@@ -124,6 +124,37 @@ pub fn decode_text(bytes: &[u8], label: &str) -> (String, Option<Diagnostic>) {
     }
 }
 
+/// [`load_config`] for a daemon's start: each warning is logged as a `warn` event and each
+/// error as an `error` event (one line each, with file and line), and the failure comes back
+/// as one message (`<path> is invalid`, or the read error with its causes) for the caller's
+/// own error type.
+pub fn load_config_logged(path: &Path) -> Result<Config, String> {
+    match load_config(path) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                tracing::warn!(problem = %w, "configuration");
+            }
+            Ok(config)
+        }
+        Err(ConfigError::Invalid { diagnostics, .. }) => {
+            for d in diagnostics.iter().filter(|d| d.is_error()) {
+                tracing::error!(problem = %d, "configuration");
+            }
+            Err(format!("{} is invalid", path.display()))
+        }
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(c) = source {
+                msg.push_str(": ");
+                msg.push_str(&c.to_string());
+                source = c.source();
+            }
+            Err(msg)
+        }
+    }
+}
+
 /// Loads and validates lqos.conf. `$LQOS_DIRECTORY`, when set, replaces `lqos_directory`
 /// (and the state directory derived from it, unless `state_directory` is set).
 /// Ok carries the warnings; any error gives [`ConfigError::Invalid`] with every diagnostic.

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lqos_config::{Config, ConfigError};
+use lqos_config::Config;
 
 use crate::bus::BusBackend;
 use crate::{WebOptions, WebState};
@@ -65,21 +65,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn load(path: &std::path::Path) -> Result<Config, AppError> {
-    match lqos_config::load_config(path) {
-        Ok((config, warnings)) => {
-            for w in &warnings {
-                tracing::warn!(problem = %w, "configuration");
-            }
-            Ok(config)
-        }
-        Err(ConfigError::Invalid { diagnostics, .. }) => {
-            for d in diagnostics.iter().filter(|d| d.is_error()) {
-                tracing::error!(problem = %d, "configuration");
-            }
-            Err(AppError::Config(format!("{} is invalid", path.display())))
-        }
-        Err(e) => Err(AppError::Config(error_chain(&e))),
-    }
+    lqos_config::load_config_logged(path).map_err(AppError::Config)
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`), lowercase, if known.

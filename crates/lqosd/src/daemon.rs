@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lqos_bpf::{Dataplane, InterfaceRole, LoadOptions};
-use lqos_config::{Config, ConfigError, InterfaceMode};
+use lqos_config::{Config, InterfaceMode};
 use lqos_tc::TcHandle;
 use tokio::sync::mpsc;
 
@@ -68,21 +68,7 @@ pub struct Args {
 }
 
 fn load(path: &Path) -> Result<Config, DaemonError> {
-    match lqos_config::load_config(path) {
-        Ok((config, warnings)) => {
-            for w in &warnings {
-                tracing::warn!(problem = %w, "configuration");
-            }
-            Ok(config)
-        }
-        Err(ConfigError::Invalid { diagnostics, .. }) => {
-            for d in diagnostics.iter().filter(|d| d.is_error()) {
-                tracing::error!(problem = %d, "configuration");
-            }
-            Err(DaemonError::Config(format!("{} is invalid", path.display())))
-        }
-        Err(e) => Err(DaemonError::Config(error_chain(&e))),
-    }
+    lqos_config::load_config_logged(path).map_err(DaemonError::Config)
 }
 
 /// Turns XPS off on every TX queue so `skb->queue_mapping` set by the tc program is kept.
