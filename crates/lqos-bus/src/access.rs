@@ -51,7 +51,10 @@ impl Command {
             | Command::TopCircuits { .. }
             | Command::NodeStats
             | Command::CircuitFlows { .. }
-            | Command::History { .. } => Access::Read,
+            | Command::History { .. }
+            | Command::Worst { .. }
+            | Command::QoeDistribution
+            | Command::UnknownAddresses { .. } => Access::Read,
             Command::Reload { .. } | Command::ClearTree | Command::SchedulerReport(_) => {
                 Access::Admin
             }
@@ -91,6 +94,14 @@ mod tests {
             Command::NodeStats,
             Command::TopCircuits { n: 5 },
             Command::CircuitStats { circuit: None },
+            Command::Worst {
+                kind: crate::WorstKind::Nodes,
+                by: crate::WorstBy::Rtt,
+                window: crate::QoeWindow::Hour1,
+                limit: 10,
+            },
+            Command::QoeDistribution,
+            Command::UnknownAddresses { limit: 10 },
         ] {
             assert_eq!(c.required_access(), Access::Read, "{c:?}");
         }

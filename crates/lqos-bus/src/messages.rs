@@ -67,6 +67,232 @@ pub enum Command {
         /// How far back.
         range: HistoryRange,
     },
+    /// Circuits or nodes ranked worst first by p90 access RTT or retransmit ratio over a
+    /// window, answered with `Worst`.
+    Worst {
+        /// Circuits or nodes.
+        kind: WorstKind,
+        /// What "worst" means.
+        by: WorstBy,
+        /// Over which window.
+        window: QoeWindow,
+        /// How many entries at most (lqosd caps it at [`WORST_LIMIT_MAX`]).
+        limit: usize,
+    },
+    /// How the circuits spread over p90 access RTT (60 s window), answered with
+    /// `Distribution`.
+    QoeDistribution,
+    /// The busiest unmapped addresses lqosd saw recently, answered with `Unknown`.
+    UnknownAddresses {
+        /// How many at most (lqosd caps it at [`UNKNOWN_LIMIT_MAX`]).
+        limit: usize,
+    },
+}
+
+/// Most entries one `Worst` answer carries.
+pub const WORST_LIMIT_MAX: usize = 500;
+/// Most entries one `UnknownAddresses` answer carries.
+pub const UNKNOWN_LIMIT_MAX: usize = 100;
+
+/// What a worst-first ranking ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorstKind {
+    /// Circuits (subscribers).
+    Circuits,
+    /// Nodes (sites, APs); a node's numbers merge every circuit below it.
+    Nodes,
+}
+
+/// The measure a worst-first ranking sorts by (highest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorstBy {
+    /// p90 of the access-path RTT (shaper → subscriber → shaper).
+    Rtt,
+    /// Retransmit ratio, both directions combined: (retransmits down + up) / (TCP packets
+    /// down + up).
+    Retransmits,
+}
+
+/// The window a ranking covers: the live 10 s and 60 s windows of lqosd's RTT tracker, or
+/// the history store's last hour (1 min points) and last 24 hours (15 min points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum QoeWindow {
+    /// Live, last 10 seconds.
+    #[serde(rename = "10s")]
+    Secs10,
+    /// Live, last 60 seconds.
+    #[serde(rename = "60s")]
+    Secs60,
+    /// History, last hour.
+    #[serde(rename = "1h")]
+    Hour1,
+    /// History, last 24 hours.
+    #[serde(rename = "24h")]
+    Hours24,
+}
+
+impl QoeWindow {
+    /// Every window, shortest first.
+    pub const ALL: [QoeWindow; 4] =
+        [QoeWindow::Secs10, QoeWindow::Secs60, QoeWindow::Hour1, QoeWindow::Hours24];
+
+    /// The API spelling (`10s`, `60s`, `1h`, `24h`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QoeWindow::Secs10 => "10s",
+            QoeWindow::Secs60 => "60s",
+            QoeWindow::Hour1 => "1h",
+            QoeWindow::Hours24 => "24h",
+        }
+    }
+
+    /// Parses the API spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<QoeWindow> {
+        QoeWindow::ALL.into_iter().find(|w| w.as_str() == s)
+    }
+
+    /// The window's length in seconds.
+    pub fn secs(self) -> u64 {
+        match self {
+            QoeWindow::Secs10 => 10,
+            QoeWindow::Secs60 => 60,
+            QoeWindow::Hour1 => 3_600,
+            QoeWindow::Hours24 => 86_400,
+        }
+    }
+
+    /// True for the windows answered from the history store.
+    pub fn from_history(self) -> bool {
+        matches!(self, QoeWindow::Hour1 | QoeWindow::Hours24)
+    }
+}
+
+/// One ranked circuit or node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WorstEntry {
+    /// Circuit ID, or the node's name.
+    pub id: String,
+    /// Circuit Name, or the node's name.
+    pub name: String,
+    /// Parent node name (`None` for a top-level node).
+    pub parent: Option<String>,
+    /// Access-path RTT p50 over the window, ms (`None` = no sample). From the history store
+    /// it is the mean of the stored points' p50.
+    pub rtt_access_p50_ms: Option<f64>,
+    /// Access-path RTT p90 over the window, ms (`None` = no sample). From the history store
+    /// it is the mean of the stored points' p90 (each point holds the p90 of its own
+    /// interval).
+    pub rtt_access_p90_ms: Option<f64>,
+    /// What the RTT figures rest on: RTT samples (live windows) or stored points with an RTT
+    /// (history windows); see [`WorstList::sample_unit`].
+    pub rtt_samples: u64,
+    /// TCP retransmits in the window.
+    pub retransmits: PerDirection,
+    /// TCP packets in the window.
+    pub tcp_packets: PerDirection,
+    /// Retransmits / TCP packets per direction, `None` without packets.
+    pub retransmit_ratio_down: Option<f64>,
+    /// Same, upload.
+    pub retransmit_ratio_up: Option<f64>,
+    /// Both directions combined (the `retransmits` ranking key).
+    pub retransmit_ratio: Option<f64>,
+    /// Current download rate, bits/s (for context: latency under load).
+    pub download_bps: u64,
+    /// Current upload rate, bits/s.
+    pub upload_bps: u64,
+    /// Plan / configured download ceil, kbit/s.
+    pub download_max_kbit: u64,
+    /// Plan / configured upload ceil, kbit/s.
+    pub upload_max_kbit: u64,
+}
+
+/// The answer to `Worst`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorstList {
+    /// Circuits or nodes.
+    pub kind: WorstKind,
+    /// The ranking key.
+    pub by: WorstBy,
+    /// The window.
+    pub window: QoeWindow,
+    /// Entries below this many samples (see `sample_unit`) are not ranked: too little to mean
+    /// anything.
+    pub min_samples: u64,
+    /// What `min_samples` counts: `rtt samples`, `tcp packets`, `points with rtt` (history,
+    /// one point per minute for 1h and per 15 minutes for 24h).
+    pub sample_unit: String,
+    /// Circuits or nodes that had enough samples (the ranking's length before `limit`).
+    pub ranked: usize,
+    /// Circuits or nodes in the applied plan.
+    pub total: usize,
+    /// Unix time the numbers were computed (history answers are cached for a while).
+    pub computed_unix: u64,
+    /// Worst first.
+    pub entries: Vec<WorstEntry>,
+}
+
+/// One bucket of the latency distribution: circuits whose p90 is in `[lower_ms, upper_ms)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DistributionBucket {
+    /// Inclusive lower edge, ms.
+    pub lower_ms: f64,
+    /// Exclusive upper edge, ms (`None` for the last, open bucket).
+    pub upper_ms: Option<f64>,
+    /// Circuits in the bucket.
+    pub circuits: u64,
+}
+
+/// The answer to `QoeDistribution`: circuits by their current p90 access RTT (60 s window),
+/// in log-scale (doubling) buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct QoeDistribution {
+    /// Always `p90`.
+    pub percentile: String,
+    /// Always `access`.
+    pub path: String,
+    /// Always `60s`.
+    pub window: String,
+    /// Circuits with fewer RTT samples in the window are left out.
+    pub min_samples: u64,
+    /// Buckets, lowest first.
+    pub buckets: Vec<DistributionBucket>,
+    /// Circuits counted in the buckets.
+    pub circuits_measured: u64,
+    /// Circuits in the applied plan.
+    pub circuits_total: u64,
+    /// Median of the measured circuits' p90, ms.
+    pub median_p90_ms: Option<f64>,
+}
+
+/// One unmapped address (an address on the subscriber side that matches no circuit). Byte
+/// and packet counts are estimates: the data plane samples one in N unmapped packets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UnknownEntry {
+    /// The address.
+    pub address: String,
+    /// Estimated bytes since lqosd first saw it (or since it started).
+    pub bytes: PerDirection,
+    /// Estimated packets.
+    pub packets: PerDirection,
+    /// Estimated rate over the last read window, bits/s (0 when idle in that window).
+    pub rate_bps: PerDirection,
+    /// Unix time of the last read window in which it had traffic.
+    pub last_seen_unix: u64,
+}
+
+/// The answer to `UnknownAddresses`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UnknownList {
+    /// Seconds between reads of the data plane's table (rates are over this window).
+    pub window_secs: u64,
+    /// Unix time of the last read (`None` = not read yet).
+    pub read_unix: Option<u64>,
+    /// Addresses lqosd is tracking (before `limit`).
+    pub tracked: usize,
+    /// Busiest first (by current rate, then bytes).
+    pub entries: Vec<UnknownEntry>,
 }
 
 /// What a history series belongs to.
@@ -171,6 +397,10 @@ pub struct HistoryPoint {
     pub rtt_upstream_ms: Option<RttPercentiles>,
     /// TCP retransmits in the interval.
     pub retransmits: PerDirection,
+    /// TCP packets in the interval (the denominator of a retransmit ratio; 0 in points
+    /// stored before lqos recorded it).
+    #[serde(default)]
+    pub tcp_packets: PerDirection,
     /// Queue drops in the interval (counted while the HTB counters are read).
     pub drops: u64,
 }
@@ -506,6 +736,12 @@ pub enum Response {
     Flows(Vec<FlowEntry>),
     /// Answer to History.
     History(Box<HistorySeries>),
+    /// Answer to Worst.
+    Worst(Box<WorstList>),
+    /// Answer to QoeDistribution.
+    Distribution(Box<QoeDistribution>),
+    /// Answer to UnknownAddresses.
+    Unknown(Box<UnknownList>),
     /// The command failed.
     Error(CommandError),
 }
@@ -538,4 +774,39 @@ pub enum CommandError {
         /// Why.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_their_api_spelling_and_commands_keep_their_wire_names() {
+        for w in QoeWindow::ALL {
+            assert_eq!(QoeWindow::parse(w.as_str()), Some(w));
+            assert_eq!(serde_json::to_value(w).expect("json"), w.as_str());
+        }
+        assert_eq!(QoeWindow::parse("2h"), None);
+        assert!(QoeWindow::Hour1.from_history() && !QoeWindow::Secs60.from_history());
+        let c = Command::Worst {
+            kind: WorstKind::Circuits,
+            by: WorstBy::Retransmits,
+            window: QoeWindow::Secs10,
+            limit: 5,
+        };
+        let v = serde_json::to_value(&c).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"command": "worst", "kind": "circuits", "by": "retransmits",
+                "window": "10s", "limit": 5})
+        );
+        assert_eq!(serde_json::from_value::<Command>(v).expect("back"), c);
+        assert_eq!(Command::QoeDistribution.name(), "qoe_distribution");
+        assert_eq!(Command::UnknownAddresses { limit: 3 }.name(), "unknown_addresses");
+        // A history point stored before tcp_packets existed still parses.
+        let old = serde_json::json!({"t": 1, "down_bps": 0, "up_bps": 0, "rtt_access_ms": null,
+            "rtt_upstream_ms": null, "retransmits": {"down": 1, "up": 0}, "drops": 0});
+        let p: HistoryPoint = serde_json::from_value(old).expect("old point");
+        assert_eq!(p.tcp_packets, PerDirection::default());
+    }
 }

@@ -1,11 +1,21 @@
-//! One sample and its fixed 32-byte encoding, and the accumulator that downsamples them.
+//! One sample and its fixed 40-byte encoding (32 bytes in blocks written before TCP packet
+//! counts were stored: see [`BLOCK_V2`]), and the accumulator that downsamples them.
 
 use lqos_bus::{HistoryPoint, PerDirection, RttPercentiles};
 
 /// Bytes of one encoded sample.
-pub const SAMPLE_BYTES: usize = 32;
+pub const SAMPLE_BYTES: usize = 40;
 /// Bytes of one record in a block: a 4-byte offset from the block start, then the sample.
 pub const RECORD_BYTES: usize = 4 + SAMPLE_BYTES;
+/// Bytes of a sample in a first-layout block (no TCP packet counts).
+pub const SAMPLE_BYTES_V1: usize = 32;
+/// Bytes of a record in a first-layout block.
+pub const RECORD_BYTES_V1: usize = 4 + SAMPLE_BYTES_V1;
+/// The first four bytes of a block in the current layout. Read as a first-layout record
+/// offset it would be 0xFF00_0002 seconds, more than any block spans, so a block starting
+/// with it cannot be a first-layout block: old blocks stay readable without a format change
+/// and are rewritten in the new layout the next time a point is added to them.
+pub const BLOCK_V2: [u8; 4] = [0x02, 0x00, 0x00, 0xFF];
 /// RTT units per millisecond (0.1 ms resolution).
 const RTT_SCALE: f64 = 10.0;
 /// Stored RTT meaning "no sample".
@@ -26,6 +36,9 @@ pub struct Sample {
     pub retransmits: [u64; 2],
     /// Queue drops in the interval.
     pub drops: u64,
+    /// TCP packets in the interval, down and up (0 in points stored before lqos recorded
+    /// them).
+    pub tcp_packets: [u64; 2],
 }
 
 fn sat32(v: u64) -> u32 {
@@ -46,7 +59,8 @@ fn rtt_dec(v: u16) -> f64 {
 
 impl Sample {
     /// The fixed encoding: rates in kbit/s (u32, saturating at ~4.3 Tbit/s), RTT in 0.1 ms
-    /// (u16, saturating at 6.5 s; `u16::MAX` = none), retransmits and drops as u32.
+    /// (u16, saturating at 6.5 s; `u16::MAX` = none), retransmits, drops and TCP packets as
+    /// u32 (saturating).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&sat32(self.down_bps.div_ceil(1000)).to_le_bytes());
         out.extend_from_slice(&sat32(self.up_bps.div_ceil(1000)).to_le_bytes());
@@ -59,11 +73,23 @@ impl Sample {
         out.extend_from_slice(&sat32(self.retransmits[0]).to_le_bytes());
         out.extend_from_slice(&sat32(self.retransmits[1]).to_le_bytes());
         out.extend_from_slice(&sat32(self.drops).to_le_bytes());
+        out.extend_from_slice(&sat32(self.tcp_packets[0]).to_le_bytes());
+        out.extend_from_slice(&sat32(self.tcp_packets[1]).to_le_bytes());
     }
 
     /// Decodes [`SAMPLE_BYTES`] bytes; `None` when `b` is shorter.
     pub fn decode(b: &[u8]) -> Option<Sample> {
         let b = b.get(..SAMPLE_BYTES)?;
+        let mut s = Sample::decode_v1(b)?;
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        s.tcp_packets = [u64::from(u32_at(32)), u64::from(u32_at(36))];
+        Some(s)
+    }
+
+    /// Decodes a first-layout sample ([`SAMPLE_BYTES_V1`] bytes, no TCP packet counts);
+    /// `None` when `b` is shorter.
+    pub fn decode_v1(b: &[u8]) -> Option<Sample> {
+        let b = b.get(..SAMPLE_BYTES_V1)?;
         let u32_at = |i: usize| -> u32 {
             let mut a = [0u8; 4];
             a.copy_from_slice(&b[i..i + 4]);
@@ -81,6 +107,7 @@ impl Sample {
             rtt_upstream: path(14),
             retransmits: [u64::from(u32_at(20)), u64::from(u32_at(24))],
             drops: u64::from(u32_at(28)),
+            tcp_packets: [0, 0],
         })
     }
 
@@ -94,6 +121,7 @@ impl Sample {
             rtt_access_ms: self.rtt_access.map(p),
             rtt_upstream_ms: self.rtt_upstream.map(p),
             retransmits: PerDirection { down: self.retransmits[0], up: self.retransmits[1] },
+            tcp_packets: PerDirection { down: self.tcp_packets[0], up: self.tcp_packets[1] },
             drops: self.drops,
         }
     }
@@ -126,7 +154,7 @@ impl RttAcc {
 }
 
 /// Downsamples the samples of one bucket: rates and p50/p90 are means, p99 the maximum,
-/// retransmits and drops sums.
+/// retransmits, TCP packets and drops sums.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Acc {
     /// Start of the bucket (unix seconds).
@@ -137,6 +165,7 @@ pub struct Acc {
     access: RttAcc,
     upstream: RttAcc,
     retransmits: [u64; 2],
+    tcp_packets: [u64; 2],
     drops: u64,
 }
 
@@ -155,6 +184,7 @@ impl Acc {
         self.upstream.add(s.rtt_upstream);
         for d in 0..2 {
             self.retransmits[d] = self.retransmits[d].saturating_add(s.retransmits[d]);
+            self.tcp_packets[d] = self.tcp_packets[d].saturating_add(s.tcp_packets[d]);
         }
         self.drops = self.drops.saturating_add(s.drops);
     }
@@ -172,6 +202,7 @@ impl Acc {
             rtt_upstream: self.upstream.get(),
             retransmits: self.retransmits,
             drops: self.drops,
+            tcp_packets: self.tcp_packets,
         })
     }
 }
@@ -189,11 +220,17 @@ mod tests {
             rtt_upstream: None,
             retransmits: [3, 4],
             drops: 5,
+            tcp_packets: [700, 80],
         };
         let mut b = Vec::new();
         s.encode(&mut b);
         assert_eq!(b.len(), SAMPLE_BYTES);
         assert_eq!(Sample::decode(&b), Some(s));
+        // The first layout is the same without the packet counts.
+        assert_eq!(
+            Sample::decode_v1(&b[..SAMPLE_BYTES_V1]),
+            Some(Sample { tcp_packets: [0, 0], ..s })
+        );
         let huge = Sample {
             down_bps: u64::MAX,
             rtt_access: Some([f64::NAN, -1.0, 1e9]),
@@ -206,7 +243,8 @@ mod tests {
         assert_eq!(d.down_bps, u64::from(u32::MAX) * 1000);
         assert_eq!(d.rtt_access, Some([0.0, 0.0, 6553.4]));
         assert_eq!(d.retransmits, [u64::from(u32::MAX), 0]);
-        assert_eq!(Sample::decode(&b[..31]), None);
+        assert_eq!(Sample::decode(&b[..SAMPLE_BYTES - 1]), None);
+        assert_eq!(Sample::decode_v1(&b[..31]), None);
     }
 
     #[test]
@@ -220,13 +258,19 @@ mod tests {
             drops: 2,
             ..Sample::default()
         });
-        a.add(&Sample { down_bps: 3000, retransmits: [2, 5], ..Sample::default() });
+        a.add(&Sample {
+            down_bps: 3000,
+            retransmits: [2, 5],
+            tcp_packets: [100, 50],
+            ..Sample::default()
+        });
         a.add(&Sample { down_bps: 2000, rtt_access: Some([3.0, 4.0, 5.0]), ..Sample::default() });
         let s = a.get().expect("sample");
         assert_eq!(s.down_bps, 2000);
         assert_eq!(s.rtt_access, Some([2.0, 3.0, 10.0]));
         assert_eq!(s.rtt_upstream, None);
         assert_eq!(s.retransmits, [3, 5]);
+        assert_eq!(s.tcp_packets, [100, 50]);
         assert_eq!(s.drops, 2);
     }
 }

@@ -1,8 +1,10 @@
 //! The store: three tiers of blocks in one redb file, plus the in-memory part (samples not yet
 //! written, buckets not yet complete).
 //!
-//! Layout: one table per tier, key `(block_start, "c:<id>" | "n:<name>")`, value a block of
-//! 36-byte records (4-byte offset from the block start + a [`Sample`]), sorted by time. Time
+//! Layout: one table per tier, key `(block_start, "c:<id>" | "n:<name>")`, value a block: the
+//! 4-byte marker [`BLOCK_V2`], then 44-byte records (4-byte offset from the block start + a
+//! [`Sample`]), sorted by time. Blocks written before the marker existed hold 36-byte records
+//! without TCP packet counts and are still read (rewritten in the new layout when touched). Time
 //! comes first in the key so retention is one range delete per tier, and a query is one point
 //! lookup per block (blocks are aligned, so their keys are known).
 
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use lqos_bus::{HistoryKind, HistoryPoint, HistoryRange};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::sample::{Acc, RECORD_BYTES, Sample};
+use crate::sample::{Acc, BLOCK_V2, RECORD_BYTES, RECORD_BYTES_V1, Sample};
 
 /// One storage tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +290,7 @@ impl Store {
                             written += 1;
                         }
                         buf.clear();
+                        buf.extend_from_slice(&BLOCK_V2);
                         for (t, s) in &merged {
                             let off = u32::try_from(t - start).unwrap_or(u32::MAX);
                             buf.extend_from_slice(&off.to_le_bytes());
@@ -433,13 +436,175 @@ impl Store {
     }
 }
 
-/// Calls `f(time, sample)` for each whole record of a block starting at `start`; a truncated
-/// tail is ignored.
+/// Calls `f(time, sample)` for each whole record of a block starting at `start`, in either
+/// layout; a truncated tail is ignored.
 fn decode_block(start: u64, bytes: &[u8], mut f: impl FnMut(u64, Sample)) {
-    for rec in bytes.chunks_exact(RECORD_BYTES) {
+    let (records, size, decode): (&[u8], usize, fn(&[u8]) -> Option<Sample>) =
+        match bytes.strip_prefix(&BLOCK_V2[..]) {
+            Some(rest) => (rest, RECORD_BYTES, Sample::decode),
+            None => (bytes, RECORD_BYTES_V1, Sample::decode_v1),
+        };
+    for rec in records.chunks_exact(size) {
         let off = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
-        if let Some(s) = Sample::decode(&rec[4..]) {
+        if let Some(s) = decode(&rec[4..]) {
             f(start.saturating_add(u64::from(off)), s);
         }
+    }
+}
+
+/// What the points of one series in a window add up to ([`Store::summarize`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowSummary {
+    /// Points in the window.
+    pub points: u32,
+    /// Points with an access-path RTT.
+    pub rtt_points: u32,
+    /// Sum of those points' access p50, ms.
+    pub access_p50_sum: f64,
+    /// Sum of those points' access p90, ms.
+    pub access_p90_sum: f64,
+    /// TCP retransmits, down and up.
+    pub retransmits: [u64; 2],
+    /// TCP packets, down and up.
+    pub tcp_packets: [u64; 2],
+}
+
+impl WindowSummary {
+    fn add(&mut self, s: &Sample) {
+        self.points = self.points.saturating_add(1);
+        if let Some(a) = s.rtt_access {
+            self.rtt_points = self.rtt_points.saturating_add(1);
+            self.access_p50_sum += a[0];
+            self.access_p90_sum += a[1];
+        }
+        for d in 0..2 {
+            self.retransmits[d] = self.retransmits[d].saturating_add(s.retransmits[d]);
+            self.tcp_packets[d] = self.tcp_packets[d].saturating_add(s.tcp_packets[d]);
+        }
+    }
+
+    /// Mean access p50 over the points with an RTT, ms.
+    pub fn access_p50_ms(&self) -> Option<f64> {
+        (self.rtt_points > 0).then(|| self.access_p50_sum / f64::from(self.rtt_points))
+    }
+
+    /// Mean access p90 over the points with an RTT, ms.
+    pub fn access_p90_ms(&self) -> Option<f64> {
+        (self.rtt_points > 0).then(|| self.access_p90_sum / f64::from(self.rtt_points))
+    }
+}
+
+impl Store {
+    /// Every series' points of `tier` in `from..=now` summed up, by series key (`c:<id>`,
+    /// `n:<name>`): one range scan of the tier's table over the blocks that overlap the window
+    /// (blocks are keyed by time first), plus the points still in memory. This is what a
+    /// worst-first ranking over a long window reads; its cost grows with the series stored
+    /// and the points per series in the window, not with the number of queries a caller makes
+    /// (lqosd caches the result).
+    pub fn summarize(
+        &self,
+        tier: Tier,
+        from: u64,
+        now: u64,
+    ) -> Result<HashMap<String, WindowSummary>, HistoryError> {
+        let tier_i = TIERS.iter().position(|t| *t == tier).unwrap_or(0);
+        let mut out: HashMap<String, WindowSummary> = HashMap::new();
+        // Points not yet written: counted from memory, skipped on disk if a flush wrote them
+        // meanwhile (the same point is never counted twice).
+        let mut in_mem: HashMap<Arc<str>, BTreeMap<u64, Sample>> = HashMap::new();
+        if let Ok(m) = self.mem.lock() {
+            for ((ti, key), points) in &m.pending {
+                if *ti == tier_i {
+                    let p: BTreeMap<u64, Sample> =
+                        points.range(from..=now).map(|(t, s)| (*t, *s)).collect();
+                    if !p.is_empty() {
+                        in_mem.insert(key.clone(), p);
+                    }
+                }
+            }
+        }
+        for (key, points) in &in_mem {
+            let e = out.entry(key.to_string()).or_default();
+            for s in points.values() {
+                e.add(s);
+            }
+        }
+        let path = &self.path;
+        let db = self.db.read().map_err(|_| db_err(path, "lock", "poisoned"))?;
+        let tx = db.begin_read().map_err(|e| db_err(path, "begin read", e))?;
+        let table = tx.open_table(tier.table()).map_err(|e| db_err(path, "open table", e))?;
+        let first = from - from % tier.span;
+        let range = table
+            .range((first, "")..(now.saturating_add(1), ""))
+            .map_err(|e| db_err(path, "read blocks", e))?;
+        for item in range {
+            let (k, v) = item.map_err(|e| db_err(path, "read block", e))?;
+            let (start, key) = k.value();
+            let mem = in_mem.get(key);
+            let entry = match out.get_mut(key) {
+                Some(e) => e,
+                None => out.entry(key.to_owned()).or_default(),
+            };
+            decode_block(start, v.value(), |t, s| {
+                if (from..=now).contains(&t) && !mem.is_some_and(|m| m.contains_key(&t)) {
+                    entry.add(&s);
+                }
+            });
+        }
+        out.retain(|_, s| s.points > 0);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn blocks_of_the_first_layout_stay_readable_and_are_rewritten_when_touched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("h.redb"), 1 << 30).expect("open");
+        let t0 = 1_800_000_000 - 1_800_000_000 % 86_400;
+        let old = Sample {
+            down_bps: 8_000,
+            rtt_access: Some([1.0, 2.0, 3.0]),
+            retransmits: [4, 0],
+            ..Sample::default()
+        };
+        // A first-layout block (36-byte records, no marker) as lqos wrote it before.
+        let mut block = Vec::new();
+        for off in [0u32, 1] {
+            block.extend_from_slice(&off.to_le_bytes());
+            let mut enc = Vec::new();
+            old.encode(&mut enc);
+            block.extend_from_slice(&enc[..crate::sample::SAMPLE_BYTES_V1]);
+        }
+        {
+            let db = s.db.read().expect("lock");
+            let tx = db.begin_write().expect("begin");
+            {
+                let mut t = tx.open_table(TIER_1S.table()).expect("table");
+                t.insert((t0, "c:c1"), block.as_slice()).expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+        let pts = s.query(HistoryKind::Circuit, "c1", HistoryRange::Minutes10, t0 + 5).expect("q");
+        assert_eq!(pts.len(), 2);
+        assert_eq!(pts[0].retransmits.down, 4);
+        assert_eq!(pts[0].tcp_packets.down, 0, "unknown in the old layout");
+        // A new point in the same block: the block is rewritten in the new layout, old points
+        // kept.
+        let new = Sample { tcp_packets: [500, 20], ..old };
+        s.record(t0 + 2, &[(Arc::from("c:c1"), new)]);
+        s.flush().expect("flush");
+        let pts = s.query(HistoryKind::Circuit, "c1", HistoryRange::Minutes10, t0 + 5).expect("q");
+        assert_eq!(pts.len(), 3);
+        assert_eq!((pts[0].tcp_packets.down, pts[2].tcp_packets.down), (0, 500));
+        let db = s.db.read().expect("lock");
+        let tx = db.begin_read().expect("read");
+        let t = tx.open_table(TIER_1S.table()).expect("table");
+        let raw = t.get((t0, "c:c1")).expect("get").expect("block");
+        assert!(raw.value().starts_with(&BLOCK_V2));
+        assert_eq!(raw.value().len(), 4 + 3 * RECORD_BYTES);
     }
 }

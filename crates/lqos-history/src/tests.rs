@@ -21,6 +21,7 @@ fn sample(down: u64) -> Sample {
         rtt_upstream: None,
         retransmits: [1, 0],
         drops: 0,
+        tcp_packets: [100, 10],
     }
 }
 
@@ -193,4 +194,56 @@ fn disk_use_stays_within_the_budget_and_keeps_the_newest_data() {
     let now = T0 + 899;
     let ten = s.query(HistoryKind::Circuit, "c7", HistoryRange::Minutes10, now).expect("q");
     assert!(!ten.is_empty() && ten.last().map(|p| p.t) == Some(now), "newest point kept");
+}
+
+#[test]
+fn summarize_sums_every_series_over_exactly_its_window_from_disk_and_memory() {
+    use crate::store::{TIER_1M, TIER_1S};
+    let (_d, s) = store();
+    let (k1, k2, n1): (Arc<str>, Arc<str>, Arc<str>) = (key("c1"), key("c2"), Arc::from("n:AP 1"));
+    // Two hours: c1 has 10 ms p90 and 1 retransmit in 100 packets every second, c2 30 ms
+    // p90 only in the second hour, the node no RTT at all.
+    for i in 0..7200u64 {
+        let c2_rtt = (i >= 3600).then_some([20.0, 30.0, 40.0]);
+        s.record(
+            T0 + i,
+            &[
+                (k1.clone(), Sample { rtt_access: Some([5.0, 10.0, 20.0]), ..sample(1) }),
+                (k2.clone(), Sample { rtt_access: c2_rtt, retransmits: [0, 0], ..sample(1) }),
+                (n1.clone(), Sample { rtt_access: None, ..sample(1) }),
+            ],
+        );
+        // The last 95 s stay in memory.
+        if i % 10 == 9 && i < 7100 {
+            s.flush().expect("flush");
+        }
+    }
+    let now = T0 + 7199;
+    let hour = s.summarize(TIER_1M, now - 3660, now).expect("summarize");
+    assert_eq!(hour.len(), 3, "{:?}", hour.keys());
+    let c1 = hour["c:c1"];
+    // Minutes T0+3540..=T0+7080: 60 closed minutes in the window (T0+7140 is still open).
+    assert_eq!(c1.points, 60);
+    assert_eq!(c1.rtt_points, 60);
+    assert_eq!(c1.access_p90_ms(), Some(10.0));
+    assert_eq!(c1.access_p50_ms(), Some(5.0));
+    assert_eq!(c1.retransmits, [3600, 0], "60 points x 60 s x 1");
+    assert_eq!(c1.tcp_packets, [360_000, 36_000]);
+    let c2 = hour["c:c2"];
+    assert_eq!(c2.rtt_points, 59, "the minute before the second hour had no RTT");
+    assert_eq!(c2.access_p90_ms(), Some(30.0));
+    assert_eq!(c2.retransmits, [0, 0]);
+    let node = hour["n:AP 1"];
+    assert_eq!((node.points, node.rtt_points, node.access_p90_ms()), (60, 0, None));
+    // The same from the 1 s tier's memory part alone: only the unflushed seconds.
+    let recent = s.summarize(TIER_1S, now - 50, now).expect("1 s");
+    assert_eq!(recent["c:c1"].points, 51);
+    // Flushing changes nothing: a point is never counted twice.
+    let before = s.summarize(TIER_1M, now - 3660, now).expect("before");
+    s.flush().expect("flush");
+    assert_eq!(s.summarize(TIER_1M, now - 3660, now).expect("after"), before);
+    // An empty store or a window before any data: nothing.
+    let (_d2, empty) = store();
+    assert!(empty.summarize(TIER_1M, now - 3600, now).expect("empty").is_empty());
+    assert!(s.summarize(TIER_1M, T0 - 7200, T0 - 1).expect("before data").is_empty());
 }

@@ -47,6 +47,7 @@ fn batch(keys: &[Arc<str>], ts: u64) -> Batch {
                         rtt_upstream: busy.then_some([12.0, 14.0, 30.0]),
                         retransmits: [u64::from(busy), 0],
                         drops: 0,
+                        tcp_packets: [u64::from(busy) * 900, u64::from(busy) * 300],
                     },
                 )
             })

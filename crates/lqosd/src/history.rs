@@ -1,9 +1,9 @@
 //! Feeds the history store ([`lqos_history`]) from the stats tick and answers `History`.
 //!
 //! Each tick builds one [`Batch`] (a sample per circuit and per node: rates, RTT percentiles
-//! of the 10 s window per path, retransmits and drops since the previous tick) and hands it
-//! to the store's writer thread through a bounded channel: the apply task never waits for a
-//! disk write. Series keys are built once per applied plan.
+//! of the 10 s window per path, retransmits, TCP packets and drops since the previous tick)
+//! and hands it to the store's writer thread through a bounded channel: the apply task never
+//! waits for a disk write. Series keys are built once per applied plan.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +22,8 @@ pub struct HistoryFeed {
     keys: Vec<Arc<str>>,
     /// The plan the keys belong to (circuit and node count plus a fingerprint of the ids).
     plan_mark: (usize, usize, u64),
-    /// Previous cumulative retransmits and drops per circuit, then per node.
-    prev: Vec<([u64; 2], u64)>,
+    /// Previous cumulative retransmits, drops and TCP packets per circuit, then per node.
+    prev: Vec<([u64; 2], u64, [u64; 2])>,
     rows: Vec<HistoryRow>,
 }
 
@@ -101,10 +101,14 @@ impl HistoryFeed {
             self.prev = self
                 .rows
                 .iter()
-                .map(|r| (r.retransmits, r.drops))
+                .map(|r| (r.retransmits, r.drops, r.tcp_packets))
                 .chain(nodes.iter().map(|n| {
                     let q = n.qoe.unwrap_or_default();
-                    ([q.retransmits.down, q.retransmits.up], n.drops)
+                    (
+                        [q.retransmits.down, q.retransmits.up],
+                        n.drops,
+                        [q.tcp_packets.down, q.tcp_packets.up],
+                    )
                 }))
                 .collect();
         }
@@ -125,9 +129,13 @@ impl HistoryFeed {
                         delta(r.retransmits[1], prev.0[1]),
                     ],
                     drops: delta(r.drops, prev.1),
+                    tcp_packets: [
+                        delta(r.tcp_packets[0], prev.2[0]),
+                        delta(r.tcp_packets[1], prev.2[1]),
+                    ],
                 },
             ));
-            *prev = (r.retransmits, r.drops);
+            *prev = (r.retransmits, r.drops, r.tcp_packets);
         }
         let base = self.rows.len();
         for (j, n) in nodes.iter().enumerate() {
@@ -138,6 +146,7 @@ impl HistoryFeed {
             let q = n.qoe.unwrap_or_default();
             let (access, upstream) = rtt(&q.rtt_ms_10s);
             let retx = [q.retransmits.down, q.retransmits.up];
+            let tcp = [q.tcp_packets.down, q.tcp_packets.up];
             batch.rows.push((
                 key.clone(),
                 Sample {
@@ -147,9 +156,10 @@ impl HistoryFeed {
                     rtt_upstream: upstream,
                     retransmits: [delta(retx[0], prev.0[0]), delta(retx[1], prev.0[1])],
                     drops: delta(n.drops, prev.1),
+                    tcp_packets: [delta(tcp[0], prev.2[0]), delta(tcp[1], prev.2[1])],
                 },
             ));
-            *prev = (retx, n.drops);
+            *prev = (retx, n.drops, tcp);
         }
         self.history.offer(batch)
     }

@@ -35,7 +35,7 @@ pub struct TcCounts {
     pub deleted: usize,
 }
 
-pub use lqos_bpf::{Flow, RttHistogram, SlotCounters};
+pub use lqos_bpf::{Flow, RttHistogram, SlotCounters, UnknownAddress};
 
 /// Live numbers of one HTB class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,6 +84,9 @@ pub trait Kernel: Send {
     fn reset_slots(&mut self, slots: &[u32]) -> Result<(), KernelError>;
     /// Reads the flow table, deletes flows idle for a few sweeps, returns the live ones.
     fn sweep_flows(&mut self) -> Result<Vec<Flow>, KernelError>;
+    /// Reads the sampled unknown-address table (addresses that match no mapping, with their
+    /// estimated bytes and packets since the last call) and empties it for the next window.
+    fn take_unknown(&mut self) -> Result<Vec<UnknownAddress>, KernelError>;
     /// `queue_mode = "observe"`: count and measure, never redirect or classify.
     fn set_observe(&mut self, observe: bool) -> Result<(), KernelError>;
     /// Reads per-class counters of one interface.
@@ -144,6 +147,10 @@ pub mod fake {
         pub hists: Vec<RttHistogram>,
         /// What `sweep_flows` returns.
         pub flows: Vec<Flow>,
+        /// The unknown-address table: `take_unknown` returns and empties it.
+        pub unknown: Vec<UnknownAddress>,
+        /// `take_unknown` calls.
+        pub unknown_reads: usize,
         /// The last observe switch.
         pub observe: Option<bool>,
         /// Slot counter reads.
@@ -217,6 +224,10 @@ pub mod fake {
         }
         fn sweep_flows(&mut self) -> Result<Vec<Flow>, KernelError> {
             Ok(self.flows.clone())
+        }
+        fn take_unknown(&mut self) -> Result<Vec<UnknownAddress>, KernelError> {
+            self.unknown_reads += 1;
+            Ok(std::mem::take(&mut self.unknown))
         }
         fn set_observe(&mut self, observe: bool) -> Result<(), KernelError> {
             if self.observe.unwrap_or(false) != observe {

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod facts;
 pub mod flows;
 pub mod history;
+pub mod insight;
 pub mod kernel;
 pub mod observe;
 pub mod preflight;

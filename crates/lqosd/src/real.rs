@@ -160,6 +160,15 @@ impl Kernel for RealKernel {
         self.ager.sweep(self.dp.flows(), FLOW_IDLE_SWEEPS).map_err(bpf_err)
     }
 
+    fn take_unknown(&mut self) -> Result<Vec<crate::kernel::UnknownAddress>, KernelError> {
+        let table = self.dp.unknown();
+        let seen = table.read_all().map_err(bpf_err)?;
+        if !seen.is_empty() {
+            table.clear().map_err(bpf_err)?;
+        }
+        Ok(seen)
+    }
+
     fn set_observe(&mut self, observe: bool) -> Result<(), KernelError> {
         self.dp.set_observe(observe).map_err(bpf_err)
     }

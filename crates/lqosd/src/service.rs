@@ -41,6 +41,8 @@ pub struct Service<K: Kernel> {
     flows: crate::flows::FlowView,
     /// The history store's feed (`None` = history off).
     history: Option<crate::history::HistoryFeed>,
+    /// Worst-first rankings' cache and the unknown addresses.
+    insight: crate::insight::Insight,
     /// Warnings shown by Status (interface down, …).
     pub warnings: Vec<String>,
 }
@@ -63,6 +65,7 @@ impl<K: Kernel> Service<K> {
             hist_buf: Vec::new(),
             flows: crate::flows::FlowView::default(),
             history: None,
+            insight: crate::insight::Insight::default(),
             warnings: Vec::new(),
         };
         s.refresh_mapped();
@@ -86,6 +89,7 @@ impl<K: Kernel> Service<K> {
 
     fn refresh_mapped(&mut self) {
         self.stats.set_plan(self.engine.applied(), self.engine.slots());
+        self.insight.forget_cache();
     }
 
     /// Re-reads lqos.conf (reloads pick up edited rates and SQM; interface changes need a
@@ -123,6 +127,7 @@ impl<K: Kernel> Service<K> {
                 | Command::TopCircuits { .. }
                 | Command::NodeStats
                 | Command::CircuitFlows { .. }
+                | Command::Worst { .. }
         ) {
             self.stats_wanted(Instant::now());
         }
@@ -229,6 +234,18 @@ impl<K: Kernel> Service<K> {
             Command::History { kind, id, range } => {
                 crate::history::answer(self.history.as_ref(), kind, &id, range)
             }
+            Command::Worst { kind, by, window, limit } => self.insight.worst(
+                &self.stats,
+                self.engine.applied(),
+                self.history.as_ref(),
+                crate::insight::WorstQuery { kind, by, window, limit },
+            ),
+            Command::QoeDistribution => Response::Distribution(Box::new(
+                crate::insight::distribution(&self.stats, self.engine.applied()),
+            )),
+            Command::UnknownAddresses { limit } => {
+                Response::Unknown(Box::new(self.insight.unknown.list(limit)))
+            }
             Command::SchedulerReport(state) => {
                 if self.scheduler.as_ref().map(|s| (&s.phase, &s.last_error))
                     != Some((&state.phase, &state.last_error))
@@ -302,6 +319,12 @@ impl<K: Kernel> Service<K> {
             match kernel.sweep_flows() {
                 Ok(f) => self.flows.update(f, now),
                 Err(e) => tracing::debug!(error = %e, "flow table"),
+            }
+        }
+        if self.insight.unknown.due(now) {
+            match kernel.take_unknown() {
+                Ok(u) => self.insight.unknown.feed(&u, now, lqos_history::unix_now()),
+                Err(e) => tracing::debug!(error = %e, "unknown-address table"),
             }
         }
         if let (Some(feed), Some(plan)) = (self.history.as_mut(), self.engine.applied())
@@ -390,6 +413,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::SchedulerReport(_) => "scheduler-report",
         Command::CircuitFlows { .. } => "circuit-flows",
         Command::History { .. } => "history",
+        Command::Worst { .. } => "worst",
+        Command::QoeDistribution => "qoe-distribution",
+        Command::UnknownAddresses { .. } => "unknown-addresses",
     }
 }
 

@@ -66,6 +66,8 @@ pub struct HistoryRow {
     pub bps: [u64; 2],
     /// Cumulative TCP retransmits `[down, up]`.
     pub retransmits: [u64; 2],
+    /// Cumulative TCP packets `[down, up]`.
+    pub tcp_packets: [u64; 2],
     /// Cumulative queue drops (as of the last class read).
     pub drops: u64,
     /// RTT over the short window.
@@ -303,6 +305,24 @@ impl StatsTracker {
         self.flows.get(pos).map(|f| f[dir_index(dir)]).unwrap_or_default()
     }
 
+    /// Current rates `[down, up]` (bits/s) of owner `pos`: the plan's circuits in order, then
+    /// its nodes.
+    pub fn owner_rates(&self, pos: usize) -> [u64; 2] {
+        self.flows.get(pos).map(|f| [f[0].bps, f[1].bps]).unwrap_or_default()
+    }
+
+    /// Each plan circuit's RTT and TCP counts over the last `window` (by circuit position;
+    /// `None` for a circuit without a counter slot; an idle circuit has an empty window).
+    pub fn circuit_windows(&self, plan: &Plan, window: Duration) -> Vec<Option<Window>> {
+        let all = self.qoe.windows(window, Instant::now());
+        (0..plan.circuits.len())
+            .map(|i| {
+                let slot = self.circuit_slot.get(i).copied().flatten()?;
+                Some(all.get(&slot).copied().unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// The history store's per-circuit numbers, in the plan's circuit order, into `out`
     /// (cleared first): no strings, no plan walk beyond the circuit count.
     pub fn history_rows(&self, plan: &Plan, out: &mut Vec<HistoryRow>) {
@@ -322,6 +342,7 @@ impl StatsTracker {
             out.push(HistoryRow {
                 bps: [f[0].bps, f[1].bps],
                 retransmits: total.retransmits,
+                tcp_packets: total.tcp_packets,
                 drops: f[0].drops.wrapping_add(f[1].drops),
                 rtt,
             });
