@@ -439,11 +439,11 @@ impl Store {
 /// Calls `f(time, sample)` for each whole record of a block starting at `start`, in either
 /// layout; a truncated tail is ignored.
 fn decode_block(start: u64, bytes: &[u8], mut f: impl FnMut(u64, Sample)) {
-    let (records, size, decode): (&[u8], usize, fn(&[u8]) -> Option<Sample>) =
-        match bytes.strip_prefix(&BLOCK_V2[..]) {
-            Some(rest) => (rest, RECORD_BYTES, Sample::decode),
-            None => (bytes, RECORD_BYTES_V1, Sample::decode_v1),
-        };
+    type Decode = fn(&[u8]) -> Option<Sample>;
+    let (records, size, decode): (&[u8], usize, Decode) = match bytes.strip_prefix(&BLOCK_V2[..]) {
+        Some(rest) => (rest, RECORD_BYTES, Sample::decode),
+        None => (bytes, RECORD_BYTES_V1, Sample::decode_v1),
+    };
     for rec in records.chunks_exact(size) {
         let off = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
         if let Some(s) = decode(&rec[4..]) {

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use lqos_bpf::abi::PATH_ACCESS;
 use lqos_bus::{
     CommandError, DistributionBucket, PerDirection, QoeDistribution, QoeWindow, Response,
-    UNKNOWN_LIMIT_MAX, UnknownEntry, UnknownList, WORST_LIMIT_MAX, WorstBy, WorstEntry,
-    WorstKind, WorstList,
+    UNKNOWN_LIMIT_MAX, UnknownEntry, UnknownList, WORST_LIMIT_MAX, WorstBy, WorstEntry, WorstKind,
+    WorstList,
 };
 use lqos_history::WindowSummary;
 use lqos_history::store::{TIER_1M, TIER_15M};
@@ -334,11 +334,8 @@ impl Insight {
 fn node_windows(plan: &Plan, circuits: &[Option<Window>]) -> Vec<Option<Window>> {
     let pos: HashMap<&str, usize> =
         plan.nodes.iter().enumerate().map(|(i, n)| (n.key.as_str(), i)).collect();
-    let parent: Vec<Option<usize>> = plan
-        .nodes
-        .iter()
-        .map(|n| n.parent.as_deref().and_then(|p| pos.get(p).copied()))
-        .collect();
+    let parent: Vec<Option<usize>> =
+        plan.nodes.iter().map(|n| n.parent.as_deref().and_then(|p| pos.get(p).copied())).collect();
     let mut out: Vec<Option<Window>> = vec![None; plan.nodes.len()];
     for (c, w) in plan.circuits.iter().zip(circuits) {
         let Some(w) = w else { continue };
@@ -450,7 +447,7 @@ impl UnknownTracker {
         if self.seen.len() > UNKNOWN_KEEP {
             // Keep the busiest now, then the most recently seen, then the biggest.
             let mut all: Vec<(IpAddr, Tracked)> = self.seen.drain().collect();
-            all.sort_by(|a, b| busiest(&b.1).cmp(&busiest(&a.1)));
+            all.sort_by_key(|a| std::cmp::Reverse(busiest(&a.1)));
             all.truncate(UNKNOWN_KEEP);
             self.seen = all.into_iter().collect();
         }
@@ -483,9 +480,356 @@ impl UnknownTracker {
 
 /// Sort key: current rate, then last seen, then bytes.
 fn busiest(t: &Tracked) -> (u64, u64, u64) {
-    (
-        t.rate[0].saturating_add(t.rate[1]),
-        t.last_seen_unix,
-        t.bytes[0].saturating_add(t.bytes[1]),
-    )
+    (t.rate[0].saturating_add(t.rate[1]), t.last_seen_unix, t.bytes[0].saturating_add(t.bytes[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{RttHistogram, SlotCounters};
+    use crate::slots::SlotTable;
+    use crate::testutil::{FACTS, setup};
+    use lqos_bpf::abi::RTT_BUCKET_UPPER_US;
+    use lqos_bus::HistoryKind;
+    use lqos_history::{Sample, series_key};
+
+    /// c1 (AP_1): 80 ms, plenty of samples. c2 (Site_A): 5 ms. c3 (AP_1): 300 ms but only 5
+    /// samples. c4 (AP_1): 10 ms, many retransmits.
+    const FOUR: &str = "c1,Alice,d1,r1,AP_1,,,,100.64.0.1,,1,1,50,10,
+c2,Bob,d2,r2,Site_A,,,,100.64.0.2,,1,1,20,5,
+c3,Carol,d3,r3,AP_1,,,,100.64.0.3,,1,1,20,5,
+c4,Dave,d4,r4,AP_1,,,,100.64.0.4,,1,1,20,5,
+";
+
+    fn hist(us: u32, n: u32) -> RttHistogram {
+        let mut h = RttHistogram::default();
+        let b = RTT_BUCKET_UPPER_US.iter().position(|u| us <= *u).unwrap_or(31);
+        h.buckets[PATH_ACCESS][b] = n;
+        h.sum_us[PATH_ACCESS] = u64::from(us) * u64::from(n);
+        h
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        plan: Plan,
+        table: SlotTable,
+        stats: StatsTracker,
+        /// Cumulative kernel histograms by slot.
+        kernel: Vec<RttHistogram>,
+    }
+
+    fn fixture() -> Fixture {
+        let (dir, config) = setup(FOUR);
+        let plan = crate::engine::prepare(&config, FACTS, None).expect("plan").plan;
+        let table =
+            SlotTable::default().assign(plan.circuits.iter().map(|c| c.id.0.as_str()), 100).table;
+        let mut stats = StatsTracker::default();
+        stats.set_plan(Some(&plan), &table);
+        let kernel = vec![RttHistogram::default(); table.max_slot() as usize + 1];
+        // The baseline read, long ago enough to be outside every window.
+        let long_ago = Instant::now().checked_sub(Duration::from_secs(300)).expect("uptime");
+        stats.qoe.feed(0, &kernel, long_ago);
+        Fixture { _dir: dir, plan, table, stats, kernel }
+    }
+
+    impl Fixture {
+        fn slot(&self, id: &str) -> u32 {
+            self.table.get(id).expect("slot")
+        }
+        /// One period ending `ago` before now: RTT samples, TCP packets and retransmits
+        /// (download) per circuit.
+        fn period(&mut self, ago: Duration, per: &[(&str, u32, u32, u64, u64)]) {
+            for &(id, us, n, tcp, retx) in per {
+                let s = self.slot(id);
+                self.kernel[s as usize].merge(&hist(us, n));
+                self.stats.qoe.note(
+                    s,
+                    &SlotCounters {
+                        tcp_packets: [tcp, 0],
+                        retransmits: [retx, 0],
+                        ..Default::default()
+                    },
+                );
+            }
+            let at = Instant::now().checked_sub(ago).expect("uptime");
+            self.stats.qoe.feed(0, &self.kernel, at);
+        }
+        fn worst(&self, kind: WorstKind, by: WorstBy, window: QoeWindow) -> WorstList {
+            let q = WorstQuery { kind, by, window, limit: 10 };
+            match Insight::default().worst(&self.stats, Some(&self.plan), None, q) {
+                Response::Worst(w) => *w,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn ids(w: &WorstList) -> Vec<&str> {
+        w.entries.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    fn busy(f: &mut Fixture, ago: Duration) {
+        f.period(
+            ago,
+            &[
+                ("c1", 80_000, 100, 1_000, 1),
+                ("c2", 5_000, 100, 1_000, 0),
+                ("c3", 300_000, 5, 1_000, 0),
+                ("c4", 10_000, 100, 1_000, 100),
+            ],
+        );
+    }
+
+    #[test]
+    fn circuits_rank_worst_first_and_too_few_samples_are_left_out() {
+        let mut f = fixture();
+        busy(&mut f, Duration::from_secs(1));
+        let w = f.worst(WorstKind::Circuits, WorstBy::Rtt, QoeWindow::Secs10);
+        assert_eq!(ids(&w), ["c1", "c4", "c2"], "c3 has only 5 samples");
+        assert_eq!((w.min_samples, w.sample_unit.as_str()), (MIN_RTT_SAMPLES, "rtt samples"));
+        assert_eq!((w.ranked, w.total), (3, 4));
+        let c1 = &w.entries[0];
+        let p90 = c1.rtt_access_p90_ms.expect("p90");
+        assert!((50.0..=100.0).contains(&p90), "p90 {p90}");
+        assert_eq!((c1.name.as_str(), c1.parent.as_deref()), ("Alice", Some("AP_1")));
+        assert_eq!((c1.rtt_samples, c1.download_max_kbit), (100, 50_000));
+
+        let w = f.worst(WorstKind::Circuits, WorstBy::Retransmits, QoeWindow::Secs10);
+        assert_eq!(ids(&w)[..2], ["c4", "c1"]);
+        assert_eq!(w.entries[0].retransmit_ratio, Some(0.1));
+        assert_eq!(w.entries[0].retransmit_ratio_down, Some(0.1));
+        assert_eq!(w.entries[0].retransmit_ratio_up, None, "no upload packets");
+        assert_eq!(w.ranked, 4, "every circuit sent 1000 TCP packets");
+        assert_eq!(w.min_samples, MIN_TCP_PACKETS);
+        // The limit is bounded.
+        let q = WorstQuery {
+            kind: WorstKind::Circuits,
+            by: WorstBy::Rtt,
+            window: QoeWindow::Secs10,
+            limit: 1,
+        };
+        let Response::Worst(one) = Insight::default().worst(&f.stats, Some(&f.plan), None, q)
+        else {
+            panic!("worst")
+        };
+        assert_eq!((ids(&one), one.ranked), (vec!["c1"], 3));
+    }
+
+    #[test]
+    fn the_short_window_forgets_what_the_long_one_still_holds() {
+        let mut f = fixture();
+        // 30 s ago c2 was terrible; in the last seconds c1 is bad.
+        f.period(Duration::from_secs(30), &[("c2", 400_000, 50, 500, 0)]);
+        f.period(Duration::from_secs(1), &[("c1", 40_000, 50, 500, 0)]);
+        let short = f.worst(WorstKind::Circuits, WorstBy::Rtt, QoeWindow::Secs10);
+        assert_eq!(ids(&short), ["c1"]);
+        let long = f.worst(WorstKind::Circuits, WorstBy::Rtt, QoeWindow::Secs60);
+        assert_eq!(ids(&long), ["c2", "c1"]);
+    }
+
+    #[test]
+    fn nodes_merge_every_circuit_below_them() {
+        let mut f = fixture();
+        busy(&mut f, Duration::from_secs(1));
+        let w = f.worst(WorstKind::Nodes, WorstBy::Rtt, QoeWindow::Secs60);
+        assert_eq!(ids(&w), ["AP_1", "Site_A"]);
+        let ap = &w.entries[0];
+        assert_eq!(ap.rtt_samples, 205, "c1 + c3 + c4");
+        assert_eq!(ap.parent.as_deref(), Some("Site_A"));
+        let site = &w.entries[1];
+        assert_eq!(site.rtt_samples, 305, "AP_1's circuits and c2");
+        assert_eq!(site.parent, None);
+        assert!(site.rtt_access_p90_ms <= ap.rtt_access_p90_ms);
+        let w = f.worst(WorstKind::Nodes, WorstBy::Retransmits, QoeWindow::Secs60);
+        assert_eq!(ids(&w), ["AP_1", "Site_A"]);
+        assert_eq!(w.entries[0].retransmits.down, 101);
+        assert_eq!(w.entries[0].tcp_packets.down, 3_000);
+        assert_eq!(w.entries[1].tcp_packets.down, 4_000);
+    }
+
+    #[test]
+    fn no_plan_or_no_traffic_ranks_nothing() {
+        let f = fixture();
+        for by in [WorstBy::Rtt, WorstBy::Retransmits] {
+            let w = f.worst(WorstKind::Circuits, by, QoeWindow::Secs60);
+            assert!(w.entries.is_empty() && w.ranked == 0 && w.total == 4, "{w:?}");
+        }
+        let q = WorstQuery {
+            kind: WorstKind::Nodes,
+            by: WorstBy::Rtt,
+            window: QoeWindow::Secs10,
+            limit: 10,
+        };
+        let Response::Worst(w) = Insight::default().worst(&f.stats, None, None, q) else {
+            panic!("worst")
+        };
+        assert_eq!((w.total, w.entries.len()), (0, 0));
+        let d = distribution(&f.stats, Some(&f.plan));
+        assert_eq!((d.circuits_measured, d.circuits_total, d.median_p90_ms), (0, 4, None));
+    }
+
+    #[test]
+    fn history_windows_need_the_store_rank_from_it_and_are_cached() {
+        let f = fixture();
+        let q =
+            |window| WorstQuery { kind: WorstKind::Circuits, by: WorstBy::Rtt, window, limit: 10 };
+        let mut insight = Insight::default();
+        let Response::Error(CommandError::Unavailable { message }) =
+            insight.worst(&f.stats, Some(&f.plan), None, q(QoeWindow::Hour1))
+        else {
+            panic!("history off must be Unavailable")
+        };
+        assert!(message.contains("history"), "{message}");
+
+        let feed =
+            HistoryFeed::open(&f._dir.path().join("state/history.redb"), 64).expect("open store");
+        // An empty store ranks nothing, for both long windows.
+        for w in [QoeWindow::Hour1, QoeWindow::Hours24] {
+            let Response::Worst(l) = insight.worst(&f.stats, Some(&f.plan), Some(&feed), q(w))
+            else {
+                panic!("worst")
+            };
+            assert!(l.entries.is_empty() && l.total == 4, "{l:?}");
+            assert_eq!(
+                (l.min_samples, l.sample_unit.as_str()),
+                (MIN_RTT_POINTS, "points with rtt")
+            );
+        }
+        insight.forget_cache();
+        // 20 minutes of points: c2 at 50 ms, c1 at 20 ms, c3 with only 2 minutes of RTT.
+        let now = lqos_history::unix_now();
+        let store = feed.history().store();
+        let key =
+            |id: &str| -> Arc<str> { Arc::from(series_key(HistoryKind::Circuit, id).as_str()) };
+        for m in 0..20u64 {
+            let ts = now - 1200 + m * 60;
+            let s = |p90: f64| Sample {
+                rtt_access: Some([p90 / 2.0, p90, p90 * 2.0]),
+                tcp_packets: [5_000, 100],
+                retransmits: [5, 0],
+                ..Sample::default()
+            };
+            let mut rows = vec![(key("c1"), s(20.0)), (key("c2"), s(50.0))];
+            if m < 2 {
+                rows.push((key("c3"), s(500.0)));
+            }
+            store.record(ts, &rows);
+        }
+        store.flush().expect("flush");
+        let Response::Worst(l) =
+            insight.worst(&f.stats, Some(&f.plan), Some(&feed), q(QoeWindow::Hour1))
+        else {
+            panic!("worst")
+        };
+        assert_eq!(ids(&l), ["c2", "c1"], "c3 has too few points");
+        assert_eq!(l.entries[0].rtt_access_p90_ms, Some(50.0));
+        assert!(l.entries[0].rtt_samples >= 18, "{}", l.entries[0].rtt_samples);
+        // Retransmits over the hour: 5 / 5100 for both, ranked by name on the tie.
+        let by_retx = WorstQuery { by: WorstBy::Retransmits, ..q(QoeWindow::Hour1) };
+        let Response::Worst(r) = insight.worst(&f.stats, Some(&f.plan), Some(&feed), by_retx)
+        else {
+            panic!("worst")
+        };
+        assert!(r.entries.iter().all(|e| e.tcp_packets.down >= MIN_TCP_PACKETS_HISTORY));
+        assert_eq!(ids(&r)[..2], ["c1", "c2"]);
+        // Cached: a new worst circuit shows only once the cache is dropped (or expires).
+        for m in 0..10u64 {
+            let ts = now - 1200 + m * 60;
+            let s = Sample { rtt_access: Some([400.0, 900.0, 990.0]), ..Sample::default() };
+            store.record(ts + 1, &[(key("c4"), s)]);
+        }
+        store.flush().expect("flush");
+        let Response::Worst(again) =
+            insight.worst(&f.stats, Some(&f.plan), Some(&feed), q(QoeWindow::Hour1))
+        else {
+            panic!("worst")
+        };
+        assert_eq!(ids(&again), ids(&l), "answered from the cache");
+        assert_eq!(again.computed_unix, l.computed_unix);
+        insight.forget_cache();
+        let Response::Worst(fresh) =
+            insight.worst(&f.stats, Some(&f.plan), Some(&feed), q(QoeWindow::Hour1))
+        else {
+            panic!("worst")
+        };
+        assert_eq!(ids(&fresh)[0], "c4");
+    }
+
+    #[test]
+    fn distribution_counts_circuits_by_p90_in_doubling_buckets() {
+        let mut f = fixture();
+        busy(&mut f, Duration::from_secs(1));
+        let d = distribution(&f.stats, Some(&f.plan));
+        assert_eq!(
+            (d.percentile.as_str(), d.path.as_str(), d.window.as_str()),
+            ("p90", "access", "60s")
+        );
+        assert_eq!((d.circuits_measured, d.circuits_total), (3, 4), "c3 under the minimum");
+        assert_eq!(d.buckets.len(), DIST_EDGES_MS.len() + 1);
+        assert_eq!(d.buckets[0].lower_ms, 0.0);
+        assert_eq!(d.buckets.last().and_then(|b| b.upper_ms), None);
+        let at = |ms: f64| {
+            d.buckets
+                .iter()
+                .find(|b| b.lower_ms <= ms && b.upper_ms.is_none_or(|u| ms < u))
+                .map(|b| b.circuits)
+        };
+        // c2 ~5 ms in [4, 8), c4 ~10 ms in [8, 16), c1 ~80 ms in [64, 128).
+        assert_eq!((at(5.0), at(10.0), at(80.0)), (Some(1), Some(1), Some(1)));
+        assert_eq!(d.buckets.iter().map(|b| b.circuits).sum::<u64>(), 3);
+        assert!(d.median_p90_ms.is_some_and(|m| (8.0..16.0).contains(&m)), "{:?}", d.median_p90_ms);
+    }
+
+    fn unknown(addr: &str, down: u64, up: u64) -> UnknownAddress {
+        UnknownAddress {
+            addr: addr.parse().expect("ip"),
+            bytes: [down, up],
+            packets: [down / 1000, up / 1000],
+        }
+    }
+
+    #[test]
+    fn unknown_addresses_get_rates_totals_and_age_out() {
+        let mut u = UnknownTracker::default();
+        let t0 = Instant::now();
+        assert!(u.due(t0));
+        assert_eq!(u.list(10).read_unix, None);
+        u.feed(
+            &[unknown("198.51.100.7", 125_000, 0), unknown("2001:db8::9", 0, 12_500)],
+            t0,
+            1_000,
+        );
+        assert!(!u.due(t0 + Duration::from_secs(1)));
+        assert!(u.due(t0 + UNKNOWN_PERIOD));
+        let l = u.list(10);
+        assert_eq!((l.tracked, l.read_unix, l.window_secs), (2, Some(1_000), 10));
+        assert_eq!(l.entries[0].address, "198.51.100.7");
+        assert_eq!(l.entries[0].rate_bps.down, 100_000, "125 kB over the 10 s period");
+        assert_eq!(l.entries[1].address, "2001:db8::9");
+        // Next window: the v6 address is busy, the v4 one idle (rate 0, totals kept).
+        let t1 = t0 + Duration::from_secs(20);
+        u.feed(&[unknown("2001:db8::9", 500_000, 0)], t1, 1_020);
+        let l = u.list(10);
+        assert_eq!(l.entries[0].address, "2001:db8::9");
+        assert_eq!(l.entries[0].rate_bps.down, 200_000, "500 kB over 20 s");
+        assert_eq!(l.entries[0].bytes, PerDirection { down: 500_000, up: 12_500 });
+        assert_eq!(l.entries[0].last_seen_unix, 1_020);
+        assert_eq!((l.entries[1].rate_bps.down, l.entries[1].last_seen_unix), (0, 1_000));
+        assert_eq!(l.entries[1].bytes.down, 125_000);
+        // Idle for longer than UNKNOWN_FORGET: gone.
+        u.feed(&[], t0 + UNKNOWN_FORGET + Duration::from_secs(5), 1_700);
+        assert_eq!(u.list(10).tracked, 1);
+        // The limit is capped and the tracker is bounded.
+        let many: Vec<UnknownAddress> = (0..(UNKNOWN_KEEP as u32 + 500))
+            .map(|i| UnknownAddress {
+                addr: IpAddr::from(std::net::Ipv4Addr::from(0x0A00_0000 + i)),
+                bytes: [u64::from(i) + 1, 0],
+                packets: [1, 0],
+            })
+            .collect();
+        u.feed(&many, t0 + UNKNOWN_FORGET + Duration::from_secs(15), 1_710);
+        let l = u.list(usize::MAX);
+        assert_eq!(l.tracked, UNKNOWN_KEEP);
+        assert_eq!(l.entries.len(), UNKNOWN_LIMIT_MAX);
+        assert_eq!(l.entries[0].address, "10.0.5.219", "the busiest of them first");
+    }
 }

@@ -626,3 +626,97 @@ mod tests {
         assert!(s.status().history_bytes.is_some_and(|b| b > 0));
     }
 }
+
+#[cfg(test)]
+mod insight_tests {
+    use super::*;
+    use crate::engine::store_for;
+    use crate::kernel::fake::FakeKernel;
+    use crate::kernel::{RttHistogram, SlotCounters, UnknownAddress};
+    use crate::testutil::{FACTS, TWO, setup};
+    use lqos_bpf::abi::{PATH_ACCESS, RTT_BUCKET_UPPER_US};
+    use lqos_bus::{QoeWindow, WorstBy, WorstKind};
+
+    /// Observe mode (`queue_mode = "observe"`) answers the same insight queries as shaping:
+    /// circuits are mapped and measured, only the queue tree is missing.
+    #[test]
+    fn observe_mode_answers_worst_distribution_and_unknown_addresses() {
+        let (dir, mut config) = setup(TWO);
+        config.queues.queue_mode = lqos_config::QueueMode::Observe;
+        let engine = Engine::new(FakeKernel::default(), store_for(&config));
+        let mut s = Service::new(engine, config, FACTS);
+        s.config_path = dir.path().join("missing.conf");
+        let cfg = s.config.clone();
+        s.engine.reload(&cfg, FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        assert!(s.engine.applied().is_some_and(|p| p.observe_only));
+        let slot = s.engine.slots().get("c1").expect("slot");
+        let n = slot as usize + 1;
+        // The first tick is the baseline; the data plane then sees TCP with 30 ms RTT for c1
+        // and an unmapped address.
+        s.engine.kernel_mut().slots = vec![SlotCounters::default(); n];
+        s.engine.kernel_mut().hists = vec![RttHistogram::default(); n];
+        s.tick();
+        let b = RTT_BUCKET_UPPER_US.iter().position(|u| *u >= 30_000).unwrap_or(31);
+        let k = s.engine.kernel_mut();
+        k.slots[slot as usize].tcp_packets = [400, 100];
+        k.slots[slot as usize].retransmits = [4, 0];
+        k.hists[slot as usize].buckets[PATH_ACCESS][b] = 50;
+        k.unknown = vec![UnknownAddress {
+            addr: "198.51.100.20".parse().expect("ip"),
+            bytes: [50_000, 1_000],
+            packets: [40, 10],
+        }];
+        s.tick();
+        // RTT histograms are read once per period: read them now as the next period would.
+        let now = Instant::now();
+        let hists = s.engine.kernel_mut().hists.clone();
+        s.stats.qoe.feed(0, &hists, now);
+        // The unknown table is read every period; force this tick's read.
+        s.insight.unknown = crate::insight::UnknownTracker::default();
+        s.tick();
+
+        let Response::Worst(w) = s.handle(Command::Worst {
+            kind: WorstKind::Circuits,
+            by: WorstBy::Rtt,
+            window: QoeWindow::Secs10,
+            limit: 10,
+        }) else {
+            panic!("worst")
+        };
+        assert_eq!(w.entries.len(), 1, "{w:?}");
+        assert_eq!(w.entries[0].id, "c1");
+        assert!(w.entries[0].rtt_access_p90_ms.is_some_and(|p| (20.0..=30.0).contains(&p)));
+        let Response::Worst(w) = s.handle(Command::Worst {
+            kind: WorstKind::Nodes,
+            by: WorstBy::Retransmits,
+            window: QoeWindow::Secs60,
+            limit: 10,
+        }) else {
+            panic!("worst")
+        };
+        assert_eq!(w.entries.first().map(|e| e.id.as_str()), Some("AP_1"), "{w:?}");
+        assert_eq!(w.entries[0].retransmit_ratio, Some(4.0 / 500.0));
+        let Response::Distribution(d) = s.handle(Command::QoeDistribution) else {
+            panic!("distribution")
+        };
+        assert_eq!((d.circuits_measured, d.circuits_total), (1, 2));
+        let Response::Unknown(u) = s.handle(Command::UnknownAddresses { limit: 5 }) else {
+            panic!("unknown")
+        };
+        assert_eq!(u.entries.len(), 1);
+        assert_eq!(u.entries[0].address, "198.51.100.20");
+        assert_eq!(u.entries[0].bytes.down, 50_000);
+        assert!(s.engine.kernel_mut().unknown.is_empty(), "the table is emptied after a read");
+        // History windows with history off: a clear Unavailable, not an empty ranking.
+        assert!(matches!(
+            s.handle(Command::Worst {
+                kind: WorstKind::Circuits,
+                by: WorstBy::Rtt,
+                window: QoeWindow::Hours24,
+                limit: 10,
+            }),
+            Response::Error(CommandError::Unavailable { .. })
+        ));
+    }
+}
