@@ -317,6 +317,18 @@ impl DemoBackend {
             Command::Validate => Response::Validation(Vec::new()),
             Command::ListMappings => Response::Mappings(Vec::new()),
             Command::ClearTree | Command::SchedulerReport(_) => Response::Ack,
+            Command::Worst { kind, by, window, limit } => {
+                let live = self.live();
+                let nodes = self.node_stats(&live);
+                Response::Worst(Box::new(demo_worst(&live, &nodes, kind, by, window, limit)))
+            }
+            Command::QoeDistribution => Response::Distribution(Box::new(demo_distribution(
+                &self.live(),
+                self.started.elapsed().as_secs(),
+            ))),
+            Command::UnknownAddresses { limit } => {
+                Response::Unknown(Box::new(demo_unknown(limit, self.started.elapsed().as_secs())))
+            }
         }
     }
 }
@@ -390,6 +402,10 @@ fn demo_history(
                         down: (t ^ seed) % 5,
                         up: (t ^ seed) % 2,
                     },
+                    tcp_packets: lqos_bus::PerDirection {
+                        down: (load.max(0.0) * 3_000.0) as u64 * step,
+                        up: (load.max(0.0) * 1_000.0) as u64 * step,
+                    },
                     drops: (t ^ seed) % 3,
                 }
             })
@@ -398,4 +414,177 @@ fn demo_history(
         Vec::new()
     };
     lqos_bus::HistorySeries { kind, id, range, step_secs: step, now, points }
+}
+
+/// Made-up TCP quality of demo circuit `i` at second `t` of the demo: (p50 ms, p90 ms, RTT
+/// samples, retransmits, TCP packets) over a window of `secs`. Every seventh circuit is busy
+/// (as in `compute`) and its latency rises with its load; a few are plain bad.
+fn demo_qoe(i: usize, t: u64, secs: u64) -> (f64, f64, u64, [u64; 2], [u64; 2]) {
+    let h = (i as u64).wrapping_mul(2_654_435_761) % 1000;
+    let phase = i as f64 * 0.37;
+    let load = (0.25 + 0.2 * (t as f64 / 7.0 + phase).sin()).clamp(0.0, 1.0);
+    let base = 2.0 + (h % 40) as f64 / 4.0;
+    let bad = if h < 15 { 60.0 + (h * 7) as f64 } else { 0.0 };
+    let p90 = base + if i % 7 == 0 { 80.0 * load } else { 6.0 * load } + bad;
+    let samples = if h % 11 == 0 { 3 } else { secs.min(3_600) * (1 + h % 5) };
+    let tcp = secs * (50 + h % 400);
+    let retx = tcp * (h % 13) / if h < 30 { 100 } else { 2_000 };
+    (p90 * 0.6, p90, samples, [retx, retx / 4], [tcp, tcp / 3])
+}
+
+fn demo_worst(
+    circuits: &[CircuitStat],
+    nodes: &[NodeStat],
+    kind: lqos_bus::WorstKind,
+    by: lqos_bus::WorstBy,
+    window: lqos_bus::QoeWindow,
+    limit: usize,
+) -> lqos_bus::WorstList {
+    use lqos_bus::{PerDirection, WorstBy, WorstEntry, WorstKind};
+    let secs = window.secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let t = now / 10;
+    let (min, unit) = match (by, window.from_history()) {
+        (WorstBy::Rtt, false) => (20, "rtt samples"),
+        (WorstBy::Rtt, true) => (3, "points with rtt"),
+        (WorstBy::Retransmits, false) => (200, "tcp packets"),
+        (WorstBy::Retransmits, true) => (1_000, "tcp packets"),
+    };
+    let entry =
+        |id: &str, name: &str, parent: Option<String>, q: (f64, f64, u64, [u64; 2], [u64; 2])| {
+            let (p50, p90, samples, retx, tcp) = q;
+            let r = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+            WorstEntry {
+                id: id.into(),
+                name: name.into(),
+                parent,
+                rtt_access_p50_ms: Some(p50),
+                rtt_access_p90_ms: Some(p90),
+                rtt_samples: samples,
+                retransmits: PerDirection { down: retx[0], up: retx[1] },
+                tcp_packets: PerDirection { down: tcp[0], up: tcp[1] },
+                retransmit_ratio_down: r(retx[0], tcp[0]),
+                retransmit_ratio_up: r(retx[1], tcp[1]),
+                retransmit_ratio: r(retx[0] + retx[1], tcp[0] + tcp[1]),
+                ..WorstEntry::default()
+            }
+        };
+    let mut all: Vec<WorstEntry> = match kind {
+        WorstKind::Circuits => circuits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut e = entry(&c.id, &c.name, Some(c.parent.clone()), demo_qoe(i, t, secs));
+                (e.download_bps, e.upload_bps) = (c.download_bps, c.upload_bps);
+                (e.download_max_kbit, e.upload_max_kbit) = (c.download_max_kbit, c.upload_max_kbit);
+                e
+            })
+            .collect(),
+        WorstKind::Nodes => nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let (p50, p90, s, r, tcp) = demo_qoe(i * 13 + 5, t, secs);
+                let q = (p50, p90, s * 20, r, [tcp[0] * 20, tcp[1] * 20]);
+                let mut e = entry(&n.name, &n.name, n.parent.clone(), q);
+                (e.download_bps, e.upload_bps) = (n.download_bps, n.upload_bps);
+                (e.download_max_kbit, e.upload_max_kbit) = (n.download_max_kbit, n.upload_max_kbit);
+                e
+            })
+            .collect(),
+    };
+    let total = all.len();
+    all.retain(|e| match by {
+        WorstBy::Rtt => e.rtt_samples >= min,
+        WorstBy::Retransmits => e.tcp_packets.down + e.tcp_packets.up >= min,
+    });
+    let key = |e: &WorstEntry| match by {
+        WorstBy::Rtt => e.rtt_access_p90_ms.unwrap_or(0.0),
+        WorstBy::Retransmits => e.retransmit_ratio.unwrap_or(0.0),
+    };
+    all.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.id.cmp(&b.id)));
+    let ranked = all.len();
+    all.truncate(limit.min(lqos_bus::WORST_LIMIT_MAX));
+    lqos_bus::WorstList {
+        kind,
+        by,
+        window,
+        min_samples: min,
+        sample_unit: unit.into(),
+        ranked,
+        total,
+        computed_unix: now,
+        entries: all,
+    }
+}
+
+fn demo_distribution(circuits: &[CircuitStat], t: u64) -> lqos_bus::QoeDistribution {
+    let edges = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+    let mut buckets: Vec<lqos_bus::DistributionBucket> = Vec::new();
+    let mut lower = 0.0;
+    for e in edges {
+        buckets.push(lqos_bus::DistributionBucket {
+            lower_ms: lower,
+            upper_ms: Some(e),
+            circuits: 0,
+        });
+        lower = e;
+    }
+    buckets.push(lqos_bus::DistributionBucket { lower_ms: lower, upper_ms: None, circuits: 0 });
+    let mut p90s = Vec::new();
+    for i in 0..circuits.len() {
+        let (_, p90, samples, _, _) = demo_qoe(i, t / 10, 60);
+        if samples < 20 {
+            continue;
+        }
+        p90s.push(p90);
+        let b = edges.iter().position(|e| p90 < *e).unwrap_or(edges.len());
+        if let Some(b) = buckets.get_mut(b) {
+            b.circuits += 1;
+        }
+    }
+    p90s.sort_by(f64::total_cmp);
+    lqos_bus::QoeDistribution {
+        percentile: "p90".into(),
+        path: "access".into(),
+        window: "60s".into(),
+        min_samples: 20,
+        buckets,
+        circuits_measured: p90s.len() as u64,
+        circuits_total: circuits.len() as u64,
+        median_p90_ms: p90s.get(p90s.len() / 2).copied(),
+    }
+}
+
+fn demo_unknown(limit: usize, t: u64) -> lqos_bus::UnknownList {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let addrs = ["100.64.250.17", "100.64.251.3", "2001:db8:ffff::42", "100.64.252.200"];
+    let entries: Vec<lqos_bus::UnknownEntry> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let rate = if i == 3 { 0 } else { 3_000_000 / (i as u64 + 1) };
+            let bytes = rate / 8 * (t + 60);
+            lqos_bus::UnknownEntry {
+                address: (*a).into(),
+                bytes: lqos_bus::PerDirection { down: bytes, up: bytes / 8 },
+                packets: lqos_bus::PerDirection { down: bytes / 1200, up: bytes / 8 / 300 },
+                rate_bps: lqos_bus::PerDirection { down: rate, up: rate / 8 },
+                last_seen_unix: if i == 3 { now.saturating_sub(240) } else { now - now % 10 },
+            }
+        })
+        .take(limit.min(lqos_bus::UNKNOWN_LIMIT_MAX))
+        .collect();
+    lqos_bus::UnknownList {
+        window_secs: 10,
+        read_unix: Some(now - now % 10),
+        tracked: addrs.len(),
+        entries,
+    }
 }

@@ -43,6 +43,7 @@ mod error;
 mod events;
 pub mod front;
 mod history;
+mod insight;
 pub mod metrics;
 pub mod server;
 pub mod throttle;

@@ -5,6 +5,7 @@
 mod editor;
 mod events;
 mod history;
+mod insight;
 mod login;
 mod security;
 mod server;
