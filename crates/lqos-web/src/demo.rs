@@ -425,8 +425,8 @@ fn demo_qoe(i: usize, t: u64, secs: u64) -> (f64, f64, u64, [u64; 2], [u64; 2]) 
     let load = (0.25 + 0.2 * (t as f64 / 7.0 + phase).sin()).clamp(0.0, 1.0);
     let base = 2.0 + (h % 40) as f64 / 4.0;
     let bad = if h < 15 { 60.0 + (h * 7) as f64 } else { 0.0 };
-    let p90 = base + if i % 7 == 0 { 80.0 * load } else { 6.0 * load } + bad;
-    let samples = if h % 11 == 0 { 3 } else { secs.min(3_600) * (1 + h % 5) };
+    let p90 = base + if i.is_multiple_of(7) { 80.0 * load } else { 6.0 * load } + bad;
+    let samples = if h.is_multiple_of(11) { 3 } else { secs.min(3_600) * (1 + h % 5) };
     let tcp = secs * (50 + h % 400);
     let retx = tcp * (h % 13) / if h < 30 { 100 } else { 2_000 };
     (p90 * 0.6, p90, samples, [retx, retx / 4], [tcp, tcp / 3])
