@@ -120,9 +120,11 @@
               el("span", {}, el("i", { style: "background:var(--ok)" }), "shaped download"))),
           el("canvas", { class: "chart", id: "throughput-chart" })),
         el("div", { class: "card", id: "health" }, el("strong", {}, "Health"))),
+      el("div", { id: "insight" }),
       el("h2", {}, "Top circuits by current rate"),
       el("div", { id: "top" }, el("div", { class: "empty" }, "Waiting for the first update…")));
     renderDashboardLive();
+    if (window.lqosInsight) window.lqosInsight.dashboard(document.getElementById("insight"));
   }
   function card(label, id) { return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value", id }, "–")); }
   function setText(id, v) { const e = document.getElementById(id); if (e) e.textContent = v; }
@@ -193,7 +195,8 @@
           el("div", { class: "card" }, el("div", { class: "label" }, "Configured"), el("div", { class: "value" }, kbit(n.download_max_kbit) + " / " + kbit(n.upload_max_kbit))),
           el("div", { class: "card" }, el("div", { class: "label" }, "Current down"), el("div", { class: "value" }, bps(n.download_bps)), bar(n.utilization_down)),
           el("div", { class: "card" }, el("div", { class: "label" }, "Current up"), el("div", { class: "value" }, bps(n.upload_bps)), bar(n.utilization_up)),
-          el("div", { class: "card" }, el("div", { class: "label" }, "Drops"), el("div", { class: "value" }, num(n.drops)))),
+          el("div", { class: "card" }, el("div", { class: "label" }, "Drops"), el("div", { class: "value" }, num(n.drops))),
+          window.lqosInsight ? window.lqosInsight.nodeCards(n) : null),
         el("div", { id: "node-history" }),
         el("h2", {}, "Child nodes (" + d.children.length + ")"),
         d.children.length ? nodeTable(d.children) : el("div", { class: "empty" }, "No child nodes."),
@@ -203,9 +206,9 @@
     } catch (e) { view.replaceChildren(el("h1", {}, "Network tree"), showError(e)); }
   }
   function nodeTable(nodes) {
-    return table(["Node", el("th", { class: "num" }, "Configured down / up"), el("th", { class: "num" }, "Download"), "Util. down", el("th", { class: "num" }, "Upload"), "Util. up", el("th", { class: "num" }, "Children"), el("th", { class: "num" }, "Circuits")],
+    return table(["Node", el("th", { class: "num" }, "Configured down / up"), el("th", { class: "num" }, "Download"), "Util. down", el("th", { class: "num" }, "Upload"), "Util. up", window.lqosInsight ? window.lqosInsight.nodeHeaders() : [], el("th", { class: "num" }, "Children"), el("th", { class: "num" }, "Circuits")],
       nodes.map(n => el("tr", {}, td(nodeLink(n.name)), td(kbit(n.download_max_kbit) + " / " + kbit(n.upload_max_kbit), "num"), td(bps(n.download_bps), "num"), td(bar(n.utilization_down)),
-        td(bps(n.upload_bps), "num"), td(bar(n.utilization_up)), td(num(n.children.length), "num"), td(num(n.circuits), "num"))));
+        td(bps(n.upload_bps), "num"), td(bar(n.utilization_up)), window.lqosInsight ? window.lqosInsight.nodeCells(n) : [], td(num(n.children.length), "num"), td(num(n.circuits), "num"))));
   }
   function circuitTable(list) {
     return table(["Circuit", "ID", "Parent", el("th", { class: "num" }, "Plan down / up"), el("th", { class: "num" }, "Download"), el("th", { class: "num" }, "Upload"), el("th", { class: "num" }, "Drops"), "Addresses"],
@@ -488,6 +491,7 @@
     switch (page) {
       case "tree": return tree(parts[1]);
       case "circuits": return circuits();
+      case "worst": return window.lqosInsight ? window.lqosInsight.worstPage(view) : dashboard();
       case "circuit": return circuit(parts.slice(1).join("/"));
       case "devices":
         if (parts[1] === "new") return editCircuit(null);
