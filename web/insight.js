@@ -78,7 +78,7 @@
     const circuits = list.kind === "circuits";
     const head = [th("#", true), th(circuits ? "Circuit" : "Node"), th("Parent"),
       th("p90 access RTT", true), th("p50", true), th(list.sample_unit === "points with rtt" ? "Points" : "Samples", true),
-      th("Retransmits", true)];
+      th("Retx ratio", true)];
     if (!compact) head.push(th("Retx down / up", true), th("Download", true), th("Upload", true), th("Util. down", true));
     const rows = list.entries.map((e, i) => {
       const name = circuits ? circuitLink(e.id, e.name) : nodeLink(e.id);
@@ -168,7 +168,7 @@
       const bh = ((h - top - bottom) * b.circuits) / max;
       const x = left + i * bw;
       const sev = b.lower_ms >= 64 ? "bad" : b.lower_ms >= 16 ? "warn" : "ok";
-      const rect = svg("rect", { x: x + 2, y: top + (h - top - bottom) - bh, width: Math.max(1, bw - 4), height: bh, class: "bar " + sev,
+      const rect = svg("rect", { x: x + 2, y: top + (h - top - bottom) - bh, width: Math.max(1, bw - 4), height: bh, class: "dbar " + sev,
         "data-lower-ms": b.lower_ms, "data-upper-ms": b.upper_ms === null || b.upper_ms === undefined ? "" : b.upper_ms, "data-circuits": b.circuits });
       rect.append(svg("title", {}, b.circuits + " circuit(s), p90 " + (b.upper_ms ? b.lower_ms + "–" + b.upper_ms : "≥ " + b.lower_ms) + " ms"));
       root.append(rect);
