@@ -137,3 +137,95 @@ fn writer_cpu_and_disk() {
     );
     assert!(written > 0);
 }
+
+/// Benchmark (ignored; `bench/history_bench.sh worst`): the cost of a worst-first ranking over
+/// the history store's long windows at N circuits (default 10,000) plus N/40 nodes: one
+/// `Store::summarize` scan (what lqosd does, then caches for 30 s) plus the ranking on top
+/// (key lookups and a sort), against the naive baseline in the same run, one `query` per
+/// series. The store holds 25 hours: 15 min points for the day, 1 min points for the last hour.
+#[test]
+#[ignore = "benchmark: bench/history_bench.sh worst"]
+fn worst_ranking_over_history_windows() {
+    use lqos_bus::HistoryRange;
+    use lqos_history::store::{TIER_1M, TIER_15M};
+    use std::time::Instant;
+    let circuits = env_u64("HISTORY_BENCH_CIRCUITS", 10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("history.redb"), 4096 << 20).expect("open");
+    let ids: Vec<String> = (0..circuits).map(|i| format!("circuit-{i:06}")).collect();
+    let keys: Vec<Arc<str>> = ids
+        .iter()
+        .map(|id| Arc::from(series_key(HistoryKind::Circuit, id).as_str()))
+        .chain(
+            (0..circuits / 40)
+                .map(|i| Arc::from(series_key(HistoryKind::Node, &format!("AP-{i}")).as_str())),
+        )
+        .collect();
+    let fill = Instant::now();
+    // A day of quarter hours (one tick each), then an hour of minutes.
+    let mut ts = T0;
+    for _ in 0..96 {
+        store.record(ts, &batch(&keys, ts).rows);
+        store.flush().expect("flush");
+        store.prune(ts).expect("prune");
+        ts += 900;
+    }
+    for _ in 0..61 {
+        store.record(ts, &batch(&keys, ts).rows);
+        store.flush().expect("flush");
+        ts += 60;
+    }
+    store.prune(ts).expect("prune");
+    let now = ts - 60;
+    eprintln!(
+        "worst bench: {circuits} circuits + {} nodes, store filled in {:.1} s, {} B on disk",
+        keys.len() as u64 - circuits,
+        fill.elapsed().as_secs_f64(),
+        store.disk_bytes()
+    );
+    let rank = |summary: &std::collections::HashMap<String, lqos_history::WindowSummary>| {
+        let mut key = String::new();
+        let mut ranked: Vec<(usize, f64)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                key.clear();
+                key.push_str("c:");
+                key.push_str(id);
+                let s = summary.get(key.as_str())?;
+                (s.rtt_points >= 3).then(|| (i, s.access_p90_ms().unwrap_or(0.0)))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(20);
+        ranked.len()
+    };
+    for (label, tier, secs, range) in [
+        ("1h (1 min points)", TIER_1M, 3_600u64, HistoryRange::Hour1),
+        ("24h (15 min points)", TIER_15M, 86_400, HistoryRange::Hours24),
+    ] {
+        // Baseline: one query per circuit (what a ranking without a scan would do).
+        let t = Instant::now();
+        let mut points = 0usize;
+        for id in &ids {
+            points += store.query(HistoryKind::Circuit, id, range, now).expect("query").len();
+        }
+        let naive = t.elapsed();
+        let mut best = std::time::Duration::MAX;
+        let mut series = 0;
+        let mut top = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let summary = store.summarize(tier, now - secs, now).expect("summarize");
+            top = rank(&summary);
+            series = summary.len();
+            best = best.min(t.elapsed());
+        }
+        eprintln!(
+            "  {label}: scan + rank {:8.1} ms ({series} series, top {top}); baseline {circuits} queries {:8.1} ms ({points} points); ratio scan/baseline {:.2}",
+            best.as_secs_f64() * 1e3,
+            naive.as_secs_f64() * 1e3,
+            best.as_secs_f64() / naive.as_secs_f64().max(1e-9)
+        );
+    }
+}
