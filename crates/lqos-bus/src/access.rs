@@ -51,7 +51,8 @@ impl Command {
             | Command::TopCircuits { .. }
             | Command::NodeStats
             | Command::CircuitFlows { .. }
-            | Command::History { .. } => Access::Read,
+            | Command::History { .. }
+            | Command::CircuitQueue { .. } => Access::Read,
             Command::Reload { .. } | Command::ClearTree | Command::SchedulerReport(_) => {
                 Access::Admin
             }
@@ -91,6 +92,7 @@ mod tests {
             Command::NodeStats,
             Command::TopCircuits { n: 5 },
             Command::CircuitStats { circuit: None },
+            Command::CircuitQueue { circuit: "c1".into() },
         ] {
             assert_eq!(c.required_access(), Access::Read, "{c:?}");
         }

@@ -67,6 +67,12 @@ pub enum Command {
         /// How far back.
         range: HistoryRange,
     },
+    /// Queue statistics of one circuit (its HTB classes and leaf qdiscs, both directions),
+    /// read from the kernel on request and reused for about a second; answered with `Queue`.
+    CircuitQueue {
+        /// Circuit ID.
+        circuit: String,
+    },
 }
 
 /// What a history series belongs to.
@@ -506,6 +512,8 @@ pub enum Response {
     Flows(Vec<FlowEntry>),
     /// Answer to History.
     History(Box<HistorySeries>),
+    /// Answer to CircuitQueue.
+    Queue(Box<crate::CircuitQueue>),
     /// The command failed.
     Error(CommandError),
 }
