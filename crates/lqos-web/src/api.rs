@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/events", get(events))
         .merge(super::editor::routes())
         .merge(super::history::routes())
+        .merge(super::circuit::routes())
 }
 
 /// Unwraps a JSON body or turns the rejection into a 400 with its message.
