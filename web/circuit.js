@@ -78,12 +78,11 @@
   }
 
   function sections() {
-    return [
+    return el("div", { id: "circuit-live" },
       el("h2", {}, "Busiest flows"),
       el("div", { id: "circuit-flows", "aria-live": "polite" }, el("div", { class: "empty" }, "Loading…")),
       el("h2", {}, "Queue statistics"),
-      el("div", { id: "circuit-queue", "aria-live": "polite" }, el("div", { class: "empty" }, "Loading…")),
-    ];
+      el("div", { id: "circuit-queue", "aria-live": "polite" }, el("div", { class: "empty" }, "Loading…")));
   }
 
   async function get(path) {
