@@ -151,3 +151,31 @@ pub struct FqCodelQueue {
     /// Drops because of the memory limit.
     pub drop_overmemory: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Access, CircuitQueue, Command, LeafQueue, QueueDirection, Response};
+
+    #[test]
+    fn circuit_queue_travels_as_json_and_needs_only_read_access() {
+        let cmd = Command::CircuitQueue { circuit: "c 1/ü".into() };
+        assert_eq!(cmd.name(), "circuit_queue");
+        assert_eq!(cmd.required_access(), Access::Read);
+        let text = serde_json::to_string(&cmd).expect("encode");
+        assert_eq!(serde_json::from_str::<Command>(&text).expect("decode"), cmd);
+        let answer = Response::Queue(Box::new(CircuitQueue {
+            circuit: "c1".into(),
+            read_unix_ms: 5,
+            directions: vec![QueueDirection {
+                direction: "download".into(),
+                leaf: Some(LeafQueue { kind: "cake".into(), ..Default::default() }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }));
+        let text = serde_json::to_string(&answer).expect("encode");
+        assert!(text.contains("\"response\":\"queue\""), "{text}");
+        assert!(!text.contains("fq_codel") && !text.contains("note"), "absent parts are left out");
+        assert_eq!(serde_json::from_str::<Response>(&text).expect("decode"), answer);
+    }
+}

@@ -529,6 +529,27 @@ mod tests {
                 }
             }
 
+            // Invariant: any bytes handed to the dump parsers as netlink messages parse or
+            // are skipped without a panic.
+            #[test]
+            fn garbage_messages_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..768)) {
+                for m in crate::wire::messages(&bytes) {
+                    let _ = crate::dump::parse_qdisc(&m);
+                    let _ = crate::dump::parse_class(&m);
+                }
+                let m = crate::wire::NlMsg {
+                    msg_type: crate::wire::RTM_NEWQDISC,
+                    flags: 0,
+                    seq: 0,
+                    payload: &bytes,
+                };
+                if let Some((_, q)) = crate::dump::parse_qdisc(&m)
+                    && let Some(XStats::Cake(c)) = q.xstats
+                {
+                    prop_assert!(c.tins.len() <= CAKE_MAX_TINS);
+                }
+            }
+
             // Invariant: a well-formed fq_codel block of 6..=9 fields round-trips, whatever
             // the values.
             #[test]

@@ -330,6 +330,26 @@ mod tests {
     }
 
     #[test]
+    fn observe_mode_answers_a_note_and_reads_nothing() {
+        let (_d, mut e) = engine(2);
+        let mut plan = e.applied().cloned().expect("plan");
+        plan.observe_only = true;
+        for ifp in &mut plan.interfaces {
+            ifp.classes.clear();
+            ifp.leaves.clear();
+        }
+        let mut v = QueueView::default();
+        let r = v.answer(e.kernel_mut(), Some(&plan), "c1", Instant::now(), 0);
+        let Response::Queue(q) = r else { panic!("queue answer: {r:?}") };
+        assert!(q.directions.is_empty());
+        assert!(q.note.as_deref().is_some_and(|n| n.contains("observe")), "{q:?}");
+        assert_eq!(e.kernel_mut().queue_reads, 0);
+        // No plan at all: nothing is known.
+        let r = v.answer(e.kernel_mut(), None, "c1", Instant::now(), 0);
+        assert!(matches!(r, Response::Error(CommandError::Unavailable { .. })), "{r:?}");
+    }
+
+    #[test]
     fn answers_are_reused_for_a_second() {
         let (_d, mut e) = engine(2);
         let mut v = QueueView::default();
