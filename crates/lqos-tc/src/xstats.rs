@@ -19,7 +19,7 @@ pub const CAKE_MAX_TINS: usize = 8;
 
 /// `TCA_CAKE_STATS_*` (uapi `pkt_sched.h`).
 pub mod cake_stats {
-    #![allow(missing_docs)]
+    #![expect(missing_docs, reason = "the uapi names are the documentation")]
     pub const CAPACITY_ESTIMATE64: u16 = 2;
     pub const MEMORY_LIMIT: u16 = 3;
     pub const MEMORY_USED: u16 = 4;
@@ -33,7 +33,7 @@ pub mod cake_stats {
 
 /// `TCA_CAKE_TIN_STATS_*` (uapi `pkt_sched.h`).
 pub mod cake_tin {
-    #![allow(missing_docs)]
+    #![expect(missing_docs, reason = "the uapi names are the documentation")]
     pub const SENT_PACKETS: u16 = 2;
     pub const SENT_BYTES64: u16 = 3;
     pub const DROPPED_PACKETS: u16 = 4;
