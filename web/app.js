@@ -258,8 +258,10 @@
       isAdmin() && devices ? el("p", {}, el("a", { class: "btn", href: "#/devices/edit/" + encodeURIComponent(id), id: "edit-circuit" }, "Edit circuit")) : null,
       el("div", { class: "cards" },
         card("Plan (down / up)", "c-plan"), card("Download", "c-down"), card("Upload", "c-up"), card("Drops", "c-drops"), card("Backlog", "c-backlog"), card("Total bytes (down / up)", "c-bytes")),
+      window.lqosCircuit ? window.lqosCircuit.cards() : null,
       el("div", { class: "card" }, el("strong", {}, "Live throughput"), canvas),
       el("div", { id: "circuit-history" }),
+      window.lqosCircuit ? window.lqosCircuit.sections() : null,
       el("h2", {}, "Addresses"), el("p", {}, c.addresses.join(", ") || "–"),
       el("h2", {}, "Devices"),
       devices ? table(["Device ID", "Name", "MAC", "IPv4", "IPv6", "Comment"], devices.devices.map(d => el("tr", {}, td(d.device_id), td(d.device_name), td(d.mac), td(d.ipv4), td(d.ipv6), td(d.comment))))
@@ -270,6 +272,7 @@
       setText("c-down", bps(c.download_bps)); setText("c-up", bps(c.upload_bps));
       setText("c-drops", num(c.drops)); setText("c-backlog", bytes(c.backlog_bytes));
       setText("c-bytes", bytes(c.download_bytes) + " / " + bytes(c.upload_bytes));
+      if (window.lqosCircuit) window.lqosCircuit.update(c);
       hist.down.push(c.download_bps); hist.up.push(c.upload_bps);
       if (hist.down.length > HISTORY) { hist.down.shift(); hist.up.shift(); }
       const css = n => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
@@ -277,6 +280,7 @@
     }
     update(c);
     if (window.lqosHistory) window.lqosHistory(document.getElementById("circuit-history"), "circuit", c.id);
+    if (window.lqosCircuit) window.lqosCircuit.start(c.id);
     const route = location.hash;
     pageTimer = setInterval(async () => {
       if (location.hash !== route) return;

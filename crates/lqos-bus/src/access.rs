@@ -54,7 +54,8 @@ impl Command {
             | Command::History { .. }
             | Command::Worst { .. }
             | Command::QoeDistribution
-            | Command::UnknownAddresses { .. } => Access::Read,
+            | Command::UnknownAddresses { .. }
+            | Command::CircuitQueue { .. } => Access::Read,
             Command::Reload { .. } | Command::ClearTree | Command::SchedulerReport(_) => {
                 Access::Admin
             }
@@ -102,6 +103,7 @@ mod tests {
             },
             Command::QoeDistribution,
             Command::UnknownAddresses { limit: 10 },
+            Command::CircuitQueue { circuit: "c1".into() },
         ] {
             assert_eq!(c.required_access(), Access::Read, "{c:?}");
         }

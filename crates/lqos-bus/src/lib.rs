@@ -16,6 +16,7 @@
 mod access;
 pub mod frame;
 mod messages;
+mod queue;
 #[cfg(feature = "server")]
 pub mod server;
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use access::Access;
 pub use messages::*;
+pub use queue::*;
 
 /// Where lqosd listens unless `LQOS_BUS` says otherwise.
 pub const DEFAULT_BUS_PATH: &str = "/run/lqos/bus";

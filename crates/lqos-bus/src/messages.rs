@@ -87,6 +87,12 @@ pub enum Command {
         /// How many at most (lqosd caps it at [`UNKNOWN_LIMIT_MAX`]).
         limit: usize,
     },
+    /// Queue statistics of one circuit (its HTB classes and leaf qdiscs, both directions),
+    /// read from the kernel on request and reused for about a second; answered with `Queue`.
+    CircuitQueue {
+        /// Circuit ID.
+        circuit: String,
+    },
 }
 
 /// Most entries one `Worst` answer carries.
@@ -742,6 +748,8 @@ pub enum Response {
     Distribution(Box<QoeDistribution>),
     /// Answer to UnknownAddresses.
     Unknown(Box<UnknownList>),
+    /// Answer to CircuitQueue.
+    Queue(Box<crate::CircuitQueue>),
     /// The command failed.
     Error(CommandError),
 }

@@ -29,73 +29,7 @@ pub struct Stats {
     pub qlen: u32,
 }
 
-/// `fq_codel` qdisc extended stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct FqCodelXStats {
-    /// Largest packet seen.
-    pub maxpacket: u32,
-    /// Drops because the limit was hit.
-    pub drop_overlimit: u32,
-    /// ECN marks.
-    pub ecn_mark: u32,
-    /// New flows.
-    pub new_flow_count: u32,
-    /// Flows in the new list.
-    pub new_flows_len: u32,
-    /// Flows in the old list.
-    pub old_flows_len: u32,
-    /// CE marks.
-    pub ce_mark: u32,
-    /// Memory in use.
-    pub memory_usage: u32,
-    /// Drops because of memory.
-    pub drop_overmemory: u32,
-}
-
-/// One CAKE tin's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CakeTinStats {
-    /// Packets sent.
-    pub sent_packets: u32,
-    /// Bytes sent.
-    pub sent_bytes: u64,
-    /// Packets dropped.
-    pub dropped_packets: u32,
-    /// Packets ECN-marked.
-    pub ecn_marked_packets: u32,
-    /// ACKs dropped by the filter.
-    pub acks_dropped_packets: u32,
-    /// Backlog bytes.
-    pub backlog_bytes: u32,
-    /// Peak delay, µs.
-    pub peak_delay_us: u32,
-    /// Average delay, µs.
-    pub avg_delay_us: u32,
-    /// Base delay, µs.
-    pub base_delay_us: u32,
-}
-
-/// CAKE qdisc extended stats.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CakeXStats {
-    /// Capacity estimate, bytes/s.
-    pub capacity_estimate: u64,
-    /// Memory limit.
-    pub memory_limit: u32,
-    /// Memory in use.
-    pub memory_used: u32,
-    /// Per-tin counters, in tin order.
-    pub tins: Vec<CakeTinStats>,
-}
-
-/// Extended stats of a leaf qdisc.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum XStats {
-    /// fq_codel.
-    FqCodel(FqCodelXStats),
-    /// CAKE.
-    Cake(CakeXStats),
-}
+pub use crate::xstats::{CakeTinStats, CakeXStats, FqCodelXStats, XStats};
 
 /// HTB qdisc parameters (`TCA_HTB_INIT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,59 +219,6 @@ pub fn parse_stats(tca: &[u8]) -> (Stats, Option<&[u8]>) {
     (s, app)
 }
 
-fn parse_xstats(kind: &str, app: &[u8]) -> Option<XStats> {
-    match kind {
-        "fq_codel" if u32_at(app, 0) == Some(0) => {
-            let f = |i: usize| u32_at(app, 4 + 4 * i).unwrap_or(0);
-            Some(XStats::FqCodel(FqCodelXStats {
-                maxpacket: f(0),
-                drop_overlimit: f(1),
-                ecn_mark: f(2),
-                new_flow_count: f(3),
-                new_flows_len: f(4),
-                old_flows_len: f(5),
-                ce_mark: f(6),
-                memory_usage: f(7),
-                drop_overmemory: f(8),
-            }))
-        }
-        "cake" => {
-            let mut c = CakeXStats::default();
-            for (ty, p) in attrs(app) {
-                match ty {
-                    2 => c.capacity_estimate = u64_at(p, 0).unwrap_or(0),
-                    3 => c.memory_limit = u32_at(p, 0).unwrap_or(0),
-                    4 => c.memory_used = u32_at(p, 0).unwrap_or(0),
-                    10 => {
-                        for (_, tin) in attrs(p) {
-                            let mut t = CakeTinStats::default();
-                            for (tt, v) in attrs(tin) {
-                                let v32 = u32_at(v, 0).unwrap_or(0);
-                                match tt {
-                                    2 => t.sent_packets = v32,
-                                    3 => t.sent_bytes = u64_at(v, 0).unwrap_or(0),
-                                    4 => t.dropped_packets = v32,
-                                    6 => t.acks_dropped_packets = v32,
-                                    8 => t.ecn_marked_packets = v32,
-                                    11 => t.backlog_bytes = v32,
-                                    18 => t.peak_delay_us = v32,
-                                    19 => t.avg_delay_us = v32,
-                                    20 => t.base_delay_us = v32,
-                                    _ => {}
-                                }
-                            }
-                            c.tins.push(t);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Some(XStats::Cake(c))
-        }
-        _ => None,
-    }
-}
-
 /// Parses one `RTM_NEWQDISC` dump message.
 pub fn parse_qdisc(m: &NlMsg<'_>) -> Option<(u32, LiveQdisc)> {
     if m.msg_type != RTM_NEWQDISC {
@@ -362,7 +243,7 @@ pub fn parse_qdisc(m: &NlMsg<'_>) -> Option<(u32, LiveQdisc)> {
             handle,
             parent,
             leaf: decode_leaf(&kind, opts),
-            xstats: app.and_then(|a| parse_xstats(&kind, a)),
+            xstats: app.and_then(|a| crate::xstats::decode(&kind, a)),
             kind,
             htb,
             stats,

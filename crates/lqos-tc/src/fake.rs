@@ -38,6 +38,8 @@ pub struct FakeTransport {
     /// Refuse operations whose display (`add class 1:5 (parent 1:3) on v0`) contains this text,
     /// with this errno.
     pub fail_on: Option<(String, i32)>,
+    /// Number of single-object gets answered ([`Query::LeafOf`], [`Query::ClassOf`]).
+    pub leaf_gets: usize,
     qdiscs: BTreeMap<(u32, u32), (u32, Vec<u8>)>,
     classes: BTreeMap<(u32, u32), (u32, Vec<u8>)>,
 }
@@ -257,6 +259,41 @@ impl Transport for FakeTransport {
                 .filter(|((i, _), _)| i == ifindex)
                 .map(|(_, (_, m))| as_reply(m, 0))
                 .collect(),
+            Query::LeafOf { ifindex, parent } => {
+                self.leaf_gets += 1;
+                let leaf = self.qdiscs.iter().find(|((i, _), (p, _))| i == ifindex && p == parent);
+                match leaf {
+                    Some((_, (_, m))) => vec![as_reply(m, 0)],
+                    // The kernel's default pfifo is invisible: the ACK comes alone.
+                    None if self.classes.contains_key(&(*ifindex, *parent)) => Vec::new(),
+                    None => {
+                        return Err(TcError::Kernel {
+                            op: format!("get qdisc parent {parent:x}"),
+                            owner: None,
+                            errno: ENOENT,
+                            extack: Some("Cannot find qdisc with specified handle".into()),
+                            more_failures: 0,
+                            source: std::io::Error::from_raw_os_error(ENOENT),
+                        });
+                    }
+                }
+            }
+            Query::ClassOf { ifindex, handle } => {
+                self.leaf_gets += 1;
+                match self.classes.get(&(*ifindex, *handle)) {
+                    Some((_, m)) => vec![as_reply(m, 0)],
+                    None => {
+                        return Err(TcError::Kernel {
+                            op: format!("get class {handle:x}"),
+                            owner: None,
+                            errno: ENOENT,
+                            extack: None,
+                            more_failures: 0,
+                            source: std::io::Error::from_raw_os_error(ENOENT),
+                        });
+                    }
+                }
+            }
         };
         for m in &msgs {
             for nl in messages(m) {
@@ -384,6 +421,25 @@ mod tests {
         let rep = tc.teardown(&plan).expect("teardown");
         assert_eq!(rep.messages, 1);
         assert_eq!(tc.transport().object_count(), 0);
+    }
+
+    #[test]
+    fn leaf_qdisc_is_one_get_by_parent_and_a_missing_class_is_none() {
+        let mut tc = tc();
+        let plan = synth_plan(&spec(Some(LeafQdisc::Pfifo { limit: Some(100) })));
+        tc.build_full(&plan).expect("build");
+        let leaf = plan.interfaces[0].leaves[3].clone();
+        let q = tc.leaf_qdisc("v0", leaf.parent).expect("get").expect("a leaf");
+        assert_eq!((q.kind.as_str(), q.parent), ("pfifo", leaf.parent.as_u32()));
+        assert_eq!(q.handle, u32::from(leaf.handle) << 16);
+        assert_eq!(tc.transport().leaf_gets, 1, "one get, no dump");
+        let class = tc.class_get("v0", leaf.parent).expect("get").expect("the class");
+        assert_eq!(class.id, leaf.parent);
+        assert_eq!(tc.transport().leaf_gets, 2);
+        let gone = lqos_plan::ClassId::new(1, 0xFFF0);
+        assert_eq!(tc.leaf_qdisc("v0", gone).expect("no error"), None);
+        assert_eq!(tc.class_get("v0", gone).expect("no error"), None);
+        assert!(matches!(tc.leaf_qdisc("nope", gone), Err(TcError::NoSuchInterface { .. })));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod reconcile;
 pub mod synth;
 pub mod transport;
 pub mod wire;
+pub mod xstats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -529,6 +530,51 @@ impl<T: Transport> Tc<T> {
             }
         })?;
         Ok(out)
+    }
+
+    /// The qdisc under class `parent` of `ifname` with its counters and extended statistics
+    /// (`tc -s qdisc show dev X parent P`), fetched with one netlink get addressed by the
+    /// parent, never a dump of the interface. `Ok(None)` when the class does not exist.
+    pub fn leaf_qdisc(
+        &mut self,
+        ifname: &str,
+        parent: ClassId,
+    ) -> Result<Option<LiveQdisc>, TcError> {
+        let ifindex = self.resolve(ifname)?;
+        let mut found = None;
+        let q = Query::LeafOf { ifindex, parent: parent.as_u32() };
+        let res = self.transport.query(&q, &mut |m| {
+            if found.is_none()
+                && let Some((ifx, q)) = dump::parse_qdisc(m)
+                && ifx == ifindex
+            {
+                found = Some(q);
+            }
+        });
+        match res {
+            Ok(()) => Ok(found),
+            // ENOENT: no such class (or HTB) on this interface.
+            Err(TcError::Kernel { errno: 2, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One HTB class of `ifname` with its counters (`tc -s class show dev X classid C`),
+    /// fetched with one netlink get. `Ok(None)` when the class does not exist.
+    pub fn class_get(&mut self, ifname: &str, id: ClassId) -> Result<Option<LiveClass>, TcError> {
+        let ifindex = self.resolve(ifname)?;
+        let mut found = None;
+        let res =
+            self.transport.query(&Query::ClassOf { ifindex, handle: id.as_u32() }, &mut |m| {
+                if found.is_none() {
+                    found = dump::parse_class(m);
+                }
+            });
+        match res {
+            Ok(()) => Ok(found),
+            Err(TcError::Kernel { errno: 2, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Dumps every interface of `plan` and reconciles (see [`reconcile()`]).

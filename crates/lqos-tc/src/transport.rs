@@ -49,6 +49,26 @@ pub enum Query {
         /// Interface index.
         ifindex: u32,
     },
+    /// The one qdisc attached under class `parent`, with its counters: a single
+    /// `RTM_GETQDISC` *get* (not a dump) addressed by interface and parent, so the kernel looks
+    /// the class up instead of walking every qdisc of the interface (`tc -s qdisc show dev X
+    /// parent P`, which dumps and filters in user space). Also finds the kernel's default
+    /// A missing class answers ENOENT. The kernel's default pfifo of a class created without
+    /// a leaf is invisible and not answered (the ACK comes alone): read the class instead.
+    LeafOf {
+        /// Interface index.
+        ifindex: u32,
+        /// Parent class handle (`major << 16 | minor`).
+        parent: u32,
+    },
+    /// One class with its counters: a single `RTM_GETTCLASS` get (`tc -s class show dev X
+    /// classid C` dumps every class instead). A missing class answers ENOENT.
+    ClassOf {
+        /// Interface index.
+        ifindex: u32,
+        /// Class handle (`major << 16 | minor`).
+        handle: u32,
+    },
 }
 
 /// The one door to the kernel. The real one is [`NetlinkTransport`]; tests use
@@ -164,6 +184,19 @@ impl NetlinkTransport {
             Query::Classes { ifindex } => {
                 MsgBuilder::new(RTM_GETTCLASS, NLM_F_REQUEST | NLM_F_DUMP)
                     .tcmsg(*ifindex, 0, 0, 0)
+                    .finish()
+            }
+            // A get, answered by one RTM_NEWQDISC and then the ACK that ends the query. The
+            // kernel sends a get's answer to the asker only with NLM_F_ECHO (otherwise to the
+            // RTNLGRP_TC listeners alone).
+            Query::LeafOf { ifindex, parent } => {
+                MsgBuilder::new(RTM_GETQDISC, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO)
+                    .tcmsg(*ifindex, 0, *parent, 0)
+                    .finish()
+            }
+            Query::ClassOf { ifindex, handle } => {
+                MsgBuilder::new(RTM_GETTCLASS, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO)
+                    .tcmsg(*ifindex, *handle, 0, 0)
                     .finish()
             }
         }

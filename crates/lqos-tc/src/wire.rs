@@ -36,6 +36,8 @@ pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_MULTI: u16 = 0x2;
 /// `NLM_F_ACK`.
 pub const NLM_F_ACK: u16 = 0x4;
+/// Echo the answer to the sender (needed for a tc get's answer to reach the asker).
+pub const NLM_F_ECHO: u16 = 0x8;
 /// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
 pub const NLM_F_DUMP: u16 = 0x300;
 /// `NLM_F_REPLACE`.

@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .merge(super::editor::routes())
         .merge(super::history::routes())
         .merge(super::insight::routes())
+        .merge(super::circuit::routes())
 }
 
 /// Unwraps a JSON body or turns the rejection into a 400 with its message.

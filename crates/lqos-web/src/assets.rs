@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/static/chart.js", asset!("chart.js", "text/javascript; charset=utf-8"))
         .route("/static/history.js", asset!("history.js", "text/javascript; charset=utf-8"))
         .route("/static/insight.js", asset!("insight.js", "text/javascript; charset=utf-8"))
+        .route("/static/circuit.js", asset!("circuit.js", "text/javascript; charset=utf-8"))
         .route("/static/style.css", asset!("style.css", "text/css; charset=utf-8"))
         .route("/favicon.svg", asset!("favicon.svg", "image/svg+xml"))
         .route("/favicon.ico", get(|| async { Redirect::permanent("/favicon.svg") }))

@@ -280,6 +280,22 @@ impl DemoBackend {
                 };
                 Response::History(Box::new(demo_history(kind, id, range, known)))
             }
+            Command::CircuitQueue { circuit } => match self.live().iter().find(|c| c.id == circuit)
+            {
+                Some(c) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    let secs = self.started.elapsed().as_secs();
+                    Response::Queue(Box::new(crate::circuit::demo_queue(
+                        &c.id, &c.class, secs, now,
+                    )))
+                }
+                None => Response::Error(lqos_bus::CommandError::Unavailable {
+                    message: format!("circuit {circuit:?} is not in the applied plan"),
+                }),
+            },
             // The demo has no data plane, hence no flows.
             Command::CircuitFlows { circuit } => {
                 if self.live().iter().any(|c| c.id == circuit) {

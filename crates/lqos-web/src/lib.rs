@@ -36,6 +36,7 @@ pub mod app;
 mod assets;
 pub mod auth;
 pub mod bus;
+mod circuit;
 mod csvedit;
 pub mod demo;
 mod editor;

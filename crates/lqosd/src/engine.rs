@@ -109,6 +109,11 @@ impl<K: Kernel> Engine<K> {
         &mut self.kernel
     }
 
+    /// The kernel handle and the plan in force together (a read that needs both).
+    pub fn kernel_and_plan(&mut self) -> (&mut K, Option<&Plan>) {
+        (&mut self.kernel, self.applied.as_ref())
+    }
+
     /// The stored identities (empty before the first apply).
     pub fn identities(&self) -> Identities {
         self.applied.as_ref().map(|p| p.identities.clone()).unwrap_or_default()

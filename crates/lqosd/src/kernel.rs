@@ -52,6 +52,15 @@ pub struct ClassCounter {
     pub backlog: u64,
 }
 
+/// One circuit class and the leaf qdisc under it, as the kernel reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueReading {
+    /// The HTB class (`None` when the kernel does not have it).
+    pub class: Option<lqos_tc::LiveClass>,
+    /// The visible leaf qdisc under it (`None` for the kernel's default pfifo of leaf `none`).
+    pub leaf: Option<lqos_tc::LiveQdisc>,
+}
+
 /// Everything the engine needs from the kernel.
 pub trait Kernel: Send {
     /// Applies the queue-tree part of a ChangeSet (deletions, additions, in-place changes),
@@ -91,6 +100,13 @@ pub trait Kernel: Send {
     fn set_observe(&mut self, observe: bool) -> Result<(), KernelError>;
     /// Reads per-class counters of one interface.
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError>;
+    /// Reads one class of `interface` and the leaf qdisc under it: two netlink gets addressed
+    /// by the class, never a dump of the interface.
+    fn queue_stats(
+        &mut self,
+        interface: &str,
+        class: lqos_plan::ClassId,
+    ) -> Result<QueueReading, KernelError>;
     /// How many counter slots the data plane has (slot 0 is the unshaped one).
     fn slot_capacity(&self) -> u32 {
         DEFAULT_SLOT_CAPACITY
@@ -161,6 +177,10 @@ pub mod fake {
         pub classes: Vec<ClassCounter>,
         /// How many times `class_counters` was called (one per interface per read).
         pub class_reads: usize,
+        /// What `queue_stats` returns, by (interface, class handle); absent = no class.
+        pub queues: std::collections::BTreeMap<(String, u32), QueueReading>,
+        /// `queue_stats` calls.
+        pub queue_reads: usize,
     }
 
     impl Kernel for FakeKernel {
@@ -239,6 +259,18 @@ pub mod fake {
         fn class_counters(&mut self, _interface: &str) -> Result<Vec<ClassCounter>, KernelError> {
             self.class_reads += 1;
             Ok(self.classes.clone())
+        }
+        fn queue_stats(
+            &mut self,
+            interface: &str,
+            class: lqos_plan::ClassId,
+        ) -> Result<QueueReading, KernelError> {
+            self.queue_reads += 1;
+            Ok(self
+                .queues
+                .get(&(interface.to_string(), class.as_u32()))
+                .cloned()
+                .unwrap_or_default())
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod kernel;
 pub mod observe;
 pub mod preflight;
 pub mod qoe;
+pub mod queue;
 pub mod real;
 pub mod service;
 pub mod slots;

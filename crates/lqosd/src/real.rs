@@ -11,7 +11,7 @@ use lqos_tc::TcHandle;
 
 use crate::engine::error_chain;
 use crate::kernel::{
-    ClassCounter, Flow, Kernel, KernelError, RttHistogram, SlotCounters, TcCounts,
+    ClassCounter, Flow, Kernel, KernelError, QueueReading, RttHistogram, SlotCounters, TcCounts,
 };
 use crate::slots::SlotTable;
 
@@ -179,6 +179,19 @@ impl Kernel for RealKernel {
 
     fn set_slots(&mut self, slots: &SlotTable) {
         self.slots = slots.clone();
+    }
+
+    fn queue_stats(
+        &mut self,
+        interface: &str,
+        class: ClassId,
+    ) -> Result<QueueReading, KernelError> {
+        let class_stats = self.tc.class_get(interface, class).map_err(tc_err)?;
+        let leaf = match class_stats {
+            Some(_) => self.tc.leaf_qdisc(interface, class).map_err(tc_err)?,
+            None => None,
+        };
+        Ok(QueueReading { class: class_stats, leaf })
     }
 
     fn class_counters(&mut self, interface: &str) -> Result<Vec<ClassCounter>, KernelError> {

@@ -39,6 +39,8 @@ pub struct Service<K: Kernel> {
     slot_buf: Vec<crate::kernel::SlotCounters>,
     hist_buf: Vec<crate::kernel::RttHistogram>,
     flows: crate::flows::FlowView,
+    /// Recent `CircuitQueue` answers and the kernel-read budget.
+    queues: crate::queue::QueueView,
     /// The history store's feed (`None` = history off).
     history: Option<crate::history::HistoryFeed>,
     /// Worst-first rankings' cache and the unknown addresses.
@@ -64,6 +66,7 @@ impl<K: Kernel> Service<K> {
             slot_buf: Vec::new(),
             hist_buf: Vec::new(),
             flows: crate::flows::FlowView::default(),
+            queues: crate::queue::QueueView::default(),
             history: None,
             insight: crate::insight::Insight::default(),
             warnings: Vec::new(),
@@ -246,6 +249,14 @@ impl<K: Kernel> Service<K> {
             Command::UnknownAddresses { limit } => {
                 Response::Unknown(Box::new(self.insight.unknown.list(limit)))
             }
+            Command::CircuitQueue { circuit } => {
+                let (kernel, plan) = self.engine.kernel_and_plan();
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                self.queues.answer(kernel, plan, &circuit, Instant::now(), now_ms)
+            }
             Command::SchedulerReport(state) => {
                 if self.scheduler.as_ref().map(|s| (&s.phase, &s.last_error))
                     != Some((&state.phase, &state.last_error))
@@ -416,6 +427,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Worst { .. } => "worst",
         Command::QoeDistribution => "qoe-distribution",
         Command::UnknownAddresses { .. } => "unknown-addresses",
+        Command::CircuitQueue { .. } => "circuit-queue",
     }
 }
 
@@ -574,6 +586,29 @@ mod tests {
         s.handle(Command::ListMappings);
         s.tick();
         assert_eq!(reads(&mut s), 4);
+    }
+
+    #[test]
+    fn circuit_queue_is_answered_on_request_without_dumping_classes() {
+        let (_d, mut s) = service(TWO);
+        s.stats_eager = false;
+        s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        for _ in 0..3 {
+            s.tick();
+        }
+        assert_eq!(s.engine.kernel_mut().queue_reads, 0, "ticks never read queues");
+        let Response::Queue(q) = s.handle(Command::CircuitQueue { circuit: "c1".into() }) else {
+            panic!("queue answer")
+        };
+        assert_eq!(q.circuit, "c1");
+        assert_eq!(q.directions.len(), 2);
+        assert_eq!(s.engine.kernel_mut().queue_reads, 2);
+        assert_eq!(s.engine.kernel_mut().class_reads, 0, "no class dump for one circuit");
+        assert!(matches!(
+            s.handle(Command::CircuitQueue { circuit: "c9".into() }),
+            Response::Error(CommandError::Unavailable { .. })
+        ));
     }
 
     fn wait_for_points(

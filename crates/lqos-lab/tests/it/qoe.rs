@@ -101,5 +101,34 @@ fn rtt_and_retransmits_agree_with_iperf3() {
             "iperf3 counted {iperf_retx} retransmits (< 10): retransmit comparison not applicable"
         );
     }
+    circuit_queue_shows_the_overflowing_fifo(&lab, &id, iperf_retx);
     lab.down();
+}
+
+/// The circuit's queue statistics (`CircuitQueue`, read from the kernel on request) after the
+/// download: both directions, the download leaf is the `pfifo limit 30` that overflowed, and
+/// its drops agree with the class's.
+fn circuit_queue_shows_the_overflowing_fifo(lab: &Lab, id: &str, iperf_retx: u64) {
+    let mut bus = lab.bus().expect("bus");
+    let q = match bus.request(&Command::CircuitQueue { circuit: id.to_owned() }).expect("queue") {
+        Response::Queue(q) => q,
+        other => panic!("circuit queue: {other:?}\n{}", lab.lqosd_log_tail(30)),
+    };
+    eprintln!("queue statistics: {q:?}");
+    assert!(!q.throttled);
+    let dirs: Vec<&str> = q.directions.iter().map(|d| d.direction.as_str()).collect();
+    assert_eq!(dirs, ["download", "upload"]);
+    let down = &q.directions[0];
+    let class = down.class_stats.expect("download class counters");
+    let leaf = down.leaf.as_ref().expect("the pfifo leaf");
+    assert_eq!(leaf.kind, "pfifo");
+    assert!(leaf.counters.packets > 1000, "a 12 s download went through the leaf: {leaf:?}");
+    assert_eq!(class.drops, leaf.counters.drops, "HTB counts the leaf's drops on the class");
+    if iperf_retx >= 10 {
+        assert!(leaf.counters.drops > 0, "retransmits without a drop in the FIFO: {leaf:?}");
+    }
+    match bus.request(&Command::CircuitQueue { circuit: "no-such-circuit".into() }) {
+        Ok(Response::Error(lqos_bus::CommandError::Unavailable { .. })) => {}
+        other => panic!("unknown circuit: {other:?}"),
+    }
 }

@@ -80,6 +80,15 @@ try {
   await page.waitForSelector("#c-plan");
   await page.waitForTimeout(3000);
   const planBefore = await page.textContent("#c-plan");
+  // Current RTT cards, busiest flows and queue statistics (web/circuit.js).
+  for (const id of ["c-rtt-access", "c-rtt-upstream", "c-retrans"]) check(await page.$("#" + id) !== null, "circuit page shows #" + id);
+  await page.waitForFunction(() => !/Loading/.test(document.getElementById("circuit-flows")?.textContent || "Loading"), null, { timeout: 10000 });
+  check((await page.$$("#circuit-flows tbody tr")).length > 0 || /No active flows/.test(await page.textContent("#circuit-flows")), "busiest flows: a table or the empty state");
+  await page.waitForSelector("#circuit-queue .queue-dir", { timeout: 10000 });
+  const dirs = await page.$$eval("#circuit-queue .queue-dir", e => e.map(d => d.dataset.direction));
+  check(dirs.join(",") === "download,upload", "queue statistics for both directions: " + dirs.join(","));
+  const access = await page.$eval("#c-rtt-access", e => ({ p50: e.dataset.p50Ms, p90: e.dataset.p90Ms, p99: e.dataset.p99Ms }));
+  check(access.p50 === undefined || (Number(access.p50) <= Number(access.p90) && Number(access.p90) <= Number(access.p99)), "access RTT p50 <= p90 <= p99 (or no sample): " + JSON.stringify(access));
   await shot("07-circuit");
 
   step = "edit";

@@ -2,6 +2,7 @@
 //! port), and the real server on sockets (module `server`).
 #![expect(clippy::print_stderr, reason = "attack tests report what they measured")]
 
+mod circuit;
 mod editor;
 mod events;
 mod history;
