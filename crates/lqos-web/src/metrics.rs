@@ -479,7 +479,11 @@ mod tests {
         // No quantiles for a path without samples in the window, no series for a circuit
         // without TCP.
         assert!(!text.contains("path=\"upstream\",quantile"));
-        assert!(!text.contains("circuit_id=\"quiet\""));
+        assert!(text.contains("lqos_circuit_drops_total{circuit_id=\"quiet\"} 0"));
+        assert!(
+            !text.lines().any(|l| l.starts_with("lqos_circuit_tcp_") && l.contains("\"quiet\"")),
+            "{text}"
+        );
     }
 
     #[test]
