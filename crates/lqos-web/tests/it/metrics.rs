@@ -320,3 +320,153 @@ async fn grafana_dashboard_queries_only_exported_series_and_valid_promql() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Percent-encodes a URL query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET path` over HTTP/1.0 on 127.0.0.1:`port`; the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_owned())
+}
+
+/// A real Prometheus server and the directory it owns; dropping kills it and removes both.
+struct PromServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for PromServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Serves `body` as `/metrics` over plain HTTP on 127.0.0.1 from a thread; returns its port.
+/// The thread ends with the test process.
+fn serve_metrics(body: String) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_real_prometheus_server_keeps_hostile_label_values_intact() {
+    // promtool checks with the client library's parser; the server scrapes with its own.
+    // This test has the server scrape the hostile answer and give every name back exactly.
+    let Ok(bin) = Process::new("prometheus").arg("--version").output() else {
+        eprintln!(
+            "skipped: prometheus not installed (scripts/deps.sh installs Debian's prometheus \
+             package)"
+        );
+        return;
+    };
+    assert!(bin.status.success(), "prometheus --version failed");
+    let text = scrape().await;
+    let samples = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    let target = serve_metrics(text);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - \
+             job_name: hostile\n    static_configs:\n      - targets: [\"127.0.0.1:{target}\"]\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+    let child = Process::new("prometheus")
+        .arg(format!("--config.file={}", conf.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn prometheus");
+    let log_path = dir.path().join("prometheus.log");
+    let prom = PromServer { child, _dir: dir, port };
+    let query = |q: &str| -> Option<serde_json::Value> {
+        let body = http_get(prom.port, &format!("/api/v1/query?query={}", urlencode(q)))?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["data"]["result"].as_array().filter(|r| !r.is_empty()).map(|r| r[0].clone())
+    };
+    let start = std::time::Instant::now();
+    let scraped = loop {
+        if let Some(v) = query("scrape_samples_scraped{job=\"hostile\"}") {
+            break v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no scrape within 30 s:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let value = |v: &serde_json::Value| v["value"][1].as_str().unwrap_or("").to_owned();
+    assert_eq!(value(&scraped), samples.to_string(), "every sample line was taken");
+    let up = query("up{job=\"hostile\"}").expect("up");
+    assert_eq!(value(&up), "1", "the scrape succeeded");
+    for (metric, label, extra) in [
+        ("lqos_circuit_drops_total", "circuit_id", Some("quiet")),
+        ("lqos_node_tcp_retransmits_total", "node", None),
+    ] {
+        let body = http_get(prom.port, &format!("/api/v1/series?match[]={}", urlencode(metric)))
+            .expect("series answer");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("series JSON");
+        let mut got: Vec<String> = v["data"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .filter_map(|s| s[label].as_str().map(str::to_owned))
+            .collect();
+        got.sort();
+        got.dedup();
+        let mut want: Vec<String> =
+            HOSTILE.iter().map(|s| (*s).to_owned()).chain(extra.map(str::to_owned)).collect();
+        want.sort();
+        assert_eq!(got, want, "{metric}: label {label} as Prometheus stored it");
+    }
+}
