@@ -267,6 +267,23 @@ fn prometheus_scrapes_metrics_and_answers_a_circuit_rtt_query() {
         let v = prom.query_one(&q).unwrap_or_else(|| panic!("no answer to {q}"));
         assert!(v > 0.0, "{q} = {v}");
     }
+    // lqtop reads the same numbers from the bus: the loaded circuit's row has the access RTT
+    // and a retransmit ratio, and its node's row in the node view has them too.
+    let snap = lqtop::fetch(&mut bus, lqtop::View::Circuits);
+    assert!(snap.error.is_none(), "lqtop fetch: {:?}", snap.error);
+    let c = snap.top.iter().find(|c| c.id == id).expect("the loaded circuit in lqtop's list");
+    let row = lqtop::Entry::circuit(c);
+    let p50 = row.rtt_p50_ms.expect("lqtop shows a p50 access RTT for the loaded circuit");
+    assert!((p50 / bus_ms - 1.0).abs() < 0.5, "lqtop p50 {p50} ms vs lqosd {bus_ms} ms");
+    assert!(row.rtt_p90_ms.is_some_and(|p90| p90 >= p50), "{row:?}");
+    assert!(row.retx_ratio.is_some(), "retransmit ratio after a TCP download: {row:?}");
+    let nodes = lqtop::fetch(&mut bus, lqtop::View::Nodes);
+    let parent = &lab.spec.subscribers[0].parent;
+    let n = nodes.nodes.iter().find(|n| &n.name == parent).expect("the circuit's node");
+    let node_row = lqtop::Entry::node(n);
+    assert!(node_row.rtt_p90_ms.is_some(), "lqtop node row: {node_row:?}");
+    eprintln!("lqtop: circuit row {row:?}\nlqtop: node row {node_row:?}");
+
     // The history store's size, when lqosd keeps history.
     let status = match bus.request(&Command::Status).expect("status") {
         Response::Status(s) => s,
