@@ -267,6 +267,29 @@ fn prometheus_scrapes_metrics_and_answers_a_circuit_rtt_query() {
         let v = prom.query_one(&q).unwrap_or_else(|| panic!("no answer to {q}"));
         assert!(v > 0.0, "{q} = {v}");
     }
+    // The real answer of a loaded lqosd passes promtool's checks and lints too.
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let real = lab.shaper.exec_stdout("curl", &["-sk", "-H", &auth, &url]).expect("curl /metrics");
+    assert!(real.contains("lqos_circuit_tcp_rtt_seconds{"), "{real}");
+    if which("promtool").is_some() {
+        use std::io::Write;
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run promtool");
+        child.stdin.take().expect("stdin").write_all(real.as_bytes()).expect("feed promtool");
+        let out = child.wait_with_output().expect("promtool");
+        let msg = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && msg.trim().is_empty(), "promtool: {msg}\n{real}");
+    }
+
     // lqtop reads the same numbers from the bus: the loaded circuit's row has the access RTT
     // and a retransmit ratio, and its node's row in the node view has them too.
     let snap = lqtop::fetch(&mut bus, lqtop::View::Circuits);
