@@ -7,10 +7,13 @@
 //!   `last_apply_timestamp_seconds`, `uptime_seconds`, `history_bytes` (when history is on).
 //! * `scheduler_info{phase,integration}` 1, `scheduler_last_run_timestamp_seconds`,
 //!   `scheduler_next_run_timestamp_seconds`, `scheduler_last_result_ok` (1/0).
-//! * Per circuit (label `circuit` = Circuit ID, `direction` = `down`/`up`):
+//! * Per circuit (label `circuit_id` = Circuit ID, `direction` = `down`/`up`):
 //!   `circuit_bytes_total`, `circuit_packets_total`, `circuit_rate_bps`; `circuit_drops_total`
-//!   (label `circuit`).
-//! * Per node (label `node`, `direction`): `node_rate_bps`, `node_max_bps`; `node_drops_total`.
+//!   (label `circuit_id`). Every circuit series uses `circuit_id`, the label the TCP series
+//!   below were given by the issue-11 contract (before, these four used `circuit`).
+//! * Per node (label `node`, `direction`): `node_rate_bps` (throughput), `node_max_bps`
+//!   (configured ceiling); `node_drops_total`. A node name that repeats (network.json forbids
+//!   it) is exported once, so no scrape ever carries a duplicate series.
 //!
 //! * TCP quality (issue 11; names are a contract for dashboards and alert rules), per circuit
 //!   (label `circuit_id`) and per node (label `node`):
@@ -105,9 +108,31 @@ async fn metrics(State(state): State<WebState>, peer: Peer, headers: HeaderMap) 
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-/// Escapes a label value.
+/// Escapes a label value as the text format wants: backslash, double quote and line feed are
+/// the only characters with an escape; everything else (UTF-8, tabs, carriage returns) is
+/// legal as it is.
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    let mut out = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A sample value: Prometheus spells the special floats `NaN`, `+Inf` and `-Inf`.
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
 }
 
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -204,9 +229,11 @@ pub fn render(
     }
     if let Some(list) = circuits {
         let mut top: Vec<&CircuitStat> = list.iter().collect();
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        top.retain(|c| seen.insert(c.id.as_str()));
         top.sort_unstable_by(|a, b| {
-            (b.download_bytes + b.upload_bytes)
-                .cmp(&(a.download_bytes + a.upload_bytes))
+            (b.download_bytes.saturating_add(b.upload_bytes))
+                .cmp(&(a.download_bytes.saturating_add(a.upload_bytes)))
                 .then_with(|| a.id.cmp(&b.id))
         });
         top.truncate(MAX_CIRCUIT_SERIES);
@@ -234,14 +261,18 @@ pub fn render(
             for c in &top {
                 let (d, u) = pick(c);
                 let id = esc(&c.id);
-                let _ = writeln!(out, "lqos_{name}{{circuit=\"{id}\",direction=\"down\"}} {d}");
-                let _ = writeln!(out, "lqos_{name}{{circuit=\"{id}\",direction=\"up\"}} {u}");
+                let _ = writeln!(out, "lqos_{name}{{circuit_id=\"{id}\",direction=\"down\"}} {d}");
+                let _ = writeln!(out, "lqos_{name}{{circuit_id=\"{id}\",direction=\"up\"}} {u}");
             }
         }
         head(&mut out, "circuit_drops_total", "counter", "Queue drops per circuit.");
         for c in &top {
-            let _ =
-                writeln!(out, "lqos_circuit_drops_total{{circuit=\"{}\"}} {}", esc(&c.id), c.drops);
+            let _ = writeln!(
+                out,
+                "lqos_circuit_drops_total{{circuit_id=\"{}\"}} {}",
+                esc(&c.id),
+                c.drops
+            );
         }
         let tcp: Vec<(String, &Qoe)> = top
             .iter()
@@ -250,8 +281,10 @@ pub fn render(
         tcp_series(&mut out, "circuit", &tcp);
     }
     if let Some(nodes) = nodes {
+        let mut seen = std::collections::HashSet::with_capacity(nodes.len());
+        let nodes: Vec<&NodeStat> = nodes.iter().filter(|n| seen.insert(n.name.as_str())).collect();
         head(&mut out, "node_rate_bps", "gauge", "Current rate per node, bits/s.");
-        for n in nodes {
+        for n in &nodes {
             let name = esc(&n.name);
             let _ = writeln!(
                 out,
@@ -265,21 +298,21 @@ pub fn render(
             );
         }
         head(&mut out, "node_max_bps", "gauge", "Configured ceiling per node, bits/s.");
-        for n in nodes {
+        for n in &nodes {
             let name = esc(&n.name);
             let _ = writeln!(
                 out,
                 "lqos_node_max_bps{{node=\"{name}\",direction=\"down\"}} {}",
-                n.download_max_kbit * 1000
+                n.download_max_kbit.saturating_mul(1000)
             );
             let _ = writeln!(
                 out,
                 "lqos_node_max_bps{{node=\"{name}\",direction=\"up\"}} {}",
-                n.upload_max_kbit * 1000
+                n.upload_max_kbit.saturating_mul(1000)
             );
         }
         head(&mut out, "node_drops_total", "counter", "Queue drops per node.");
-        for n in nodes {
+        for n in &nodes {
             let _ = writeln!(out, "lqos_node_drops_total{{node=\"{}\"}} {}", esc(&n.name), n.drops);
         }
         let tcp: Vec<(String, &Qoe)> = nodes
@@ -323,14 +356,14 @@ fn tcp_series(out: &mut String, kind: &str, list: &[(String, &Qoe)]) {
                     let _ = writeln!(
                         out,
                         "lqos_{kind}_tcp_rtt_seconds{{{label},path=\"{path}\",quantile=\"{quantile}\"}} {}",
-                        ms / 1000.0
+                        float(ms / 1000.0)
                     );
                 }
             }
             let _ = writeln!(
                 out,
                 "lqos_{kind}_tcp_rtt_seconds_sum{{{label},path=\"{path}\"}} {}",
-                sum_ms / 1000.0
+                float(sum_ms / 1000.0)
             );
             let _ = writeln!(
                 out,
@@ -395,8 +428,8 @@ mod tests {
         assert!(text.contains("lqos_up 0"));
         assert!(text.contains("lqos_circuits_exported 1000"));
         assert_eq!(text.matches("lqos_circuit_drops_total{").count(), 1000);
-        assert!(text.contains("circuit=\"c\\\"1499\""));
-        assert!(!text.contains("circuit=\"c\\\"499\""));
+        assert!(text.contains("circuit_id=\"c\\\"1499\""));
+        assert!(!text.contains("circuit_id=\"c\\\"499\""));
     }
 
     #[test]
@@ -446,6 +479,53 @@ mod tests {
         // No quantiles for a path without samples in the window, no series for a circuit
         // without TCP.
         assert!(!text.contains("path=\"upstream\",quantile"));
-        assert!(!text.contains("circuit_id=\"quiet\""));
+        assert!(text.contains("lqos_circuit_drops_total{circuit_id=\"quiet\"} 0"));
+        assert!(
+            !text.lines().any(|l| l.starts_with("lqos_circuit_tcp_") && l.contains("\"quiet\"")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_and_repeats_exported_once() {
+        let hostile = "a\"b\\c\nd\u{e9}\u{1F600}\r\t";
+        let circuits = vec![
+            CircuitStat { id: hostile.into(), download_bytes: 2, ..Default::default() },
+            CircuitStat { id: hostile.into(), download_bytes: 1, ..Default::default() },
+        ];
+        let nodes = vec![
+            NodeStat { name: hostile.into(), download_max_kbit: u64::MAX, ..Default::default() },
+            NodeStat { name: hostile.into(), ..Default::default() },
+        ];
+        let text = render(None, Some(&circuits), Some(&nodes));
+        let escaped = "a\\\"b\\\\c\\nd\u{e9}\u{1F600}\r\t";
+        assert!(
+            text.lines()
+                .any(|l| l == format!("lqos_circuit_drops_total{{circuit_id=\"{escaped}\"}} 0")),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l
+                == format!(
+                    "lqos_node_max_bps{{node=\"{escaped}\",direction=\"down\"}} {}",
+                    u64::MAX
+                )),
+            "{text}"
+        );
+        // Every sample stays on one line: no raw line feed inside a label value.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("lqos_"), "broken line {line:?}");
+        }
+        assert_eq!(text.matches("lqos_circuit_drops_total{").count(), 1);
+        assert_eq!(text.matches("lqos_node_drops_total{").count(), 1);
+    }
+
+    #[test]
+    fn special_floats_use_prometheus_spelling() {
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(float(0.012), "0.012");
+        assert_eq!(float(1e-7), "0.0000001");
     }
 }

@@ -2,6 +2,7 @@
 #![expect(clippy::print_stderr, reason = "end-to-end tests report the rates they measured")]
 mod e2e;
 mod insight;
+mod prometheus;
 mod qoe;
 mod scheduler;
 mod signals;

@@ -8,6 +8,7 @@ mod events;
 mod history;
 mod insight;
 mod login;
+mod metrics;
 mod security;
 mod server;
 
@@ -561,7 +562,7 @@ async fn metrics_token_and_switch() {
     .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("lqos_up 1"));
-    assert!(r.text.contains("lqos_circuit_bytes_total{circuit=\"c00001\",direction=\"down\"}"));
+    assert!(r.text.contains("lqos_circuit_bytes_total{circuit_id=\"c00001\",direction=\"down\"}"));
     assert!(r.text.contains("lqos_node_rate_bps{node=\"Core\",direction=\"down\"}"));
     assert!(r.text.contains("lqos_scheduler_info{phase=\"idle\",integration=\"none\"} 1"));
     let app = app_with(20, &[], |o| o.metrics_enabled = false);
