@@ -70,6 +70,11 @@ impl HistoryFeed {
         &self.history
     }
 
+    /// The store, shared (for a reader on another thread).
+    pub fn shared(&self) -> Arc<History> {
+        self.history.clone()
+    }
+
     fn rekey(&mut self, plan: &Plan) {
         let m = mark(plan);
         if m == self.plan_mark && !self.keys.is_empty() {

@@ -7,9 +7,10 @@
 //!   a node's merges the histograms and counts of every circuit below it, so its p90 is the
 //!   p90 of all their samples. The long windows (1 h from 1 min points, 24 h from 15 min
 //!   points) come from the history store in one range scan ([`lqos_history::Store::summarize`])
-//!   whose result is cached ([`HISTORY_CACHE_1H`], [`HISTORY_CACHE_24H`]: the scan of 10,000
-//!   circuits takes ~85 ms for 1 h and ~230 ms for 24 h on the apply task, see
-//!   `bench/history_bench.sh worst`): a point's p90 is its interval's, and a
+//!   whose result is cached ([`HISTORY_CACHE_1H`], [`HISTORY_CACHE_24H`]; the scan of 10,000
+//!   circuits takes ~85 ms for 1 h and ~230 ms for 24 h, see `bench/history_bench.sh worst`;
+//!   a stale summary is answered while a background thread scans again, so the apply task
+//!   scans itself only on a first query): a point's p90 is its interval's, and a
 //!   window's p90 is the mean over the points that had one. Nodes use their own stored series.
 //!   Entries with too few samples are left out ([`MIN_RTT_SAMPLES`], [`MIN_TCP_PACKETS`],
 //!   [`MIN_RTT_POINTS`], [`MIN_TCP_PACKETS_HISTORY`]); the answer states the bound it used.
@@ -54,6 +55,9 @@ pub const HISTORY_CACHE_1H: Duration = Duration::from_secs(30);
 /// How long the 24 h summary is reused (its 15 min points change every quarter hour; five
 /// minutes of a day-long window is noise, the scan is not).
 pub const HISTORY_CACHE_24H: Duration = Duration::from_secs(300);
+/// A summary older than its lifetime but younger than this many lifetimes is answered while a
+/// background scan replaces it.
+pub const STALE_FACTOR: u32 = 4;
 /// Upper edges of the distribution's buckets, ms (the last bucket is open).
 pub const DIST_EDGES_MS: [f64; 11] =
     [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
@@ -141,13 +145,19 @@ pub struct WorstQuery {
     pub limit: usize,
 }
 
-/// A history-window summary and when it was made.
-type Cached = (Instant, u64, Arc<HashMap<String, WindowSummary>>);
+/// Per-series sums of one history window.
+type Summary = Arc<HashMap<String, WindowSummary>>;
+/// A history-window summary and when it was made (monotonic, unix).
+type Cached = (Instant, u64, Summary);
+/// Where a background scan delivers its summary.
+type Pending = std::sync::mpsc::Receiver<Result<Cached, String>>;
 
 /// The state behind the answers: the history summaries' cache and the unknown addresses.
 #[derive(Debug, Default)]
 pub struct Insight {
     cache: HashMap<QoeWindow, Cached>,
+    /// Background scans under way, per window.
+    refreshing: HashMap<QoeWindow, Pending>,
     /// Unmapped addresses seen recently.
     pub unknown: UnknownTracker,
 }
@@ -156,43 +166,95 @@ fn unix_now() -> u64 {
     lqos_history::unix_now()
 }
 
+/// Scans the store for `window` ending now: 1 h from 1 min points, 24 h from 15 min points.
+fn scan(
+    history: &lqos_history::History,
+    window: QoeWindow,
+) -> Result<(u64, Summary), lqos_history::HistoryError> {
+    let tier = if window == QoeWindow::Hours24 { TIER_15M } else { TIER_1M };
+    let unix = unix_now();
+    let started = Instant::now();
+    let s = history.store().summarize(tier, unix.saturating_sub(window.secs()), unix)?;
+    tracing::debug!(
+        window = window.as_str(),
+        series = s.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "history window summarized"
+    );
+    Ok((unix, Arc::new(s)))
+}
+
 impl Insight {
-    /// Forgets cached history summaries (a new plan: other circuits, other names).
+    /// Forgets cached history summaries. (A new plan needs no new scan: summaries are keyed
+    /// by circuit ID and node name and joined with the plan on every query.)
     pub fn forget_cache(&mut self) {
         self.cache.clear();
     }
 
-    /// The summary of a history window, from the cache when it is fresh enough.
+    /// The summary of a history window: from the cache while it is fresh; a stale one (up to
+    /// [`STALE_FACTOR`] times its lifetime) is answered at once while a background thread
+    /// scans again, so the apply task waits for a scan only when there is no usable summary
+    /// (the first query, or one after a long quiet time).
     fn summary(
         &mut self,
         feed: &HistoryFeed,
         window: QoeWindow,
         now: Instant,
-    ) -> Result<(u64, Arc<HashMap<String, WindowSummary>>), CommandError> {
+    ) -> Result<(u64, Summary), CommandError> {
+        self.collect(window);
         let keep = if window == QoeWindow::Hours24 { HISTORY_CACHE_24H } else { HISTORY_CACHE_1H };
-        if let Some((at, unix, s)) = self.cache.get(&window)
-            && now.saturating_duration_since(*at) < keep
-        {
-            return Ok((*unix, s.clone()));
+        if let Some((at, unix, s)) = self.cache.get(&window) {
+            let age = now.saturating_duration_since(*at);
+            if age < keep {
+                return Ok((*unix, s.clone()));
+            }
+            if age < keep.saturating_mul(STALE_FACTOR) {
+                let answer = (*unix, s.clone());
+                self.refresh_in_background(feed, window);
+                return Ok(answer);
+            }
         }
-        let tier = if window == QoeWindow::Hours24 { TIER_15M } else { TIER_1M };
-        let unix = unix_now();
-        let from = unix.saturating_sub(window.secs());
-        let started = Instant::now();
-        let s = feed
-            .history()
-            .store()
-            .summarize(tier, from, unix)
+        let (unix, s) = scan(feed.history(), window)
             .map_err(|e| CommandError::Internal { message: e.to_string() })?;
-        tracing::debug!(
-            window = window.as_str(),
-            series = s.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "history window summarized"
-        );
-        let s = Arc::new(s);
         self.cache.insert(window, (now, unix, s.clone()));
         Ok((unix, s))
+    }
+
+    /// Takes the result of a finished background scan of `window`, if any.
+    fn collect(&mut self, window: QoeWindow) {
+        let Some(rx) = self.refreshing.get(&window) else { return };
+        match rx.try_recv() {
+            Ok(Ok(done)) => {
+                self.cache.insert(window, done);
+            }
+            Ok(Err(message)) => {
+                tracing::warn!(window = window.as_str(), error = %message, "history scan failed");
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {}
+        }
+        self.refreshing.remove(&window);
+    }
+
+    /// Starts one background scan of `window` unless one is under way.
+    fn refresh_in_background(&mut self, feed: &HistoryFeed, window: QoeWindow) {
+        if self.refreshing.contains_key(&window) {
+            return;
+        }
+        let history = feed.shared();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new().name("lqos-insight".into()).spawn(move || {
+            let r = scan(&history, window)
+                .map(|(unix, s)| (Instant::now(), unix, s))
+                .map_err(|e| e.to_string());
+            let _ = tx.send(r);
+        });
+        match spawned {
+            Ok(_) => {
+                self.refreshing.insert(window, rx);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start a history scan thread"),
+        }
     }
 
     /// The answer to `Worst`.
@@ -758,6 +820,62 @@ c4,Dave,d4,r4,AP_1,,,,100.64.0.4,,1,1,20,5,
             panic!("worst")
         };
         assert_eq!(ids(&fresh)[0], "c4");
+    }
+
+    #[test]
+    fn a_stale_summary_is_answered_while_a_background_scan_replaces_it() {
+        let f = fixture();
+        let feed =
+            HistoryFeed::open(&f._dir.path().join("state/history.redb"), 64).expect("open store");
+        let store = feed.history().store();
+        let now = lqos_history::unix_now();
+        let key =
+            |id: &str| -> Arc<str> { Arc::from(series_key(HistoryKind::Circuit, id).as_str()) };
+        let put = |id: &str, p90: f64| {
+            for m in 0..10u64 {
+                let s = Sample { rtt_access: Some([p90 / 2.0, p90, p90]), ..Sample::default() };
+                store.record(now - 1200 + m * 60, &[(key(id), s)]);
+            }
+            store.flush().expect("flush");
+        };
+        let mut insight = Insight::default();
+        let mut ask = |insight: &mut Insight| {
+            let q = WorstQuery {
+                kind: WorstKind::Circuits,
+                by: WorstBy::Rtt,
+                window: QoeWindow::Hour1,
+                limit: 10,
+            };
+            match insight.worst(&f.stats, Some(&f.plan), Some(&feed), q) {
+                Response::Worst(w) => ids(&w).into_iter().map(str::to_owned).collect::<Vec<_>>(),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        put("c1", 20.0);
+        assert_eq!(ask(&mut insight), ["c1"], "the first query scans at once");
+        put("c2", 90.0);
+        let age = |insight: &mut Insight, by: Duration| {
+            let e = insight.cache.get_mut(&QoeWindow::Hour1).expect("cached");
+            e.0 = Instant::now().checked_sub(by).expect("uptime");
+        };
+        // Stale: answered as it was, while a scan runs in the background.
+        age(&mut insight, HISTORY_CACHE_1H + Duration::from_secs(1));
+        assert_eq!(ask(&mut insight), ["c1"]);
+        assert!(insight.refreshing.contains_key(&QoeWindow::Hour1));
+        let mut fresh = Vec::new();
+        for _ in 0..500 {
+            fresh = ask(&mut insight);
+            if fresh.first().map(String::as_str) == Some("c2") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(fresh, ["c2", "c1"], "the background scan replaced the summary");
+        assert!(insight.refreshing.is_empty());
+        // Too old to show: scanned again before answering.
+        put("c3", 400.0);
+        age(&mut insight, HISTORY_CACHE_1H * STALE_FACTOR + Duration::from_secs(1));
+        assert_eq!(ask(&mut insight), ["c3", "c2", "c1"]);
     }
 
     #[test]

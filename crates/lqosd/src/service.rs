@@ -92,7 +92,6 @@ impl<K: Kernel> Service<K> {
 
     fn refresh_mapped(&mut self) {
         self.stats.set_plan(self.engine.applied(), self.engine.slots());
-        self.insight.forget_cache();
     }
 
     /// Re-reads lqos.conf (reloads pick up edited rates and SQM; interface changes need a
