@@ -839,7 +839,7 @@ c4,Dave,d4,r4,AP_1,,,,100.64.0.4,,1,1,20,5,
             store.flush().expect("flush");
         };
         let mut insight = Insight::default();
-        let mut ask = |insight: &mut Insight| {
+        let ask = |insight: &mut Insight| {
             let q = WorstQuery {
                 kind: WorstKind::Circuits,
                 by: WorstBy::Rtt,
