@@ -69,6 +69,12 @@ pub enum ApiError {
         /// Seconds until the next attempt is allowed.
         retry_after_secs: u64,
     },
+    /// Too many user-management changes from one client or admin.
+    #[error("too many user changes; try again in {retry_after_secs} s")]
+    TooManyChanges {
+        /// Seconds until the next change is allowed.
+        retry_after_secs: u64,
+    },
     /// A per-session or per-client quota is used up (live streams).
     #[error("{message}")]
     TooMany {
@@ -148,7 +154,9 @@ impl ApiError {
             }
             ApiError::FileHasErrors { .. } => (StatusCode::CONFLICT, "file_has_errors"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RateLimited { .. } | ApiError::TooManyChanges { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
             ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ApiError::Backend { source } => match source {
                 CommandError::InvalidInput { .. } => {
@@ -200,7 +208,8 @@ impl IntoResponse for ApiError {
         {
             resp.headers_mut().insert(header::ETAG, v);
         }
-        if let ApiError::RateLimited { retry_after_secs } = &self
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::TooManyChanges { retry_after_secs } = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);

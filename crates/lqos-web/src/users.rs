@@ -1,6 +1,12 @@
 //! The web users file (`<lqos_directory>/lqusers.toml`): usernames, Argon2id password hashes
-//! and roles. Shared by lqos_web's login and the `lqusers` CLI. Written atomically (temp file +
-//! rename, mode 0600); a missing file means "no users yet".
+//! and roles. Shared by lqos_web's login and user management and the `lqusers` CLI. Written
+//! atomically (temp file + rename, mode 0600, owner kept); a missing file means "no users yet".
+//!
+//! Two writers (lqos_web and `lqusers`, or two admins) never lose each other's change: every
+//! write holds an exclusive `flock` on `.lqusers.toml.lock` beside the file, and
+//! [`UserStore::save`] refuses ([`UsersError::Changed`]) when the file is no longer what
+//! [`UserStore::load`] read. [`UserStore::update`] re-reads the file under the lock, applies
+//! a change and writes it before letting go, which is what the web API uses.
 //!
 //! ```toml
 //! version = 1
@@ -82,14 +88,16 @@ pub enum UsersError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid.
-    #[error("users file {} is invalid", path.display())]
+    /// The file is not a valid users file. Only the place and the parser's message are kept:
+    /// the offending line may hold a password hash, which is never shown nor logged.
+    #[error("users file {}:{line} is invalid: {message}", path.display())]
     Parse {
-        /// File.
+        /// The users file.
         path: PathBuf,
-        /// Cause.
-        #[source]
-        source: toml::de::Error,
+        /// 1-based line of the problem (1 when the parser gave no place).
+        line: usize,
+        /// The parser's message, without the quoted line.
+        message: String,
     },
     /// Writing the file failed.
     #[error("cannot write users file {}", path.display())]
@@ -127,6 +135,40 @@ pub enum UsersError {
         /// argon2's message.
         message: String,
     },
+    /// The change would leave no admin (nobody could manage users from the GUI any more).
+    #[error("{username:?} is the last admin: make another user admin first")]
+    LastAdmin {
+        /// The user the change was about.
+        username: String,
+    },
+    /// Someone else wrote the file after it was read; nothing was written.
+    #[error(
+        "users file {} changed since it was read (another lqusers or the web GUI saved it); nothing written: run the command again",
+        path.display()
+    )]
+    Changed {
+        /// The users file.
+        path: PathBuf,
+    },
+    /// Another writer holds the users file's lock for longer than [`LOCK_WAIT`].
+    #[error("users file {} is locked by another writer ({}); nothing written", path.display(), lock.display())]
+    Busy {
+        /// The users file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The lock file cannot be opened or locked.
+    #[error("cannot lock users file {} through {}", path.display(), lock.display())]
+    Lock {
+        /// The users file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The users file in memory.
@@ -134,40 +176,78 @@ pub enum UsersError {
 pub struct UserStore {
     path: PathBuf,
     users: Vec<User>,
+    /// SHA-256 of the file as read (or last written); `None` when it did not exist.
+    loaded: Option<[u8; 32]>,
 }
+
+/// How long a writer waits for another one's lock before giving up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl UserStore {
     /// Loads `path`; a missing file gives an empty store.
     pub fn load(path: &Path) -> Result<UserStore, UsersError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(UsersError::Read { path: path.into(), source }),
+        let (text, loaded) = match read_file(path)? {
+            Some((text, digest)) => (text, Some(digest)),
+            None => (String::new(), None),
         };
         let users = if text.trim().is_empty() {
             Vec::new()
         } else {
             toml::from_str::<UsersFile>(&text)
-                .map_err(|source| UsersError::Parse { path: path.into(), source })?
+                .map_err(|e| UsersError::Parse {
+                    path: path.into(),
+                    line: e.span().map_or(1, |s| {
+                        text.get(..s.start).map_or(1, |t| t.matches('\n').count() + 1)
+                    }),
+                    message: e.message().trim().to_owned(),
+                })?
                 .users
         };
-        Ok(UserStore { path: path.into(), users })
+        Ok(UserStore { path: path.into(), users, loaded })
     }
 
     /// A store with no users for `path` (what an unusable file is treated as: nobody).
     pub fn empty(path: &Path) -> UserStore {
-        UserStore { path: path.into(), users: Vec::new() }
+        UserStore { path: path.into(), users: Vec::new(), loaded: None }
     }
 
-    /// Writes the store back atomically (0600).
-    pub fn save(&self) -> Result<(), UsersError> {
+    /// Writes the store back atomically (0600, owner kept) under the users file's lock.
+    /// Refuses with [`UsersError::Changed`] when the file on disk is no longer the one this
+    /// store was loaded from (or last saved as), so a concurrent edit is never overwritten.
+    pub fn save(&mut self) -> Result<(), UsersError> {
+        let _lock = lock(&self.path)?;
+        let now = read_file(&self.path)?.map(|(_, digest)| digest);
+        if now != self.loaded {
+            return Err(UsersError::Changed { path: self.path.clone() });
+        }
+        self.write_locked()
+    }
+
+    /// Re-reads `path` under its lock, applies `change` and writes the result before the
+    /// lock is released: the way to change the file from a long-running process, where the
+    /// copy in memory may be old. Nothing is written when `change` fails.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut UserStore) -> Result<T, UsersError>,
+    ) -> Result<(T, UserStore), UsersError> {
+        let _lock = lock(path)?;
+        let mut store = UserStore::load(path)?;
+        let out = change(&mut store)?;
+        store.write_locked()?;
+        Ok((out, store))
+    }
+
+    /// Writes the file; the caller holds the lock.
+    fn write_locked(&mut self) -> Result<(), UsersError> {
         let file = UsersFile { version: 1, users: self.users.clone() };
         let text = toml::to_string(&file).map_err(|e| UsersError::Write {
             path: self.path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
         write_atomic_private(&self.path, text.as_bytes())
-            .map_err(|source| UsersError::Write { path: self.path.clone(), source })
+            .map_err(|source| UsersError::Write { path: self.path.clone(), source })?;
+        self.loaded = Some(digest(text.as_bytes()));
+        Ok(())
     }
 
     /// The file this store belongs to.
@@ -183,6 +263,21 @@ impl UserStore {
     /// True when no user exists (first run).
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// True when at least one user is an admin.
+    pub fn has_admin(&self) -> bool {
+        self.users.iter().any(|u| u.role == Role::Admin)
+    }
+
+    /// Refuses ([`UsersError::LastAdmin`]) when no admin is left after a change to
+    /// `username`, for the callers that must keep one (the web API).
+    pub fn require_admin(&self, username: &str) -> Result<(), UsersError> {
+        if self.has_admin() {
+            Ok(())
+        } else {
+            Err(UsersError::LastAdmin { username: username.into() })
+        }
     }
 
     /// One user.
@@ -248,6 +343,64 @@ impl UserStore {
         };
         let ok = verify_password(hash, password);
         if ok { user } else { None }
+    }
+}
+
+/// The file's text and SHA-256, `None` when it does not exist.
+fn read_file(path: &Path) -> Result<Option<(String, [u8; 32])>, UsersError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let d = digest(&bytes);
+            let text = String::from_utf8(bytes).map_err(|e| UsersError::Read {
+                path: path.into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+            })?;
+            Ok(Some((text, d)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(UsersError::Read { path: path.into(), source }),
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The lock file of `path`: `.<name>.lock` beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.join(format!(".{name}.lock"))
+}
+
+/// Takes the exclusive lock of `path` (an `flock` on [`lock_path`]), waiting at most
+/// [`LOCK_WAIT`]. The lock ends when the returned file is dropped. The lock file is created
+/// 0644 (it holds nothing): `lqusers` running as root and `lqos_web` as `lqos` can both open
+/// it, read-only when it belongs to the other.
+fn lock(path: &Path) -> Result<std::fs::File, UsersError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock = lock_path(path);
+    let err = |source| UsersError::Lock { path: path.into(), lock: lock.clone(), source };
+    let file = match std::fs::OpenOptions::new().read(true).write(true).create(true).mode(0o644).open(&lock) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::File::open(&lock).map_err(err)?
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(UsersError::Busy { path: path.into(), lock });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
     }
 }
 
