@@ -78,7 +78,7 @@ pub const ADMIN_WRITE_LIMITS: crate::throttle::Limits = crate::throttle::Limits 
 type HmacSha256 = Hmac<Sha256>;
 
 /// A logged-in user, as handlers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Session {
     /// Login name.
     pub username: String,
@@ -531,7 +531,7 @@ pub(crate) fn cookie_value(parts: &axum::http::HeaderMap, secure: bool) -> Optio
 }
 
 /// Paths under `/api/v1` reachable without a session.
-fn is_public_api(path: &str) -> bool {
+pub(crate) fn is_public_api(path: &str) -> bool {
     matches!(
         path,
         "/api/v1/login"

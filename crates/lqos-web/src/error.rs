@@ -10,7 +10,7 @@ use lqos_config::Diagnostic;
 use serde::Serialize;
 
 /// A problem with one form field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Field name (for the shaped devices editor: the CSV column header, e.g. `Download Max Mbps`).
     pub field: String,
@@ -174,13 +174,21 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// Machine-readable code: `unauthorized`, `forbidden`, `bad_request`, `not_found`,
+    /// `conflict`, `stale`, `validation`, `rate_limited`, `unavailable`, `internal`…
     error: &'a str,
+    /// For people.
     message: String,
+    /// Field errors (`validation`).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
     errors: &'a [FieldError],
+    /// Input diagnostics from lqos-config, with file, line and field.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<Diagnostic>)]
     diagnostics: &'a [Diagnostic],
 }
 
@@ -202,7 +210,7 @@ impl IntoResponse for ApiError {
             _ => (&[], &[]),
         };
         let mut resp =
-            (status, Json(Body { error: code, message, errors, diagnostics })).into_response();
+            (status, Json(ErrorBody { error: code, message, errors, diagnostics })).into_response();
         if let ApiError::Stale { etag } = &self
             && let Ok(v) = HeaderValue::from_str(etag)
         {

@@ -44,9 +44,11 @@ mod events;
 pub mod front;
 mod history;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod throttle;
 pub mod tls;
+mod useradmin;
 pub mod users;
 
 use std::future::Future;
@@ -261,11 +263,17 @@ impl CircuitIndex {
     }
 }
 
+/// Every `/api/v1` route path as the router has it (relative to `/api/v1`, parameters as
+/// `{name}`), for the test that checks the OpenAPI document against the router.
+pub fn api_paths() -> Vec<&'static str> {
+    api::routes().paths().to_vec()
+}
+
 /// Builds the whole application: pages, API, events and metrics.
 pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(assets::routes())
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().into_router())
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(axum::middleware::from_fn(assets::security_headers))

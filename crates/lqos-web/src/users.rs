@@ -30,7 +30,7 @@ pub const USERS_FILE_NAME: &str = "lqusers.toml";
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including edits and reloads.
