@@ -82,6 +82,8 @@ impl ApiRoutes {
     ),
     servers((url = "/api/v1")),
     modifiers(&Conventions),
+    // Schemas only reached through query parameters (utoipa collects the others itself).
+    components(schemas(super::api::SortKey, super::api::Order, lqos_bus::HistoryRange)),
     paths(
         super::api::health,
         super::api::openapi_json,
