@@ -3,13 +3,13 @@
 use std::cmp::Ordering;
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
-use axum::Json;
 use futures_util::stream::{self, Stream};
 use lqos_bus::{CircuitStat, Command, DaemonStatus, NodeStat, ReloadMode, ReloadReport, Response};
 use serde::{Deserialize, Serialize};
@@ -500,7 +500,9 @@ pub(crate) struct SchedulerView {
 /// The scheduler's state, the last reload and its report.
 #[utoipa::path(get, path = "/scheduler", tag = "reload",
     responses((status = 200, description = "Scheduler view", body = SchedulerView)))]
-pub(crate) async fn scheduler(State(state): State<WebState>) -> Result<Json<SchedulerView>, ApiError> {
+pub(crate) async fn scheduler(
+    State(state): State<WebState>,
+) -> Result<Json<SchedulerView>, ApiError> {
     let s = fetch_status(&state).await?;
     Ok(Json(SchedulerView {
         scheduler: s.scheduler,

@@ -494,9 +494,9 @@ pub(crate) fn users_error(e: UsersError) -> ApiError {
         | UsersError::LastAdmin { .. }
         | UsersError::Changed { .. }
         | UsersError::Busy { .. } => ApiError::Conflict { message: e.to_string() },
-        UsersError::Parse { .. } => {
-            ApiError::Conflict { message: format!("{e}; fix the file first (lqos_web re-reads it)") }
-        }
+        UsersError::Parse { .. } => ApiError::Conflict {
+            message: format!("{e}; fix the file first (lqos_web re-reads it)"),
+        },
         UsersError::NoSuchUser { .. } => ApiError::NotFound { what: "user".into() },
         other => ApiError::Internal { message: format!("{other:#}") },
     }

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Json;
 use lqos_bus::ReloadReport;
 use lqos_config::{
     CSV_HEADER, Circuit, ConfEdit, ConfValue, Config, Diagnostic, EditError, Network,

@@ -158,11 +158,17 @@ impl Modify for Conventions {
         let error = RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody"));
         let default = ResponseBuilder::new()
             .description("Any other error: 400 bad input, 5xx lqosd unreachable or failing")
-            .content("application/json", utoipa::openapi::ContentBuilder::new().schema(Some(error.clone())).build())
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new().schema(Some(error.clone())).build(),
+            )
             .build();
         let unauthorized = ResponseBuilder::new()
             .description("No valid session")
-            .content("application/json", utoipa::openapi::ContentBuilder::new().schema(Some(error)).build())
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new().schema(Some(error)).build(),
+            )
             .build();
         for (path, item) in doc.paths.paths.iter_mut() {
             let public = crate::auth::is_public_api(&format!("/api/v1{path}"));

@@ -382,7 +382,14 @@ fn lock(path: &Path) -> Result<std::fs::File, UsersError> {
     use std::os::unix::fs::OpenOptionsExt;
     let lock = lock_path(path);
     let err = |source| UsersError::Lock { path: path.into(), lock: lock.clone(), source };
-    let file = match std::fs::OpenOptions::new().read(true).write(true).create(true).mode(0o644).open(&lock) {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&lock)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             std::fs::File::open(&lock).map_err(err)?
@@ -565,6 +572,55 @@ mod tests {
         assert!(again.verify("nobody", "correct horse").is_none());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).expect("test").permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn save_refuses_a_copy_older_than_the_file_and_update_rereads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(USERS_FILE_NAME);
+        let mut a = UserStore::load(&path).expect("load");
+        let mut b = UserStore::load(&path).expect("load");
+        a.add("alice", "long-password", Role::Admin).expect("add");
+        a.save().expect("first writer");
+        b.add("bob", "long-password", Role::ReadOnly).expect("add");
+        assert!(matches!(b.save(), Err(UsersError::Changed { .. })), "stale copy refused");
+        // The first writer may save again: its copy is what it wrote.
+        a.add("carol", "long-password", Role::ReadOnly).expect("add");
+        a.save().expect("own write is not a change by someone else");
+        let ((), store) =
+            UserStore::update(&path, |s| s.add("bob", "long-password", Role::ReadOnly))
+                .expect("update");
+        let names: Vec<&str> = store.users().iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["alice", "carol", "bob"]);
+        // A failed change writes nothing.
+        let before = std::fs::read(&path).expect("read");
+        let failed = UserStore::update(&path, |s| {
+            s.remove("alice")?;
+            s.require_admin("alice")
+        });
+        assert!(matches!(failed, Err(UsersError::LastAdmin { .. })));
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+        assert!(lock_path(&path).ends_with(".lqusers.toml.lock"));
+    }
+
+    #[test]
+    fn a_broken_file_is_reported_by_line_without_its_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(USERS_FILE_NAME);
+        std::fs::write(
+            &path,
+            "version = 1\n[[users]]\nusername = \"a\"\npassword_hash = \"$argon2id$SECRETHASH\"\nrole = \"god\"\n",
+        )
+        .expect("write");
+        let err = UserStore::load(&path).expect_err("invalid role");
+        let text = format!("{err}");
+        assert!(text.contains("lqusers.toml:5"), "{text}");
+        assert!(!text.contains("SECRETHASH") && !text.contains("argon2"), "{text}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            assert!(!s.to_string().contains("SECRETHASH"));
+            source = s.source();
+        }
     }
 
     #[test]

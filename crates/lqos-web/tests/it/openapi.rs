@@ -68,7 +68,8 @@ async fn every_route_and_method_is_in_the_document_and_the_document_has_no_other
     );
     let extra: Vec<_> = documented.difference(&routes).collect();
     assert!(extra.is_empty(), "documented but not routed: {extra:?}");
-    for op in [("/users", "post"), ("/users/{username}/role", "put"), ("/circuits/{id}/history", "get")]
+    for op in
+        [("/users", "post"), ("/users/{username}/role", "put"), ("/circuits/{id}/history", "get")]
     {
         assert!(routes.contains(&(op.0.to_owned(), op.1.to_owned())), "{op:?}");
     }
@@ -107,7 +108,10 @@ async fn the_document_is_complete_and_self_contained() {
     }
     // The bus types come with their doc comments as descriptions.
     let circuit = &schemas["CircuitStat"];
-    assert_eq!(circuit["properties"]["download_bps"]["description"], "Current download rate, bits/s.");
+    assert_eq!(
+        circuit["properties"]["download_bps"]["description"],
+        "Current download rate, bits/s."
+    );
     assert!(schemas["Role"]["enum"].as_array().expect("enum").contains(&json!("read_only")));
     assert!(schemas["HistoryRange"]["enum"].as_array().expect("enum").contains(&json!("90d")));
     // Every operation has a tag, a summary, a default error answer and the right security.
@@ -131,7 +135,10 @@ async fn the_document_is_complete_and_self_contained() {
         }
     }
     let create = &doc["paths"]["/users"]["post"];
-    assert_eq!(create["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/NewUser");
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/NewUser"
+    );
     assert!(create["responses"].get("201").is_some());
     assert!(!serde_json::to_string(&doc).expect("json").contains("password_hash"));
 }
@@ -142,9 +149,17 @@ async fn the_api_browser_page_is_served_without_a_session_and_uses_no_cdn() {
     for path in ["/api-docs", "/static/api-docs.js"] {
         let r = send(&app, req("GET", path).body(Body::empty()).expect("req")).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
-        assert!(!r.text.contains("http://") && !r.text.contains("https://"), "{path} loads nothing from elsewhere");
+        assert!(
+            !r.text.contains("http://") && !r.text.contains("https://"),
+            "{path} loads nothing from elsewhere"
+        );
     }
     let page = send(&app, req("GET", "/api-docs").body(Body::empty()).expect("req")).await;
     assert!(page.text.contains("/static/api-docs.js"));
-    assert!(page.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("csp").contains("script-src 'self'"));
+    assert!(
+        page.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("csp")
+            .contains("script-src 'self'")
+    );
 }

@@ -39,7 +39,11 @@ async fn viewers_get_403_and_anonymous_401_on_every_users_route() {
     let viewer = login(&app, "viewer", "viewer-password").await;
     let calls: [(&str, &str, Value); 5] = [
         ("GET", "/api/v1/users", json!(null)),
-        ("POST", "/api/v1/users", json!({"username": "eve", "role": "admin", "password": "long-password"})),
+        (
+            "POST",
+            "/api/v1/users",
+            json!({"username": "eve", "role": "admin", "password": "long-password"}),
+        ),
         ("DELETE", "/api/v1/users/admin", json!({})),
         ("PUT", "/api/v1/users/viewer/role", json!({"role": "admin"})),
         ("PUT", "/api/v1/users/admin/password", json!({"password": "taken-over-now"})),
@@ -86,8 +90,8 @@ async fn admin_creates_changes_resets_and_deletes_users() {
     let carol = login(&app, "carol", "carol-password").await;
     assert_eq!(send(&app, carol.get("/api/v1/session")).await.body["role"], "read_only");
 
-    let r = send(&app, admin.write("PUT", "/api/v1/users/carol/role", &json!({"role": "admin"})))
-        .await;
+    let r =
+        send(&app, admin.write("PUT", "/api/v1/users/carol/role", &json!({"role": "admin"}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["role"], "admin");
     let carol = login(&app, "carol", "carol-password").await;
@@ -316,10 +320,9 @@ async fn user_changes_are_throttled_per_client_like_logins() {
     // Another client (another admin machine) is not held up; reads are never throttled.
     let elsewhere = admin.write("POST", "/api/v1/users", &good);
     let (mut parts, body) = elsewhere.into_parts();
-    parts.extensions.insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-        [192, 0, 2, 44],
-        40000,
-    ))));
+    parts
+        .extensions
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([192, 0, 2, 44], 40000))));
     let r = send(&app, Request::from_parts(parts, body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(send(&app, admin.get("/api/v1/users")).await.status, StatusCode::OK);
@@ -351,8 +354,8 @@ async fn a_concurrent_lqusers_edit_is_kept_and_a_stale_one_refused() {
     let mut cli = UserStore::load(&path).expect("users");
     cli.add("cli", "long-password", Role::ReadOnly).expect("add");
     cli.save().expect("save");
-    let r = send(&app, admin.write("PUT", "/api/v1/users/gui/role", &json!({"role": "admin"})))
-        .await;
+    let r =
+        send(&app, admin.write("PUT", "/api/v1/users/gui/role", &json!({"role": "admin"}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let store = UserStore::load(&path).expect("users");
     let all: Vec<&str> = store.users().iter().map(|u| u.username.as_str()).collect();
@@ -434,11 +437,23 @@ async fn no_password_or_hash_in_any_answer_or_log_line() {
     let secret2 = "Secret-Reset-Pw-22";
     let mut answers = String::new();
     for (method, uri, body) in [
-        ("POST", "/api/v1/users", json!({"username": "erin", "role": "read_only", "password": secret1})),
+        (
+            "POST",
+            "/api/v1/users",
+            json!({"username": "erin", "role": "read_only", "password": secret1}),
+        ),
         ("PUT", "/api/v1/users/erin/password", json!({"password": secret2})),
         ("PUT", "/api/v1/users/erin/role", json!({"role": "admin"})),
-        ("POST", "/api/v1/users", json!({"username": "erin", "role": "admin", "password": secret1})),
-        ("POST", "/api/v1/users", json!({"username": "bad name", "role": "admin", "password": secret1})),
+        (
+            "POST",
+            "/api/v1/users",
+            json!({"username": "erin", "role": "admin", "password": secret1}),
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            json!({"username": "bad name", "role": "admin", "password": secret1}),
+        ),
         ("PUT", "/api/v1/users/erin/password", json!({"password": "Sh0rtPw"})),
         ("DELETE", "/api/v1/users/erin", json!({})),
     ] {
@@ -461,7 +476,9 @@ async fn odd_names_from_a_hand_edited_file_are_plain_data_and_can_be_removed() {
     let hash = lqos_web::users::hash_password("long-password").expect("hash");
     let odd = "<img src=x onerror=alert(1)>";
     let text = std::fs::read_to_string(users_path(&app)).expect("read")
-        + &format!("\n[[users]]\nusername = {odd:?}\npassword_hash = {hash:?}\nrole = \"read_only\"\n");
+        + &format!(
+            "\n[[users]]\nusername = {odd:?}\npassword_hash = {hash:?}\nrole = \"read_only\"\n"
+        );
     std::fs::write(users_path(&app), text).expect("write");
     assert!(UserStore::load(&users_path(&app)).expect("users").get(odd).is_some());
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
