@@ -146,14 +146,14 @@
       for (const d of root.querySelectorAll("details.api-op")) d.hidden = n !== "" && !d.querySelector("summary").textContent.toLowerCase().includes(n);
     });
     const names = Object.keys(schemas()).sort();
-    root.replaceChildren(
+    root.replaceChildren(...[
       el("h1", {}, doc.info.title + " " + doc.info.version),
       el("p", {}, doc.info.description || ""),
       el("p", { class: "muted" }, "Base URL " + doc.servers[0].url + " — " + names.length + " schemas. " + (session ? "Logged in as " + session.username + ": GET operations can be tried." : "Log in to try GET operations.")),
       el("div", { class: "toolbar" }, filter),
       sections,
       el("h2", { id: "schemas" }, "Schemas"),
-      names.map(n => el("details", { class: "api-op", id: anchor(n) }, el("summary", {}, el("strong", {}, n), el("span", { class: "muted" }, (schemas()[n].description || "").split("\n")[0])), schemaTree(schemas()[n], 1, new Set([n])))));
+      names.map(n => el("details", { class: "api-op", id: anchor(n) }, el("summary", {}, el("strong", {}, n), el("span", { class: "muted" }, (schemas()[n].description || "").split("\n")[0])), schemaTree(schemas()[n], 1, new Set([n]))))].flat(Infinity));
     // A link to a schema opens it.
     root.addEventListener("click", ev => {
       const a = ev.target.closest("a[href^='#schema-']");

@@ -78,7 +78,7 @@
         el("p", { class: "muted" }, list.length + " user(s), " + admins + " admin(s). The last admin can be neither deleted nor demoted."));
     }
 
-    const name = el("input", { id: "new-username", name: "username", autocomplete: "off", required: true, maxlength: "64", pattern: "[A-Za-z0-9._@-]{1,64}", title: "1-64 letters, digits, '.', '_', '-' or '@'" });
+    const name = el("input", { id: "new-username", name: "username", autocomplete: "off", required: true, maxlength: "64", pattern: "[A-Za-z0-9._@\\-]{1,64}", title: "1-64 letters, digits, '.', '_', '-' or '@'" });
     const role = roleSelect("new-role", "read_only", "Role");
     const pass = el("input", { id: "new-password", name: "password", type: "password", autocomplete: "new-password", required: true, minlength: "8" });
     const create = el("form", { id: "user-create", class: "card", onsubmit: async ev => {

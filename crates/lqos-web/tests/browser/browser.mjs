@@ -126,6 +126,41 @@ try {
   await page.waitForSelector("#reload-result #reload-report", { timeout: 30000 });
   await shot("13-scheduler-reload");
 
+  step = "users";
+  check(await page.isVisible("#nav-users"), "an admin sees the Users link");
+  await page.goto(base + "/app#/users");
+  await page.waitForSelector("#users-table tbody tr");
+  check((await page.textContent("#users-table")).includes(user), "the users table lists " + user);
+  const newUser = "browser-" + Date.now().toString(36);
+  const row = `#users-table tr[data-username="${newUser}"]`;
+  await page.fill("#new-username", newUser);
+  await page.selectOption("#new-role", "read_only");
+  await page.fill("#new-password", "short");
+  await page.click("#create-user");
+  check(await page.$(row) === null, "a too short password is refused (browser or server)");
+  await page.fill("#new-password", "browser-password-1");
+  await page.click("#create-user");
+  await page.waitForSelector(row, { timeout: 10000 });
+  check((await page.textContent(row + " select")).includes("Read-only"), "user created through the page as read-only");
+  await shot("14-users");
+  page.once("dialog", d => d.accept());
+  await page.click(row + " button.danger");
+  await page.waitForSelector(row, { state: "detached", timeout: 10000 });
+  check(/Deleted/.test(await page.textContent("#users-msg")), "user deleted through the page");
+
+  step = "api-docs";
+  await page.goto(base + "/api-docs");
+  await page.waitForSelector("details.api-op");
+  const ops = await page.$$eval("section details.api-op", list => list.length);
+  check(ops >= 30, "the API browser lists " + ops + " operations grouped by tag");
+  await page.click("#op-get_status summary");
+  await page.click("#op-get_status button[type=submit]");
+  await page.waitForFunction(() => /\n200 /.test(document.querySelector("#op-get_status pre")?.textContent || ""), null, { timeout: 10000 });
+  check(true, "GET /status tried from the API browser");
+  await shot("15-api-docs");
+  await page.goto(base + "/app#/dashboard");
+  await page.waitForSelector("#logout");
+
   step = "logout";
   await page.click("#logout");
   await page.waitForURL(/\/login/);
