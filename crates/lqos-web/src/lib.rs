@@ -1,12 +1,14 @@
-//! lqos-web is `lqos_web`, lqos's web server: the GUI, the REST API under `/api/v1` (OpenAPI at
-//! `/api/v1/openapi.json`), live updates over SSE (`/api/v1/events`) and Prometheus metrics
+//! lqos-web is `lqos_web`, lqos's web server: the GUI, the REST API under `/api/v1` (OpenAPI
+//! generated from the handlers at `/api/v1/openapi.json`, browsable at `/api-docs`; see
+//! [`openapi`]), live updates over SSE (`/api/v1/events`) and Prometheus metrics
 //! (`/metrics`), on `webserver_listen` (default `[::]:9123`). It runs as its own unprivileged
 //! process (user `lqos`), separate from the root daemon.
 //!
 //! It never touches the kernel nor the applied plan: every live number and every reload goes
 //! through a [`Backend`] that speaks lqos-bus [`Command`]s; in production that is
 //! [`bus::BusBackend`], a client of lqosd's local bus, so a compromised web server can do no
-//! more than the bus allows. The only files it writes are the users file (`lqusers.toml`),
+//! more than the bus allows. The only files it writes are the users file (`lqusers.toml`, login
+//! setup and admins' user management, `/api/v1/users`),
 //! `ShapedDevices.csv` (admins, through lqos-config's validating writer), lqos.conf (admins,
 //! configuration view) and its generated TLS certificate (`<state_directory>/web`).
 //!

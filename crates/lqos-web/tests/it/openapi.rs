@@ -163,3 +163,49 @@ async fn the_api_browser_page_is_served_without_a_session_and_uses_no_cdn() {
             .contains("script-src 'self'")
     );
 }
+
+/// String literals after `.route(` in `text` (the path of each route added there).
+fn route_literals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(".route(") {
+        rest = &rest[i + ".route(".len()..];
+        let trimmed = rest.trim_start();
+        if let Some(lit) = trimmed.strip_prefix('"')
+            && let Some(end) = lit.find('"')
+        {
+            out.push(lit[..end].to_owned());
+        }
+    }
+    out
+}
+
+/// A module that builds its routes as a bare axum `Router` (instead of `ApiRoutes`) would
+/// escape the route list, and so the probe above. Every `.route("…")` in the crate's source,
+/// outside the page (`assets.rs`) and `/metrics` routers, must therefore be in the list.
+#[test]
+fn every_route_in_the_source_goes_through_the_route_list() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let listed = lqos_web::api_paths();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&src).expect("src") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if !name.ends_with(".rs") || name == "assets.rs" || name == "metrics.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        if name != "lib.rs" {
+            assert!(!text.contains(".nest("), "{name}: add routes through ApiRoutes, not nest");
+        }
+        for lit in route_literals(&text) {
+            seen += 1;
+            assert!(
+                listed.contains(&lit.as_str()),
+                "{name}: route {lit:?} is not in the /api/v1 route list: build it with \
+                 openapi::ApiRoutes and merge it in api::routes()"
+            );
+        }
+    }
+    assert!(seen >= 25, "found {seen} routes in the source");
+}
