@@ -58,8 +58,8 @@ impl Role {
     }
 }
 
-/// One user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One user. Its `Debug` shows no hash, so a stray `{:?}` cannot log one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Login name.
     pub username: String,
@@ -67,6 +67,16 @@ pub struct User {
     pub password_hash: String,
     /// Role.
     pub role: Role,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -601,6 +611,8 @@ mod tests {
         assert!(matches!(failed, Err(UsersError::LastAdmin { .. })));
         assert_eq!(std::fs::read(&path).expect("read"), before);
         assert!(lock_path(&path).ends_with(".lqusers.toml.lock"));
+        let debug = format!("{store:?}");
+        assert!(debug.contains("bob") && !debug.contains("argon2"), "{debug}");
     }
 
     #[test]
