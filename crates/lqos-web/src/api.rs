@@ -42,9 +42,9 @@ pub(crate) fn routes() -> ApiRoutes {
         .route("/reload", post(reload))
         .route("/dry-run", post(dry_run))
         .route("/events", get(events))
+        .merge(super::useradmin::routes())
         .merge(super::editor::routes())
         .merge(super::history::routes())
-        .merge(super::useradmin::routes())
 }
 
 /// Unwraps a JSON body or turns the rejection into a 400 with its message.

@@ -6,9 +6,11 @@ mod editor;
 mod events;
 mod history;
 mod login;
-mod openapi;
 mod security;
 mod server;
+
+// User management and the generated API document.
+mod openapi;
 mod users;
 
 use std::sync::Arc;
