@@ -45,8 +45,11 @@ impl ApiRoutes {
         self
     }
 
-    /// Adds every route of `other`.
-    pub(crate) fn merge(mut self, other: ApiRoutes) -> Self {
+    /// Adds every route of `other`. A bare `Router` is accepted so that a module written
+    /// against plain axum still serves, but its paths are not in the list: the coverage tests
+    /// (`tests/it/openapi.rs`) then name them until the module returns `ApiRoutes`.
+    pub(crate) fn merge(mut self, other: impl Into<ApiRoutes>) -> Self {
+        let other = other.into();
         self.router = self.router.merge(other.router);
         for p in other.paths {
             if !self.paths.contains(&p) {
@@ -63,6 +66,13 @@ impl ApiRoutes {
 
     pub(crate) fn into_router(self) -> Router<WebState> {
         self.router
+    }
+}
+
+impl From<Router<WebState>> for ApiRoutes {
+    /// Routes whose paths are unknown (see [`ApiRoutes::merge`]).
+    fn from(router: Router<WebState>) -> Self {
+        ApiRoutes { router, paths: Vec::new() }
     }
 }
 
