@@ -33,14 +33,20 @@
 
     function row(u) {
       const enc = encodeURIComponent(u.username);
+      // An explicit button: a keyboard user moving through the options must not change the
+      // role on every arrow key.
       const role = roleSelect(null, u.role, "Role of " + u.username);
-      role.addEventListener("change", async () => {
+      const setRole = el("button", { type: "submit", class: "secondary", disabled: true }, "Set role");
+      role.addEventListener("change", () => { setRole.disabled = role.value === u.role; });
+      const roleForm = el("form", { class: "inline", onsubmit: async ev => {
+        ev.preventDefault();
         const next = role.value;
+        if (next === u.role) return;
         try {
           const r = await api("PUT", "/users/" + enc + "/role", { role: next });
           if (!afterOwnChange(u.username, "Role changed.")) { say("Role of " + r.username + " is now " + label(r.role) + "; their sessions ended."); load(); }
-        } catch (e) { role.value = u.role; fail(e); }
-      });
+        } catch (e) { role.value = u.role; setRole.disabled = true; fail(e); }
+      } }, role, " ", setRole);
       const pw = el("input", { type: "password", autocomplete: "new-password", minlength: "8", placeholder: "New password", "aria-label": "New password for " + u.username, class: "user-password" });
       const reset = el("button", { type: "submit", class: "secondary" }, "Reset password");
       const resetForm = el("form", { class: "inline", onsubmit: async ev => {
@@ -60,7 +66,7 @@
       } }, "Delete");
       return el("tr", { "data-username": u.username },
         el("td", { class: "user-name" }, u.username, own(u.username) ? el("span", { class: "muted" }, " (you)") : null),
-        el("td", {}, role),
+        el("td", {}, roleForm),
         el("td", {}, resetForm),
         el("td", {}, del));
     }

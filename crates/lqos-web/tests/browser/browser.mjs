@@ -142,6 +142,10 @@ try {
   await page.click("#create-user");
   await page.waitForSelector(row, { timeout: 10000 });
   check((await page.textContent(row + " select")).includes("Read-only"), "user created through the page as read-only");
+  await page.selectOption(row + " select", "admin");
+  await page.click(row + " form:has(select) button");
+  await page.waitForFunction(r => /is now Admin/.test(document.getElementById("users-msg")?.textContent || "") && document.querySelector(r + " select")?.value === "admin", row, { timeout: 10000 });
+  check(true, "role changed to admin through the page");
   await shot("14-users");
   page.once("dialog", d => d.accept());
   await page.click(row + " button.danger");
