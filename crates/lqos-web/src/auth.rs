@@ -455,7 +455,7 @@ impl Auth {
             .hashers
             .run(move || UserStore::update(&path, change))
             .await
-            .map_err(|_| ApiError::RateLimited { retry_after_secs: 1 })?
+            .map_err(|_| ApiError::TooManyChanges { retry_after_secs: 1 })?
             .map_err(users_error)?;
         self.replace_users(store);
         Ok(out)
