@@ -141,6 +141,23 @@ try {
   await page.fill("#new-password", "browser-password-1");
   await page.click("#create-user");
   await page.waitForSelector(row, { timeout: 10000 });
+  // A name that is HTML, hand-edited into the users file (the API refuses such names): the
+  // page shows it as text and runs nothing. Needs the file (LQOS_USERS_FILE, run.sh sets it).
+  const usersFile = process.env.LQOS_USERS_FILE;
+  if (usersFile) {
+    const odd = '<img src=x onerror="window.__lqosInjected=1">';
+    fs.appendFileSync(usersFile, `\n[[users]]\nusername = ${JSON.stringify(odd)}\npassword_hash = "not-a-hash"\nrole = "read_only"\n`);
+    await page.waitForTimeout(1500);
+    await page.reload();
+    await page.waitForSelector("#users-table tbody tr");
+    const oddRow = page.locator("#users-table tbody tr", { hasText: "<img src=x" });
+    check(await oddRow.count() === 1, "an HTML user name is shown as text");
+    check(await page.$("#users-table img") === null && !(await page.evaluate(() => window.__lqosInjected)), "and is not interpreted as HTML");
+    page.once("dialog", d => d.accept());
+    await oddRow.locator("button.danger").click();
+    await page.waitForFunction(() => !document.getElementById("users-table").textContent.includes("<img src=x"), null, { timeout: 10000 });
+    check(true, "and can be deleted from the page");
+  }
   check((await page.textContent(row + " select")).includes("Read-only"), "user created through the page as read-only");
   await page.selectOption(row + " select", "admin");
   await page.click(row + " form:has(select) button");
