@@ -134,11 +134,14 @@ fn fingerprint(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     Some((md.modified().ok()?, md.len()))
 }
 
-/// What a session is bound to besides the name: the password hash and the role. A new
-/// password or another role (from the GUI or `lqusers`) ends every session of that user.
+/// What a session is bound to besides the name: the password hash, the role and the user's
+/// generation. A new password or another role (from the GUI or `lqusers`) ends every session
+/// of that user, for good (the generation only grows).
 fn hash_tag(user: &User) -> String {
     let mut h = Sha256::new();
     h.update(user.role.as_str().as_bytes());
+    h.update(b"|");
+    h.update(user.generation.to_le_bytes());
     h.update(b"|");
     h.update(user.password_hash.as_bytes());
     hex::encode(&h.finalize()[..8])

@@ -67,6 +67,15 @@ pub struct User {
     pub password_hash: String,
     /// Role.
     pub role: Role,
+    /// Bumped by every role change and password reset. Sessions are bound to it (with the
+    /// hash and the role), so a session ended by a change stays ended even when the change is
+    /// undone (role changed back). Absent (0) in files written before it existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::fmt::Debug for User {
@@ -75,6 +84,7 @@ impl std::fmt::Debug for User {
             .field("username", &self.username)
             .field("password_hash", &"<redacted>")
             .field("role", &self.role)
+            .field("generation", &self.generation)
             .finish()
     }
 }
@@ -302,7 +312,7 @@ impl UserStore {
             return Err(UsersError::Exists { username: username.into() });
         }
         let password_hash = hash_password(password)?;
-        self.users.push(User { username: username.into(), password_hash, role });
+        self.users.push(User { username: username.into(), password_hash, role, generation: 0 });
         Ok(())
     }
 
@@ -325,17 +335,22 @@ impl UserStore {
             .find(|u| u.username == username)
             .ok_or_else(|| UsersError::NoSuchUser { username: username.into() })?;
         user.password_hash = hash;
+        user.generation = user.generation.wrapping_add(1);
         Ok(())
     }
 
-    /// Changes a role (not saved yet).
+    /// Changes a role (not saved yet); the same role again changes nothing. Existing
+    /// sessions of that user end.
     pub fn set_role(&mut self, username: &str, role: Role) -> Result<(), UsersError> {
         let user = self
             .users
             .iter_mut()
             .find(|u| u.username == username)
             .ok_or_else(|| UsersError::NoSuchUser { username: username.into() })?;
-        user.role = role;
+        if user.role != role {
+            user.role = role;
+            user.generation = user.generation.wrapping_add(1);
+        }
         Ok(())
     }
 

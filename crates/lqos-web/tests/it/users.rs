@@ -188,6 +188,20 @@ async fn delete_reset_and_role_change_end_that_users_sessions_at_once() {
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user} after {method} {uri}");
         }
     }
+    // A role changed back does not bring the ended sessions back.
+    let s = login(&app, "v2", "viewer-password").await;
+    for role in ["read_only", "admin"] {
+        let r =
+            send(&app, admin.write("PUT", "/api/v1/users/v2/role", &json!({"role": role}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    assert_eq!(send(&app, s.get("/api/v1/status")).await.status, StatusCode::UNAUTHORIZED);
+    // Setting the role a user already has changes nothing and ends nothing.
+    let s = login(&app, "v2", "viewer-password").await;
+    let r =
+        send(&app, admin.write("PUT", "/api/v1/users/v2/role", &json!({"role": "admin"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(send(&app, s.get("/api/v1/status")).await.status, StatusCode::OK);
     // The admin's own session is untouched by changes to others.
     assert_eq!(send(&app, admin.get("/api/v1/users")).await.status, StatusCode::OK);
 }
