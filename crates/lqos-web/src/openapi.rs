@@ -122,6 +122,7 @@ impl From<Router<WebState>> for ApiRoutes {
         super::editor::config_update,
         super::history::circuit_history,
         super::history::node_history,
+        super::circuit::circuit_queue,
         super::useradmin::list,
         super::useradmin::create,
         super::useradmin::remove,
