@@ -503,6 +503,7 @@
         return devices();
       case "config": return config();
       case "scheduler": return scheduler();
+      case "users": return window.lqosUsers.render(view, { api, el, session, showError });
       default: current = "dashboard"; return dashboard();
     }
   }
@@ -518,6 +519,7 @@
     applyTheme(localStorage.getItem("lqos-theme") || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
     try { session = await api("GET", "/session"); } catch (e) { return; }
     document.getElementById("who").textContent = session.username + " (" + session.role + ")";
+    document.getElementById("nav-users").hidden = !isAdmin();
     document.getElementById("theme").addEventListener("click", () => applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
     document.getElementById("logout").addEventListener("click", async () => { try { await api("POST", "/logout"); } finally { location.href = "/login"; } });
     window.addEventListener("hashchange", route);

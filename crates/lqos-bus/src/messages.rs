@@ -10,6 +10,7 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// How much a reload may rebuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReloadMode {
     /// Apply only the differences against the applied plan (the normal case).
     Incremental,
@@ -304,6 +305,7 @@ pub struct UnknownList {
 /// What a history series belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HistoryKind {
     /// A circuit, by Circuit ID.
     Circuit,
@@ -314,6 +316,7 @@ pub enum HistoryKind {
 /// How far back a history query reaches. The store answers 10 min from 1 s samples, 1 h and
 /// 24 h from 1 min samples, 7, 30 and 90 days from 15 min samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HistoryRange {
     /// Last 10 minutes.
     #[serde(rename = "10m")]
@@ -378,6 +381,7 @@ impl HistoryRange {
 
 /// RTT percentiles of one sample, milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RttPercentiles {
     /// Median.
     pub p50: f64,
@@ -390,6 +394,7 @@ pub struct RttPercentiles {
 /// One point of a history series. For downsampled points (1 min, 15 min) rates and p50/p90
 /// are means over the interval, p99 its maximum, retransmits and drops its sum.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPoint {
     /// Unix time (seconds) of the start of the interval.
     pub t: u64,
@@ -413,6 +418,7 @@ pub struct HistoryPoint {
 
 /// The answer to `History`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistorySeries {
     /// Circuit or node.
     pub kind: HistoryKind,
@@ -430,6 +436,7 @@ pub struct HistorySeries {
 
 /// RTT percentiles of one path over a window, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RttSummary {
     /// Median.
     pub p50: f64,
@@ -447,6 +454,7 @@ pub struct RttSummary {
 /// RTT per path: `access` = shaper → subscriber → shaper (includes lqos's own queueing),
 /// `upstream` = shaper → Internet host → shaper. `None` when the window has no sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RttPaths {
     /// Subscriber side.
     pub access: Option<RttSummary>,
@@ -456,6 +464,7 @@ pub struct RttPaths {
 
 /// A count per direction: `down` towards the subscriber, `up` from the subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PerDirection {
     /// Towards the subscriber.
     pub down: u64,
@@ -465,6 +474,7 @@ pub struct PerDirection {
 
 /// TCP quality of a circuit or node, from TCP timestamps and sequence numbers seen by XDP.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Qoe {
     /// RTT over the last 60 seconds.
     pub rtt_ms: RttPaths,
@@ -486,6 +496,7 @@ pub struct Qoe {
 
 /// Cumulative RTT samples and sums per path.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RttTotals {
     /// Access-path samples.
     pub access_samples: u64,
@@ -499,6 +510,7 @@ pub struct RttTotals {
 
 /// One flow of a circuit (subscriber side first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowEntry {
     /// `tcp`, `udp` or the IP protocol number.
     pub protocol: String,
@@ -528,6 +540,7 @@ pub struct FlowEntry {
 
 /// What the scheduler is doing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchedulerState {
     /// `starting`, `importing`, `reloading`, `idle`, `failed`…
     pub phase: String,
@@ -545,6 +558,7 @@ pub struct SchedulerState {
 
 /// Counts of kernel objects touched by an apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectCounts {
     /// Classes and qdiscs added.
     pub added: usize,
@@ -560,6 +574,7 @@ pub struct ObjectCounts {
 
 /// The answer to Reload / DryRun.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReloadReport {
     /// True when the new plan is now in force (false for DryRun and for refused input).
     pub applied: bool,
@@ -599,6 +614,7 @@ pub struct ReloadReport {
 
 /// One mapping in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MappingEntry {
     /// Host or prefix.
     pub net: String,
@@ -612,6 +628,7 @@ pub struct MappingEntry {
 
 /// Live numbers for one circuit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CircuitStat {
     /// Circuit ID.
     pub id: String,
@@ -650,6 +667,7 @@ pub struct CircuitStat {
 
 /// Live numbers for one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeStat {
     /// Node name.
     pub name: String,
@@ -674,6 +692,7 @@ pub struct NodeStat {
 
 /// lqosd's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DaemonStatus {
     /// lqosd version.
     pub version: String,

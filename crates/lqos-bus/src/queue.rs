@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Statistics of one circuit's queues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CircuitQueue {
     /// Circuit ID.
     pub circuit: String,
@@ -28,6 +29,7 @@ pub struct CircuitQueue {
 
 /// One direction of a circuit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueDirection {
     /// `download` (towards the subscriber) or `upload`.
     pub direction: String,
@@ -43,6 +45,7 @@ pub struct QueueDirection {
 
 /// Generic counters of a class or qdisc (`tc -s`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueCounters {
     /// Bytes sent.
     pub bytes: u64,
@@ -62,6 +65,7 @@ pub struct QueueCounters {
 
 /// A leaf qdisc.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeafQueue {
     /// `cake`, `fq_codel`, `pfifo`, `bfifo`, …
     pub kind: String,
@@ -79,6 +83,7 @@ pub struct LeafQueue {
 
 /// CAKE's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CakeQueue {
     /// Capacity estimate, bits/s.
     pub capacity_estimate_bps: u64,
@@ -94,6 +99,7 @@ pub struct CakeQueue {
 
 /// One CAKE tin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CakeTinQueue {
     /// Packets sent.
     pub sent_packets: u64,
@@ -131,6 +137,7 @@ pub struct CakeTinQueue {
 
 /// fq_codel's statistics (`None` = this kernel does not report it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FqCodelQueue {
     /// Largest packet seen, bytes.
     pub maxpacket: u64,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// aside (see [`crate::validate::triage`]); warnings are reported only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     /// Reported, does not block.
     Warning,
@@ -19,6 +20,7 @@ pub enum Severity {
 
 /// One problem in an input file, printed as `file:line:col: field: message (hint: …)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Diagnostic {
     /// File label (usually the file name or path as given).
     pub file: String,

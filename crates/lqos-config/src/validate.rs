@@ -462,6 +462,7 @@ fn check_parent(
 /// What happens to a quarantined circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum QuarantineAction {
     /// Not planned: no class, no address mapping; its traffic passes unshaped.
     Unshaped,
@@ -473,6 +474,7 @@ pub enum QuarantineAction {
 
 /// A circuit set aside because of a problem of its own; the rest of the input is applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quarantined {
     /// Circuit ID (empty for a row without one).
     pub circuit_id: String,

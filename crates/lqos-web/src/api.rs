@@ -3,25 +3,29 @@
 use std::cmp::Ordering;
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use lqos_bus::{CircuitStat, Command, DaemonStatus, NodeStat, ReloadMode, ReloadReport, Response};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, ClientAddr, Session, cookie_value};
+use super::error::ErrorBody;
 use super::front::Peer;
+use super::openapi::ApiRoutes;
 use super::{ApiError, WebState};
 
-pub(crate) fn routes() -> Router<WebState> {
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/openapi.json", get(openapi))
+/// Every `/api/v1` route. Add new modules' [`ApiRoutes`] here and their handlers to the
+/// `paths(...)` list of [`super::openapi::ApiDoc`].
+pub(crate) fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi_json))
         .route("/session", get(session))
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -38,6 +42,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/reload", post(reload))
         .route("/dry-run", post(dry_run))
         .route("/events", get(events))
+        .merge(super::useradmin::routes())
         .merge(super::editor::routes())
         .merge(super::history::routes())
         .merge(super::insight::routes())
@@ -53,17 +58,32 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| ApiError::bad(e.body_text()))
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+/// Liveness of lqos_web itself (not of lqosd: see `/status`).
+#[utoipa::path(get, path = "/health", tag = "meta",
+    responses((status = 200, description = "lqos_web answers", body = String, content_type = "text/plain")))]
+pub(crate) async fn health() -> &'static str {
+    "ok"
 }
 
-async fn session(s: Session) -> Json<Session> {
+/// This document, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub(crate) async fn openapi_json() -> impl IntoResponse {
+    super::openapi::json()
+}
+
+/// The logged-in user, role and CSRF token.
+#[utoipa::path(get, path = "/session", tag = "session",
+    responses((status = 200, description = "The session", body = Session)))]
+pub(crate) async fn session(s: Session) -> Json<Session> {
     Json(s)
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+/// Credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct LoginBody {
     username: String,
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -75,7 +95,14 @@ fn with_cookie(cookie: String, body: impl IntoResponse) -> HttpResponse {
     resp
 }
 
-async fn login(
+/// Logs in: sets the session cookie (`HttpOnly; SameSite=Strict`) and answers the session.
+/// Attempts are throttled per client and per username (429 with `Retry-After`).
+#[utoipa::path(post, path = "/login", tag = "session", request_body = LoginBody,
+    responses((status = 200, description = "Logged in; `Set-Cookie` carries the session", body = Session),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 409, description = "No users yet: use the setup link", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody)))]
+pub(crate) async fn login(
     State(state): State<WebState>,
     ClientAddr(client): ClientAddr,
     peer: Peer,
@@ -97,7 +124,10 @@ async fn login(
     Ok(with_cookie(state.auth().cookie(&value, peer.secure), Json(session)))
 }
 
-async fn logout(
+/// Ends this session (server-side too) and clears the cookie.
+#[utoipa::path(post, path = "/logout", tag = "session",
+    responses((status = 200, description = "Logged out", body = Object)))]
+pub(crate) async fn logout(
     State(state): State<WebState>,
     _s: Session,
     peer: Peer,
@@ -109,18 +139,30 @@ async fn logout(
     with_cookie(state.auth().clear_cookie(peer.secure), Json(serde_json::json!({"ok": true})))
 }
 
-async fn setup_status(State(state): State<WebState>) -> Json<serde_json::Value> {
+/// Whether first-run setup (creating the first admin with the logged token) is open.
+#[utoipa::path(get, path = "/setup/status", tag = "session",
+    responses((status = 200, description = "`{\"setup_required\": bool}`", body = Object)))]
+pub(crate) async fn setup_status(State(state): State<WebState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "setup_required": state.auth().setup_token().is_some() }))
 }
 
-#[derive(Deserialize)]
-struct SetupBody {
+/// The first admin.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct SetupBody {
+    /// The one-time token from lqos_web's log.
     token: String,
     username: String,
+    #[schema(format = Password)]
     password: String,
 }
 
-async fn setup(
+/// Creates the first admin with the one-time setup token and logs them in.
+#[utoipa::path(post, path = "/setup", tag = "session", request_body = SetupBody,
+    responses((status = 200, description = "Admin created and logged in", body = Session),
+        (status = 403, description = "Wrong, used or expired token", body = ErrorBody),
+        (status = 409, description = "Setup already done", body = ErrorBody),
+        (status = 422, description = "Username or password breaks the rules", body = ErrorBody)))]
+pub(crate) async fn setup(
     State(state): State<WebState>,
     ClientAddr(client): ClientAddr,
     peer: Peer,
@@ -140,14 +182,18 @@ pub(crate) async fn fetch_status(state: &WebState) -> Result<DaemonStatus, ApiEr
     }
 }
 
-async fn status(State(state): State<WebState>) -> Result<Json<DaemonStatus>, ApiError> {
+/// lqosd's state: interfaces, queues, counts, rates, scheduler, warnings.
+#[utoipa::path(get, path = "/status", tag = "live",
+    responses((status = 200, description = "Daemon status", body = DaemonStatus),
+        (status = 503, description = "lqosd is not running", body = ErrorBody)))]
+pub(crate) async fn status(State(state): State<WebState>) -> Result<Json<DaemonStatus>, ApiError> {
     fetch_status(&state).await.map(Json)
 }
 
 /// Sort keys of the circuit list.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum SortKey {
+pub(crate) enum SortKey {
     Id,
     #[default]
     Name,
@@ -159,25 +205,35 @@ enum SortKey {
     Drops,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+/// Sort order.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum Order {
+pub(crate) enum Order {
     #[default]
     Asc,
     Desc,
 }
 
-#[derive(Debug, Deserialize)]
-struct CircuitQuery {
+/// Search, sort and page of the circuit list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CircuitQuery {
+    /// Case-insensitive substring of ID, name, parent or an address (at most 200 characters).
     #[serde(default)]
     search: String,
+    /// Sort key (default `name`).
     #[serde(default)]
     sort: SortKey,
+    /// `asc` (default) or `desc`.
     #[serde(default)]
     order: Order,
+    /// Page, from 1.
     #[serde(default = "one")]
+    #[param(minimum = 1, default = 1)]
     page: usize,
+    /// Circuits per page, 1..=500.
     #[serde(default = "fifty")]
+    #[param(minimum = 1, maximum = 500, default = 50)]
     per_page: usize,
 }
 
@@ -191,12 +247,16 @@ fn fifty() -> usize {
 /// Largest page size.
 const MAX_PER_PAGE: usize = 500;
 
-#[derive(Serialize)]
+/// One page of circuits.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CircuitPage)]
 struct Page<'a> {
+    /// Circuits matching the search.
     total: usize,
     page: usize,
     per_page: usize,
     pages: usize,
+    #[schema(value_type = Vec<CircuitStat>)]
     items: Vec<&'a CircuitStat>,
 }
 
@@ -215,7 +275,10 @@ fn compare(idx: &super::CircuitIndex, i: usize, j: usize, key: SortKey) -> Order
     primary.then_with(|| a.id.cmp(&b.id))
 }
 
-async fn circuits(
+/// Circuits with live numbers: search, sort, pages.
+#[utoipa::path(get, path = "/circuits", tag = "live", params(CircuitQuery),
+    responses((status = 200, description = "One page", body = Page)))]
+pub(crate) async fn circuits(
     State(state): State<WebState>,
     q: Result<Query<CircuitQuery>, QueryRejection>,
 ) -> Result<HttpResponse, ApiError> {
@@ -251,7 +314,12 @@ async fn circuits(
     Ok(Json(page).into_response())
 }
 
-async fn circuit(
+/// One circuit's live numbers and TCP quality.
+#[utoipa::path(get, path = "/circuits/{id}", tag = "live",
+    params(("id" = String, Path, description = "Circuit ID")),
+    responses((status = 200, description = "The circuit", body = CircuitStat),
+        (status = 404, description = "No such circuit", body = ErrorBody)))]
+pub(crate) async fn circuit(
     State(state): State<WebState>,
     Path(id): Path<String>,
 ) -> Result<Json<CircuitStat>, ApiError> {
@@ -265,7 +333,12 @@ async fn circuit(
     }
 }
 
-async fn circuit_flows(
+/// The busiest flows of one circuit (by bytes).
+#[utoipa::path(get, path = "/circuits/{id}/flows", tag = "live",
+    params(("id" = String, Path, description = "Circuit ID")),
+    responses((status = 200, description = "Flows, busiest first", body = [lqos_bus::FlowEntry]),
+        (status = 404, description = "No such circuit", body = ErrorBody)))]
+pub(crate) async fn circuit_flows(
     State(state): State<WebState>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<lqos_bus::FlowEntry>>, ApiError> {
@@ -278,9 +351,13 @@ async fn circuit_flows(
     }
 }
 
-#[derive(Deserialize)]
-struct TopQuery {
+/// How many circuits.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TopQuery {
+    /// 1..=100 (default 10).
     #[serde(default = "ten")]
+    #[param(minimum = 1, maximum = 100, default = 10)]
     n: usize,
 }
 fn ten() -> usize {
@@ -294,7 +371,10 @@ pub(crate) async fn fetch_top(state: &WebState, n: usize) -> Result<Vec<CircuitS
     }
 }
 
-async fn top(
+/// The busiest circuits by current rate.
+#[utoipa::path(get, path = "/top", tag = "live", params(TopQuery),
+    responses((status = 200, description = "Busiest first", body = [CircuitStat])))]
+pub(crate) async fn top(
     State(state): State<WebState>,
     q: Result<Query<TopQuery>, QueryRejection>,
 ) -> Result<Json<Vec<CircuitStat>>, ApiError> {
@@ -306,10 +386,11 @@ async fn top(
 }
 
 /// A node with its children and utilization, for the tree page.
-#[derive(Serialize)]
-struct TreeNode {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TreeNode {
     #[serde(flatten)]
     stat: NodeStat,
+    /// Names of the child nodes.
     children: Vec<String>,
     /// Current download rate / configured download ceil, 0..1+ (None without a ceil).
     utilization_down: Option<f64>,
@@ -352,19 +433,30 @@ fn tree(nodes: Vec<NodeStat>) -> Vec<TreeNode> {
     out
 }
 
-async fn nodes(State(state): State<WebState>) -> Result<Json<Vec<TreeNode>>, ApiError> {
+/// Every node (site/AP) with live rates, utilization and children.
+#[utoipa::path(get, path = "/nodes", tag = "live",
+    responses((status = 200, description = "All nodes", body = [TreeNode])))]
+pub(crate) async fn nodes(State(state): State<WebState>) -> Result<Json<Vec<TreeNode>>, ApiError> {
     Ok(Json(tree(fetch_nodes(&state).await?)))
 }
 
-#[derive(Serialize)]
-struct NodeDetail {
+/// One node with its path from the root, child nodes and attached circuits.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct NodeDetail {
     node: TreeNode,
+    /// Names from the top-level node down to this one.
     path: Vec<String>,
     children: Vec<TreeNode>,
+    /// Circuits directly under this node.
     circuits: Vec<CircuitStat>,
 }
 
-async fn node(
+/// One node.
+#[utoipa::path(get, path = "/nodes/{name}", tag = "live",
+    params(("name" = String, Path, description = "Node name")),
+    responses((status = 200, description = "The node", body = NodeDetail),
+        (status = 404, description = "No such node", body = ErrorBody)))]
+pub(crate) async fn node(
     State(state): State<WebState>,
     Path(name): Path<String>,
 ) -> Result<Json<NodeDetail>, ApiError> {
@@ -397,8 +489,9 @@ async fn node(
     Ok(Json(NodeDetail { node, path, children, circuits }))
 }
 
-#[derive(Serialize)]
-struct SchedulerView {
+/// The scheduler's state and the last reload.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SchedulerView {
     scheduler: Option<lqos_bus::SchedulerState>,
     last_reload: Option<String>,
     last_apply_unix: Option<u64>,
@@ -406,7 +499,12 @@ struct SchedulerView {
     warnings: Vec<String>,
 }
 
-async fn scheduler(State(state): State<WebState>) -> Result<Json<SchedulerView>, ApiError> {
+/// The scheduler's state, the last reload and its report.
+#[utoipa::path(get, path = "/scheduler", tag = "reload",
+    responses((status = 200, description = "Scheduler view", body = SchedulerView)))]
+pub(crate) async fn scheduler(
+    State(state): State<WebState>,
+) -> Result<Json<SchedulerView>, ApiError> {
     let s = fetch_status(&state).await?;
     Ok(Json(SchedulerView {
         scheduler: s.scheduler,
@@ -417,8 +515,10 @@ async fn scheduler(State(state): State<WebState>) -> Result<Json<SchedulerView>,
     }))
 }
 
-#[derive(Deserialize, Default)]
-struct ReloadBody {
+/// Reload options.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(crate) struct ReloadBody {
+    /// Tear the tree down and build it again instead of applying the differences.
     #[serde(default)]
     full: bool,
 }
@@ -437,7 +537,12 @@ pub(crate) async fn do_reload(state: &WebState, full: bool) -> Result<ReloadRepo
     }
 }
 
-async fn reload(
+/// Asks lqosd to reload the inputs and apply the differences (admin).
+#[utoipa::path(post, path = "/reload", tag = "reload", request_body(content = Option<ReloadBody>),
+    responses((status = 200, description = "The reload report", body = ReloadReport),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "Inputs invalid: nothing changed (diagnostics)", body = ErrorBody)))]
+pub(crate) async fn reload(
     State(state): State<WebState>,
     Admin(who): Admin,
     b: Option<Json<ReloadBody>>,
@@ -447,7 +552,11 @@ async fn reload(
     do_reload(&state, full).await.map(Json)
 }
 
-async fn dry_run(
+/// What a reload would change, without applying it (admin).
+#[utoipa::path(post, path = "/dry-run", tag = "reload",
+    responses((status = 200, description = "The report of the would-be reload", body = ReloadReport),
+        (status = 403, description = "Not an admin", body = ErrorBody)))]
+pub(crate) async fn dry_run(
     State(state): State<WebState>,
     Admin(_): Admin,
 ) -> Result<Json<ReloadReport>, ApiError> {
@@ -460,7 +569,12 @@ async fn dry_run(
 /// The SSE stream: the shared tick (see `events`) once a second while the session stays
 /// valid. The session is checked again before every tick (logout, password change or user
 /// deletion end the stream). At most `max_streams_per_session` per session (429 beyond).
-async fn events(
+/// Live updates as Server-Sent Events: event `tick` every second with `{status, top, error}`.
+/// The stream ends when the session does (logout, password change, role change, deletion).
+#[utoipa::path(get, path = "/events", tag = "live",
+    responses((status = 200, description = "An SSE stream of `tick` events", body = String, content_type = "text/event-stream"),
+        (status = 429, description = "Too many streams for this session", body = ErrorBody)))]
+pub(crate) async fn events(
     State(state): State<WebState>,
     s: Session,
     peer: Peer,

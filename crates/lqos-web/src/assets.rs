@@ -36,6 +36,9 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/static/style.css", asset!("style.css", "text/css; charset=utf-8"))
         .route("/favicon.svg", asset!("favicon.svg", "image/svg+xml"))
         .route("/favicon.ico", get(|| async { Redirect::permanent("/favicon.svg") }))
+        .route("/static/users.js", asset!("users.js", "text/javascript; charset=utf-8"))
+        .route("/api-docs", asset!("api-docs.html", "text/html; charset=utf-8"))
+        .route("/static/api-docs.js", asset!("api-docs.js", "text/javascript; charset=utf-8"))
 }
 
 /// Content-Security-Policy and friends on every answer; `no-store` on API answers.

@@ -5,8 +5,9 @@
 //!   `Secure` (the browser then refuses it from plain HTTP, from another port's server setting
 //!   it, or with a Domain), and only that name is read; over plain HTTP (`[web] tls = "off"`
 //!   without a proxy saying `X-Forwarded-Proto: https`) it is `lqos_session`. The claims
-//!   carry a fingerprint of the user's password hash, so `lqusers passwd`/`del` ends that
-//!   user's sessions; the role is always taken from the users file, re-read when it changes.
+//!   carry a fingerprint of the user's password hash and role, so `lqusers passwd`/`del` and
+//!   the GUI's user management (delete, reset password, change role) end that user's
+//!   sessions; the role is always taken from the users file, re-read when it changes.
 //!   Logout revokes that one session server-side (its nonce is remembered until it expires).
 //!   Long-lived responses (the SSE stream) re-check the session on every tick.
 //! * CSRF: every POST/PUT/PATCH/DELETE except login and setup needs `X-CSRF-Token` equal to the
@@ -64,10 +65,20 @@ pub const FAILURE_WINDOW: Duration = crate::throttle::CLIENT_WINDOW;
 /// How long the first-run setup token works after start.
 pub const SETUP_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// User-management writes (create, delete, change role, reset password) allowed per client
+/// and per acting admin. Every write counts, successful or not: each may cost an Argon2 hash
+/// and an fsync. Beyond it the answer is 429 with `Retry-After`, as for logins.
+pub const ADMIN_WRITE_LIMITS: crate::throttle::Limits = crate::throttle::Limits {
+    per_client: 20,
+    client_window: Duration::from_secs(60),
+    per_user: 60,
+    user_window: Duration::from_secs(300),
+};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// A logged-in user, as handlers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Session {
     /// Login name.
     pub username: String,
@@ -106,6 +117,9 @@ pub struct Auth {
     /// Held across first-admin creation: one creation at a time.
     setup_lock: tokio::sync::Mutex<()>,
     throttle: crate::throttle::Throttle,
+    /// User-management writes, counted per client and per acting admin (see
+    /// [`ADMIN_WRITE_LIMITS`]).
+    admin_throttle: crate::throttle::Throttle,
     hashers: crate::throttle::HashPool,
     /// Nonces of logged-out sessions, with their expiry (unix seconds).
     revoked: Mutex<HashMap<String, u64>>,
@@ -120,8 +134,17 @@ fn fingerprint(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     Some((md.modified().ok()?, md.len()))
 }
 
+/// What a session is bound to besides the name: the password hash, the role and the user's
+/// generation. A new password or another role (from the GUI or `lqusers`) ends every session
+/// of that user, for good (the generation only grows).
 fn hash_tag(user: &User) -> String {
-    hex::encode(&Sha256::digest(user.password_hash.as_bytes())[..8])
+    let mut h = Sha256::new();
+    h.update(user.role.as_str().as_bytes());
+    h.update(b"|");
+    h.update(user.generation.to_le_bytes());
+    h.update(b"|");
+    h.update(user.password_hash.as_bytes());
+    hex::encode(&h.finalize()[..8])
 }
 
 impl Auth {
@@ -141,6 +164,7 @@ impl Auth {
             setup_token: Mutex::new(setup_token),
             setup_lock: tokio::sync::Mutex::new(()),
             throttle: crate::throttle::Throttle::default(),
+            admin_throttle: crate::throttle::Throttle::with_limits(ADMIN_WRITE_LIMITS),
             hashers: crate::throttle::HashPool::new(
                 crate::throttle::HASH_WORKERS,
                 crate::throttle::HASH_QUEUE,
@@ -413,6 +437,34 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// Changes the users file for the user-management API (admin `actor` from `client`).
+    /// The write is counted first ([`ADMIN_WRITE_LIMITS`], 429 beyond), then runs on the
+    /// hashing pool (Argon2 for new passwords; 429 when saturated): the file is re-read,
+    /// changed and written under its lock ([`UserStore::update`]), so a concurrent `lqusers`
+    /// edit is neither lost nor overwritten. The cached users are replaced before this
+    /// returns, so sessions the change ends are refused from the next request on.
+    pub(crate) async fn change_users<T: Send + 'static>(
+        &self,
+        client: &str,
+        actor: &str,
+        change: impl FnOnce(&mut UserStore) -> Result<T, UsersError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.admin_throttle
+            .admit(client, actor, Instant::now())
+            .map_err(|wait| ApiError::TooManyChanges { retry_after_secs: wait })?;
+        let path = self.users_file.clone();
+        let (out, store) = self
+            .hashers
+            .run(move || UserStore::update(&path, change))
+            .await
+            .map_err(|_| ApiError::TooManyChanges { retry_after_secs: 1 })?
+            .map_err(users_error)?;
+        self.replace_users(store);
+        Ok(out)
+    }
+}
+
 /// True when `store` has at least one admin.
 fn has_admin(store: &UserStore) -> bool {
     store.users().iter().any(|u| u.role == Role::Admin)
@@ -441,7 +493,13 @@ pub(crate) fn users_error(e: UsersError) -> ApiError {
             errors: vec![super::FieldError::new("password", e.to_string())],
             diagnostics: vec![],
         },
-        UsersError::Exists { .. } => ApiError::Conflict { message: e.to_string() },
+        UsersError::Exists { .. }
+        | UsersError::LastAdmin { .. }
+        | UsersError::Changed { .. }
+        | UsersError::Busy { .. } => ApiError::Conflict { message: e.to_string() },
+        UsersError::Parse { .. } => ApiError::Conflict {
+            message: format!("{e}; fix the file first (lqos_web re-reads it)"),
+        },
         UsersError::NoSuchUser { .. } => ApiError::NotFound { what: "user".into() },
         other => ApiError::Internal { message: format!("{other:#}") },
     }
@@ -476,7 +534,7 @@ pub(crate) fn cookie_value(parts: &axum::http::HeaderMap, secure: bool) -> Optio
 }
 
 /// Paths under `/api/v1` reachable without a session.
-fn is_public_api(path: &str) -> bool {
+pub(crate) fn is_public_api(path: &str) -> bool {
     matches!(
         path,
         "/api/v1/login"

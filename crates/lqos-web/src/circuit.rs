@@ -16,8 +16,8 @@ use lqos_bus::{
 
 use super::{ApiError, WebState};
 
-pub(crate) fn routes() -> axum::Router<WebState> {
-    axum::Router::new().route("/circuits/{id}/queue", get(circuit_queue))
+pub(crate) fn routes() -> super::openapi::ApiRoutes {
+    super::openapi::ApiRoutes::new().route("/circuits/{id}/queue", get(circuit_queue))
 }
 
 /// True for lqosd's "circuit … is not in the applied plan" (an unknown circuit, 404), as
@@ -26,7 +26,14 @@ fn not_in_plan(e: &CommandError) -> bool {
     matches!(e, CommandError::Unavailable { message } if message.ends_with("is not in the applied plan"))
 }
 
-async fn circuit_queue(
+/// One circuit's queue statistics, both directions: HTB class counters and the leaf's (CAKE
+/// tins or fq_codel), read from the kernel by lqosd on request.
+#[utoipa::path(get, path = "/circuits/{id}/queue", tag = "live",
+    params(("id" = String, Path, description = "Circuit ID")),
+    responses((status = 200, description = "The queues", body = CircuitQueue),
+        (status = 404, description = "No such circuit in the applied plan", body = super::error::ErrorBody),
+        (status = 429, description = "lqosd's read budget is used up; `Retry-After: 1`", body = super::error::ErrorBody)))]
+pub(crate) async fn circuit_queue(
     State(state): State<WebState>,
     Path(id): Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
 use lqos_bus::ReloadReport;
 use lqos_config::{
     CSV_HEADER, Circuit, ConfEdit, ConfValue, Config, Diagnostic, EditError, Network,
@@ -35,8 +35,8 @@ use super::auth::{Admin, Session};
 use super::csvedit::{RawCsv, SpliceError};
 use super::{ApiError, FieldError, WebState};
 
-pub(crate) fn routes() -> Router<WebState> {
-    Router::new()
+pub(crate) fn routes() -> super::openapi::ApiRoutes {
+    super::openapi::ApiRoutes::new()
         .route("/shaped-devices", get(list).post(create))
         .route("/shaped-devices/{id}", get(one).put(update).delete(remove))
         .route("/config", get(config_view).put(config_update))
@@ -62,7 +62,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 /// One device as the form shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, utoipa::ToSchema)]
 pub struct DeviceForm {
     #[serde(default, deserialize_with = "text")]
     device_id: String,
@@ -81,7 +81,7 @@ pub struct DeviceForm {
 }
 
 /// One circuit as the form shows it (all text, as typed).
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, utoipa::ToSchema)]
 pub struct CircuitForm {
     #[serde(default, deserialize_with = "text")]
     circuit_id: String,
@@ -309,13 +309,20 @@ fn with_etag<T>(etag: &str, body: T) -> ([(HeaderName, String); 1], T) {
     ([(header::ETAG, etag.to_owned())], body)
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+/// Search and page of the editor list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Case-insensitive substring of ID, name, parent or an address.
     #[serde(default)]
     search: String,
+    /// Page, from 1.
     #[serde(default = "one_")]
+    #[param(minimum = 1, default = 1)]
     page: usize,
+    /// Circuits per page, 1..=500.
     #[serde(default = "fifty")]
+    #[param(minimum = 1, maximum = 500, default = 50)]
     per_page: usize,
 }
 fn one_() -> usize {
@@ -325,8 +332,9 @@ fn fifty() -> usize {
     50
 }
 
-#[derive(Serialize)]
-struct ListPage {
+/// One page of ShapedDevices.csv circuits (the answer's `ETag` goes into `If-Match` of edits).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ListPage {
     total: usize,
     page: usize,
     per_page: usize,
@@ -338,7 +346,11 @@ struct ListPage {
     read_only: Option<String>,
 }
 
-async fn list(
+/// ShapedDevices.csv as circuits, one page, with the file's problems.
+#[utoipa::path(get, path = "/shaped-devices", tag = "editor", params(ListQuery),
+    responses((status = 200, description = "One page; header `ETag`", body = ListPage),
+        (status = 404, description = "No ShapedDevices.csv", body = super::error::ErrorBody)))]
+pub(crate) async fn list(
     State(state): State<WebState>,
     _s: Session,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -385,7 +397,12 @@ async fn list(
     ))
 }
 
-async fn one(
+/// One circuit of ShapedDevices.csv with its devices.
+#[utoipa::path(get, path = "/shaped-devices/{id}", tag = "editor",
+    params(("id" = String, Path, description = "Circuit ID")),
+    responses((status = 200, description = "The circuit; header `ETag`", body = CircuitForm),
+        (status = 404, description = "No such circuit", body = super::error::ErrorBody)))]
+pub(crate) async fn one(
     State(state): State<WebState>,
     _s: Session,
     UrlPath(id): UrlPath<String>,
@@ -399,8 +416,8 @@ async fn one(
 }
 
 /// The result of a write.
-#[derive(Serialize)]
-struct Saved {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Saved {
     saved: bool,
     reload: Option<ReloadReport>,
     reload_error: Option<String>,
@@ -655,7 +672,15 @@ async fn save(
     Ok(with_etag(&etag, Json(Saved { saved: true, reload, reload_error, warnings })))
 }
 
-async fn create(
+/// Adds a circuit (admin), then reloads.
+#[utoipa::path(post, path = "/shaped-devices", tag = "editor", request_body = CircuitForm,
+    params(("If-Match" = String, Header, description = "The ETag of the file as read; 409 `stale` when it changed since")),
+    responses((status = 200, description = "Written and reloaded; header `ETag`", body = Saved),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody),
+        (status = 409, description = "The file changed since it was read (`stale`), or has errors elsewhere", body = super::error::ErrorBody),
+        (status = 422, description = "Field errors; nothing written", body = super::error::ErrorBody),
+        (status = 428, description = "If-Match missing", body = super::error::ErrorBody)))]
+pub(crate) async fn create(
     State(state): State<WebState>,
     Admin(who): Admin,
     headers: HeaderMap,
@@ -665,7 +690,16 @@ async fn create(
     save(&state, &who.username, &headers, None, Some(form)).await
 }
 
-async fn update(
+/// Replaces a circuit and its devices (admin), then reloads.
+#[utoipa::path(put, path = "/shaped-devices/{id}", tag = "editor", request_body = CircuitForm,
+    params(("id" = String, Path, description = "Circuit ID"), ("If-Match" = String, Header, description = "The ETag of the file as read; 409 `stale` when it changed since")),
+    responses((status = 200, description = "Written and reloaded; header `ETag`", body = Saved),
+        (status = 404, description = "No such circuit", body = super::error::ErrorBody),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody),
+        (status = 409, description = "The file changed since it was read (`stale`), or has errors elsewhere", body = super::error::ErrorBody),
+        (status = 422, description = "Field errors; nothing written", body = super::error::ErrorBody),
+        (status = 428, description = "If-Match missing", body = super::error::ErrorBody)))]
+pub(crate) async fn update(
     State(state): State<WebState>,
     Admin(who): Admin,
     UrlPath(id): UrlPath<String>,
@@ -676,7 +710,16 @@ async fn update(
     save(&state, &who.username, &headers, Some(&id), Some(form)).await
 }
 
-async fn remove(
+/// Deletes a circuit and its devices (admin), then reloads.
+#[utoipa::path(delete, path = "/shaped-devices/{id}", tag = "editor",
+    params(("id" = String, Path, description = "Circuit ID"), ("If-Match" = String, Header, description = "The ETag of the file as read; 409 `stale` when it changed since")),
+    responses((status = 200, description = "Written and reloaded; header `ETag`", body = Saved),
+        (status = 404, description = "No such circuit", body = super::error::ErrorBody),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody),
+        (status = 409, description = "The file changed since it was read (`stale`), or has errors elsewhere", body = super::error::ErrorBody),
+        (status = 422, description = "Field errors; nothing written", body = super::error::ErrorBody),
+        (status = 428, description = "If-Match missing", body = super::error::ErrorBody)))]
+pub(crate) async fn remove(
     State(state): State<WebState>,
     Admin(who): Admin,
     UrlPath(id): UrlPath<String>,
@@ -758,7 +801,12 @@ fn config_path(state: &WebState) -> Result<PathBuf, ApiError> {
         .ok_or(ApiError::NotFound { what: "configuration view (no config path)".into() })
 }
 
-async fn config_view(
+/// lqos.conf as JSON with secrets masked (`********`), the editable common settings and the
+/// file's diagnostics.
+#[utoipa::path(get, path = "/config", tag = "editor",
+    responses((status = 200, description = "`{path, config, common, diagnostics}`", body = Object),
+        (status = 404, description = "No configuration file", body = super::error::ErrorBody)))]
+pub(crate) async fn config_view(
     State(state): State<WebState>,
     _s: Session,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -777,7 +825,15 @@ async fn config_view(
     })))
 }
 
-async fn config_update(
+/// Changes common settings of lqos.conf (admin); comments, order and unknown sections stay.
+/// Body: `{setting: value}` for `node_name`, `downlink_bandwidth_mbps`,
+/// `uplink_bandwidth_mbps`, `generated_pn_download_mbps`, `generated_pn_upload_mbps`,
+/// `default_sqm`, `queue_refresh_interval_mins`.
+#[utoipa::path(put, path = "/config", tag = "editor", request_body = Object,
+    responses((status = 200, description = "Written", body = Object),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody),
+        (status = 422, description = "Field errors; nothing written", body = super::error::ErrorBody)))]
+pub(crate) async fn config_update(
     State(state): State<WebState>,
     Admin(who): Admin,
     b: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,

@@ -10,7 +10,7 @@ use lqos_config::Diagnostic;
 use serde::Serialize;
 
 /// A problem with one form field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Field name (for the shaped devices editor: the CSV column header, e.g. `Download Max Mbps`).
     pub field: String,
@@ -67,6 +67,12 @@ pub enum ApiError {
     #[error("too many failed logins; try again in {retry_after_secs} s")]
     RateLimited {
         /// Seconds until the next attempt is allowed.
+        retry_after_secs: u64,
+    },
+    /// Too many user-management changes from one client or admin.
+    #[error("too many user changes; try again in {retry_after_secs} s")]
+    TooManyChanges {
+        /// Seconds until the next change is allowed.
         retry_after_secs: u64,
     },
     /// A per-session or per-client quota is used up (live streams).
@@ -148,7 +154,9 @@ impl ApiError {
             }
             ApiError::FileHasErrors { .. } => (StatusCode::CONFLICT, "file_has_errors"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RateLimited { .. } | ApiError::TooManyChanges { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
             ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ApiError::Backend { source } => match source {
                 CommandError::InvalidInput { .. } => {
@@ -166,13 +174,21 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// Machine-readable code: `unauthorized`, `forbidden`, `bad_request`, `not_found`,
+    /// `conflict`, `stale`, `validation`, `rate_limited`, `unavailable`, `internal`…
     error: &'a str,
+    /// For people.
     message: String,
+    /// Field errors (`validation`).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
     errors: &'a [FieldError],
+    /// Input diagnostics from lqos-config, with file, line and field.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<Diagnostic>)]
     diagnostics: &'a [Diagnostic],
 }
 
@@ -194,13 +210,14 @@ impl IntoResponse for ApiError {
             _ => (&[], &[]),
         };
         let mut resp =
-            (status, Json(Body { error: code, message, errors, diagnostics })).into_response();
+            (status, Json(ErrorBody { error: code, message, errors, diagnostics })).into_response();
         if let ApiError::Stale { etag } = &self
             && let Ok(v) = HeaderValue::from_str(etag)
         {
             resp.headers_mut().insert(header::ETAG, v);
         }
-        if let ApiError::RateLimited { retry_after_secs } = &self
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::TooManyChanges { retry_after_secs } = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);

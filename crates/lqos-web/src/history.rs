@@ -10,14 +10,18 @@ use serde::Deserialize;
 
 use super::{ApiError, WebState};
 
-pub(crate) fn routes() -> axum::Router<WebState> {
-    axum::Router::new()
+pub(crate) fn routes() -> super::openapi::ApiRoutes {
+    super::openapi::ApiRoutes::new()
         .route("/circuits/{id}/history", get(circuit_history))
         .route("/nodes/{name}/history", get(node_history))
 }
 
-#[derive(Deserialize)]
-struct RangeQuery {
+/// The history range.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RangeQuery {
+    /// `10m`, `1h` (default), `24h`, `7d`, `30d` or `90d`.
+    #[param(value_type = Option<HistoryRange>)]
     range: Option<String>,
 }
 
@@ -49,7 +53,12 @@ async fn fetch(
     }
 }
 
-async fn circuit_history(
+/// A circuit's stored history: throughput, RTT per path, retransmits, drops.
+#[utoipa::path(get, path = "/circuits/{id}/history", tag = "history",
+    params(("id" = String, Path, description = "Circuit ID"), RangeQuery),
+    responses((status = 200, description = "The series (empty points when nothing was stored)", body = HistorySeries),
+        (status = 400, description = "Unknown range", body = super::error::ErrorBody)))]
+pub(crate) async fn circuit_history(
     State(state): State<WebState>,
     Path(id): Path<String>,
     q: Result<Query<RangeQuery>, QueryRejection>,
@@ -58,7 +67,12 @@ async fn circuit_history(
     fetch(&state, HistoryKind::Circuit, id, range).await
 }
 
-async fn node_history(
+/// A node's stored history.
+#[utoipa::path(get, path = "/nodes/{name}/history", tag = "history",
+    params(("name" = String, Path, description = "Node name"), RangeQuery),
+    responses((status = 200, description = "The series", body = HistorySeries),
+        (status = 400, description = "Unknown range", body = super::error::ErrorBody)))]
+pub(crate) async fn node_history(
     State(state): State<WebState>,
     Path(name): Path<String>,
     q: Result<Query<RangeQuery>, QueryRejection>,

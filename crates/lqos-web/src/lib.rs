@@ -1,12 +1,14 @@
-//! lqos-web is `lqos_web`, lqos's web server: the GUI, the REST API under `/api/v1` (OpenAPI at
-//! `/api/v1/openapi.json`), live updates over SSE (`/api/v1/events`) and Prometheus metrics
+//! lqos-web is `lqos_web`, lqos's web server: the GUI, the REST API under `/api/v1` (OpenAPI
+//! generated from the handlers at `/api/v1/openapi.json`, browsable at `/api-docs`; see
+//! [`openapi`]), live updates over SSE (`/api/v1/events`) and Prometheus metrics
 //! (`/metrics`), on `webserver_listen` (default `[::]:9123`). It runs as its own unprivileged
 //! process (user `lqos`), separate from the root daemon.
 //!
 //! It never touches the kernel nor the applied plan: every live number and every reload goes
 //! through a [`Backend`] that speaks lqos-bus [`Command`]s; in production that is
 //! [`bus::BusBackend`], a client of lqosd's local bus, so a compromised web server can do no
-//! more than the bus allows. The only files it writes are the users file (`lqusers.toml`),
+//! more than the bus allows. The only files it writes are the users file (`lqusers.toml`, login
+//! setup and admins' user management, `/api/v1/users`),
 //! `ShapedDevices.csv` (admins, through lqos-config's validating writer), lqos.conf (admins,
 //! configuration view) and its generated TLS certificate (`<state_directory>/web`).
 //!
@@ -46,9 +48,11 @@ pub mod front;
 mod history;
 mod insight;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod throttle;
 pub mod tls;
+mod useradmin;
 pub mod users;
 
 use std::future::Future;
@@ -263,11 +267,17 @@ impl CircuitIndex {
     }
 }
 
+/// Every `/api/v1` route path as the router has it (relative to `/api/v1`, parameters as
+/// `{name}`), for the test that checks the OpenAPI document against the router.
+pub fn api_paths() -> Vec<&'static str> {
+    api::routes().paths().to_vec()
+}
+
 /// Builds the whole application: pages, API, events and metrics.
 pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(assets::routes())
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().into_router())
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(axum::middleware::from_fn(assets::security_headers))

@@ -113,10 +113,39 @@ impl Buckets {
     }
 }
 
+/// How many attempts each bucket allows per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Attempts per client per `client_window`.
+    pub per_client: usize,
+    /// The client window.
+    pub client_window: Duration,
+    /// Attempts per username per `user_window`.
+    pub per_user: usize,
+    /// The username window.
+    pub user_window: Duration,
+}
+
+/// The login limits: [`MAX_PER_CLIENT`] per [`CLIENT_WINDOW`], [`MAX_PER_USER`] per
+/// [`USER_WINDOW`].
+pub const LOGIN_LIMITS: Limits = Limits {
+    per_client: MAX_PER_CLIENT,
+    client_window: CLIENT_WINDOW,
+    per_user: MAX_PER_USER,
+    user_window: USER_WINDOW,
+};
+
 /// Both buckets.
-#[derive(Default)]
 pub struct Throttle {
     inner: Mutex<(Buckets, Buckets)>,
+    limits: Limits,
+}
+
+impl Default for Throttle {
+    /// A login throttle ([`LOGIN_LIMITS`]).
+    fn default() -> Self {
+        Throttle::with_limits(LOGIN_LIMITS)
+    }
 }
 
 /// One counted attempt; give it back with [`Throttle::succeeded`].
@@ -128,6 +157,11 @@ pub struct Ticket {
 }
 
 impl Throttle {
+    /// A throttle with other limits than the login's.
+    pub fn with_limits(limits: Limits) -> Throttle {
+        Throttle { inner: Mutex::new((Buckets::default(), Buckets::default())), limits }
+    }
+
     /// Counts an attempt by `client` for `username`, or says how many seconds to wait.
     pub fn admit(&self, client: &str, username: &str, now: Instant) -> Result<Ticket, u64> {
         let mut g = match self.inner.lock() {
@@ -136,15 +170,17 @@ impl Throttle {
         };
         let user = user_key(username);
         let (clients, users) = &mut *g;
-        if let Some(wait) = clients.full(client, MAX_PER_CLIENT, CLIENT_WINDOW, now) {
+        let l = self.limits;
+        if let Some(wait) = clients.full(client, l.per_client, l.client_window, now) {
             return Err(wait);
         }
-        if let Some(wait) = users.full(&user, MAX_PER_USER, USER_WINDOW, now) {
+        if let Some(wait) = users.full(&user, l.per_user, l.user_window, now) {
             return Err(wait);
         }
-        if !clients.room_for(client, CLIENT_WINDOW, now) || !users.room_for(&user, USER_WINDOW, now)
+        if !clients.room_for(client, l.client_window, now)
+            || !users.room_for(&user, l.user_window, now)
         {
-            return Err(CLIENT_WINDOW.as_secs());
+            return Err(l.client_window.as_secs());
         }
         clients.push(client, now);
         users.push(&user, now);

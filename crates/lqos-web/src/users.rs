@@ -1,6 +1,12 @@
 //! The web users file (`<lqos_directory>/lqusers.toml`): usernames, Argon2id password hashes
-//! and roles. Shared by lqos_web's login and the `lqusers` CLI. Written atomically (temp file +
-//! rename, mode 0600); a missing file means "no users yet".
+//! and roles. Shared by lqos_web's login and user management and the `lqusers` CLI. Written
+//! atomically (temp file + rename, mode 0600, owner kept); a missing file means "no users yet".
+//!
+//! Two writers (lqos_web and `lqusers`, or two admins) never lose each other's change: every
+//! write holds an exclusive `flock` on `.lqusers.toml.lock` beside the file, and
+//! [`UserStore::save`] refuses ([`UsersError::Changed`]) when the file is no longer what
+//! [`UserStore::load`] read. [`UserStore::update`] re-reads the file under the lock, applies
+//! a change and writes it before letting go, which is what the web API uses.
 //!
 //! ```toml
 //! version = 1
@@ -24,7 +30,7 @@ pub const USERS_FILE_NAME: &str = "lqusers.toml";
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including edits and reloads.
@@ -52,8 +58,8 @@ impl Role {
     }
 }
 
-/// One user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One user. Its `Debug` shows no hash, so a stray `{:?}` cannot log one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Login name.
     pub username: String,
@@ -61,6 +67,26 @@ pub struct User {
     pub password_hash: String,
     /// Role.
     pub role: Role,
+    /// Bumped by every role change and password reset. Sessions are bound to it (with the
+    /// hash and the role), so a session ended by a change stays ended even when the change is
+    /// undone (role changed back). Absent (0) in files written before it existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("role", &self.role)
+            .field("generation", &self.generation)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,14 +108,16 @@ pub enum UsersError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid.
-    #[error("users file {} is invalid", path.display())]
+    /// The file is not a valid users file. Only the place and the parser's message are kept:
+    /// the offending line may hold a password hash, which is never shown nor logged.
+    #[error("users file {}:{line} is invalid: {message}", path.display())]
     Parse {
-        /// File.
+        /// The users file.
         path: PathBuf,
-        /// Cause.
-        #[source]
-        source: toml::de::Error,
+        /// 1-based line of the problem (1 when the parser gave no place).
+        line: usize,
+        /// The parser's message, without the quoted line.
+        message: String,
     },
     /// Writing the file failed.
     #[error("cannot write users file {}", path.display())]
@@ -127,6 +155,40 @@ pub enum UsersError {
         /// argon2's message.
         message: String,
     },
+    /// The change would leave no admin (nobody could manage users from the GUI any more).
+    #[error("{username:?} is the last admin: make another user admin first")]
+    LastAdmin {
+        /// The user the change was about.
+        username: String,
+    },
+    /// Someone else wrote the file after it was read; nothing was written.
+    #[error(
+        "users file {} changed since it was read (another lqusers or the web GUI saved it); nothing written: run the command again",
+        path.display()
+    )]
+    Changed {
+        /// The users file.
+        path: PathBuf,
+    },
+    /// Another writer holds the users file's lock for longer than [`LOCK_WAIT`].
+    #[error("users file {} is locked by another writer ({}); nothing written", path.display(), lock.display())]
+    Busy {
+        /// The users file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The lock file cannot be opened or locked.
+    #[error("cannot lock users file {} through {}", path.display(), lock.display())]
+    Lock {
+        /// The users file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The users file in memory.
@@ -134,40 +196,78 @@ pub enum UsersError {
 pub struct UserStore {
     path: PathBuf,
     users: Vec<User>,
+    /// SHA-256 of the file as read (or last written); `None` when it did not exist.
+    loaded: Option<[u8; 32]>,
 }
+
+/// How long a writer waits for another one's lock before giving up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl UserStore {
     /// Loads `path`; a missing file gives an empty store.
     pub fn load(path: &Path) -> Result<UserStore, UsersError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(UsersError::Read { path: path.into(), source }),
+        let (text, loaded) = match read_file(path)? {
+            Some((text, digest)) => (text, Some(digest)),
+            None => (String::new(), None),
         };
         let users = if text.trim().is_empty() {
             Vec::new()
         } else {
             toml::from_str::<UsersFile>(&text)
-                .map_err(|source| UsersError::Parse { path: path.into(), source })?
+                .map_err(|e| UsersError::Parse {
+                    path: path.into(),
+                    line: e.span().map_or(1, |s| {
+                        text.get(..s.start).map_or(1, |t| t.matches('\n').count() + 1)
+                    }),
+                    message: e.message().trim().to_owned(),
+                })?
                 .users
         };
-        Ok(UserStore { path: path.into(), users })
+        Ok(UserStore { path: path.into(), users, loaded })
     }
 
     /// A store with no users for `path` (what an unusable file is treated as: nobody).
     pub fn empty(path: &Path) -> UserStore {
-        UserStore { path: path.into(), users: Vec::new() }
+        UserStore { path: path.into(), users: Vec::new(), loaded: None }
     }
 
-    /// Writes the store back atomically (0600).
-    pub fn save(&self) -> Result<(), UsersError> {
+    /// Writes the store back atomically (0600, owner kept) under the users file's lock.
+    /// Refuses with [`UsersError::Changed`] when the file on disk is no longer the one this
+    /// store was loaded from (or last saved as), so a concurrent edit is never overwritten.
+    pub fn save(&mut self) -> Result<(), UsersError> {
+        let _lock = lock(&self.path)?;
+        let now = read_file(&self.path)?.map(|(_, digest)| digest);
+        if now != self.loaded {
+            return Err(UsersError::Changed { path: self.path.clone() });
+        }
+        self.write_locked()
+    }
+
+    /// Re-reads `path` under its lock, applies `change` and writes the result before the
+    /// lock is released: the way to change the file from a long-running process, where the
+    /// copy in memory may be old. Nothing is written when `change` fails.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut UserStore) -> Result<T, UsersError>,
+    ) -> Result<(T, UserStore), UsersError> {
+        let _lock = lock(path)?;
+        let mut store = UserStore::load(path)?;
+        let out = change(&mut store)?;
+        store.write_locked()?;
+        Ok((out, store))
+    }
+
+    /// Writes the file; the caller holds the lock.
+    fn write_locked(&mut self) -> Result<(), UsersError> {
         let file = UsersFile { version: 1, users: self.users.clone() };
         let text = toml::to_string(&file).map_err(|e| UsersError::Write {
             path: self.path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
         write_atomic_private(&self.path, text.as_bytes())
-            .map_err(|source| UsersError::Write { path: self.path.clone(), source })
+            .map_err(|source| UsersError::Write { path: self.path.clone(), source })?;
+        self.loaded = Some(digest(text.as_bytes()));
+        Ok(())
     }
 
     /// The file this store belongs to.
@@ -185,6 +285,21 @@ impl UserStore {
         self.users.is_empty()
     }
 
+    /// True when at least one user is an admin.
+    pub fn has_admin(&self) -> bool {
+        self.users.iter().any(|u| u.role == Role::Admin)
+    }
+
+    /// Refuses ([`UsersError::LastAdmin`]) when no admin is left after a change to
+    /// `username`, for the callers that must keep one (the web API).
+    pub fn require_admin(&self, username: &str) -> Result<(), UsersError> {
+        if self.has_admin() {
+            Ok(())
+        } else {
+            Err(UsersError::LastAdmin { username: username.into() })
+        }
+    }
+
     /// One user.
     pub fn get(&self, username: &str) -> Option<&User> {
         self.users.iter().find(|u| u.username == username)
@@ -197,7 +312,7 @@ impl UserStore {
             return Err(UsersError::Exists { username: username.into() });
         }
         let password_hash = hash_password(password)?;
-        self.users.push(User { username: username.into(), password_hash, role });
+        self.users.push(User { username: username.into(), password_hash, role, generation: 0 });
         Ok(())
     }
 
@@ -220,17 +335,22 @@ impl UserStore {
             .find(|u| u.username == username)
             .ok_or_else(|| UsersError::NoSuchUser { username: username.into() })?;
         user.password_hash = hash;
+        user.generation = user.generation.wrapping_add(1);
         Ok(())
     }
 
-    /// Changes a role (not saved yet).
+    /// Changes a role (not saved yet); the same role again changes nothing. Existing
+    /// sessions of that user end.
     pub fn set_role(&mut self, username: &str, role: Role) -> Result<(), UsersError> {
         let user = self
             .users
             .iter_mut()
             .find(|u| u.username == username)
             .ok_or_else(|| UsersError::NoSuchUser { username: username.into() })?;
-        user.role = role;
+        if user.role != role {
+            user.role = role;
+            user.generation = user.generation.wrapping_add(1);
+        }
         Ok(())
     }
 
@@ -248,6 +368,71 @@ impl UserStore {
         };
         let ok = verify_password(hash, password);
         if ok { user } else { None }
+    }
+}
+
+/// The file's text and SHA-256, `None` when it does not exist.
+fn read_file(path: &Path) -> Result<Option<(String, [u8; 32])>, UsersError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let d = digest(&bytes);
+            let text = String::from_utf8(bytes).map_err(|e| UsersError::Read {
+                path: path.into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+            })?;
+            Ok(Some((text, d)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(UsersError::Read { path: path.into(), source }),
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The lock file of `path`: `.<name>.lock` beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.join(format!(".{name}.lock"))
+}
+
+/// Takes the exclusive lock of `path` (an `flock` on [`lock_path`]), waiting at most
+/// [`LOCK_WAIT`]. The lock ends when the returned file is dropped. The lock file is created
+/// 0644 (it holds nothing): `lqusers` running as root and `lqos_web` as `lqos` can both open
+/// it, read-only when it belongs to the other.
+fn lock(path: &Path) -> Result<std::fs::File, UsersError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock = lock_path(path);
+    let err = |source| UsersError::Lock { path: path.into(), lock: lock.clone(), source };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&lock)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::File::open(&lock).map_err(err)?
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(UsersError::Busy { path: path.into(), lock });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
     }
 }
 
@@ -412,6 +597,57 @@ mod tests {
         assert!(again.verify("nobody", "correct horse").is_none());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).expect("test").permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn save_refuses_a_copy_older_than_the_file_and_update_rereads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(USERS_FILE_NAME);
+        let mut a = UserStore::load(&path).expect("load");
+        let mut b = UserStore::load(&path).expect("load");
+        a.add("alice", "long-password", Role::Admin).expect("add");
+        a.save().expect("first writer");
+        b.add("bob", "long-password", Role::ReadOnly).expect("add");
+        assert!(matches!(b.save(), Err(UsersError::Changed { .. })), "stale copy refused");
+        // The first writer may save again: its copy is what it wrote.
+        a.add("carol", "long-password", Role::ReadOnly).expect("add");
+        a.save().expect("own write is not a change by someone else");
+        let ((), store) =
+            UserStore::update(&path, |s| s.add("bob", "long-password", Role::ReadOnly))
+                .expect("update");
+        let names: Vec<&str> = store.users().iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["alice", "carol", "bob"]);
+        // A failed change writes nothing.
+        let before = std::fs::read(&path).expect("read");
+        let failed = UserStore::update(&path, |s| {
+            s.remove("alice")?;
+            s.require_admin("alice")
+        });
+        assert!(matches!(failed, Err(UsersError::LastAdmin { .. })));
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+        assert!(lock_path(&path).ends_with(".lqusers.toml.lock"));
+        let debug = format!("{store:?}");
+        assert!(debug.contains("bob") && !debug.contains("argon2"), "{debug}");
+    }
+
+    #[test]
+    fn a_broken_file_is_reported_by_line_without_its_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(USERS_FILE_NAME);
+        std::fs::write(
+            &path,
+            "version = 1\n[[users]]\nusername = \"a\"\npassword_hash = \"$argon2id$SECRETHASH\"\nrole = \"god\"\n",
+        )
+        .expect("write");
+        let err = UserStore::load(&path).expect_err("invalid role");
+        let text = format!("{err}");
+        assert!(text.contains("lqusers.toml:5"), "{text}");
+        assert!(!text.contains("SECRETHASH") && !text.contains("argon2"), "{text}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            assert!(!s.to_string().contains("SECRETHASH"));
+            source = s.source();
+        }
     }
 
     #[test]

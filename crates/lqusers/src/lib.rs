@@ -1,7 +1,10 @@
 //! lqusers: manage the lqos web users file (`<lqos_directory>/lqusers.toml`) from the shell —
 //! `add`, `del`, `list`, `passwd`. It uses lqos-web's user store (Argon2id hashes, atomic 0600
-//! writes); lqos_web picks changes up within a second, and a changed password ends that user's
-//! sessions. It talks to neither lqosd nor lqos_web.
+//! writes under the users file's lock, the same the GUI's user management takes); lqos_web
+//! picks changes up within a second, and a changed password ends that user's sessions. When
+//! the file changed after it was read (an admin edited users in the GUI while the password
+//! prompt waited), nothing is written and it asks to run the command again. It talks to
+//! neither lqosd nor lqos_web.
 //!
 //! Passwords come from `--password-stdin` (first line of stdin) or from a prompt without echo,
 //! asked twice; without a terminal and without `--password-stdin` it refuses.

@@ -27,6 +27,7 @@ if [ -z "${LQOS_URL:-}" ]; then
         > "${TMPDIR:-/tmp}/lqos-browser-demo.log" 2>&1 &
     demo_pid=$!
     export LQOS_URL=http://127.0.0.1:19123
+    export LQOS_USERS_FILE="${TMPDIR:-/tmp}/lqos-browser-demo/lqusers.toml"
     i=0
     until curl -fsS "$LQOS_URL/api/v1/health" >/dev/null 2>&1; do
         i=$((i + 1)); [ "$i" -lt 100 ] || { echo "web_demo did not start"; exit 1; }

@@ -93,6 +93,21 @@ async fn event_stream_ends_when_the_user_is_deleted() {
 }
 
 #[tokio::test]
+async fn event_stream_ends_at_the_next_tick_when_an_admin_changes_the_users_role() {
+    let app = app();
+    let c = login(&app, "viewer", "viewer-password").await;
+    let admin = login(&app, "admin", "admin-password").await;
+    let mut frames = open(&app, &c).await;
+    next_tick(&mut frames).await;
+    let r = send(&app, admin.write("PUT", "/api/v1/users/viewer/role", &json!({"role": "admin"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The GUI's own write replaces the cached users: no one-second re-read delay.
+    let after = ticks_until_end(&mut frames, Duration::from_secs(3)).await;
+    assert!(after <= 1, "{after} ticks after the role change");
+}
+
+#[tokio::test]
 async fn event_stream_needs_a_session() {
     let app = app();
     let r = send(&app, super::req("GET", "/api/v1/events").body(Body::empty()).expect("req")).await;
