@@ -104,6 +104,7 @@ pub const UNKNOWN_LIMIT_MAX: usize = 100;
 /// What a worst-first ranking ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WorstKind {
     /// Circuits (subscribers).
     Circuits,
@@ -114,6 +115,7 @@ pub enum WorstKind {
 /// The measure a worst-first ranking sorts by (highest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WorstBy {
     /// p90 of the access-path RTT (shaper → subscriber → shaper).
     Rtt,
@@ -125,6 +127,7 @@ pub enum WorstBy {
 /// The window a ranking covers: the live 10 s and 60 s windows of lqosd's RTT tracker, or
 /// the history store's last hour (1 min points) and last 24 hours (15 min points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum QoeWindow {
     /// Live, last 10 seconds.
     #[serde(rename = "10s")]
@@ -178,6 +181,7 @@ impl QoeWindow {
 
 /// One ranked circuit or node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorstEntry {
     /// Circuit ID, or the node's name.
     pub id: String,
@@ -217,6 +221,7 @@ pub struct WorstEntry {
 
 /// The answer to `Worst`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorstList {
     /// Circuits or nodes.
     pub kind: WorstKind,
@@ -242,6 +247,7 @@ pub struct WorstList {
 
 /// One bucket of the latency distribution: circuits whose p90 is in `[lower_ms, upper_ms)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DistributionBucket {
     /// Inclusive lower edge, ms.
     pub lower_ms: f64,
@@ -254,6 +260,7 @@ pub struct DistributionBucket {
 /// The answer to `QoeDistribution`: circuits by their current p90 access RTT (60 s window),
 /// in log-scale (doubling) buckets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QoeDistribution {
     /// Always `p90`.
     pub percentile: String,
@@ -276,6 +283,7 @@ pub struct QoeDistribution {
 /// One unmapped address (an address on the subscriber side that matches no circuit). Byte
 /// and packet counts are estimates: the data plane samples one in N unmapped packets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnknownEntry {
     /// The address.
     pub address: String,
@@ -291,6 +299,7 @@ pub struct UnknownEntry {
 
 /// The answer to `UnknownAddresses`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnknownList {
     /// Seconds between reads of the data plane's table (rates are over this window).
     pub window_secs: u64,

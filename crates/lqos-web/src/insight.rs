@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 use super::{ApiError, WebState};
 
-pub(crate) fn routes() -> axum::Router<WebState> {
-    axum::Router::new()
+pub(crate) fn routes() -> super::openapi::ApiRoutes {
+    super::openapi::ApiRoutes::new()
         .route("/worst", get(worst))
         .route("/qoe/distribution", get(distribution))
         .route("/unknown", get(unknown))
@@ -30,11 +30,22 @@ pub const DEFAULT_WORST_LIMIT: usize = 20;
 /// Unknown addresses answered unless `limit` says otherwise.
 pub const DEFAULT_UNKNOWN_LIMIT: usize = 50;
 
-#[derive(Deserialize)]
-struct WorstQuery {
+/// What to rank.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WorstQuery {
+    /// `rtt` (p90 access RTT, the default) or `retransmits` (retransmit ratio, both
+    /// directions combined).
+    #[param(value_type = Option<WorstBy>)]
     by: Option<String>,
+    /// `10s`, `60s` (default), `1h` or `24h` (the last two from the history store).
+    #[param(value_type = Option<QoeWindow>)]
     window: Option<String>,
+    /// Entries, 1..=500 (default 20).
+    #[param(value_type = Option<usize>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// `circuits` (default) or `nodes`.
+    #[param(value_type = Option<WorstKind>)]
     kind: Option<String>,
 }
 
@@ -84,7 +95,13 @@ fn parse_worst(q: Result<Query<WorstQuery>, QueryRejection>) -> Result<Command, 
     Ok(Command::Worst { kind, by, window, limit })
 }
 
-async fn worst(
+/// Circuits or nodes worst first by p90 access RTT or retransmit ratio over a window; entries
+/// with fewer samples than the answer's `min_samples` are left out.
+#[utoipa::path(get, path = "/worst", tag = "insight", params(WorstQuery),
+    responses((status = 200, description = "Worst first", body = WorstList),
+        (status = 400, description = "A parameter is not one of its accepted values", body = super::error::ErrorBody),
+        (status = 503, description = "lqosd unreachable, or history off for 1h/24h", body = super::error::ErrorBody)))]
+pub(crate) async fn worst(
     State(state): State<WebState>,
     q: Result<Query<WorstQuery>, QueryRejection>,
 ) -> Result<Json<WorstList>, ApiError> {
@@ -95,19 +112,33 @@ async fn worst(
     }
 }
 
-async fn distribution(State(state): State<WebState>) -> Result<Json<QoeDistribution>, ApiError> {
+/// Circuits by p90 access RTT over the last 60 s, in doubling buckets from 1 ms.
+#[utoipa::path(get, path = "/qoe/distribution", tag = "insight",
+    responses((status = 200, description = "The distribution", body = QoeDistribution)))]
+pub(crate) async fn distribution(
+    State(state): State<WebState>,
+) -> Result<Json<QoeDistribution>, ApiError> {
     match state.backend().request(Command::QoeDistribution).await {
         Response::Distribution(d) => Ok(Json(*d)),
         other => Err(ApiError::from_response(other)),
     }
 }
 
-#[derive(Deserialize)]
-struct UnknownQuery {
+/// How many unknown addresses.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UnknownQuery {
+    /// Entries, 1..=100 (default 50).
+    #[param(value_type = Option<usize>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
-async fn unknown(
+/// Addresses with traffic that match no circuit (missing from ShapedDevices.csv?), busiest
+/// first; sampled estimates.
+#[utoipa::path(get, path = "/unknown", tag = "insight", params(UnknownQuery),
+    responses((status = 200, description = "Unknown addresses", body = UnknownList),
+        (status = 400, description = "Bad limit", body = super::error::ErrorBody)))]
+pub(crate) async fn unknown(
     State(state): State<WebState>,
     q: Result<Query<UnknownQuery>, QueryRejection>,
 ) -> Result<Json<UnknownList>, ApiError> {

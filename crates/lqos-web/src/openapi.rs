@@ -93,7 +93,8 @@ impl From<Router<WebState>> for ApiRoutes {
     servers((url = "/api/v1")),
     modifiers(&Conventions),
     // Schemas only reached through query parameters (utoipa collects the others itself).
-    components(schemas(super::api::SortKey, super::api::Order, lqos_bus::HistoryRange)),
+    components(schemas(super::api::SortKey, super::api::Order, lqos_bus::HistoryRange,
+        lqos_bus::WorstBy, lqos_bus::WorstKind, lqos_bus::QoeWindow)),
     paths(
         super::api::health,
         super::api::openapi_json,
@@ -123,6 +124,9 @@ impl From<Router<WebState>> for ApiRoutes {
         super::history::circuit_history,
         super::history::node_history,
         super::circuit::circuit_queue,
+        super::insight::worst,
+        super::insight::distribution,
+        super::insight::unknown,
         super::useradmin::list,
         super::useradmin::create,
         super::useradmin::remove,
@@ -134,6 +138,7 @@ impl From<Router<WebState>> for ApiRoutes {
         (name = "session", description = "Login, logout, first-run setup"),
         (name = "live", description = "Current numbers from lqosd"),
         (name = "history", description = "Stored history (lqosd's history store)"),
+        (name = "insight", description = "Who is suffering: worst-first rankings, latency distribution, unknown addresses"),
         (name = "reload", description = "Scheduler state, reload and dry run (admin)"),
         (name = "editor", description = "ShapedDevices.csv editor and lqos.conf view (writes: admin)"),
         (name = "users", description = "Web users (admin)"),

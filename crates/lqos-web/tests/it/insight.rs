@@ -154,3 +154,22 @@ async fn lqosd_errors_become_clear_statuses() {
         assert_eq!(r.body["error"], "unavailable");
     }
 }
+
+#[tokio::test]
+async fn the_api_document_describes_the_insight_routes_and_their_parameters() {
+    let app = app();
+    let r = send(&app, req("GET", "/api/v1/openapi.json").body(Body::empty()).expect("req")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for p in ["/worst", "/qoe/distribution", "/unknown"] {
+        assert!(r.body["paths"][p]["get"].is_object(), "{p} missing");
+    }
+    let params: Vec<&str> = r.body["paths"]["/worst"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(params, ["by", "window", "limit", "kind"]);
+    let windows = &r.body["components"]["schemas"]["QoeWindow"];
+    assert!(windows.to_string().contains("24h"), "{windows}");
+}
