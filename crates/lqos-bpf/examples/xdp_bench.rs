@@ -6,7 +6,10 @@
 //!   2001:db8::/32), each with its own slot; every entry exists for both families.
 //! * The program is loaded with `bench_spread`, so each repeat of the one test frame is aimed
 //!   at the next address of a walk (odd-multiplier permutation) over the first 16 / 8 192 /
-//!   131 072 addresses of the space: the last walk is 8× the 16 384-entry per-CPU cache. About
+//!   32 768 / 131 072 addresses of the space. Every packet goes to another subscriber (no
+//!   bursts), the harshest order for every cache. 32 768 is the realistic active set (about a
+//!   third of 100k subscribers busy at once); 131 072 is the whole space, a cyclic walk that
+//!   misses any cache smaller than itself on every packet, so it times the LPM trie cold. About
 //!   1 in 4 probed addresses has no mapping (slot 0 + unknown table), as in a dense but not
 //!   full address plan.
 //! * Two variants: `classify+steer+count` (`track_flows = false`) and the full program (flows,
@@ -15,7 +18,9 @@
 //!   at exactly 8 bytes when the kernel reruns it on the same buffer.
 //!
 //! Median of 5 runs of 500 000 repeats each, after one warm-up run. Needs root.
-//! Run through `bench/xdp_bench.sh`.
+//! Run through `bench/xdp_bench.sh`. Options (for profiling one case under `perf`):
+//! `--only SUBSCRIBERS:WALK` runs one configuration, `--kind NAME` one frame kind (prefix
+//! match), `--repeat N` and `--runs N` change the counts, `--lean` / `--full` one variant.
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its table")]
 
 use std::{
@@ -30,8 +35,50 @@ use lqos_bpf::{
 };
 
 const LO: u32 = 1;
-const REPEAT: u32 = 500_000;
-const RUNS: usize = 5;
+
+/// Command line (see the module doc).
+#[derive(Debug, Clone)]
+struct Args {
+    only: Option<(u32, u32)>,
+    kind: Option<String>,
+    repeat: u32,
+    runs: usize,
+    lean: bool,
+    full: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a =
+        Args { only: None, kind: None, repeat: 500_000, runs: 5, lean: true, full: true };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--only" => {
+                let v = value("--only")?;
+                let (n, w) = v.split_once(':').ok_or("--only wants SUBSCRIBERS:WALK")?;
+                let n = n.parse().map_err(|e| format!("--only {v}: {e}"))?;
+                let w: u32 = w.parse().map_err(|e| format!("--only {v}: {e}"))?;
+                if !w.is_power_of_two() {
+                    return Err(format!("--only {v}: WALK must be a power of two"));
+                }
+                a.only = Some((n, w));
+            }
+            "--kind" => a.kind = Some(value("--kind")?),
+            "--repeat" => {
+                a.repeat = value("--repeat")?.parse().map_err(|e| format!("--repeat: {e}"))?
+            }
+            "--runs" => {
+                a.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?;
+                a.runs = a.runs.max(1);
+            }
+            "--lean" => a.full = false,
+            "--full" => a.lean = false,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -97,7 +144,7 @@ fn kinds() -> Option<Vec<Kind>> {
     ])
 }
 
-fn measure(dp: &Dataplane, frame: &[u8], empty: bool) -> (f64, u32) {
+fn measure(dp: &Dataplane, frame: &[u8], empty: bool, args: &Args) -> (f64, u32) {
     let run = |repeat| {
         if empty {
             dp.test_run_xdp_pass(frame, LO, repeat)
@@ -107,9 +154,9 @@ fn measure(dp: &Dataplane, frame: &[u8], empty: bool) -> (f64, u32) {
         .map_err(|e| e.to_string())
     };
     let mut action = 0;
-    let _ = run(REPEAT); // warm-up: creates flows, fills caches
-    let v = (0..RUNS)
-        .map(|_| match run(REPEAT) {
+    let _ = run(args.repeat); // warm-up: creates flows, fills caches
+    let v = (0..args.runs)
+        .map(|_| match run(args.repeat) {
             Ok(r) => {
                 action = r.action;
                 r.duration.as_nanos() as f64
@@ -154,26 +201,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("xdp_bench: needs root (BPF_PROG_TEST_RUN)");
         std::process::exit(2);
     }
-    let kinds = kinds().ok_or("frame construction")?;
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("xdp_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let kinds: Vec<Kind> = kinds()
+        .ok_or("frame construction")?
+        .into_iter()
+        .filter(|k| args.kind.as_ref().is_none_or(|p| k.name.starts_with(p.as_str())))
+        .collect();
     println!(
         "| frame | subscribers | addresses walked | empty XDP ns | classify+steer+count ns | ratio | + flows, RTT, retransmits ns | ratio | cache misses/pkt |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    // (subscribers, addresses walked): 12 in cache; 100k with a hot set that fits the
-    // 16 384-entry per-CPU cache; 100k walking the whole space (8× the cache).
-    for (n, walk) in [(12u32, 16u32), (100_000, 8192), (100_000, 131_072)] {
+    // (subscribers, addresses walked): 12 in cache; 100k with a hot set of 8 192; 100k with a
+    // realistic active set of 32 768; 100k walking the whole space (cold LPM on every packet).
+    let configs = [(12u32, 16u32), (100_000, 8192), (100_000, 32_768), (100_000, 131_072)];
+    for (n, walk) in configs.into_iter().filter(|c| args.only.is_none_or(|o| o == *c)) {
         let space = n.next_power_of_two();
-        let lean = load(n, space, walk, false)?;
-        let full = load(n, space, walk, true)?;
+        let lean = if args.lean { Some(load(n, space, walk, false)?) } else { None };
+        let full = if args.full { Some(load(n, space, walk, true)?) } else { None };
+        let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
         for k in &kinds {
-            let (empty, _) = measure(&full, &k.frame, true);
-            let (l, _) = measure(&lean, &k.frame, false);
-            let before = full.stats()?.cache_misses;
-            let (f, action) = measure(&full, &k.frame, false);
-            let misses = full.stats()?.cache_misses.saturating_sub(before) as f64
-                / (f64::from(REPEAT) * (RUNS as f64 + 1.0));
+            let (empty, _) = measure(any, &k.frame, true, &args);
+            let l = lean.as_ref().map_or(f64::NAN, |dp| measure(dp, &k.frame, false, &args).0);
+            let before = any.stats()?.cache_misses;
+            let (f, action) =
+                full.as_ref().map_or((f64::NAN, 0), |dp| measure(dp, &k.frame, false, &args));
+            if full.is_none() {
+                let _ = measure(any, &k.frame, false, &args);
+            }
+            let misses = any.stats()?.cache_misses.saturating_sub(before) as f64
+                / (f64::from(args.repeat) * (args.runs as f64 + 1.0));
             let act = match action {
-                lqos_bpf::XDP_REDIRECT => "",
+                lqos_bpf::XDP_REDIRECT | 0 => "",
                 lqos_bpf::XDP_PASS => " (last: PASS)",
                 _ => " (last: other)",
             };
@@ -184,9 +248,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 f / empty
             );
         }
-        let s = full.stats()?;
+        let s = any.stats()?;
         eprintln!(
-            "{n}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
+            "{n}/{walk}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
             s.flows_created, s.flows_dropped, s.rtt_samples, s.no_metadata
         );
     }
