@@ -129,6 +129,7 @@ mod tests {
             rtt_samples: [3, 0],
             first_seen_ns: 0,
             last_seen_ns: 0,
+            idle_sweeps: 0,
         }
     }
 
