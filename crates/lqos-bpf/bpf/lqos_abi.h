@@ -99,7 +99,7 @@ struct lqos_settings {
 };
 
 /* Counters of one slot on one CPU (lqos_slot_counters is an ARRAY indexed
- * slot × possible CPUs + cpu, so one slot's CPUs are adjacent). 64 bytes. */
+ * cpu × slots + slot: each CPU's counters are one block, few pages for its TLB). 64 bytes. */
 struct lqos_slot_counters {
 	__u64 bytes[2];       /* L2 bytes, [LQOS_DOWN], [LQOS_UP] */
 	__u64 packets[2];

@@ -46,13 +46,13 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set at load time (EbpfLoader::override_global). */
 const volatile __u32 lqos_max_slots = 65536;
 const volatile __u32 lqos_track_flows = 1;
-const volatile __u32 lqos_ncpus = 1;          /* possible CPUs: stride of per-CPU arrays */
 const volatile __u32 lqos_cache_sets = LQOS_CACHE_ENTRIES / 2; /* per CPU, power of two */
 const volatile __u32 lqos_cache_shift = 49;   /* 64 - log2(lqos_cache_sets) */
 const volatile __u32 lqos_flow_shift = 49;    /* 64 - log2(flow table sets), 64 = one set */
 const volatile __u32 lqos_flow_mask = 32767;  /* flow table sets - 1 */
 const volatile __u32 lqos_bench_spread_on = 0;
 const volatile __u32 lqos_bench_spread_mask = 0;
+const volatile __u32 lqos_bench_train_shift = 0; /* log2 of packets per address in a row */
 
 /* max_entries of the trie, counters, histograms, flows and cache are replaced at load time
  * (LoadOptions; per-CPU ARRAYs × possible CPUs). */
@@ -296,7 +296,8 @@ static __always_inline void lqos_bench_spread(struct lqos_addr *a)
 	struct lqos_stats *st = lqos_stats_get();
 	if (!st)
 		return;
-	__u32 idx = (__u32)(st->bench_counter++ * 2654435761u) & lqos_bench_spread_mask;
+	__u64 n = st->bench_counter++ >> (lqos_bench_train_shift & 31);
+	__u32 idx = (__u32)(n * 2654435761u) & lqos_bench_spread_mask;
 	__u32 *w = (__u32 *)&a->bytes[12];
 	if (a->bytes[0] != 0xff || a->bytes[11] != 0xff)
 		w = (__u32 *)&a->bytes[4];
@@ -497,8 +498,10 @@ static __always_inline void lqos_tcp_ts(void *data_end, struct tcphdr *th, struc
 	}
 }
 
-/* How many times a CPU re-reads an entry another CPU is writing (a few dozen ns of work). */
-#define LQOS_FLOW_SPIN 64
+/* How many times a CPU re-reads an entry another CPU is writing. The writer's part is a few
+ * dozen stores (no helper call), but each re-read may wait for the line, and an interrupt on
+ * the writer's CPU stretches it: 1024 reads cover microseconds. */
+#define LQOS_FLOW_SPIN 1024
 
 static __always_inline int lqos_key_eq(struct lqos_flow_key *a, struct lqos_flow_key *b)
 {
@@ -526,13 +529,29 @@ static __always_inline __u64 lqos_read_state(struct lqos_flow_entry *e)
 	return s;
 }
 
-/* Waits (bounded) while another CPU writes the entry; returns the state then seen. */
+struct lqos_wait_ctx {
+	struct lqos_flow_entry *e;
+	__u64 s;
+};
+
+static long lqos_wait_step(__u64 i, void *ctx)
+{
+	struct lqos_wait_ctx *w = ctx;
+	struct lqos_flow_entry *e = w->e;
+	if (!e)
+		return 1;
+	w->s = lqos_read_state(e);
+	return (w->s & 1) ? 0 : 1;
+}
+
+/* Waits (bounded) while another CPU writes the entry; returns the state then seen. A
+ * bpf_loop (inlined by the verifier), so the verifier checks the step once. */
 static __always_inline __u64 lqos_wait_written(struct lqos_flow_entry *e)
 {
-	__u64 s = lqos_read_state(e);
-	for (int i = 0; i < LQOS_FLOW_SPIN && (s & 1); i++)
-		s = lqos_read_state(e);
-	return s;
+	struct lqos_wait_ctx w = { .e = e, .s = lqos_read_state(e) };
+	if (w.s & 1)
+		bpf_loop(LQOS_FLOW_SPIN, lqos_wait_step, &w, 0);
+	return w.s;
 }
 
 static __always_inline int lqos_flow_live(__u64 s)
@@ -824,7 +843,7 @@ int lqos_xdp(struct xdp_md *ctx)
 	int dir = upload ? LQOS_UP : LQOS_DOWN;
 	__u64 bytes = (__u64)(data_end - data);
 	__u32 slot = c.slot;
-	__u32 sci = slot * lqos_ncpus + bpf_get_smp_processor_id();
+	__u32 sci = bpf_get_smp_processor_id() * lqos_max_slots + slot;
 	struct lqos_slot_counters *sc = bpf_map_lookup_elem(&lqos_slot_counters, &sci);
 	if (sc) {
 		sc->bytes[dir] += bytes;

@@ -97,6 +97,10 @@ pub struct LoadOptions {
     /// (IPv4: the address, IPv6: bits 32..64) so one `BPF_PROG_TEST_RUN` frame walks many
     /// subscribers. Must be a power of two. The verifier removes the code when 0.
     pub bench_spread: u32,
+    /// Benchmark only: with `bench_spread`, each address gets this many packets in a row (a
+    /// power of two; 0 or 1 = every packet another address), like the trains of segments a
+    /// TCP sender's TSO/GRO bursts put on the wire.
+    pub bench_train: u32,
 }
 
 impl Default for LoadOptions {
@@ -110,6 +114,7 @@ impl Default for LoadOptions {
             max_mappings: DEFAULT_MAX_MAPPINGS,
             track_flows: true,
             bench_spread: 0,
+            bench_train: 0,
         }
     }
 }
@@ -242,7 +247,6 @@ impl Dataplane {
         loader.map_max_entries(maps::FLOWS, opts.max_flows);
         loader.map_max_entries(maps::CACHE, cache_total);
         loader.map_max_entries(maps::IP_MAP, opts.max_mappings);
-        loader.override_global("lqos_ncpus", &ncpus_u32, true);
         loader.override_global("lqos_cache_sets", &cache_sets, true);
         // Both are powers of two ≥ 2: the shift keeps the top log2(sets) bits of the hash.
         let cache_shift = 64 - cache_sets.trailing_zeros();
@@ -251,6 +255,14 @@ impl Dataplane {
         loader.override_global("lqos_flow_shift", &flow_shift, true);
         let flow_mask = opts.max_flows / 2 - 1;
         loader.override_global("lqos_flow_mask", &flow_mask, true);
+        if opts.bench_train > 1 && !opts.bench_train.is_power_of_two() {
+            return Err(BpfError::InvalidOption {
+                option: "bench_train",
+                reason: "must be 0, 1 or a power of two",
+            });
+        }
+        let train_shift = opts.bench_train.max(1).trailing_zeros();
+        loader.override_global("lqos_bench_train_shift", &train_shift, true);
         let max_slot_index = opts.max_slots;
         let spread_mask = opts.bench_spread.wrapping_sub(1);
         let spread_on = u32::from(opts.bench_spread != 0);

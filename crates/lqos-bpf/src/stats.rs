@@ -164,12 +164,13 @@ fn read_hash(
     Ok(())
 }
 
-/// Per-slot, per-CPU counters: an `ARRAY` of `slots × possible CPUs` entries, index
-/// `slot × CPUs + cpu` (one load in the program instead of a `PERCPU_ARRAY`'s pointer table).
+/// Per-slot, per-CPU counters: an `ARRAY` of `possible CPUs × slots` entries, index
+/// `cpu × slots + slot` (one load in the program instead of a `PERCPU_ARRAY`'s pointer table
+/// + value, and each CPU's counters in one block of pages).
 #[derive(Debug)]
 pub struct SlotCounterMap {
     map: Map,
-    possible_cpus: usize,
+    possible_cpus: u32,
     max_slots: u32,
 }
 
@@ -179,7 +180,7 @@ impl SlotCounterMap {
             .map_err(map_err(SLOT_COUNTERS, "open"))?
             .len();
         let ncpu = u32::try_from(possible_cpus.max(1)).unwrap_or(u32::MAX);
-        Ok(SlotCounterMap { map, possible_cpus: possible_cpus.max(1), max_slots: entries / ncpu })
+        Ok(SlotCounterMap { map, possible_cpus: ncpu, max_slots: entries / ncpu })
     }
 
     /// Number of slots (`LoadOptions::max_slots`).
@@ -188,38 +189,41 @@ impl SlotCounterMap {
     }
 
     /// Reads slots `range` (clamped to `max_slots`), summed over CPUs, into `out` (cleared
-    /// first; `out[i]` is slot `range.start + i`). One `BPF_MAP_LOOKUP_BATCH` per 4096 entries.
+    /// first; `out[i]` is slot `range.start + i`). One `BPF_MAP_LOOKUP_BATCH` per CPU and
+    /// 4096 slots.
     pub fn read(&self, range: Range<u32>, out: &mut Vec<SlotCounters>) -> Result<(), BpfError> {
         out.clear();
         let range = range.start.min(self.max_slots)..range.end.min(self.max_slots);
         out.resize(range.len(), SlotCounters::default());
-        let ncpu = self.possible_cpus as u32;
-        let start = range.start;
-        // Cannot overflow: max_slots × ncpu is the map's u32 length.
-        let entries = range.start * ncpu..range.end * ncpu;
-        read_array(
-            fd_or_err(&self.map, SLOT_COUNTERS)?,
-            SLOT_COUNTERS,
-            entries,
-            std::mem::size_of::<RawSlotCounters>(),
-            |idx, bytes| {
-                let Some(sum) = out.get_mut((idx / ncpu - start) as usize) else { return };
-                if let Some(raw) = abi::pod_from_bytes::<RawSlotCounters>(bytes) {
-                    sum.add(&raw);
-                }
-            },
-        )
+        let fd = fd_or_err(&self.map, SLOT_COUNTERS)?;
+        for cpu in 0..self.possible_cpus {
+            // Cannot overflow: possible CPUs × max_slots is the map's u32 length.
+            let base = cpu * self.max_slots;
+            let start = base + range.start;
+            read_array(
+                fd,
+                SLOT_COUNTERS,
+                start..base + range.end,
+                std::mem::size_of::<RawSlotCounters>(),
+                |idx, bytes| {
+                    let Some(sum) = out.get_mut((idx - start) as usize) else { return };
+                    if let Some(raw) = abi::pod_from_bytes::<RawSlotCounters>(bytes) {
+                        sum.add(&raw);
+                    }
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Zeroes slots (before a freed slot is given to another circuit).
     pub fn reset(&mut self, slots: &[u32]) -> Result<(), BpfError> {
-        let ncpu = self.possible_cpus as u32;
-        let max_slots = self.max_slots;
+        let (ncpu, max_slots) = (self.possible_cpus, self.max_slots);
         let mut m = Array::<&mut MapData, RawSlotCounters>::try_from(&mut self.map)
             .map_err(map_err(SLOT_COUNTERS, "open"))?;
         for s in slots.iter().filter(|s| **s < max_slots) {
             for cpu in 0..ncpu {
-                m.set(s * ncpu + cpu, RawSlotCounters::default(), 0)
+                m.set(cpu * max_slots + s, RawSlotCounters::default(), 0)
                     .map_err(map_err(SLOT_COUNTERS, format!("reset slot {s} cpu {cpu}")))?;
             }
         }
