@@ -252,10 +252,15 @@ static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __
 	return -1;
 }
 
-/* Subscriber and remote address into the flow key (subscriber = src on upload). */
+/*
+ * Subscriber and remote address into the flow key (subscriber = src on upload). Every word of
+ * the key is written with one 8-byte store, as it is read (hash, compares): narrower stores
+ * read back as a wider load stall the CPU's store forwarding for ~10 cycles each.
+ */
 static __always_inline int lqos_addrs(void *data, void *data_end, struct lqos_pkt *p, int upload,
 				      struct lqos_flow_key *k)
 {
+	__u64 *w = (__u64 *)k;
 	__u32 off = p->l3_off;
 	if (off > 64)
 		return -1;
@@ -263,24 +268,27 @@ static __always_inline int lqos_addrs(void *data, void *data_end, struct lqos_pk
 		struct iphdr *iph = data + off;
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		__builtin_memset(k->subscriber.bytes, 0xff, 12);
-		__builtin_memset(k->remote.bytes, 0xff, 12);
 		__u32 s = upload ? iph->saddr : iph->daddr;
 		__u32 r = upload ? iph->daddr : iph->saddr;
-		__builtin_memcpy(&k->subscriber.bytes[12], &s, 4);
-		__builtin_memcpy(&k->remote.bytes[12], &r, 4);
+		/* Twelve 0xFF bytes, then the address as it is on the wire. */
+		w[0] = ~0ull;
+		w[1] = 0xffffffffull | ((__u64)s << 32);
+		w[2] = ~0ull;
+		w[3] = 0xffffffffull | ((__u64)r << 32);
 		return 0;
 	}
 	struct ipv6hdr *ip6 = data + off;
 	if ((void *)(ip6 + 1) > data_end)
 		return -1;
-	if (upload) {
-		__builtin_memcpy(k->subscriber.bytes, &ip6->saddr, 16);
-		__builtin_memcpy(k->remote.bytes, &ip6->daddr, 16);
-	} else {
-		__builtin_memcpy(k->subscriber.bytes, &ip6->daddr, 16);
-		__builtin_memcpy(k->remote.bytes, &ip6->saddr, 16);
-	}
+	__u64 s0, s1, d0, d1;
+	__builtin_memcpy(&s0, &ip6->saddr, 8);
+	__builtin_memcpy(&s1, (__u8 *)&ip6->saddr + 8, 8);
+	__builtin_memcpy(&d0, &ip6->daddr, 8);
+	__builtin_memcpy(&d1, (__u8 *)&ip6->daddr + 8, 8);
+	w[0] = upload ? s0 : d0;
+	w[1] = upload ? s1 : d1;
+	w[2] = upload ? d0 : s0;
+	w[3] = upload ? d1 : s1;
 	return 0;
 }
 
@@ -298,10 +306,17 @@ static __always_inline void lqos_bench_spread(struct lqos_addr *a)
 		return;
 	__u64 n = st->bench_counter++ >> (lqos_bench_train_shift & 31);
 	__u32 idx = (__u32)(n * 2654435761u) & lqos_bench_spread_mask;
-	__u32 *w = (__u32 *)&a->bytes[12];
-	if (a->bytes[0] != 0xff || a->bytes[11] != 0xff)
-		w = (__u32 *)&a->bytes[4];
-	*w = bpf_htonl(bpf_ntohl(*w) + idx);
+	/* IPv4: the address is the top half of word 1; IPv6: bytes 4..7 are the top half of
+	 * word 0. Whole-word stores, like lqos_addrs. */
+	__u64 *w = (__u64 *)a;
+	int v4 = w[0] == ~0ull && (__u32)w[1] == 0xffffffffu;
+	__u64 x = v4 ? w[1] : w[0];
+	__u32 hi = bpf_htonl(bpf_ntohl((__u32)(x >> 32)) + idx);
+	x = (x & 0xffffffffull) | ((__u64)hi << 32);
+	if (v4)
+		w[1] = x;
+	else
+		w[0] = x;
 }
 
 struct lqos_class {
@@ -439,6 +454,7 @@ static __always_inline int lqos_rtt_sample(__u32 slot, int path, __u32 us)
 }
 
 struct lqos_tcp {
+	__u8 tcp;
 	__u32 seq;
 	__u32 tsval;
 	__u32 tsecr;
@@ -567,24 +583,43 @@ static __always_inline int lqos_flow_live(__u64 s)
  * key and zeroes, then make it even again. A CPU that finds a way being written waits for it
  * and re-checks the key, so two CPUs creating the same flow end in one entry.
  */
+/* The two ways of a flow's set, found before classification so that the load of the first
+ * way's line (usually a cache miss at scale) overlaps the classification cache's. */
+struct lqos_flow_set {
+	struct lqos_flow_entry *e0;
+	struct lqos_flow_entry *e1;
+	__u64 s0;               /* e0's state read early */
+};
+
+static __always_inline int lqos_flow_set_find(struct lqos_flow_key *k, struct lqos_flow_set *fs)
+{
+	__u64 h = lqos_flow_hash(k);
+	__u32 set = lqos_flow_shift >= 64 ? 0 : (__u32)(h >> (lqos_flow_shift & 63)) & lqos_flow_mask;
+	__u32 i0 = set * 2;
+	__u32 i1 = i0 + 1;
+	fs->e0 = bpf_map_lookup_elem(&lqos_flows, &i0);
+	fs->e1 = bpf_map_lookup_elem(&lqos_flows, &i1);
+	if (!fs->e0 || !fs->e1)
+		return -1;
+	fs->s0 = lqos_read_state(fs->e0);
+	return 0;
+}
+
 static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_key *k,
-							     __u32 slot)
+							     __u32 slot,
+							     struct lqos_flow_set *fs)
 {
 	__u32 zero = 0;
 	__u32 gen = 0;
 	__u32 *gp = bpf_map_lookup_elem(&lqos_flow_gen, &zero);
 	if (gp)
 		gen = *gp;
-	__u64 h = lqos_flow_hash(k);
-	__u32 set = lqos_flow_shift >= 64 ? 0 : (__u32)(h >> (lqos_flow_shift & 63)) & lqos_flow_mask;
-	__u32 i0 = set * 2;
-	__u32 i1 = i0 + 1;
-	struct lqos_flow_entry *e0 = bpf_map_lookup_elem(&lqos_flows, &i0);
-	struct lqos_flow_entry *e1 = bpf_map_lookup_elem(&lqos_flows, &i1);
+	struct lqos_flow_entry *e0 = fs->e0;
+	struct lqos_flow_entry *e1 = fs->e1;
 	if (!e0 || !e1)
 		return 0;
 	struct lqos_flow_entry *f = 0;
-	__u64 s0 = lqos_read_state(e0);
+	__u64 s0 = fs->s0;
 	__u64 s1 = 0;
 	if (lqos_flow_live(s0) && lqos_key_eq(&e0->key, k)) {
 		f = e0;
@@ -653,40 +688,49 @@ static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_ke
 	return v;
 }
 
-/* Flow table, retransmits and RTT for one TCP/UDP packet. */
-static __always_inline void lqos_track(void *data, void *data_end, struct lqos_pkt *p,
-				       struct lqos_flow_key *k, int dir, __u32 slot, __u64 bytes,
-				       struct lqos_slot_counters *sc, struct lqos_settings *cfg)
+/* Ports, protocol and TCP fields of one TCP/UDP packet into the flow key and `t`. */
+static __always_inline int lqos_l4(void *data, void *data_end, struct lqos_pkt *p,
+				   struct lqos_flow_key *k, int dir, struct lqos_tcp *t)
 {
 	__u32 off = p->l4_off;
+	__u16 sport, rport;
 	if (off > 128)
-		return;
-	struct lqos_tcp t = {};
-	int tcp = p->l4_proto == IPPROTO_TCP;
-	if (tcp) {
+		return -1;
+	if (p->l4_proto == IPPROTO_TCP) {
 		struct tcphdr *th = data + off;
 		if ((void *)(th + 1) > data_end)
-			return;
-		k->subscriber_port = bpf_ntohs(dir == LQOS_UP ? th->source : th->dest);
-		k->remote_port = bpf_ntohs(dir == LQOS_UP ? th->dest : th->source);
-		t.seq = bpf_ntohl(th->seq);
-		t.syn = th->syn;
+			return -1;
+		sport = bpf_ntohs(dir == LQOS_UP ? th->source : th->dest);
+		rport = bpf_ntohs(dir == LQOS_UP ? th->dest : th->source);
+		t->tcp = 1;
+		t->seq = bpf_ntohl(th->seq);
+		t->syn = th->syn;
 		__u32 hdrs = (off - p->l3_off) + th->doff * 4;
-		t.payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
-		lqos_tcp_ts(data_end, th, &t);
-		if (sc)
-			sc->tcp_packets[dir & 1] += 1;
+		t->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
+		lqos_tcp_ts(data_end, th, t);
 	} else {
 		struct udphdr *uh = data + off;
 		if ((void *)(uh + 1) > data_end)
-			return;
-		k->subscriber_port = bpf_ntohs(dir == LQOS_UP ? uh->source : uh->dest);
-		k->remote_port = bpf_ntohs(dir == LQOS_UP ? uh->dest : uh->source);
+			return -1;
+		sport = bpf_ntohs(dir == LQOS_UP ? uh->source : uh->dest);
+		rport = bpf_ntohs(dir == LQOS_UP ? uh->dest : uh->source);
 	}
-	k->protocol = p->l4_proto;
+	/* subscriber_port, remote_port, protocol, pad: one store (see lqos_addrs). */
+	((__u64 *)k)[4] = (__u64)sport | ((__u64)rport << 16) | ((__u64)p->l4_proto << 32);
+	return 0;
+}
 
+/* Flow table, retransmits and RTT for one TCP/UDP packet (after lqos_l4). */
+static __always_inline void lqos_track(struct lqos_flow_key *k, struct lqos_tcp *tp, int dir,
+				       __u32 slot, __u64 bytes, struct lqos_slot_counters *sc,
+				       struct lqos_settings *cfg, struct lqos_flow_set *fs)
+{
+	struct lqos_tcp t = *tp;
+	int tcp = t.tcp;
+	if (tcp && sc)
+		sc->tcp_packets[dir & 1] += 1;
 	int d = dir & 1;
-	struct lqos_flow_entry *f = lqos_flow_get(k, slot);
+	struct lqos_flow_entry *f = lqos_flow_get(k, slot, fs);
 	if (!f)
 		return;
 	struct lqos_flow_dir *my = d ? &f->dir[1] : &f->dir[0];
@@ -837,10 +881,14 @@ int lqos_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (lqos_bench_spread_on)
 		lqos_bench_spread(&k.subscriber);
+	int dir = upload ? LQOS_UP : LQOS_DOWN;
+	struct lqos_tcp t = {};
+	struct lqos_flow_set fs = {};
+	int track = lqos_track_flows && p.l4_proto && lqos_l4(data, data_end, &p, &k, dir, &t) == 0 &&
+		    lqos_flow_set_find(&k, &fs) == 0;
 
 	struct lqos_class c;
 	lqos_classify(&k.subscriber, &c);
-	int dir = upload ? LQOS_UP : LQOS_DOWN;
 	__u64 bytes = (__u64)(data_end - data);
 	__u32 slot = c.slot;
 	__u32 sci = bpf_get_smp_processor_id() * lqos_max_slots + slot;
@@ -852,8 +900,8 @@ int lqos_xdp(struct xdp_md *ctx)
 	struct lqos_settings *cfg = lqos_settings_get();
 	if (!c.mapped)
 		lqos_unknown_sample(&k.subscriber, dir, bytes, cfg);
-	if (p.l4_proto && lqos_track_flows)
-		lqos_track(data, data_end, &p, &k, dir, slot, bytes, sc, cfg);
+	if (track)
+		lqos_track(&k, &t, dir, slot, bytes, sc, cfg, &fs);
 
 	if (!c.mapped || (cfg && (cfg->flags & LQOS_SET_OBSERVE)))
 		return XDP_PASS;

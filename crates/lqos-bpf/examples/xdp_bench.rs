@@ -53,8 +53,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a =
-        Args { only: None, kind: None, repeat: 500_000, runs: 5, lean: true, full: true };
+    let mut a = Args { only: None, kind: None, repeat: 500_000, runs: 5, lean: true, full: true };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));

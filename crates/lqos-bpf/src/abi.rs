@@ -264,7 +264,7 @@ const _: () = assert!(size_of::<RawFlowEntry>() == 192);
 impl RawFlowEntry {
     /// True when the entry holds a flow (not empty, not half-written).
     pub fn is_live(&self) -> bool {
-        self.state >= 2 && self.state % 2 == 0
+        self.state >= 2 && self.state.is_multiple_of(2)
     }
 }
 

@@ -43,14 +43,8 @@ const PROG_TC_STICK: &str = "lqos_tc_stick_ingress";
 
 /// Maps pinned (and reused across restarts) when a pin directory is given. A pin whose
 /// layout differs from this build's is recreated at load (see [`crate::check_pinned_layouts`]).
-pub const PINNED_MAPS: [&str; 6] = [
-    maps::IP_MAP,
-    maps::EPOCH,
-    maps::SLOT_COUNTERS,
-    maps::RTT_HIST,
-    maps::FLOWS,
-    maps::FLOW_GEN,
-];
+pub const PINNED_MAPS: [&str; 6] =
+    [maps::IP_MAP, maps::EPOCH, maps::SLOT_COUNTERS, maps::RTT_HIST, maps::FLOWS, maps::FLOW_GEN];
 
 /// `XDP_PASS`.
 pub const XDP_PASS: u32 = 2;

@@ -124,7 +124,10 @@ fn layouts_for(opts: &LoadOptions, possible_cpus: u32) -> Vec<(&'static str, Map
                 max_entries: opts.max_flows,
             },
         ),
-        (FLOW_GEN, MapLayout { map_type: MapType::Array, key_size: 4, value_size: 4, max_entries: 1 }),
+        (
+            FLOW_GEN,
+            MapLayout { map_type: MapType::Array, key_size: 4, value_size: 4, max_entries: 1 },
+        ),
     ]
 }
 
