@@ -812,7 +812,8 @@ fn both_directions_on_two_cpus_at_once_count_exactly_into_one_flow() {
                 // CPU 0 starts with downloads, CPU 1 with uploads: both directions and
                 // both CPUs overlap all the time.
                 for i in 0..CHUNKS {
-                    let (a, b) = if (i + cpu as u32) % 2 == 0 { (down, up) } else { (up, down) };
+                    let (a, b) =
+                        if (i + cpu as u32).is_multiple_of(2) { (down, up) } else { (up, down) };
                     shared.test_run_xdp(a, LO, REPEAT).expect("run");
                     shared.test_run_xdp(b, LO, REPEAT).expect("run");
                 }
