@@ -692,6 +692,7 @@ static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_ke
 static __always_inline int lqos_l4(void *data, void *data_end, struct lqos_pkt *p,
 				   struct lqos_flow_key *k, int dir, struct lqos_tcp *t)
 {
+	__builtin_memset(t, 0, sizeof(*t));
 	__u32 off = p->l4_off;
 	__u16 sport, rport;
 	if (off > 128)
@@ -882,8 +883,9 @@ int lqos_xdp(struct xdp_md *ctx)
 	if (lqos_bench_spread_on)
 		lqos_bench_spread(&k.subscriber);
 	int dir = upload ? LQOS_UP : LQOS_DOWN;
-	struct lqos_tcp t = {};
-	struct lqos_flow_set fs = {};
+	/* Filled by lqos_l4 / lqos_flow_set_find before any use: no zeroing on the lean path. */
+	struct lqos_tcp t;
+	struct lqos_flow_set fs;
 	int track = lqos_track_flows && p.l4_proto && lqos_l4(data, data_end, &p, &k, dir, &t) == 0 &&
 		    lqos_flow_set_find(&k, &fs) == 0;
 
