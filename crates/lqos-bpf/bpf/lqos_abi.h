@@ -31,14 +31,15 @@
 
 /* Interface role array: index = ifindex & (LQOS_IF_SLOTS - 1); the entry stores the ifindex. */
 #define LQOS_IF_SLOTS 1024
-/* Per-CPU direct-mapped classification cache (power of two). */
-#define LQOS_CACHE_SLOTS 16384
+/* Default entries per CPU of the classification cache (2-way sets; LoadOptions::cache_entries). */
+#define LQOS_CACHE_ENTRIES 65536
 /* RTT histogram buckets per path (upper bounds in lqos_kern.c / abi.rs RTT_BUCKET_UPPER_US). */
 #define LQOS_RTT_BUCKETS 32
 
 /* lqos_cache_entry.flags */
 #define LQOS_CACHE_VALID 1u
 #define LQOS_CACHE_MAPPED 2u
+#define LQOS_CACHE_NEWER 4u  /* the way of its set filled last (the other one is replaced next) */
 
 /* lqos_settings.flags */
 #define LQOS_SET_OBSERVE 1u /* count and measure, never redirect or set a class */
@@ -64,7 +65,7 @@ struct lqos_ip_info {
 	__u64 device_hash;
 };
 
-/* Per-CPU direct-mapped cache entry: tag (the address) + epoch + LPM result. 32 bytes. */
+/* Classification cache entry: tag (the address) + epoch + LPM result. 32 bytes. */
 struct lqos_cache_entry {
 	struct lqos_addr addr;
 	__u32 epoch;
@@ -72,6 +73,12 @@ struct lqos_cache_entry {
 	__u32 slot;
 	__u16 cpu;
 	__u16 flags;         /* LQOS_CACHE_* */
+};
+
+/* One 2-way set of the classification cache: one 64-byte line. lqos_cache is an ARRAY of
+ * possible CPUs × sets, index = cpu × sets + set: each CPU owns its own block. */
+struct lqos_cache_set {
+	struct lqos_cache_entry way[2];
 };
 
 /* Interface role, at index ifindex & (LQOS_IF_SLOTS - 1) of lqos_if_config. 16 bytes. */
@@ -91,7 +98,8 @@ struct lqos_settings {
 	__u32 reserved;
 };
 
-/* Per-CPU counters of one slot (index = slot). 64 bytes. */
+/* Counters of one slot on one CPU (lqos_slot_counters is an ARRAY indexed
+ * cpu × slots + slot: each CPU's counters are one block, few pages for its TLB). 64 bytes. */
 struct lqos_slot_counters {
 	__u64 bytes[2];       /* L2 bytes, [LQOS_DOWN], [LQOS_UP] */
 	__u64 packets[2];
@@ -115,26 +123,37 @@ struct lqos_flow_key {
 	__u8 pad[3];
 };
 
-/* Flow value. Per-direction fields are written only by packets of that direction. 128 bytes. */
-struct lqos_flow {
-	__u64 bytes[2];          /* [LQOS_DOWN], [LQOS_UP] (atomic adds) */
-	__u64 packets[2];
-	__u64 first_seen_ns;     /* bpf_ktime_get_ns() at creation */
-	__u64 last_seen_ns;      /* last clock read: creation or an RTT sample/timestamp */
-	__u64 pending_ns[2];     /* [dir] time the pending TSval of that direction was seen */
-	__u32 pending_tsval[2];  /* [dir] TSval waiting for its echo (valid if pending_ns != 0) */
-	__u32 last_tsval[2];     /* [dir] newest TSval seen */
-	__u32 high_seq[2];       /* [dir] highest sequence number of a data segment */
-	__u32 retransmits[2];    /* [dir] */
-	__u32 rtt_us[2];         /* [path] last RTT sample */
-	__u32 rtt_samples[2];    /* [path] */
-	__u32 slot;              /* circuit slot of the subscriber address */
-	__u32 ts_counter[2];     /* [dir] new TSvals seen (sampling) */
-	__u8 dflags[2];          /* [dir] LQOS_FLOW_* */
-	__u16 reserved;
+/* One direction of a flow: written by the packets of that direction (bytes and packets with
+ * atomic adds, so several CPUs never lose a count). 64 bytes, one cache line. */
+struct lqos_flow_dir {
+	__u64 bytes;
+	__u64 packets;
+	__u64 pending;          /* TSval << 32 | (µs clock, low 32 bits, | 1) waiting for its echo
+				 * from the other direction (which clears it); 0 = none */
+	__u64 last_ts_ns;       /* last clock read by this direction (RTT timestamp or sample) */
+	__u32 last_tsval;       /* newest TSval seen (valid with LQOS_FLOW_TS_VALID) */
+	__u32 high_seq;         /* highest sequence number of a data segment */
+	__u32 retransmits;
+	__u32 ts_counter;       /* new TSvals seen (sampling) */
+	__u32 rtt_us;           /* last RTT sample timed by this direction's echoes:
+				 * DOWN: upstream path, UP: access path */
+	__u32 rtt_samples;
+	__u32 flags;            /* LQOS_FLOW_* */
+	__u32 reserved;
 };
 #define LQOS_FLOW_SEQ_VALID 1
 #define LQOS_FLOW_TS_VALID 2
+
+/* Flow table entry (lqos_flows is an ARRAY of 2-way sets: index = set × 2 + way; set from an
+ * inline hash of the key). 192 bytes: the key line and one line per direction. */
+struct lqos_flow_entry {
+	struct lqos_flow_key key;
+	__u64 state;            /* 0 empty, odd being written, even >= 2 live (bumped per owner) */
+	__u64 first_seen_ns;    /* bpf_ktime_get_ns() at creation */
+	__u32 gen;              /* lqos_flow_gen at the flow's last packet (idle = stale) */
+	__u32 slot;             /* circuit slot of the subscriber address */
+	struct lqos_flow_dir dir[2]; /* [LQOS_DOWN], [LQOS_UP] */
+};
 
 /* Sampled unmapped address (values are estimates: samples × sample rate). 32 bytes. */
 struct lqos_unknown {

@@ -15,9 +15,13 @@
  * Then write the class handle into XDP metadata and redirect to the class's CPU.
  *
  * Cost: on this kind of CPU every out-of-line helper call costs 20-60 ns, so the common
- * path makes none except the flow lookup, bpf_xdp_adjust_meta and bpf_redirect_map (ARRAY
- * and PERCPU_ARRAY lookups are inlined by the verifier). The clock is read only when a
- * flow is created or an RTT timestamp is taken or matched.
+ * path makes none except bpf_xdp_adjust_meta and bpf_redirect_map: every map it touches per
+ * packet is an ARRAY (lookups inlined by the verifier, bpf_get_smp_processor_id too).
+ * Per-CPU data (the classification cache, slot counters) lives in plain ARRAYs indexed by
+ * the CPU, one load instead of a PERCPU_ARRAY's pointer table + value. The flow table is an
+ * ARRAY of 2-way sets indexed by an inline hash of the 5-tuple, not a HASH map (helper call
+ * + jhash of 40 bytes, ~40 ns). The clock is read only when a flow is created or an RTT
+ * timestamp is taken or matched.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -42,10 +46,16 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set at load time (EbpfLoader::override_global). */
 const volatile __u32 lqos_max_slots = 65536;
 const volatile __u32 lqos_track_flows = 1;
+const volatile __u32 lqos_cache_sets = LQOS_CACHE_ENTRIES / 2; /* per CPU, power of two */
+const volatile __u32 lqos_cache_shift = 49;   /* 64 - log2(lqos_cache_sets) */
+const volatile __u32 lqos_flow_shift = 49;    /* 64 - log2(flow table sets), 64 = one set */
+const volatile __u32 lqos_flow_mask = 32767;  /* flow table sets - 1 */
 const volatile __u32 lqos_bench_spread_on = 0;
 const volatile __u32 lqos_bench_spread_mask = 0;
+const volatile __u32 lqos_bench_train_shift = 0; /* log2 of packets per address in a row */
 
-/* max_entries of the next four are replaced at load time (LoadOptions). */
+/* max_entries of the trie, counters, histograms, flows and cache are replaced at load time
+ * (LoadOptions; per-CPU ARRAYs × possible CPUs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -54,8 +64,10 @@ struct {
 	__type(value, struct lqos_ip_info);
 } lqos_ip_map SEC(".maps");
 
+/* BPF_F_MMAPABLE only for its page-aligned values: 64-byte values then sit on cache lines. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, struct lqos_slot_counters);
@@ -69,17 +81,28 @@ struct {
 } lqos_rtt_hist SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 65536);
-	__type(key, struct lqos_flow_key);
-	__type(value, struct lqos_flow);
+	__type(key, __u32);
+	__type(value, struct lqos_flow_entry);
 } lqos_flows SEC(".maps");
 
+/* Flow generation: lqosd bumps it every sweep; a flow whose gen is two or more behind had no
+ * packet for a whole sweep interval and may be replaced by a new flow of its set. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LQOS_CACHE_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct lqos_cache_entry);
+	__type(value, __u32);
+} lqos_flow_gen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LQOS_CACHE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct lqos_cache_set);
 } lqos_cache SEC(".maps");
 
 struct {
@@ -229,10 +252,15 @@ static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __
 	return -1;
 }
 
-/* Subscriber and remote address into the flow key (subscriber = src on upload). */
+/*
+ * Subscriber and remote address into the flow key (subscriber = src on upload). Every word of
+ * the key is written with one 8-byte store, as it is read (hash, compares): narrower stores
+ * read back as a wider load stall the CPU's store forwarding for ~10 cycles each.
+ */
 static __always_inline int lqos_addrs(void *data, void *data_end, struct lqos_pkt *p, int upload,
 				      struct lqos_flow_key *k)
 {
+	__u64 *w = (__u64 *)k;
 	__u32 off = p->l3_off;
 	if (off > 64)
 		return -1;
@@ -240,24 +268,27 @@ static __always_inline int lqos_addrs(void *data, void *data_end, struct lqos_pk
 		struct iphdr *iph = data + off;
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		__builtin_memset(k->subscriber.bytes, 0xff, 12);
-		__builtin_memset(k->remote.bytes, 0xff, 12);
 		__u32 s = upload ? iph->saddr : iph->daddr;
 		__u32 r = upload ? iph->daddr : iph->saddr;
-		__builtin_memcpy(&k->subscriber.bytes[12], &s, 4);
-		__builtin_memcpy(&k->remote.bytes[12], &r, 4);
+		/* Twelve 0xFF bytes, then the address as it is on the wire. */
+		w[0] = ~0ull;
+		w[1] = 0xffffffffull | ((__u64)s << 32);
+		w[2] = ~0ull;
+		w[3] = 0xffffffffull | ((__u64)r << 32);
 		return 0;
 	}
 	struct ipv6hdr *ip6 = data + off;
 	if ((void *)(ip6 + 1) > data_end)
 		return -1;
-	if (upload) {
-		__builtin_memcpy(k->subscriber.bytes, &ip6->saddr, 16);
-		__builtin_memcpy(k->remote.bytes, &ip6->daddr, 16);
-	} else {
-		__builtin_memcpy(k->subscriber.bytes, &ip6->daddr, 16);
-		__builtin_memcpy(k->remote.bytes, &ip6->saddr, 16);
-	}
+	__u64 s0, s1, d0, d1;
+	__builtin_memcpy(&s0, &ip6->saddr, 8);
+	__builtin_memcpy(&s1, (__u8 *)&ip6->saddr + 8, 8);
+	__builtin_memcpy(&d0, &ip6->daddr, 8);
+	__builtin_memcpy(&d1, (__u8 *)&ip6->daddr + 8, 8);
+	w[0] = upload ? s0 : d0;
+	w[1] = upload ? s1 : d1;
+	w[2] = upload ? d0 : s0;
+	w[3] = upload ? d1 : s1;
 	return 0;
 }
 
@@ -273,11 +304,19 @@ static __always_inline void lqos_bench_spread(struct lqos_addr *a)
 	struct lqos_stats *st = lqos_stats_get();
 	if (!st)
 		return;
-	__u32 idx = (__u32)(st->bench_counter++ * 2654435761u) & lqos_bench_spread_mask;
-	__u32 *w = (__u32 *)&a->bytes[12];
-	if (a->bytes[0] != 0xff || a->bytes[11] != 0xff)
-		w = (__u32 *)&a->bytes[4];
-	*w = bpf_htonl(bpf_ntohl(*w) + idx);
+	__u64 n = st->bench_counter++ >> (lqos_bench_train_shift & 31);
+	__u32 idx = (__u32)(n * 2654435761u) & lqos_bench_spread_mask;
+	/* IPv4: the address is the top half of word 1; IPv6: bytes 4..7 are the top half of
+	 * word 0. Whole-word stores, like lqos_addrs. */
+	__u64 *w = (__u64 *)a;
+	int v4 = w[0] == ~0ull && (__u32)w[1] == 0xffffffffu;
+	__u64 x = v4 ? w[1] : w[0];
+	__u32 hi = bpf_htonl(bpf_ntohl((__u32)(x >> 32)) + idx);
+	x = (x & 0xffffffffull) | ((__u64)hi << 32);
+	if (v4)
+		w[1] = x;
+	else
+		w[0] = x;
 }
 
 struct lqos_class {
@@ -287,7 +326,27 @@ struct lqos_class {
 	int mapped;
 };
 
-/* Per-CPU direct-mapped cache (tag + epoch), then the trie; a miss overwrites the slot. */
+#define lqos_barrier() asm volatile("" ::: "memory")
+
+static __always_inline int lqos_cache_hit(struct lqos_cache_entry *ce, __u64 a0, __u64 a1,
+					  __u32 epoch, struct lqos_class *out)
+{
+	__u64 t0, t1;
+	__builtin_memcpy(&t0, &ce->addr.bytes[0], 8);
+	__builtin_memcpy(&t1, &ce->addr.bytes[8], 8);
+	if (t0 != a0 || t1 != a1 || ce->epoch != epoch || !(ce->flags & LQOS_CACHE_VALID))
+		return 0;
+	out->mapped = (ce->flags & LQOS_CACHE_MAPPED) != 0;
+	out->class_handle = ce->class_handle;
+	out->slot = ce->slot;
+	out->cpu = ce->cpu;
+	return 1;
+}
+
+/*
+ * This CPU's 2-way set-associative cache (tag + epoch, negative results too), then the trie.
+ * A miss fills the way that is empty or from an older epoch, else the one filled longer ago.
+ */
 static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_class *out)
 {
 	__u32 zero = 0;
@@ -300,23 +359,17 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	__builtin_memcpy(&a0, &addr->bytes[0], 8);
 	__builtin_memcpy(&a1, &addr->bytes[8], 8);
 	/* Fibonacci hashing of the address as a number (byte-swapped so that neighbouring
-	 * addresses and prefixes differ in the low bits), index from the top bits: dense
+	 * addresses and prefixes differ in the low bits), set from the top bits: dense
 	 * address plans (consecutive /32s, /64s, /56s) fill the cache without collisions. */
 	__u64 h = __builtin_bswap64(a0) ^ __builtin_bswap64(a1);
 	h *= 0x9e3779b97f4a7c15ull;
-	__u32 idx = (__u32)(h >> 50) & (LQOS_CACHE_SLOTS - 1);
-	struct lqos_cache_entry *ce = bpf_map_lookup_elem(&lqos_cache, &idx);
-	if (ce) {
-		__u64 t0, t1;
-		__builtin_memcpy(&t0, &ce->addr.bytes[0], 8);
-		__builtin_memcpy(&t1, &ce->addr.bytes[8], 8);
-		if (t0 == a0 && t1 == a1 && ce->epoch == epoch && (ce->flags & LQOS_CACHE_VALID)) {
-			out->mapped = (ce->flags & LQOS_CACHE_MAPPED) != 0;
-			out->class_handle = ce->class_handle;
-			out->slot = ce->slot;
-			out->cpu = ce->cpu;
+	__u32 set = (__u32)(h >> (lqos_cache_shift & 63)) & (lqos_cache_sets - 1);
+	__u32 idx = bpf_get_smp_processor_id() * lqos_cache_sets + set;
+	struct lqos_cache_set *cs = bpf_map_lookup_elem(&lqos_cache, &idx);
+	if (cs) {
+		if (lqos_cache_hit(&cs->way[0], a0, a1, epoch, out) ||
+		    lqos_cache_hit(&cs->way[1], a0, a1, epoch, out))
 			return;
-		}
 	}
 
 	struct lqos_stats *st = lqos_stats_get();
@@ -336,16 +389,28 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 		out->slot = 0;
 		out->cpu = 0;
 	}
-	if (ce) {
-		ce->addr = *addr;
-		ce->epoch = epoch;
-		ce->class_handle = out->class_handle;
-		ce->slot = out->slot;
-		ce->cpu = (__u16)out->cpu;
-		ce->flags = LQOS_CACHE_VALID | (out->mapped ? LQOS_CACHE_MAPPED : 0);
-		if (out->cpu > 0xffff) /* does not fit the cache: never cache it */
-			ce->flags = 0;
-	}
+	if (!cs || out->cpu > 0xffff) /* a CPU that does not fit the entry is never cached */
+		return;
+	struct lqos_cache_entry *w0 = &cs->way[0];
+	struct lqos_cache_entry *w1 = &cs->way[1];
+	int fresh0 = (w0->flags & LQOS_CACHE_VALID) && w0->epoch == epoch;
+	int fresh1 = (w1->flags & LQOS_CACHE_VALID) && w1->epoch == epoch;
+	int victim = 0;
+	if (!fresh0)
+		victim = 0;
+	else if (!fresh1)
+		victim = 1;
+	else
+		victim = (w0->flags & LQOS_CACHE_NEWER) ? 1 : 0;
+	struct lqos_cache_entry *ce = victim ? w1 : w0;
+	struct lqos_cache_entry *other = victim ? w0 : w1;
+	ce->addr = *addr;
+	ce->epoch = epoch;
+	ce->class_handle = out->class_handle;
+	ce->slot = out->slot;
+	ce->cpu = (__u16)out->cpu;
+	ce->flags = LQOS_CACHE_VALID | LQOS_CACHE_NEWER | (out->mapped ? LQOS_CACHE_MAPPED : 0);
+	other->flags &= ~LQOS_CACHE_NEWER;
 }
 
 static __always_inline __u32 lqos_rtt_bucket(__u32 us)
@@ -364,11 +429,11 @@ static __always_inline __u32 lqos_rtt_bucket(__u32 us)
 	return i & 31;
 }
 
-static __always_inline void lqos_rtt_sample(struct lqos_flow *f, __u32 slot, int path, __u64 ns)
+/* One RTT sample (µs) into the slot's histogram of `path`. */
+static __always_inline int lqos_rtt_sample(__u32 slot, int path, __u32 us)
 {
-	if (ns == 0 || ns > 60ull * 1000000000ull)
-		return;
-	__u32 us = (__u32)(ns / 1000);
+	if (us > 60u * 1000000u)
+		return 0;
 	if (us == 0)
 		us = 1;
 	struct lqos_rtt_hist *h = bpf_map_lookup_elem(&lqos_rtt_hist, &slot);
@@ -382,19 +447,14 @@ static __always_inline void lqos_rtt_sample(struct lqos_flow *f, __u32 slot, int
 			__sync_fetch_and_add(&h->sum_us[1], us);
 		}
 	}
-	if (path == LQOS_PATH_ACCESS) {
-		f->rtt_us[0] = us;
-		f->rtt_samples[0]++;
-	} else {
-		f->rtt_us[1] = us;
-		f->rtt_samples[1]++;
-	}
 	struct lqos_stats *st = lqos_stats_get();
 	if (st)
 		st->rtt_samples++;
+	return 1;
 }
 
 struct lqos_tcp {
+	__u8 tcp;
 	__u32 seq;
 	__u32 tsval;
 	__u32 tsecr;
@@ -454,145 +514,284 @@ static __always_inline void lqos_tcp_ts(void *data_end, struct tcphdr *th, struc
 	}
 }
 
-/*
- * The flow of this packet with the packet already counted. Counting in the common case is a
- * plain add: each direction of a flow arrives on one RX queue, so one CPU writes it. The
- * insert race is exact: a new flow is created with this packet's counts, and a CPU that
- * loses the race to create it adds its packet atomically to the winner's entry.
- */
-static __always_inline struct lqos_flow *lqos_flow_count(struct lqos_flow_key *k, int d,
-							 __u32 slot, __u64 bytes)
+/* How many times a CPU re-reads an entry another CPU is writing. The writer's part is a few
+ * dozen stores (no helper call), but each re-read may wait for the line, and an interrupt on
+ * the writer's CPU stretches it: 1024 reads cover microseconds. */
+#define LQOS_FLOW_SPIN 1024
+
+static __always_inline int lqos_key_eq(struct lqos_flow_key *a, struct lqos_flow_key *b)
 {
-	struct lqos_flow *f = bpf_map_lookup_elem(&lqos_flows, k);
+	__u64 *x = (__u64 *)a, *y = (__u64 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* Multiply-xorshift over the five words of the key; the set is taken from the top bits. */
+static __always_inline __u64 lqos_flow_hash(struct lqos_flow_key *k)
+{
+	__u64 *w = (__u64 *)k;
+	__u64 h = w[0] * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full ^
+		  w[2] * 0x165667b19e3779f9ull ^ w[3] * 0xd6e8feb86659fd93ull ^
+		  w[4] * 0xff51afd7ed558ccdull;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return h * 0x94d049bb133111ebull;
+}
+
+static __always_inline __u64 lqos_read_state(struct lqos_flow_entry *e)
+{
+	__u64 s = *(volatile __u64 *)&e->state;
+	lqos_barrier();
+	return s;
+}
+
+struct lqos_wait_ctx {
+	struct lqos_flow_entry *e;
+	__u64 s;
+};
+
+static long lqos_wait_step(__u64 i, void *ctx)
+{
+	struct lqos_wait_ctx *w = ctx;
+	struct lqos_flow_entry *e = w->e;
+	if (!e)
+		return 1;
+	w->s = lqos_read_state(e);
+	return (w->s & 1) ? 0 : 1;
+}
+
+/* Waits (bounded) while another CPU writes the entry; returns the state then seen. A
+ * bpf_loop (inlined by the verifier), so the verifier checks the step once. */
+static __always_inline __u64 lqos_wait_written(struct lqos_flow_entry *e)
+{
+	struct lqos_wait_ctx w = { .e = e, .s = lqos_read_state(e) };
+	if (w.s & 1)
+		bpf_loop(LQOS_FLOW_SPIN, lqos_wait_step, &w, 0);
+	return w.s;
+}
+
+static __always_inline int lqos_flow_live(__u64 s)
+{
+	return s >= 2 && !(s & 1);
+}
+
+/*
+ * The flow entry of this key, created if needed. The table is an ARRAY of 2-way sets. A new
+ * flow takes an empty way, else a stale one (no packet for two flow generations, i.e. a whole
+ * lqosd sweep interval; the older of two), else it is not tracked (flows_dropped). Creating
+ * is a claim: compare-and-swap the way's state from the even value seen to odd, write the
+ * key and zeroes, then make it even again. A CPU that finds a way being written waits for it
+ * and re-checks the key, so two CPUs creating the same flow end in one entry.
+ */
+/* The two ways of a flow's set, found before classification so that the load of the first
+ * way's line (usually a cache miss at scale) overlaps the classification cache's. */
+struct lqos_flow_set {
+	struct lqos_flow_entry *e0;
+	struct lqos_flow_entry *e1;
+	__u64 s0;               /* e0's state read early */
+};
+
+static __always_inline int lqos_flow_set_find(struct lqos_flow_key *k, struct lqos_flow_set *fs)
+{
+	__u64 h = lqos_flow_hash(k);
+	__u32 set = lqos_flow_shift >= 64 ? 0 : (__u32)(h >> (lqos_flow_shift & 63)) & lqos_flow_mask;
+	__u32 i0 = set * 2;
+	__u32 i1 = i0 + 1;
+	fs->e0 = bpf_map_lookup_elem(&lqos_flows, &i0);
+	fs->e1 = bpf_map_lookup_elem(&lqos_flows, &i1);
+	if (!fs->e0 || !fs->e1)
+		return -1;
+	fs->s0 = lqos_read_state(fs->e0);
+	return 0;
+}
+
+static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_key *k,
+							     __u32 slot,
+							     struct lqos_flow_set *fs)
+{
+	__u32 zero = 0;
+	__u32 gen = 0;
+	__u32 *gp = bpf_map_lookup_elem(&lqos_flow_gen, &zero);
+	if (gp)
+		gen = *gp;
+	struct lqos_flow_entry *e0 = fs->e0;
+	struct lqos_flow_entry *e1 = fs->e1;
+	if (!e0 || !e1)
+		return 0;
+	struct lqos_flow_entry *f = 0;
+	__u64 s0 = fs->s0;
+	__u64 s1 = 0;
+	if (lqos_flow_live(s0) && lqos_key_eq(&e0->key, k)) {
+		f = e0;
+	} else {
+		s1 = lqos_read_state(e1);
+		if (lqos_flow_live(s1) && lqos_key_eq(&e1->key, k))
+			f = e1;
+	}
 	if (f) {
-		if (d) {
-			f->bytes[1] += bytes;
-			f->packets[1] += 1;
-		} else {
-			f->bytes[0] += bytes;
-			f->packets[0] += 1;
-		}
+		if (f->gen != gen)
+			f->gen = gen;
+		if (f->slot != slot)
+			f->slot = slot;
 		return f;
 	}
-	struct lqos_flow n = {};
-	n.first_seen_ns = bpf_ktime_get_ns();
-	n.last_seen_ns = n.first_seen_ns;
-	n.slot = slot;
-	if (d) {
-		n.bytes[1] = bytes;
-		n.packets[1] = 1;
-	} else {
-		n.bytes[0] = bytes;
-		n.packets[0] = 1;
+
+	/* Slow path: a way being written may be this very flow (another CPU creating it). */
+	if ((s0 & 1) || (s1 & 1)) {
+		s0 = lqos_wait_written(e0);
+		s1 = lqos_wait_written(e1);
+		if (lqos_flow_live(s0) && lqos_key_eq(&e0->key, k))
+			return e0;
+		if (lqos_flow_live(s1) && lqos_key_eq(&e1->key, k))
+			return e1;
 	}
 	struct lqos_stats *st = lqos_stats_get();
-	if (bpf_map_update_elem(&lqos_flows, k, &n, BPF_NOEXIST) == 0) {
-		if (st)
-			st->flows_created++;
-		return bpf_map_lookup_elem(&lqos_flows, k);
+	struct lqos_flow_entry *v = 0;
+	__u64 vs = 0;
+	if (s0 == 0) {
+		v = e0;
+	} else if (s1 == 0) {
+		v = e1, vs = s1;
+	} else {
+		__u32 age0 = gen - e0->gen, age1 = gen - e1->gen;
+		int ok0 = !(s0 & 1) && age0 >= 2, ok1 = !(s1 & 1) && age1 >= 2;
+		if (ok0 && (!ok1 || age0 >= age1))
+			v = e0, vs = s0;
+		else if (ok1)
+			v = e1, vs = s1;
 	}
-	/* Another CPU created it first (or the table is full). */
-	f = bpf_map_lookup_elem(&lqos_flows, k);
-	if (!f) {
+	if (!v) {
 		if (st)
 			st->flows_dropped++;
 		return 0;
 	}
-	if (d) {
-		__sync_fetch_and_add(&f->bytes[1], bytes);
-		__sync_fetch_and_add(&f->packets[1], 1);
-	} else {
-		__sync_fetch_and_add(&f->bytes[0], bytes);
-		__sync_fetch_and_add(&f->packets[0], 1);
+	__u64 now = bpf_ktime_get_ns();
+	if (__sync_val_compare_and_swap(&v->state, vs, vs + 1) != vs) {
+		/* Another CPU claimed it first: maybe for this flow. */
+		__u64 s = lqos_wait_written(v);
+		if (lqos_flow_live(s) && lqos_key_eq(&v->key, k))
+			return v;
+		if (st)
+			st->flows_dropped++;
+		return 0;
 	}
-	return f;
+	v->key = *k;
+	v->gen = gen;
+	v->first_seen_ns = now;
+	v->slot = slot;
+	__builtin_memset(&v->dir[0], 0, sizeof(v->dir[0]));
+	__builtin_memset(&v->dir[1], 0, sizeof(v->dir[1]));
+	lqos_barrier();
+	__sync_fetch_and_add(&v->state, 1); /* publish: even again */
+	if (st)
+		st->flows_created++;
+	return v;
 }
 
-/* Flow table, retransmits and RTT for one TCP/UDP packet. */
-static __always_inline void lqos_track(void *data, void *data_end, struct lqos_pkt *p,
-				       struct lqos_flow_key *k, int dir, __u32 slot, __u64 bytes,
-				       struct lqos_slot_counters *sc, struct lqos_settings *cfg)
+/* Ports, protocol and TCP fields of one TCP/UDP packet into the flow key and `t`. */
+static __always_inline int lqos_l4(void *data, void *data_end, struct lqos_pkt *p,
+				   struct lqos_flow_key *k, int dir, struct lqos_tcp *t)
 {
+	__builtin_memset(t, 0, sizeof(*t));
 	__u32 off = p->l4_off;
+	__u16 sport, rport;
 	if (off > 128)
-		return;
-	struct lqos_tcp t = {};
-	int tcp = p->l4_proto == IPPROTO_TCP;
-	if (tcp) {
+		return -1;
+	if (p->l4_proto == IPPROTO_TCP) {
 		struct tcphdr *th = data + off;
 		if ((void *)(th + 1) > data_end)
-			return;
-		k->subscriber_port = bpf_ntohs(dir == LQOS_UP ? th->source : th->dest);
-		k->remote_port = bpf_ntohs(dir == LQOS_UP ? th->dest : th->source);
-		t.seq = bpf_ntohl(th->seq);
-		t.syn = th->syn;
+			return -1;
+		sport = bpf_ntohs(dir == LQOS_UP ? th->source : th->dest);
+		rport = bpf_ntohs(dir == LQOS_UP ? th->dest : th->source);
+		t->tcp = 1;
+		t->seq = bpf_ntohl(th->seq);
+		t->syn = th->syn;
 		__u32 hdrs = (off - p->l3_off) + th->doff * 4;
-		t.payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
-		lqos_tcp_ts(data_end, th, &t);
-		if (sc)
-			sc->tcp_packets[dir & 1] += 1;
+		t->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
+		lqos_tcp_ts(data_end, th, t);
 	} else {
 		struct udphdr *uh = data + off;
 		if ((void *)(uh + 1) > data_end)
-			return;
-		k->subscriber_port = bpf_ntohs(dir == LQOS_UP ? uh->source : uh->dest);
-		k->remote_port = bpf_ntohs(dir == LQOS_UP ? uh->dest : uh->source);
+			return -1;
+		sport = bpf_ntohs(dir == LQOS_UP ? uh->source : uh->dest);
+		rport = bpf_ntohs(dir == LQOS_UP ? uh->dest : uh->source);
 	}
-	k->protocol = p->l4_proto;
+	/* subscriber_port, remote_port, protocol, pad: one store (see lqos_addrs). */
+	((__u64 *)k)[4] = (__u64)sport | ((__u64)rport << 16) | ((__u64)p->l4_proto << 32);
+	return 0;
+}
 
+/* Flow table, retransmits and RTT for one TCP/UDP packet (after lqos_l4). */
+static __always_inline void lqos_track(struct lqos_flow_key *k, struct lqos_tcp *tp, int dir,
+				       __u32 slot, __u64 bytes, struct lqos_slot_counters *sc,
+				       struct lqos_settings *cfg, struct lqos_flow_set *fs)
+{
+	struct lqos_tcp t = *tp;
+	int tcp = t.tcp;
+	if (tcp && sc)
+		sc->tcp_packets[dir & 1] += 1;
 	int d = dir & 1;
-	struct lqos_flow *f = lqos_flow_count(k, d, slot, bytes);
+	struct lqos_flow_entry *f = lqos_flow_get(k, slot, fs);
 	if (!f)
 		return;
-	if (f->slot != slot)
-		f->slot = slot;
+	struct lqos_flow_dir *my = d ? &f->dir[1] : &f->dir[0];
+	struct lqos_flow_dir *other = d ? &f->dir[0] : &f->dir[1];
+	__sync_fetch_and_add(&my->bytes, bytes);
+	__sync_fetch_and_add(&my->packets, 1);
 	if (!tcp)
 		return;
 
 	/* Retransmit: a data segment at or below the highest sequence already seen. */
 	if (t.payload > 0 && !t.syn) {
-		if ((f->dflags[d] & LQOS_FLOW_SEQ_VALID) && (__s32)(t.seq - f->high_seq[d]) <= 0) {
-			f->retransmits[d] += 1;
+		if ((my->flags & LQOS_FLOW_SEQ_VALID) && (__s32)(t.seq - my->high_seq) <= 0) {
+			my->retransmits += 1;
 			if (sc)
 				sc->retransmits[d] += 1;
 		} else {
-			f->high_seq[d] = t.seq;
-			f->dflags[d] |= LQOS_FLOW_SEQ_VALID;
+			my->high_seq = t.seq;
+			my->flags |= LQOS_FLOW_SEQ_VALID;
 		}
 	}
 
 	if (!t.has_ts)
 		return;
 	__u64 now = 0;
-	/* This packet's TSecr may echo the other direction's pending TSval. */
-	int o = d ^ 1;
-	__u64 pend = f->pending_ns[o];
+	/* This packet's TSecr may echo the other direction's pending TSval (the other direction
+	 * may run on another CPU: the pending word is read once and cleared by compare-and-swap,
+	 * so one echo makes one sample). */
+	__u64 pend = *(volatile __u64 *)&other->pending;
 	if (pend && t.tsecr) {
-		__s32 diff = (__s32)(t.tsecr - f->pending_tsval[o]);
+		__s32 diff = (__s32)(t.tsecr - (__u32)(pend >> 32));
 		if (diff == 0) {
-			now = bpf_ktime_get_ns();
-			f->pending_ns[o] = 0;
-			f->last_seen_ns = now;
-			/* Echoed by the subscriber: the TSval came from the Internet host. */
-			lqos_rtt_sample(f, slot, d == LQOS_UP ? LQOS_PATH_ACCESS : LQOS_PATH_UPSTREAM,
-					now - pend);
+			if (__sync_val_compare_and_swap(&other->pending, pend, 0) == pend) {
+				now = bpf_ktime_get_ns();
+				__u32 us = (__u32)(now / 1000) - (__u32)pend;
+				/* Echoed by the subscriber: the TSval came from the Internet host. */
+				if (lqos_rtt_sample(slot, d == LQOS_UP ? LQOS_PATH_ACCESS
+								     : LQOS_PATH_UPSTREAM, us)) {
+					my->rtt_us = us ? us : 1;
+					my->rtt_samples += 1;
+				}
+				my->last_ts_ns = now;
+			}
 		} else if (diff > 0) {
-			f->pending_ns[o] = 0; /* the echo went past it: never matches */
+			/* the echo went past it: never matches */
+			__sync_val_compare_and_swap(&other->pending, pend, 0);
 		}
 	}
 	/* A new TSval of this direction may start a sample. */
-	if (!(f->dflags[d] & LQOS_FLOW_TS_VALID) || (__s32)(t.tsval - f->last_tsval[d]) > 0) {
-		f->last_tsval[d] = t.tsval;
-		f->dflags[d] |= LQOS_FLOW_TS_VALID;
-		if (f->pending_ns[d] == 0) {
+	if (!(my->flags & LQOS_FLOW_TS_VALID) || (__s32)(t.tsval - my->last_tsval) > 0) {
+		my->last_tsval = t.tsval;
+		my->flags |= LQOS_FLOW_TS_VALID;
+		if (*(volatile __u64 *)&my->pending == 0) {
 			__u32 every = cfg ? cfg->rtt_sample_every : 1;
-			__u32 n = f->ts_counter[d]++;
+			__u32 n = my->ts_counter++;
 			if (every <= 1 || n % every == 0) {
 				if (!now)
 					now = bpf_ktime_get_ns();
-				f->pending_tsval[d] = t.tsval;
-				f->pending_ns[d] = now;
-				f->last_seen_ns = now;
+				__u64 stamp = ((__u32)(now / 1000)) | 1u;
+				*(volatile __u64 *)&my->pending = ((__u64)t.tsval << 32) | stamp;
+				my->last_ts_ns = now;
 			}
 		}
 	}
@@ -683,13 +882,19 @@ int lqos_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (lqos_bench_spread_on)
 		lqos_bench_spread(&k.subscriber);
+	int dir = upload ? LQOS_UP : LQOS_DOWN;
+	/* Filled by lqos_l4 / lqos_flow_set_find before any use: no zeroing on the lean path. */
+	struct lqos_tcp t;
+	struct lqos_flow_set fs;
+	int track = lqos_track_flows && p.l4_proto && lqos_l4(data, data_end, &p, &k, dir, &t) == 0 &&
+		    lqos_flow_set_find(&k, &fs) == 0;
 
 	struct lqos_class c;
 	lqos_classify(&k.subscriber, &c);
-	int dir = upload ? LQOS_UP : LQOS_DOWN;
 	__u64 bytes = (__u64)(data_end - data);
 	__u32 slot = c.slot;
-	struct lqos_slot_counters *sc = bpf_map_lookup_elem(&lqos_slot_counters, &slot);
+	__u32 sci = bpf_get_smp_processor_id() * lqos_max_slots + slot;
+	struct lqos_slot_counters *sc = bpf_map_lookup_elem(&lqos_slot_counters, &sci);
 	if (sc) {
 		sc->bytes[dir] += bytes;
 		sc->packets[dir] += 1;
@@ -697,8 +902,8 @@ int lqos_xdp(struct xdp_md *ctx)
 	struct lqos_settings *cfg = lqos_settings_get();
 	if (!c.mapped)
 		lqos_unknown_sample(&k.subscriber, dir, bytes, cfg);
-	if (p.l4_proto && lqos_track_flows)
-		lqos_track(data, data_end, &p, &k, dir, slot, bytes, sc, cfg);
+	if (track)
+		lqos_track(&k, &t, dir, slot, bytes, sc, cfg, &fs);
 
 	if (!c.mapped || (cfg && (cfg->flags & LQOS_SET_OBSERVE)))
 		return XDP_PASS;

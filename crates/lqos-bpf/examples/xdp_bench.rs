@@ -6,16 +6,26 @@
 //!   2001:db8::/32), each with its own slot; every entry exists for both families.
 //! * The program is loaded with `bench_spread`, so each repeat of the one test frame is aimed
 //!   at the next address of a walk (odd-multiplier permutation) over the first 16 / 8 192 /
-//!   131 072 addresses of the space: the last walk is 8× the 16 384-entry per-CPU cache. About
+//!   32 768 / 131 072 addresses of the space. Every packet goes to another subscriber (no
+//!   bursts), the harshest order for every cache. 32 768 is the realistic active set (about a
+//!   third of 100k subscribers busy at once); 131 072 is the whole space, a cyclic walk that
+//!   misses any cache smaller than itself on every packet, so it times the LPM trie cold. About
 //!   1 in 4 probed addresses has no mapping (slot 0 + unknown table), as in a dense but not
 //!   full address plan.
+//! * One more row set walks the realistic 32 768 in trains of 8 packets per address (the
+//!   bursts a TCP sender's TSO/GRO puts on the wire; real trains are often longer): the same
+//!   addresses and per-packet work, with the locality real traffic has.
+//! * The flow table gets 8 entries per walked address (3 flows per address: TCP and UDP over
+//!   IPv4, TCP over IPv6), at most 262 144; nothing ages flows during the bench.
 //! * Two variants: `classify+steer+count` (`track_flows = false`) and the full program (flows,
 //!   TCP retransmits, RTT sampling).
 //! * Every `BPF_PROG_TEST_RUN` call gets a fresh output buffer; the program keeps its metadata
 //!   at exactly 8 bytes when the kernel reruns it on the same buffer.
 //!
 //! Median of 5 runs of 500 000 repeats each, after one warm-up run. Needs root.
-//! Run through `bench/xdp_bench.sh`.
+//! Run through `bench/xdp_bench.sh`. Options (for profiling one case under `perf`):
+//! `--only SUBSCRIBERS:WALK[:TRAIN]` runs one configuration, `--kind NAME` one frame kind (prefix
+//! match), `--repeat N` and `--runs N` change the counts, `--lean` / `--full` one variant.
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its table")]
 
 use std::{
@@ -30,8 +40,55 @@ use lqos_bpf::{
 };
 
 const LO: u32 = 1;
-const REPEAT: u32 = 500_000;
-const RUNS: usize = 5;
+
+/// Command line (see the module doc).
+#[derive(Debug, Clone)]
+struct Args {
+    only: Option<(u32, u32, u32)>,
+    kind: Option<String>,
+    repeat: u32,
+    runs: usize,
+    lean: bool,
+    full: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { only: None, kind: None, repeat: 500_000, runs: 5, lean: true, full: true };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--only" => {
+                let v = value("--only")?;
+                let mut parts = v.split(':').map(|p| p.parse::<u32>());
+                let (Some(Ok(n)), Some(Ok(w))) = (parts.next(), parts.next()) else {
+                    return Err(format!("--only {v}: wants SUBSCRIBERS:WALK[:TRAIN]"));
+                };
+                let t = match parts.next() {
+                    None => 1,
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => return Err(format!("--only {v}: {e}")),
+                };
+                if !w.is_power_of_two() || !t.is_power_of_two() {
+                    return Err(format!("--only {v}: WALK and TRAIN must be powers of two"));
+                }
+                a.only = Some((n, w, t));
+            }
+            "--kind" => a.kind = Some(value("--kind")?),
+            "--repeat" => {
+                a.repeat = value("--repeat")?.parse().map_err(|e| format!("--repeat: {e}"))?
+            }
+            "--runs" => {
+                a.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?;
+                a.runs = a.runs.max(1);
+            }
+            "--lean" => a.full = false,
+            "--full" => a.lean = false,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -97,7 +154,7 @@ fn kinds() -> Option<Vec<Kind>> {
     ])
 }
 
-fn measure(dp: &Dataplane, frame: &[u8], empty: bool) -> (f64, u32) {
+fn measure(dp: &Dataplane, frame: &[u8], empty: bool, args: &Args) -> (f64, u32) {
     let run = |repeat| {
         if empty {
             dp.test_run_xdp_pass(frame, LO, repeat)
@@ -107,9 +164,9 @@ fn measure(dp: &Dataplane, frame: &[u8], empty: bool) -> (f64, u32) {
         .map_err(|e| e.to_string())
     };
     let mut action = 0;
-    let _ = run(REPEAT); // warm-up: creates flows, fills caches
-    let v = (0..RUNS)
-        .map(|_| match run(REPEAT) {
+    let _ = run(args.repeat); // warm-up: creates flows, fills caches
+    let v = (0..args.runs)
+        .map(|_| match run(args.repeat) {
             Ok(r) => {
                 action = r.action;
                 r.duration.as_nanos() as f64
@@ -127,15 +184,26 @@ fn load(
     n: u32,
     space: u32,
     walk: u32,
+    train: u32,
     track_flows: bool,
 ) -> Result<Dataplane, Box<dyn std::error::Error>> {
-    let mut dp = Dataplane::load(&LoadOptions {
+    let opts = LoadOptions {
         max_slots: (n + 1).next_power_of_two(),
-        max_flows: 4 * walk.max(1024),
+        max_flows: (8 * walk).clamp(1024, 262_144),
         track_flows,
         bench_spread: walk,
+        bench_train: train,
         ..LoadOptions::default()
-    })?;
+    };
+    eprintln!(
+        "memory: classification cache {:.1} MiB per CPU ({} entries), slot counters {:.1} MiB per CPU, flow table {:.1} MiB ({} entries)",
+        f64::from(opts.cache_entries) * 32.0 / 1048576.0,
+        opts.cache_entries,
+        f64::from(opts.max_slots) * 64.0 / 1048576.0,
+        f64::from(opts.max_flows) * 192.0 / 1048576.0,
+        opts.max_flows
+    );
+    let mut dp = Dataplane::load(&opts)?;
     dp.set_interface_index(LO, InterfaceRole::ToInternet)?;
     let list = entries(n, space);
     let t = Instant::now();
@@ -154,39 +222,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("xdp_bench: needs root (BPF_PROG_TEST_RUN)");
         std::process::exit(2);
     }
-    let kinds = kinds().ok_or("frame construction")?;
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("xdp_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let kinds: Vec<Kind> = kinds()
+        .ok_or("frame construction")?
+        .into_iter()
+        .filter(|k| args.kind.as_ref().is_none_or(|p| k.name.starts_with(p.as_str())))
+        .collect();
     println!(
-        "| frame | subscribers | addresses walked | empty XDP ns | classify+steer+count ns | ratio | + flows, RTT, retransmits ns | ratio | cache misses/pkt |"
+        "| frame | subscribers | addresses walked | packets in a row | empty XDP ns | classify+steer+count ns | ratio | + flows, RTT, retransmits ns | ratio | cache misses/pkt |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    // (subscribers, addresses walked): 12 in cache; 100k with a hot set that fits the
-    // 16 384-entry per-CPU cache; 100k walking the whole space (8× the cache).
-    for (n, walk) in [(12u32, 16u32), (100_000, 8192), (100_000, 131_072)] {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // (subscribers, addresses walked): 12 in cache; 100k with a hot set of 8 192; 100k with a
+    // realistic active set of 32 768; 100k walking the whole space (cold LPM on every packet).
+    // Last: the realistic set again, in trains of 8 packets per address.
+    let configs = [
+        (12u32, 16u32, 1u32),
+        (100_000, 8192, 1),
+        (100_000, 32_768, 1),
+        (100_000, 131_072, 1),
+        (100_000, 32_768, 8),
+    ];
+    for (n, walk, train) in configs.into_iter().filter(|c| args.only.is_none_or(|o| o == *c)) {
         let space = n.next_power_of_two();
-        let lean = load(n, space, walk, false)?;
-        let full = load(n, space, walk, true)?;
+        let lean = if args.lean { Some(load(n, space, walk, train, false)?) } else { None };
+        let full = if args.full { Some(load(n, space, walk, train, true)?) } else { None };
+        let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
         for k in &kinds {
-            let (empty, _) = measure(&full, &k.frame, true);
-            let (l, _) = measure(&lean, &k.frame, false);
-            let before = full.stats()?.cache_misses;
-            let (f, action) = measure(&full, &k.frame, false);
-            let misses = full.stats()?.cache_misses.saturating_sub(before) as f64
-                / (f64::from(REPEAT) * (RUNS as f64 + 1.0));
+            let (empty, _) = measure(any, &k.frame, true, &args);
+            let l = lean.as_ref().map_or(f64::NAN, |dp| measure(dp, &k.frame, false, &args).0);
+            let before = any.stats()?.cache_misses;
+            let (f, action) =
+                full.as_ref().map_or((f64::NAN, 0), |dp| measure(dp, &k.frame, false, &args));
+            if full.is_none() {
+                let _ = measure(any, &k.frame, false, &args);
+            }
+            let misses = any.stats()?.cache_misses.saturating_sub(before) as f64
+                / (f64::from(args.repeat) * (args.runs as f64 + 1.0));
             let act = match action {
-                lqos_bpf::XDP_REDIRECT => "",
+                lqos_bpf::XDP_REDIRECT | 0 => "",
                 lqos_bpf::XDP_PASS => " (last: PASS)",
                 _ => " (last: other)",
             };
             println!(
-                "| {} | {n} | {walk} | {empty:.1} | {l:.1} | {:.2}× | {f:.1} | {:.2}× | {misses:.2}{act} |",
+                "| {} | {n} | {walk} | {train} | {empty:.1} | {l:.1} | {:.2}× | {f:.1} | {:.2}× | {misses:.2}{act} |",
                 k.name,
                 l / empty,
                 f / empty
             );
         }
-        let s = full.stats()?;
+        let s = any.stats()?;
         eprintln!(
-            "{n}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
+            "{n}/{walk}/{train}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
             s.flows_created, s.flows_dropped, s.rtt_samples, s.no_metadata
         );
     }

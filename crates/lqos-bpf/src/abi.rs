@@ -27,8 +27,8 @@ pub const PATH_UPSTREAM: usize = 1;
 pub const META_MAGIC: u32 = 0x4c51_4f53;
 /// Entries of the interface role array (`index = ifindex & (IF_SLOTS - 1)`).
 pub const IF_SLOTS: u32 = 1024;
-/// Entries of the per-CPU classification cache.
-pub const CACHE_SLOTS: u32 = 16384;
+/// Default entries per CPU of the classification cache (2-way sets of [`CacheSet`]).
+pub const CACHE_ENTRIES: u32 = 65536;
 /// Buckets per path of an RTT histogram.
 pub const RTT_BUCKETS: usize = 32;
 /// Upper bound (inclusive, microseconds) of each RTT bucket; the last one is open-ended.
@@ -71,6 +71,8 @@ pub const RTT_BUCKET_UPPER_US: [u32; RTT_BUCKETS] = [
 pub const CACHE_VALID: u16 = 1;
 /// Cache entry flag: the address is mapped (else a negative result).
 pub const CACHE_MAPPED: u16 = 2;
+/// Cache entry flag: the way of its set filled last.
+pub const CACHE_NEWER: u16 = 4;
 /// Settings flag: observe mode (count and measure, never redirect or set a class).
 pub const SET_OBSERVE: u32 = 1;
 /// Flow direction flag: `high_seq` is valid.
@@ -115,6 +117,16 @@ pub struct CacheEntry {
     pub flags: u16,
 }
 const _: () = assert!(size_of::<CacheEntry>() == 32);
+
+/// `struct lqos_cache_set`: one 2-way set (one cache line). The cache map holds possible
+/// CPUs × sets of them, CPU-major.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheSet {
+    /// The two ways.
+    pub way: [CacheEntry; 2],
+}
+const _: () = assert!(size_of::<CacheSet>() == 64);
 
 /// `struct lqos_if_config`: the role of one interface.
 #[repr(C)]
@@ -199,42 +211,62 @@ pub struct RawFlowKey {
 }
 const _: () = assert!(size_of::<RawFlowKey>() == 40);
 
-/// `struct lqos_flow`.
+/// `struct lqos_flow_dir`: one direction of a flow.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RawFlow {
-    /// Bytes per direction.
-    pub bytes: [u64; 2],
-    /// Packets per direction.
-    pub packets: [u64; 2],
+pub struct RawFlowDir {
+    /// Bytes.
+    pub bytes: u64,
+    /// Packets.
+    pub packets: u64,
+    /// Internal: pending TSval << 32 | µs clock (0 = none).
+    pub pending: u64,
+    /// Last clock read by this direction (`CLOCK_MONOTONIC` ns, 0 = none).
+    pub last_ts_ns: u64,
+    /// Internal: newest TSval.
+    pub last_tsval: u32,
+    /// Internal: highest data sequence number.
+    pub high_seq: u32,
+    /// Retransmits.
+    pub retransmits: u32,
+    /// Internal: new TSvals seen.
+    pub ts_counter: u32,
+    /// Last RTT sample (µs) timed by this direction's echoes (down: upstream, up: access).
+    pub rtt_us: u32,
+    /// RTT samples timed by this direction's echoes.
+    pub rtt_samples: u32,
+    /// Internal: `FLOW_*` flags.
+    pub flags: u32,
+    /// Reserved.
+    pub reserved: u32,
+}
+const _: () = assert!(size_of::<RawFlowDir>() == 64);
+
+/// `struct lqos_flow_entry`: one way of the flow table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawFlowEntry {
+    /// The 5-tuple.
+    pub key: RawFlowKey,
+    /// 0 empty, odd being written, even ≥ 2 live.
+    pub state: u64,
     /// Creation time (`CLOCK_MONOTONIC` ns).
     pub first_seen_ns: u64,
-    /// Last clock read for this flow.
-    pub last_seen_ns: u64,
-    /// Internal: time of the pending TSval per direction.
-    pub pending_ns: [u64; 2],
-    /// Internal: pending TSval per direction.
-    pub pending_tsval: [u32; 2],
-    /// Internal: newest TSval per direction.
-    pub last_tsval: [u32; 2],
-    /// Internal: highest data sequence number per direction.
-    pub high_seq: [u32; 2],
-    /// Retransmits per direction.
-    pub retransmits: [u32; 2],
-    /// Last RTT sample per path (µs).
-    pub rtt_us: [u32; 2],
-    /// RTT samples per path.
-    pub rtt_samples: [u32; 2],
+    /// Flow generation of the last packet.
+    pub gen_: u32,
     /// Circuit slot.
     pub slot: u32,
-    /// Internal: new TSvals seen per direction.
-    pub ts_counter: [u32; 2],
-    /// Internal: `FLOW_*` flags per direction.
-    pub dflags: [u8; 2],
-    /// Reserved.
-    pub reserved: u16,
+    /// `[down, up]`.
+    pub dir: [RawFlowDir; 2],
 }
-const _: () = assert!(size_of::<RawFlow>() == 128);
+const _: () = assert!(size_of::<RawFlowEntry>() == 192);
+
+impl RawFlowEntry {
+    /// True when the entry holds a flow (not empty, not half-written).
+    pub fn is_live(&self) -> bool {
+        self.state >= 2 && self.state.is_multiple_of(2)
+    }
+}
 
 /// `struct lqos_unknown`.
 #[repr(C)]
@@ -292,6 +324,8 @@ unsafe impl aya::Pod for IpInfo {}
 // SAFETY: see above.
 unsafe impl aya::Pod for CacheEntry {}
 // SAFETY: see above.
+unsafe impl aya::Pod for CacheSet {}
+// SAFETY: see above.
 unsafe impl aya::Pod for IfConfig {}
 // SAFETY: see above.
 unsafe impl aya::Pod for RawSettings {}
@@ -302,7 +336,9 @@ unsafe impl aya::Pod for RawRttHist {}
 // SAFETY: see above.
 unsafe impl aya::Pod for RawFlowKey {}
 // SAFETY: see above.
-unsafe impl aya::Pod for RawFlow {}
+unsafe impl aya::Pod for RawFlowDir {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RawFlowEntry {}
 // SAFETY: see above.
 unsafe impl aya::Pod for RawUnknown {}
 // SAFETY: see above.

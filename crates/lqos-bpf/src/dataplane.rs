@@ -43,8 +43,8 @@ const PROG_TC_STICK: &str = "lqos_tc_stick_ingress";
 
 /// Maps pinned (and reused across restarts) when a pin directory is given. A pin whose
 /// layout differs from this build's is recreated at load (see [`crate::check_pinned_layouts`]).
-pub const PINNED_MAPS: [&str; 5] =
-    [maps::IP_MAP, maps::EPOCH, maps::SLOT_COUNTERS, maps::RTT_HIST, maps::FLOWS];
+pub const PINNED_MAPS: [&str; 6] =
+    [maps::IP_MAP, maps::EPOCH, maps::SLOT_COUNTERS, maps::RTT_HIST, maps::FLOWS, maps::FLOW_GEN];
 
 /// `XDP_PASS`.
 pub const XDP_PASS: u32 = 2;
@@ -59,6 +59,8 @@ pub const TC_ACT_REDIRECT: u32 = 7;
 pub const DEFAULT_MAX_SLOTS: u32 = 65_536;
 /// Default flow-table capacity.
 pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
+/// Default classification-cache entries per CPU (2 MiB per CPU).
+pub const DEFAULT_CACHE_ENTRIES: u32 = crate::abi::CACHE_ENTRIES;
 /// Default IP-mapping trie capacity.
 pub const DEFAULT_MAX_MAPPINGS: u32 = 262_144;
 
@@ -73,8 +75,12 @@ pub struct LoadOptions {
     /// Counter slots (per-CPU counters: 64 B × slots × possible CPUs; RTT histograms:
     /// 272 B × slots). Slots at or beyond this are counted in slot 0.
     pub max_slots: u32,
-    /// Flow-table capacity (≈ 200 B per entry, preallocated).
+    /// Flow-table capacity: a power of two ≥ 2 (192 B per entry, preallocated; 2-way sets,
+    /// so a table can refuse a new flow before it is full).
     pub max_flows: u32,
+    /// Classification-cache entries per CPU: a power of two ≥ 4 (32 B each, 2-way sets).
+    /// Addresses active at once beyond this miss the cache and pay an LPM lookup.
+    pub cache_entries: u32,
     /// IP-mapping trie capacity (prefixes).
     pub max_mappings: u32,
     /// Track TCP/UDP flows, TCP RTT and retransmits (default). `false` leaves only
@@ -85,6 +91,10 @@ pub struct LoadOptions {
     /// (IPv4: the address, IPv6: bits 32..64) so one `BPF_PROG_TEST_RUN` frame walks many
     /// subscribers. Must be a power of two. The verifier removes the code when 0.
     pub bench_spread: u32,
+    /// Benchmark only: with `bench_spread`, each address gets this many packets in a row (a
+    /// power of two; 0 or 1 = every packet another address), like the trains of segments a
+    /// TCP sender's TSO/GRO bursts put on the wire.
+    pub bench_train: u32,
 }
 
 impl Default for LoadOptions {
@@ -94,9 +104,11 @@ impl Default for LoadOptions {
             cpumap_queue_size: DEFAULT_CPUMAP_QUEUE_SIZE,
             max_slots: DEFAULT_MAX_SLOTS,
             max_flows: DEFAULT_MAX_FLOWS,
+            cache_entries: DEFAULT_CACHE_ENTRIES,
             max_mappings: DEFAULT_MAX_MAPPINGS,
             track_flows: true,
             bench_spread: 0,
+            bench_train: 0,
         }
     }
 }
@@ -194,19 +206,57 @@ impl Dataplane {
                 reason: "must be 0 or a power of two",
             });
         }
-        if opts.max_slots == 0 || opts.max_flows == 0 || opts.max_mappings == 0 {
+        if opts.max_slots == 0 || opts.max_mappings == 0 {
             return Err(BpfError::InvalidOption {
-                option: "max_slots/max_flows/max_mappings",
+                option: "max_slots/max_mappings",
                 reason: "must be at least 1",
             });
         }
+        if opts.max_flows < 2 || !opts.max_flows.is_power_of_two() {
+            return Err(BpfError::InvalidOption {
+                option: "max_flows",
+                reason: "must be a power of two, at least 2",
+            });
+        }
+        if opts.cache_entries < 4 || !opts.cache_entries.is_power_of_two() {
+            return Err(BpfError::InvalidOption {
+                option: "cache_entries",
+                reason: "must be a power of two, at least 4",
+            });
+        }
+        let ncpus_u32 = u32::try_from(ncpus).unwrap_or(u32::MAX).max(1);
+        let cache_sets = opts.cache_entries / 2;
+        let (Some(slot_entries), Some(cache_total)) =
+            (opts.max_slots.checked_mul(ncpus_u32), cache_sets.checked_mul(ncpus_u32))
+        else {
+            return Err(BpfError::InvalidOption {
+                option: "max_slots/cache_entries",
+                reason: "times the possible CPUs must fit in 32 bits",
+            });
+        };
         let mut loader = EbpfLoader::new();
-        let ncpus_u32 = u32::try_from(ncpus).unwrap_or(u32::MAX);
         loader.map_max_entries(maps::CPU_MAP, ncpus_u32);
-        loader.map_max_entries(maps::SLOT_COUNTERS, opts.max_slots);
+        loader.map_max_entries(maps::SLOT_COUNTERS, slot_entries);
         loader.map_max_entries(maps::RTT_HIST, opts.max_slots);
         loader.map_max_entries(maps::FLOWS, opts.max_flows);
+        loader.map_max_entries(maps::CACHE, cache_total);
         loader.map_max_entries(maps::IP_MAP, opts.max_mappings);
+        loader.override_global("lqos_cache_sets", &cache_sets, true);
+        // Both are powers of two ≥ 2: the shift keeps the top log2(sets) bits of the hash.
+        let cache_shift = 64 - cache_sets.trailing_zeros();
+        loader.override_global("lqos_cache_shift", &cache_shift, true);
+        let flow_shift = 64 - (opts.max_flows / 2).trailing_zeros();
+        loader.override_global("lqos_flow_shift", &flow_shift, true);
+        let flow_mask = opts.max_flows / 2 - 1;
+        loader.override_global("lqos_flow_mask", &flow_mask, true);
+        if opts.bench_train > 1 && !opts.bench_train.is_power_of_two() {
+            return Err(BpfError::InvalidOption {
+                option: "bench_train",
+                reason: "must be 0, 1 or a power of two",
+            });
+        }
+        let train_shift = opts.bench_train.max(1).trailing_zeros();
+        loader.override_global("lqos_bench_train_shift", &train_shift, true);
         let max_slot_index = opts.max_slots;
         let spread_mask = opts.bench_spread.wrapping_sub(1);
         let spread_on = u32::from(opts.bench_spread != 0);
@@ -220,7 +270,7 @@ impl Dataplane {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|source| BpfError::PinDir { path: dir.clone(), source })?;
-                recreated = layout::repair_pins(dir, opts)?;
+                recreated = layout::repair_pins(dir, opts, ncpus_u32)?;
                 PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect()
             }
             None => Vec::new(),
@@ -248,7 +298,10 @@ impl Dataplane {
         settings.set(&DataplaneSettings::default())?;
         let slots = SlotCounterMap::new(take_map(&mut ebpf, maps::SLOT_COUNTERS)?, ncpus)?;
         let rtt = RttHistograms::new(take_map(&mut ebpf, maps::RTT_HIST)?)?;
-        let flows = FlowTable::new(take_map(&mut ebpf, maps::FLOWS)?)?;
+        let flows = FlowTable::new(
+            take_map(&mut ebpf, maps::FLOWS)?,
+            take_map(&mut ebpf, maps::FLOW_GEN)?,
+        )?;
         let unknown = UnknownTable::new(take_map(&mut ebpf, maps::UNKNOWN)?)?;
         let stats = StatsMap::new(take_map(&mut ebpf, maps::STATS)?)?;
         let cpus = cpu_map.fill_online(opts.cpumap_queue_size)?;
@@ -258,6 +311,8 @@ impl Dataplane {
             pinned = opts.pin_dir.is_some(),
             max_slots = opts.max_slots,
             max_flows = opts.max_flows,
+            cache_entries_per_cpu = opts.cache_entries,
+            cache_mib_per_cpu = u64::from(opts.cache_entries) * 32 / (1 << 20),
             recreated = recreated.len(),
             "eBPF data plane loaded"
         );

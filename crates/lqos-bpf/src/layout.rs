@@ -10,8 +10,8 @@ use aya::maps::{MapInfo, MapType};
 
 use crate::{
     BpfError, LoadOptions,
-    abi::{IpInfo, RawFlow, RawFlowKey, RawRttHist, RawSlotCounters},
-    maps::{EPOCH, FLOWS, IP_MAP, RTT_HIST, SLOT_COUNTERS},
+    abi::{IpInfo, RawFlowEntry, RawRttHist, RawSlotCounters},
+    maps::{EPOCH, FLOW_GEN, FLOWS, IP_MAP, RTT_HIST, SLOT_COUNTERS},
 };
 
 /// Type, key size, value size and capacity of a map.
@@ -73,8 +73,19 @@ const fn size32<T>() -> u32 {
     std::mem::size_of::<T>() as u32
 }
 
-/// The maps [`crate::Dataplane::load`] pins, with the layout these options create.
+/// Possible CPUs (per-CPU arrays are `entries × CPUs` long); 1 if unreadable (the load
+/// reports that error itself).
+fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The maps [`crate::Dataplane::load`] pins, with the layout these options create on this
+/// machine.
 pub fn pinned_layouts(opts: &LoadOptions) -> Vec<(&'static str, MapLayout)> {
+    layouts_for(opts, possible_cpus())
+}
+
+fn layouts_for(opts: &LoadOptions, possible_cpus: u32) -> Vec<(&'static str, MapLayout)> {
     vec![
         (
             IP_MAP,
@@ -89,10 +100,10 @@ pub fn pinned_layouts(opts: &LoadOptions) -> Vec<(&'static str, MapLayout)> {
         (
             SLOT_COUNTERS,
             MapLayout {
-                map_type: MapType::PerCpuArray,
+                map_type: MapType::Array,
                 key_size: 4,
                 value_size: size32::<RawSlotCounters>(),
-                max_entries: opts.max_slots,
+                max_entries: opts.max_slots.saturating_mul(possible_cpus.max(1)),
             },
         ),
         (
@@ -107,11 +118,15 @@ pub fn pinned_layouts(opts: &LoadOptions) -> Vec<(&'static str, MapLayout)> {
         (
             FLOWS,
             MapLayout {
-                map_type: MapType::Hash,
-                key_size: size32::<RawFlowKey>(),
-                value_size: size32::<RawFlow>(),
+                map_type: MapType::Array,
+                key_size: 4,
+                value_size: size32::<RawFlowEntry>(),
                 max_entries: opts.max_flows,
             },
+        ),
+        (
+            FLOW_GEN,
+            MapLayout { map_type: MapType::Array, key_size: 4, value_size: 4, max_entries: 1 },
         ),
     ]
 }
@@ -131,8 +146,12 @@ fn layout_of(info: &MapInfo) -> Option<MapLayout> {
 /// Compares every existing pin under `dir` with the layout `opts` creates. Missing pins are
 /// fine (they will be created). Reads only; see [`crate::Dataplane::load`] for the repair.
 pub fn check_pinned_layouts(dir: &Path, opts: &LoadOptions) -> Vec<LayoutMismatch> {
+    check_for(dir, opts, possible_cpus())
+}
+
+fn check_for(dir: &Path, opts: &LoadOptions, possible_cpus: u32) -> Vec<LayoutMismatch> {
     let mut out = Vec::new();
-    for (name, expected) in pinned_layouts(opts) {
+    for (name, expected) in layouts_for(opts, possible_cpus) {
         let path = dir.join(name);
         if !path.exists() {
             continue;
@@ -146,8 +165,12 @@ pub fn check_pinned_layouts(dir: &Path, opts: &LoadOptions) -> Vec<LayoutMismatc
 }
 
 /// Removes mismatching and legacy pins so the loader recreates them. One warning per map.
-pub(crate) fn repair_pins(dir: &Path, opts: &LoadOptions) -> Result<Vec<LayoutMismatch>, BpfError> {
-    let mismatches = check_pinned_layouts(dir, opts);
+pub(crate) fn repair_pins(
+    dir: &Path,
+    opts: &LoadOptions,
+    possible_cpus: u32,
+) -> Result<Vec<LayoutMismatch>, BpfError> {
+    let mismatches = check_for(dir, opts, possible_cpus);
     for m in &mismatches {
         tracing::warn!(map = m.map, "pinned map has a different layout ({m}); recreating it empty");
         std::fs::remove_file(&m.path)

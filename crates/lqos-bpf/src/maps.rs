@@ -8,12 +8,12 @@ use std::{
     os::fd::{AsFd, BorrowedFd},
 };
 
-use aya::maps::{Array, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
+use aya::maps::{Array, LpmTrie, Map, MapData, lpm_trie::Key};
 use ipnet::IpNet;
 
 use crate::{
     BpfError,
-    abi::{self, CacheEntry, IfConfig, IpInfo, RawSettings},
+    abi::{self, CacheSet, IfConfig, IpInfo, RawSettings},
 };
 
 /// Map names in `lqos_kern.c`.
@@ -26,6 +26,7 @@ pub(crate) const SETTINGS: &str = "lqos_settings";
 pub(crate) const SLOT_COUNTERS: &str = "lqos_slot_counters";
 pub(crate) const RTT_HIST: &str = "lqos_rtt_hist";
 pub(crate) const FLOWS: &str = "lqos_flows";
+pub(crate) const FLOW_GEN: &str = "lqos_flow_gen";
 pub(crate) const UNKNOWN: &str = "lqos_unknown";
 pub(crate) const STATS: &str = "lqos_stats";
 
@@ -224,8 +225,8 @@ pub(crate) fn is_batch_unsupported(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | 524))
 }
 
-/// The IP → (CPU, class, slot) table: LPM trie behind a per-CPU direct-mapped cache whose
-/// entries carry the epoch they were filled in.
+/// The IP → (CPU, class, slot) table: LPM trie behind a per-CPU 2-way set-associative cache
+/// whose entries carry the epoch they were filled in.
 ///
 /// Every change ends with [`IpMap::bump_epoch`] — also when the change failed half-way — so
 /// no cached result from before a change survives it.
@@ -240,7 +241,7 @@ impl IpMap {
     pub(crate) fn new(trie: Map, cache: Map, epoch: Map) -> Result<Self, BpfError> {
         // Check key/value sizes once.
         LpmTrie::<&MapData, [u8; 16], IpInfo>::try_from(&trie).map_err(map_err(IP_MAP, "open"))?;
-        PerCpuArray::<&MapData, CacheEntry>::try_from(&cache).map_err(map_err(CACHE, "open"))?;
+        Array::<&MapData, CacheSet>::try_from(&cache).map_err(map_err(CACHE, "open"))?;
         Array::<&MapData, u32>::try_from(&epoch).map_err(map_err(EPOCH, "open"))?;
         Ok(IpMap { trie, cache, epoch })
     }
@@ -324,24 +325,29 @@ impl IpMap {
     }
 
     /// Cache entries (summed over CPUs) filled in the current epoch: `(mapped, negative)`.
-    /// For tests and diagnostics; reads the whole per-CPU cache.
+    /// For tests and diagnostics; reads the whole cache (every CPU's block).
     pub fn cache_entries(&self) -> Result<(usize, usize), BpfError> {
         let epoch = self.epoch()?;
-        let cache = PerCpuArray::<&MapData, CacheEntry>::try_from(&self.cache)
-            .map_err(map_err(CACHE, "open"))?;
         let (mut mapped, mut negative) = (0, 0);
-        for i in 0..cache.len() {
-            let values = cache.get(&i, 0).map_err(map_err(CACHE, "read"))?;
-            for e in values.iter() {
-                if e.flags & abi::CACHE_VALID != 0 && e.epoch == epoch {
-                    if e.flags & abi::CACHE_MAPPED != 0 {
-                        mapped += 1;
-                    } else {
-                        negative += 1;
+        let len = max_entries(&self.cache, CACHE)?;
+        crate::stats::read_array(
+            fd_or_err(&self.cache, CACHE)?,
+            CACHE,
+            0..len,
+            std::mem::size_of::<CacheSet>(),
+            |_, bytes| {
+                let Some(set) = abi::pod_from_bytes::<CacheSet>(bytes) else { return };
+                for e in set.way {
+                    if e.flags & abi::CACHE_VALID != 0 && e.epoch == epoch {
+                        if e.flags & abi::CACHE_MAPPED != 0 {
+                            mapped += 1;
+                        } else {
+                            negative += 1;
+                        }
                     }
                 }
-            }
-        }
+            },
+        )?;
         Ok((mapped, negative))
     }
 

@@ -6,16 +6,16 @@
 //! Index conventions: `[_; 2]` direction arrays are `[DOWN, UP]` ([`abi::DOWN`], [`abi::UP`]);
 //! RTT arrays are `[ACCESS, UPSTREAM]` ([`abi::PATH_ACCESS`], [`abi::PATH_UPSTREAM`]).
 
-use std::{collections::HashMap, net::IpAddr, ops::Range, os::fd::BorrowedFd};
+use std::{net::IpAddr, ops::Range, os::fd::BorrowedFd};
 
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 
 use crate::{
     BpfError,
-    abi::{self, RawFlow, RawFlowKey, RawRttHist, RawSlotCounters, RawStats, RawUnknown},
+    abi::{self, RawFlowEntry, RawFlowKey, RawRttHist, RawSlotCounters, RawStats, RawUnknown},
     maps::{
-        FLOWS, RTT_HIST, SLOT_COUNTERS, STATS, UNKNOWN, decode_addr, encode_addr, fd_or_err,
-        is_batch_unsupported, map_err,
+        FLOW_GEN, FLOWS, RTT_HIST, SLOT_COUNTERS, STATS, UNKNOWN, decode_addr, encode_addr,
+        fd_or_err, map_err, max_entries,
     },
 };
 
@@ -61,7 +61,7 @@ impl SlotCounters {
 
 /// Reads `count` consecutive entries of an array map starting at index `first`, in
 /// `BPF_MAP_LOOKUP_BATCH` chunks; calls `f(index, value_bytes)` for each.
-fn read_array(
+pub(crate) fn read_array(
     fd: BorrowedFd<'_>,
     name: &'static str,
     range: Range<u32>,
@@ -164,20 +164,23 @@ fn read_hash(
     Ok(())
 }
 
-/// Per-slot, per-CPU counters (`PERCPU_ARRAY`, index = slot).
+/// Per-slot, per-CPU counters: an `ARRAY` of `possible CPUs × slots` entries, index
+/// `cpu × slots + slot` (one load in the program instead of a `PERCPU_ARRAY`'s pointer table
+/// + value, and each CPU's counters in one block of pages).
 #[derive(Debug)]
 pub struct SlotCounterMap {
     map: Map,
-    possible_cpus: usize,
+    possible_cpus: u32,
     max_slots: u32,
 }
 
 impl SlotCounterMap {
     pub(crate) fn new(map: Map, possible_cpus: usize) -> Result<Self, BpfError> {
-        let max_slots = PerCpuArray::<&MapData, RawSlotCounters>::try_from(&map)
+        let entries = Array::<&MapData, RawSlotCounters>::try_from(&map)
             .map_err(map_err(SLOT_COUNTERS, "open"))?
             .len();
-        Ok(SlotCounterMap { map, possible_cpus, max_slots })
+        let ncpu = u32::try_from(possible_cpus.max(1)).unwrap_or(u32::MAX);
+        Ok(SlotCounterMap { map, possible_cpus: ncpu, max_slots: entries / ncpu })
     }
 
     /// Number of slots (`LoadOptions::max_slots`).
@@ -186,45 +189,43 @@ impl SlotCounterMap {
     }
 
     /// Reads slots `range` (clamped to `max_slots`), summed over CPUs, into `out` (cleared
-    /// first; `out[i]` is slot `range.start + i`). One `BPF_MAP_LOOKUP_BATCH` per 4096 slots.
+    /// first; `out[i]` is slot `range.start + i`). One `BPF_MAP_LOOKUP_BATCH` per CPU and
+    /// 4096 slots.
     pub fn read(&self, range: Range<u32>, out: &mut Vec<SlotCounters>) -> Result<(), BpfError> {
         out.clear();
         let range = range.start.min(self.max_slots)..range.end.min(self.max_slots);
         out.resize(range.len(), SlotCounters::default());
-        let stride = std::mem::size_of::<RawSlotCounters>();
-        let ncpu = self.possible_cpus;
-        let start = range.start;
-        read_array(
-            fd_or_err(&self.map, SLOT_COUNTERS)?,
-            SLOT_COUNTERS,
-            range,
-            stride * ncpu,
-            |idx, bytes| {
-                let Some(sum) = out.get_mut((idx - start) as usize) else { return };
-                for cpu in 0..ncpu {
-                    if let Some(raw) =
-                        bytes.get(cpu * stride..).and_then(abi::pod_from_bytes::<RawSlotCounters>)
-                    {
+        let fd = fd_or_err(&self.map, SLOT_COUNTERS)?;
+        for cpu in 0..self.possible_cpus {
+            // Cannot overflow: possible CPUs × max_slots is the map's u32 length.
+            let base = cpu * self.max_slots;
+            let start = base + range.start;
+            read_array(
+                fd,
+                SLOT_COUNTERS,
+                start..base + range.end,
+                std::mem::size_of::<RawSlotCounters>(),
+                |idx, bytes| {
+                    let Some(sum) = out.get_mut((idx - start) as usize) else { return };
+                    if let Some(raw) = abi::pod_from_bytes::<RawSlotCounters>(bytes) {
                         sum.add(&raw);
                     }
-                }
-            },
-        )
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Zeroes slots (before a freed slot is given to another circuit).
     pub fn reset(&mut self, slots: &[u32]) -> Result<(), BpfError> {
-        let ncpu = self.possible_cpus;
-        let mut m = PerCpuArray::<&mut MapData, RawSlotCounters>::try_from(&mut self.map)
+        let (ncpu, max_slots) = (self.possible_cpus, self.max_slots);
+        let mut m = Array::<&mut MapData, RawSlotCounters>::try_from(&mut self.map)
             .map_err(map_err(SLOT_COUNTERS, "open"))?;
-        for s in slots {
-            let zeros = aya::maps::PerCpuValues::try_from(vec![RawSlotCounters::default(); ncpu])
-                .map_err(|source| BpfError::MapSyscall {
-                map: SLOT_COUNTERS,
-                operation: "build zero values".into(),
-                source,
-            })?;
-            m.set(*s, zeros, 0).map_err(map_err(SLOT_COUNTERS, format!("reset slot {s}")))?;
+        for s in slots.iter().filter(|s| **s < max_slots) {
+            for cpu in 0..ncpu {
+                m.set(cpu * max_slots + s, RawSlotCounters::default(), 0)
+                    .map_err(map_err(SLOT_COUNTERS, format!("reset slot {s} cpu {cpu}")))?;
+            }
         }
         Ok(())
     }
@@ -418,8 +419,11 @@ pub struct Flow {
     /// `CLOCK_MONOTONIC` ns when the flow was created.
     pub first_seen_ns: u64,
     /// `CLOCK_MONOTONIC` ns of the last clock read for it (creation or an RTT timestamp);
-    /// activity in between shows as packet-count changes ([`FlowAger`]).
+    /// activity in between shows as packet-count changes and in [`Flow::idle_sweeps`].
     pub last_seen_ns: u64,
+    /// Flow-table sweeps ([`FlowAger::sweep`]) since its last packet (0: seen since the
+    /// last sweep).
+    pub idle_sweeps: u32,
 }
 
 impl Flow {
@@ -428,26 +432,44 @@ impl Flow {
         self.bytes[0].wrapping_add(self.bytes[1])
     }
 
-    fn total_packets(&self) -> u64 {
-        self.packets[0].wrapping_add(self.packets[1])
+    fn from_raw(e: &RawFlowEntry, gen_now: u32) -> Flow {
+        let [down, up] = e.dir;
+        Flow {
+            key: FlowKey::from_raw(&e.key),
+            slot: e.slot,
+            bytes: [down.bytes, up.bytes],
+            packets: [down.packets, up.packets],
+            retransmits: [down.retransmits, up.retransmits],
+            // The access path is timed by the subscriber's echoes (up), upstream by the
+            // Internet host's (down).
+            rtt_us: [up.rtt_us, down.rtt_us],
+            rtt_samples: [up.rtt_samples, down.rtt_samples],
+            first_seen_ns: e.first_seen_ns,
+            last_seen_ns: e.first_seen_ns.max(down.last_ts_ns).max(up.last_ts_ns),
+            idle_sweeps: gen_now.wrapping_sub(e.gen_),
+        }
     }
 }
 
-/// The bounded flow table (`HASH`, preallocated, `LoadOptions::max_flows` entries). When it
-/// is full new flows are not tracked (counted in [`DataplaneStats::flows_dropped`]) until
-/// userspace ages entries out.
+/// The bounded flow table: an `ARRAY` of `LoadOptions::max_flows` entries in 2-way sets,
+/// indexed by a hash of the 5-tuple. A new flow takes an empty way of its set, else one idle
+/// for at least one whole sweep interval (two generations), else it is not tracked
+/// ([`DataplaneStats::flows_dropped`]). Nothing is ever deleted from userspace while the
+/// programs run: [`FlowAger::sweep`] advances the generation, which is what makes idle flows
+/// replaceable, and lists only the flows seen recently.
 #[derive(Debug)]
 pub struct FlowTable {
     map: Map,
+    gen_map: Map,
     max_entries: u32,
 }
 
 impl FlowTable {
-    pub(crate) fn new(map: Map) -> Result<Self, BpfError> {
-        aya::maps::HashMap::<&MapData, RawFlowKey, RawFlow>::try_from(&map)
-            .map_err(map_err(FLOWS, "open"))?;
-        let max_entries = crate::maps::max_entries(&map, FLOWS)?;
-        Ok(FlowTable { map, max_entries })
+    pub(crate) fn new(map: Map, gen_map: Map) -> Result<Self, BpfError> {
+        Array::<&MapData, RawFlowEntry>::try_from(&map).map_err(map_err(FLOWS, "open"))?;
+        Array::<&MapData, u32>::try_from(&gen_map).map_err(map_err(FLOW_GEN, "open"))?;
+        let max_entries = max_entries(&map, FLOWS)?;
+        Ok(FlowTable { map, gen_map, max_entries })
     }
 
     /// Capacity of the table.
@@ -455,113 +477,97 @@ impl FlowTable {
         self.max_entries
     }
 
-    /// Every flow, in batches (unordered).
-    pub fn read_all(&self) -> Result<Vec<Flow>, BpfError> {
-        let mut out = Vec::new();
-        read_hash(
+    /// The current flow generation.
+    pub fn generation(&self) -> Result<u32, BpfError> {
+        Array::<&MapData, u32>::try_from(&self.gen_map)
+            .map_err(map_err(FLOW_GEN, "open"))?
+            .get(&0, 0)
+            .map_err(map_err(FLOW_GEN, "read"))
+    }
+
+    /// Moves to the next generation (one per sweep). Returns it.
+    pub fn next_generation(&mut self) -> Result<u32, BpfError> {
+        let next = self.generation()?.wrapping_add(1);
+        Array::<&mut MapData, u32>::try_from(&mut self.gen_map)
+            .map_err(map_err(FLOW_GEN, "open"))?
+            .set(0, next, 0)
+            .map_err(map_err(FLOW_GEN, "write"))?;
+        Ok(next)
+    }
+
+    fn read_raw(&self, mut f: impl FnMut(u32, &RawFlowEntry)) -> Result<(), BpfError> {
+        read_array(
             fd_or_err(&self.map, FLOWS)?,
             FLOWS,
-            std::mem::size_of::<RawFlowKey>(),
-            std::mem::size_of::<RawFlow>(),
-            self.max_entries,
-            |k, v| {
-                if let (Some(k), Some(v)) =
-                    (abi::pod_from_bytes::<RawFlowKey>(k), abi::pod_from_bytes::<RawFlow>(v))
+            0..self.max_entries,
+            std::mem::size_of::<RawFlowEntry>(),
+            |idx, bytes| {
+                if let Some(e) = abi::pod_from_bytes::<RawFlowEntry>(bytes)
+                    && e.is_live()
                 {
-                    out.push(Flow {
-                        key: FlowKey::from_raw(&k),
-                        slot: v.slot,
-                        bytes: v.bytes,
-                        packets: v.packets,
-                        retransmits: v.retransmits,
-                        rtt_us: v.rtt_us,
-                        rtt_samples: v.rtt_samples,
-                        first_seen_ns: v.first_seen_ns,
-                        last_seen_ns: v.last_seen_ns,
-                    });
+                    f(idx, &e);
                 }
             },
-        )?;
+        )
+    }
+
+    /// Every flow in the table, idle ones included (unordered), in batches.
+    pub fn read_all(&self) -> Result<Vec<Flow>, BpfError> {
+        let now = self.generation()?;
+        let mut out = Vec::new();
+        self.read_raw(|_, e| out.push(Flow::from_raw(e, now)))?;
         Ok(out)
     }
 
-    /// Deletes flows (missing ones are ignored). Returns how many were deleted.
+    /// Empties the entries of these flows (missing ones are ignored). Returns how many were
+    /// emptied. Meant for flows that are idle: a packet of a flow counted while it is being
+    /// emptied may be lost, and a flow that took the way in between is emptied too.
     pub fn remove(&mut self, keys: &[FlowKey]) -> Result<usize, BpfError> {
         if keys.is_empty() {
             return Ok(0);
         }
-        let mut raw = Vec::with_capacity(keys.len() * std::mem::size_of::<RawFlowKey>());
-        for k in keys {
-            raw.extend_from_slice(abi::pod_bytes(&k.to_raw()));
-        }
-        let already = match abi::delete_batch(fd_or_err(&self.map, FLOWS)?, &raw, keys.len()) {
-            Ok(()) => return Ok(keys.len()),
-            Err((_, e)) if is_batch_unsupported(&e) => 0,
-            // ENOENT: the key at `done` was already gone; the ones before it are deleted.
-            Err((done, e)) if e.raw_os_error() == Some(libc::ENOENT) => done.min(keys.len()),
-            Err((done, e)) => {
-                return Err(BpfError::MapSyscall {
-                    map: FLOWS,
-                    operation: format!("batch delete ({done} of {} done)", keys.len()),
-                    source: e,
-                });
+        let want: std::collections::HashSet<RawFlowKey> = keys.iter().map(|k| k.to_raw()).collect();
+        let mut hits = Vec::new();
+        self.read_raw(|idx, e| {
+            if want.contains(&e.key) {
+                hits.push(idx);
             }
-        };
-        let mut m =
-            aya::maps::HashMap::<&mut MapData, RawFlowKey, RawFlow>::try_from(&mut self.map)
-                .map_err(map_err(FLOWS, "open"))?;
-        let mut n = already;
-        for k in &keys[already..] {
-            match m.remove(&k.to_raw()) {
-                Ok(()) => n += 1,
-                Err(e) if crate::maps::is_not_found(&e) => {}
-                Err(e) => return Err(map_err(FLOWS, format!("delete {k:?}"))(e)),
-            }
+        })?;
+        let mut m = Array::<&mut MapData, RawFlowEntry>::try_from(&mut self.map)
+            .map_err(map_err(FLOWS, "open"))?;
+        for idx in &hits {
+            m.set(*idx, RawFlowEntry::default(), 0)
+                .map_err(map_err(FLOWS, format!("empty entry {idx}")))?;
         }
-        Ok(n)
+        Ok(hits.len())
     }
 }
 
-/// Ages the flow table from userspace without a per-packet clock: a flow whose packet count
-/// has not moved for `idle_sweeps` consecutive [`FlowAger::sweep`] calls is deleted.
+/// Ages the flow table without a per-packet clock: every [`FlowAger::sweep`] advances the
+/// table's generation; the programs stamp each flow with the generation of its last packet.
+/// A flow idle for `idle_sweeps` sweeps is no longer listed (and the programs may give its
+/// way to a new flow once it has been idle for a whole sweep interval).
 #[derive(Debug, Default)]
 pub struct FlowAger {
-    seen: HashMap<FlowKey, (u64, u32)>,
+    _private: (),
 }
 
 impl FlowAger {
-    /// Empty ager.
+    /// New ager.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Reads the table, deletes flows idle for `idle_sweeps` sweeps (≥ 1) and returns the
-    /// live ones (deleted flows are not returned).
+    /// Reads the table, advances the generation and returns the flows that had a packet in
+    /// the last `idle_sweeps` (≥ 1) sweep intervals.
     pub fn sweep(
         &mut self,
         table: &mut FlowTable,
         idle_sweeps: u32,
     ) -> Result<Vec<Flow>, BpfError> {
         let flows = table.read_all()?;
-        let mut next = HashMap::with_capacity(flows.len());
-        let mut dead = Vec::new();
-        let mut live = Vec::with_capacity(flows.len());
-        for f in flows {
-            let pk = f.total_packets();
-            let idle = match self.seen.get(&f.key) {
-                Some((prev, idle)) if *prev == pk => idle.saturating_add(1),
-                _ => 0,
-            };
-            if idle >= idle_sweeps.max(1) {
-                dead.push(f.key);
-            } else {
-                next.insert(f.key, (pk, idle));
-                live.push(f);
-            }
-        }
-        table.remove(&dead)?;
-        self.seen = next;
-        Ok(live)
+        table.next_generation()?;
+        Ok(flows.into_iter().filter(|f| f.idle_sweeps < idle_sweeps.max(1)).collect())
     }
 }
 

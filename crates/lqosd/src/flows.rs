@@ -1,7 +1,8 @@
 //! The busiest flows per circuit. Every [`FLOW_SWEEP`] the apply task sweeps the data plane's
-//! flow table (flows idle for a few sweeps are deleted there, see lqos-bpf's `FlowAger`) and
-//! keeps the live flows with their rate since the previous sweep; `CircuitFlows` answers from
-//! that list, filtered by the circuit's slot, busiest first.
+//! flow table (flows idle for a few sweeps are no longer listed and their ways go to new
+//! flows, see lqos-bpf's `FlowAger`) and keeps the live flows with their rate since the
+//! previous sweep; `CircuitFlows` answers from that list, filtered by the circuit's slot,
+//! busiest first.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -129,6 +130,7 @@ mod tests {
             rtt_samples: [3, 0],
             first_seen_ns: 0,
             last_seen_ns: 0,
+            idle_sweeps: 0,
         }
     }
 

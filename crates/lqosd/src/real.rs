@@ -27,7 +27,8 @@ pub struct RealKernel {
     max_slots: u32,
 }
 
-/// A flow idle (no new packet) for this many sweeps is deleted from the flow table.
+/// A flow idle (no new packet) for this many sweeps is no longer listed (the data plane reuses
+/// its way for a new flow once it has been idle for a whole sweep interval).
 pub const FLOW_IDLE_SWEEPS: u32 = 6;
 
 impl RealKernel {

@@ -717,27 +717,167 @@ fn flow_ager_removes_idle_flows_and_keeps_active_ones() {
     dp.test_run_xdp(&a, LO, 1).expect("run");
     assert_eq!(ager.sweep(dp.flows(), 2).expect("sweep").len(), 2); // b idle once
     dp.test_run_xdp(&a, LO, 1).expect("run");
-    let live = ager.sweep(dp.flows(), 2).expect("sweep"); // b idle twice: gone
+    let live = ager.sweep(dp.flows(), 2).expect("sweep"); // b idle twice: not listed
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].key.subscriber_port, 1);
+    // The idle flow stays in its way (replaceable) until something needs it or it is removed.
+    let all = dp.flows().read_all().expect("flows");
+    assert_eq!(all.len(), 2);
+    let b_key = all.iter().find(|f| f.key.subscriber_port == 2).expect("b").key;
+    assert_eq!(dp.flows().remove(&[b_key]).expect("remove"), 1);
     assert_eq!(dp.flows().read_all().expect("flows").len(), 1);
+    assert_eq!(dp.flows().remove(&[b_key]).expect("remove again"), 0);
 }
 
+/// One set of two ways (`max_flows = 2`): every flow collides with every other.
 #[test]
-fn full_flow_table_drops_new_flows_and_says_so() {
+fn a_full_set_refuses_new_flows_until_an_idle_one_is_stale_then_replaces_the_idle_one() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded_with(
         InterfaceRole::ToInternet,
-        &LoadOptions { max_flows: 4, ..LoadOptions::default() },
+        &LoadOptions { max_flows: 2, ..LoadOptions::default() },
     );
     upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
-    for port in 0..6 {
-        dp.test_run_xdp(&udp_port("198.19.0.1", "198.18.0.5", port), LO, 1).expect("run");
-    }
-    assert_eq!(dp.flows().read_all().expect("flows").len(), 4);
+    let flow = |port| udp_port("198.19.0.1", "198.18.0.5", port);
+    let ports = |dp: &mut Dataplane| {
+        let mut v: Vec<(u16, u64)> = dp
+            .flows()
+            .read_all()
+            .expect("flows")
+            .iter()
+            .map(|f| (f.key.subscriber_port, f.packets[DOWN]))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    dp.test_run_xdp(&flow(1), LO, 1).expect("run");
+    dp.test_run_xdp(&flow(2), LO, 3).expect("run");
+    // Both ways hold flows active in this generation: a third flow is not tracked and
+    // takes nothing from them.
+    dp.test_run_xdp(&flow(3), LO, 1).expect("run");
+    assert_eq!(ports(&mut dp), vec![(1, 1), (2, 3)]);
+    assert_eq!(dp.stats().expect("stats").flows_dropped, 1);
+    // Two sweeps go by; flow 2 keeps sending, flow 1 is idle for a whole interval.
+    let mut ager = FlowAger::new();
+    ager.sweep(dp.flows(), 6).expect("sweep");
+    dp.test_run_xdp(&flow(2), LO, 1).expect("run");
+    dp.test_run_xdp(&flow(3), LO, 1).expect("run"); // flow 1 idle one generation: not yet
+    assert_eq!(ports(&mut dp), vec![(1, 1), (2, 4)]);
+    ager.sweep(dp.flows(), 6).expect("sweep");
+    dp.test_run_xdp(&flow(2), LO, 1).expect("run");
+    // Now flow 1 is stale: flow 3 takes its way, flow 2 keeps its counts.
+    dp.test_run_xdp(&flow(3), LO, 2).expect("run");
+    assert_eq!(ports(&mut dp), vec![(2, 5), (3, 2)]);
     let s = dp.stats().expect("stats");
-    assert_eq!((s.flows_created, s.flows_dropped), (4, 2));
-    assert_eq!(slot(&mut dp, 0x10).packets[DOWN], 6, "slot counting does not depend on flows");
+    assert_eq!((s.flows_created, s.flows_dropped), (3, 2));
+    assert_eq!(slot(&mut dp, 0x10).packets[DOWN], 10, "slot counting does not depend on flows");
+}
+
+fn stick_tcp(src: &str, dst: &str, vlan: u16, t: TcpSpec) -> Vec<u8> {
+    frames::tcp_frame(ip(src), ip(dst), &[vlan], t).expect("frame")
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).expect("cpu set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
+}
+
+/// On a stick both directions arrive on one interface, so two CPUs can run both directions
+/// of one flow at the same time: every packet and byte must land in the one entry.
+#[test]
+fn both_directions_on_two_cpus_at_once_count_exactly_into_one_flow() {
+    let Some(_k) = kernel_test() else { return };
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("skipped: needs two CPUs");
+        return;
+    }
+    let mut dp =
+        loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 0 });
+    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    let down = stick_tcp("198.19.0.1", "198.18.0.5", 100, seg(1, 1000));
+    let up_spec = TcpSpec { sport: 50000, dport: 443, flags: 0x10, ..Default::default() };
+    let up = stick_tcp("198.18.0.5", "198.19.0.1", 200, up_spec);
+    const CHUNKS: u32 = 20;
+    const REPEAT: u32 = 5_000;
+    let shared = &dp;
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        for cpu in 0..2 {
+            let (down, up, barrier) = (&down, &up, &barrier);
+            s.spawn(move || {
+                pin_to(cpu);
+                barrier.wait();
+                // CPU 0 starts with downloads, CPU 1 with uploads: both directions and
+                // both CPUs overlap all the time.
+                for i in 0..CHUNKS {
+                    let (a, b) =
+                        if (i + cpu as u32).is_multiple_of(2) { (down, up) } else { (up, down) };
+                    shared.test_run_xdp(a, LO, REPEAT).expect("run");
+                    shared.test_run_xdp(b, LO, REPEAT).expect("run");
+                }
+            });
+        }
+    });
+    let flows = dp.flows().read_all().expect("flows");
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let n = u64::from(2 * CHUNKS * REPEAT);
+    assert_eq!(flows[0].packets, [n, n]);
+    assert_eq!(flows[0].bytes, [n * down.len() as u64, n * up.len() as u64]);
+    assert_eq!(slot(&mut dp, 0x10).packets, [n, n]);
+    assert_eq!(dp.stats().expect("stats").flows_created, 1);
+}
+
+/// The TSval goes one way on one CPU, its echo comes back on the other.
+#[test]
+fn rtt_is_sampled_when_the_two_directions_run_on_different_cpus() {
+    let Some(_k) = kernel_test() else { return };
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("skipped: needs two CPUs");
+        return;
+    }
+    let mut dp =
+        loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 0 });
+    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    let down = |tsval, tsecr| {
+        let t = TcpSpec { ts: Some((tsval, tsecr)), ..seg(1, 100) };
+        stick_tcp("198.19.0.1", "198.18.0.5", 100, t)
+    };
+    let up = |tsval, tsecr| {
+        let t = TcpSpec {
+            sport: 50000,
+            dport: 443,
+            flags: 0x10,
+            ts: Some((tsval, tsecr)),
+            ..Default::default()
+        };
+        stick_tcp("198.18.0.5", "198.19.0.1", 200, t)
+    };
+    let on = |cpu: usize, frame: Vec<u8>| {
+        let dp = &dp;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                pin_to(cpu);
+                dp.test_run_xdp(&frame, LO, 1).expect("run");
+            });
+        });
+    };
+    on(0, down(1000, 0)); // host's TSval 1000 down on CPU 0
+    std::thread::sleep(Duration::from_millis(20));
+    on(1, up(77, 1000)); // subscriber echoes it on CPU 1 (access sample), sends TSval 77
+    std::thread::sleep(Duration::from_millis(5));
+    on(0, down(1001, 77)); // host echoes 77 on CPU 0 (upstream sample)
+    let h = hist(&mut dp, 0x10);
+    assert_eq!((h.count(PATH_ACCESS), h.count(PATH_UPSTREAM)), (1, 1));
+    let access = h.mean_us(PATH_ACCESS).expect("access");
+    let upstream = h.mean_us(PATH_UPSTREAM).expect("upstream");
+    assert!((20_000.0..200_000.0).contains(&access), "access {access} µs");
+    assert!((5_000.0..access).contains(&upstream), "upstream {upstream} µs");
+    let f = dp.flows().read_all().expect("flows")[0];
+    assert_eq!(f.rtt_samples, [1, 1]);
+    assert_eq!(f.rtt_us[PATH_ACCESS] as f64, access);
+    assert_eq!(f.rtt_us[PATH_UPSTREAM] as f64, upstream);
 }
 
 #[test]
@@ -794,17 +934,24 @@ fn pinned_maps_with_another_layout_are_recreated_with_one_warning() {
         let mut dp = Dataplane::load(&small).expect("load pinned");
         upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 1))]);
     }
-    // A pin from an older build: same name, another value size.
-    let legacy =
-        aya::maps::Array::<aya::maps::MapData, [u8; 24]>::create(8, 0).expect("create foreign map");
-    let flows = dir.join("lqos_flows");
-    std::fs::remove_file(&flows).expect("unpin flows");
-    legacy.pin(&flows).expect("pin foreign map");
+    // Pins of the previous build: per-CPU slot counters (PERCPU_ARRAY) and a HASH flow
+    // table with a 40-byte key and a 128-byte value.
+    let old_counters = aya::maps::PerCpuArray::<aya::maps::MapData, [u8; 64]>::create(1024, 0)
+        .expect("create old counters");
+    let old_flows = aya::maps::HashMap::<aya::maps::MapData, [u8; 40], [u8; 128]>::create(64, 0)
+        .expect("create old flows");
+    for name in ["lqos_slot_counters", "lqos_flows"] {
+        std::fs::remove_file(dir.join(name)).expect("unpin");
+    }
+    old_counters.pin(dir.join("lqos_slot_counters")).expect("pin old counters");
+    old_flows.pin(dir.join("lqos_flows")).expect("pin old flows");
     let big = LoadOptions { max_slots: 2048, ..small.clone() };
     let found = lqos_bpf::check_pinned_layouts(&dir, &big);
     let names: Vec<&str> = found.iter().map(|m| m.map).collect();
     assert_eq!(names, vec!["lqos_slot_counters", "lqos_rtt_hist", "lqos_flows"], "{found:?}");
-    assert!(found[0].to_string().contains("max_entries 1024"), "{}", found[0]);
+    assert!(found[0].to_string().contains("PerCpuArray"), "{}", found[0]);
+    assert!(found[1].to_string().contains("max_entries 1024"), "{}", found[1]);
+    assert!(found[2].to_string().contains("Hash key 40 B value 128 B"), "{}", found[2]);
     let mut dp = Dataplane::load(&big).expect("load recreates");
     assert_eq!(dp.recreated_maps().len(), 3);
     assert_eq!(dp.slot_counters().max_slots(), 2048);
