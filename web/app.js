@@ -12,6 +12,10 @@
   let current = "";
 
   // ---------- helpers ----------
+  // replaceChildren that skips null/false/undefined kids (the DOM would print them as "null").
+  function put(node, ...kids) {
+    node.replaceChildren(...kids.flat(Infinity).filter(k => k !== null && k !== undefined && k !== false));
+  }
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -108,7 +112,7 @@
 
   // ---------- dashboard ----------
   function dashboard() {
-    view.replaceChildren(
+    put(view, 
       el("h1", {}, "Dashboard"),
       el("div", { class: "cards" },
         card("Download", "d-down"), card("Upload", "d-up"), card("Shaped download", "d-shaped"),
@@ -142,7 +146,7 @@
     if (!t) return;
     if (t.error && !t.status) {
       const h = document.getElementById("health");
-      if (h) h.replaceChildren(el("strong", {}, "Health"), el("p", { class: "bad" }, t.error));
+      if (h) put(h, el("strong", {}, "Health"), el("p", { class: "bad" }, t.error));
       return;
     }
     const s = t.status;
@@ -155,7 +159,7 @@
     const h = document.getElementById("health");
     if (h) {
       const sch = s.scheduler;
-      h.replaceChildren(el("strong", {}, "Health"),
+      put(h, el("strong", {}, "Health"),
         el("div", { class: "kv" },
           el("div", {}, "lqosd"), el("div", { class: "ok" }, "running " + s.version + ", up " + Math.round(s.uptime_secs / 60) + " min"),
           el("div", {}, "Mode"), el("div", {}, s.mode + " (" + s.interfaces.join(", ") + "), " + s.queues + " queues"),
@@ -168,7 +172,7 @@
     }
     const top = document.getElementById("top");
     if (top) {
-      top.replaceChildren(t.top.length ? table(["Circuit", "Parent", el("th", { class: "num" }, "Download"), el("th", { class: "num" }, "Upload"), el("th", { class: "num" }, "Plan"), "Utilization"],
+      put(top, t.top.length ? table(["Circuit", "Parent", el("th", { class: "num" }, "Download"), el("th", { class: "num" }, "Upload"), el("th", { class: "num" }, "Plan"), "Utilization"],
         t.top.map(c => el("tr", {}, td(circuitLink(c)), td(c.parent), td(bps(c.download_bps), "num"), td(bps(c.upload_bps), "num"),
           td(kbit(c.download_max_kbit) + " / " + kbit(c.upload_max_kbit), "num"), td(bar(c.download_max_kbit ? c.download_bps / (c.download_max_kbit * 1000) : null)))))
         : el("div", { class: "empty" }, "No traffic yet."));
@@ -177,18 +181,18 @@
 
   // ---------- network tree ----------
   async function tree(name) {
-    view.replaceChildren(el("h1", {}, "Network tree"), el("div", { class: "empty" }, "Loading…"));
+    put(view, el("h1", {}, "Network tree"), el("div", { class: "empty" }, "Loading…"));
     try {
       if (!name) {
         const nodes = await api("GET", "/nodes");
         const roots = nodes.filter(n => !n.parent);
-        view.replaceChildren(el("h1", {}, "Network tree"),
+        put(view, el("h1", {}, "Network tree"),
           roots.length ? nodeTable(roots) : el("div", { class: "empty" }, "Flat network: no nodes in network.json. See Circuits."));
         return;
       }
       const d = await api("GET", "/nodes/" + encodeURIComponent(name));
       const n = d.node;
-      view.replaceChildren(
+      put(view, 
         el("div", { class: "crumbs" }, el("a", { href: "#/tree" }, "Tree"), d.path.map(p => [" / ", nodeLink(p)])),
         el("h1", {}, n.name),
         el("div", { class: "cards" },
@@ -203,7 +207,7 @@
         el("h2", {}, "Attached circuits (" + d.circuits.length + ")"),
         d.circuits.length ? circuitTable(d.circuits) : el("div", { class: "empty" }, "No circuits directly under this node."));
       if (window.lqosHistory) window.lqosHistory(document.getElementById("node-history"), "node", n.name);
-    } catch (e) { view.replaceChildren(el("h1", {}, "Network tree"), showError(e)); }
+    } catch (e) { put(view, el("h1", {}, "Network tree"), showError(e)); }
   }
   function nodeTable(nodes) {
     return table(["Node", el("th", { class: "num" }, "Configured down / up"), el("th", { class: "num" }, "Download"), "Util. down", el("th", { class: "num" }, "Upload"), "Util. up", window.lqosInsight ? window.lqosInsight.nodeHeaders() : [], el("th", { class: "num" }, "Children"), el("th", { class: "num" }, "Circuits")],
@@ -223,18 +227,18 @@
     const holder = el("div", { id: "circuit-list" }, el("div", { class: "empty" }, "Loading…"));
     let timer = null;
     search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { listState.search = search.value; listState.page = 1; load(); }, 250); });
-    view.replaceChildren(el("h1", {}, "Circuits"), el("div", { class: "toolbar" }, search), holder);
+    put(view, el("h1", {}, "Circuits"), el("div", { class: "toolbar" }, search), holder);
     const cols = [["name", "Circuit"], ["id", "ID"], ["parent", "Parent"], ["download_max", "Plan down"], ["upload_max", "Plan up"], ["download_bps", "Download"], ["upload_bps", "Upload"], ["drops", "Drops"]];
     async function load() {
       const q = new URLSearchParams({ search: listState.search, sort: listState.sort, order: listState.order, page: listState.page, per_page: listState.per_page });
       let d;
-      try { d = await api("GET", "/circuits?" + q); } catch (e) { holder.replaceChildren(showError(e)); return; }
+      try { d = await api("GET", "/circuits?" + q); } catch (e) { put(holder, showError(e)); return; }
       const head = cols.map(([k, label]) => el("th", { class: "sortable" + (k.endsWith("bps") || k.endsWith("max") || k === "drops" ? " num" : ""), "data-sort": k,
         onclick: () => { if (listState.sort === k) listState.order = listState.order === "asc" ? "desc" : "asc"; else { listState.sort = k; listState.order = k.endsWith("bps") || k === "drops" ? "desc" : "asc"; } listState.page = 1; load(); } },
         label + (listState.sort === k ? (listState.order === "asc" ? " ▲" : " ▼") : "")));
       const rows = d.items.map(c => el("tr", {}, td(circuitLink(c)), td(c.id), td(c.parent ? nodeLink(c.parent) : "–"), td(kbit(c.download_max_kbit), "num"), td(kbit(c.upload_max_kbit), "num"),
         td(bps(c.download_bps), "num"), td(bps(c.upload_bps), "num"), td(num(c.drops), "num")));
-      holder.replaceChildren(
+      put(holder, 
         d.items.length ? table(head, rows) : el("div", { class: "empty" }, "No circuit matches."),
         el("div", { class: "pager" },
           el("button", { class: "secondary", disabled: listState.page <= 1, onclick: () => { listState.page--; load(); } }, "‹ Prev"),
@@ -248,11 +252,11 @@
   async function circuit(id) {
     const hist = { down: [], up: [] };
     let c;
-    try { c = await api("GET", "/circuits/" + encodeURIComponent(id)); } catch (e) { view.replaceChildren(el("h1", {}, "Circuit " + id), showError(e)); return; }
+    try { c = await api("GET", "/circuits/" + encodeURIComponent(id)); } catch (e) { put(view, el("h1", {}, "Circuit " + id), showError(e)); return; }
     let devices = null;
     try { devices = await api("GET", "/shaped-devices/" + encodeURIComponent(id)); } catch (e) { devices = null; }
     const canvas = el("canvas", { class: "chart", id: "circuit-chart" });
-    view.replaceChildren(
+    put(view, 
       el("div", { class: "crumbs" }, el("a", { href: "#/circuits" }, "Circuits"), c.parent ? [" / ", nodeLink(c.parent)] : null),
       el("h1", { id: "circuit-title" }, c.name + " (" + c.id + ")"),
       isAdmin() && devices ? el("p", {}, el("a", { class: "btn", href: "#/devices/edit/" + encodeURIComponent(id), id: "edit-circuit" }, "Edit circuit")) : null,
@@ -295,12 +299,12 @@
     const search = el("input", { type: "search", placeholder: "Search circuits…", value: devState.search, size: 30 });
     let timer = null;
     search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { devState.search = search.value; devState.page = 1; load(); }, 250); });
-    view.replaceChildren(el("h1", {}, "Shaped devices"),
+    put(view, el("h1", {}, "Shaped devices"),
       el("div", { class: "toolbar" }, search, isAdmin() ? el("a", { class: "btn", href: "#/devices/new" }, "Add circuit") : el("span", { class: "muted" }, "Read-only: admins can edit.")), holder);
     async function load() {
       let d;
-      try { d = await api("GET", "/shaped-devices?" + new URLSearchParams({ search: devState.search, page: devState.page })); } catch (e) { holder.replaceChildren(showError(e)); return; }
-      holder.replaceChildren(
+      try { d = await api("GET", "/shaped-devices?" + new URLSearchParams({ search: devState.search, page: devState.page })); } catch (e) { put(holder, showError(e)); return; }
+      put(holder, 
         d.read_only ? el("div", { class: "card bad", role: "status" }, d.read_only) : "",
         table(["Circuit ID", "Circuit name", "Parent", el("th", { class: "num" }, "Down min/max Mbps"), el("th", { class: "num" }, "Up min/max Mbps"), el("th", { class: "num" }, "Devices"), ""],
           d.items.map(c => el("tr", {}, td(c.circuit_id), td(c.circuit_name), td(c.parent_node || "–"), td(c.download_min_mbps + " / " + c.download_max_mbps, "num"), td(c.upload_min_mbps + " / " + c.upload_max_mbps, "num"),
@@ -318,7 +322,7 @@
   async function editCircuit(id) {
     let form;
     if (id) {
-      try { form = await api("GET", "/shaped-devices/" + encodeURIComponent(id)); } catch (e) { view.replaceChildren(el("h1", {}, "Edit circuit"), showError(e)); return; }
+      try { form = await api("GET", "/shaped-devices/" + encodeURIComponent(id)); } catch (e) { put(view, el("h1", {}, "Edit circuit"), showError(e)); return; }
     } else {
       form = { circuit_id: "", circuit_name: "", parent_node: "", download_min_mbps: "1", upload_min_mbps: "1", download_max_mbps: "100", upload_max_mbps: "20", sqm: "", devices: [{ device_id: "", device_name: "", mac: "", ipv4: "", ipv6: "", comment: "" }] };
     }
@@ -341,7 +345,7 @@
     }
     function renderDevices() {
       for (const k of Object.keys(inputs)) if (k.startsWith("devices[")) { delete inputs[k]; delete errs[k]; }
-      devBody.replaceChildren(...form.devices.map(devRow));
+      put(devBody, ...form.devices.map(devRow));
     }
     function collect() {
       for (const [key, label] of circuitFields) form[key] = inputs[label].value;
@@ -358,13 +362,13 @@
       collect();
       for (const e of Object.values(errs)) e.textContent = "";
       for (const i of Object.values(inputs)) i.classList.remove("invalid");
-      generalErr.textContent = ""; result.replaceChildren(el("span", { class: "muted" }, "Saving and reloading…"));
+      generalErr.textContent = ""; put(result, el("span", { class: "muted" }, "Saving and reloading…"));
       try {
         const r = id ? await api("PUT", "/shaped-devices/" + encodeURIComponent(id), form) : await api("POST", "/shaped-devices", form);
-        result.replaceChildren(el("p", { class: "ok", id: "saved" }, "Saved to ShapedDevices.csv."), reloadReport(r.reload, r.reload_error));
+        put(result, el("p", { class: "ok", id: "saved" }, "Saved to ShapedDevices.csv."), reloadReport(r.reload, r.reload_error));
         if (!id) { id = form.circuit_id; }
       } catch (e) {
-        result.replaceChildren();
+        put(result, );
         const list = (e.data && e.data.errors) || [];
         const other = [];
         for (const fe of list) {
@@ -378,10 +382,10 @@
       if (!confirm("Delete circuit " + id + " and its devices?")) return;
       try {
         const r = await api("DELETE", "/shaped-devices/" + encodeURIComponent(id));
-        view.replaceChildren(el("h1", {}, "Deleted " + id), reloadReport(r.reload, r.reload_error), el("p", {}, el("a", { href: "#/devices" }, "Back to shaped devices")));
+        put(view, el("h1", {}, "Deleted " + id), reloadReport(r.reload, r.reload_error), el("p", {}, el("a", { href: "#/devices" }, "Back to shaped devices")));
       } catch (e) { generalErr.textContent = e.message; }
     }
-    view.replaceChildren(
+    put(view, 
       el("div", { class: "crumbs" }, el("a", { href: "#/devices" }, "Shaped devices")),
       el("h1", {}, id ? "Edit circuit " + id : "Add circuit"),
       el("form", { id: "circuit-form", onsubmit: save },
@@ -416,9 +420,9 @@
 
   // ---------- configuration ----------
   async function config() {
-    view.replaceChildren(el("h1", {}, "Configuration"), el("div", { class: "empty" }, "Loading…"));
+    put(view, el("h1", {}, "Configuration"), el("div", { class: "empty" }, "Loading…"));
     let d;
-    try { d = await api("GET", "/config"); } catch (e) { view.replaceChildren(el("h1", {}, "Configuration"), showError(e)); return; }
+    try { d = await api("GET", "/config"); } catch (e) { put(view, el("h1", {}, "Configuration"), showError(e)); return; }
     const sections = [];
     function walk(obj, prefix, rows) {
       for (const [k, v] of Object.entries(obj)) {
@@ -432,7 +436,7 @@
       sections.push(el("h2", {}, section), table(["Key", "Value"], rows));
     }
     const editor = isAdmin() ? commonEditor(d.common) : el("p", { class: "muted" }, "Read-only: admins can edit the common settings.");
-    view.replaceChildren(el("h1", {}, "Configuration"), el("p", { class: "muted" }, d.path + " — secrets are masked."), editor, sections);
+    put(view, el("h1", {}, "Configuration"), el("p", { class: "muted" }, d.path + " — secrets are masked."), editor, sections);
   }
   function commonEditor(common) {
     const inputs = {}, errs = {};
@@ -449,10 +453,10 @@
       for (const e of Object.values(errs)) e.textContent = "";
       try {
         await api("PUT", "/config", body);
-        result.replaceChildren(el("p", { class: "ok" }, "Saved. Settings that lqosd reads at start need a restart."));
+        put(result, el("p", { class: "ok" }, "Saved. Settings that lqosd reads at start need a restart."));
       } catch (e) {
         for (const fe of (e.data && e.data.errors) || []) if (errs[fe.field]) errs[fe.field].textContent = fe.message;
-        result.replaceChildren(el("p", { class: "bad" }, e.message));
+        put(result, el("p", { class: "bad" }, e.message));
       }
     } }, el("strong", {}, "Common settings"), el("div", { class: "form" }, boxes), el("p", {}, el("button", { type: "submit" }, "Save settings")), result);
   }
@@ -460,11 +464,11 @@
   // ---------- scheduler ----------
   async function scheduler() {
     let d;
-    try { d = await api("GET", "/scheduler"); } catch (e) { view.replaceChildren(el("h1", {}, "Scheduler"), showError(e)); return; }
+    try { d = await api("GET", "/scheduler"); } catch (e) { put(view, el("h1", {}, "Scheduler"), showError(e)); return; }
     const s = d.scheduler;
     const report = el("div", { id: "reload-result" }, d.last_report ? reloadReport(d.last_report) : null);
     const full = el("input", { type: "checkbox", id: "full-reload" });
-    view.replaceChildren(el("h1", {}, "Scheduler & reload"),
+    put(view, el("h1", {}, "Scheduler & reload"),
       el("div", { class: "card" }, s ? el("div", { class: "kv", id: "scheduler-state" },
         el("div", {}, "Phase"), el("div", {}, s.phase),
         el("div", {}, "Integration"), el("div", {}, s.integration),
@@ -477,9 +481,9 @@
       el("h2", {}, "Reload"),
       isAdmin() ? el("div", { class: "toolbar" }, el("button", { id: "reload-button", onclick: async ev => {
         ev.target.disabled = true;
-        report.replaceChildren(el("span", { class: "muted" }, "Reloading…"));
-        try { report.replaceChildren(reloadReport(await api("POST", "/reload", { full: full.checked }))); }
-        catch (e) { report.replaceChildren(el("div", { class: "card bad" }, e.message), e.data && e.data.diagnostics ? reloadReport({ diagnostics: e.data.diagnostics, counts: {} }) : null); }
+        put(report, el("span", { class: "muted" }, "Reloading…"));
+        try { put(report, reloadReport(await api("POST", "/reload", { full: full.checked }))); }
+        catch (e) { put(report, el("div", { class: "card bad" }, e.message), e.data && e.data.diagnostics ? reloadReport({ diagnostics: e.data.diagnostics, counts: {} }) : null); }
         ev.target.disabled = false;
       } }, "Reload now"), el("label", {}, full, " full rebuild")) : el("p", { class: "muted" }, "Only admins can reload."),
       report);
