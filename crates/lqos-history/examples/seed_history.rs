@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lqos_bus::HistoryKind;
-use lqos_history::{Sample, Store, TIERS, series_key, unix_now};
+use lqos_history::Sample;
+use lqos_history::{SeriesPoints, Store, TIERS, series_key, unix_now};
 
 struct Args {
     file: std::path::PathBuf,
@@ -68,7 +69,7 @@ fn sample(series: u64, t: u64, scale: u64) -> Sample {
     let load =
         [1, 1, 1, 1, 1, 1, 2, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 7, 9, 10, 10, 8, 5, 2][hour as usize];
     let down = scale * load * (50 + h % 100) / 100;
-    let rtt = (h >> 8) % 4 != 0;
+    let rtt = !(h >> 8).is_multiple_of(4);
     let base = 2.0 + ((h >> 16) % 300) as f64 / 10.0;
     Sample {
         down_bps: down,
@@ -108,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Transactions of about a million points keep memory modest.
         let per_tx = (1_000_000 / ((last - first) / tier.step + 1)).max(1) as usize;
         for chunk in series.chunks(per_tx) {
-            let rows: Vec<(Arc<str>, Vec<(u64, Sample)>)> = chunk
+            let rows: Vec<SeriesPoints> = chunk
                 .iter()
                 .map(|(key, scale, n)| {
                     let points = (first..=last)

@@ -93,6 +93,10 @@ pub fn tier_for(range: HistoryRange) -> Tier {
     }
 }
 
+/// One series' points for [`Store::import`]: (series key from [`series_key`], (unix time,
+/// sample) each).
+pub type SeriesPoints = (Arc<str>, Vec<(u64, Sample)>);
+
 /// Points of one series in one tier not yet written: (tier index, key) → time → sample.
 type Pending = HashMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
 
@@ -357,11 +361,7 @@ impl Store {
     /// every second. `series` holds (series key from [`series_key`], points as (unix time,
     /// sample)); a point at a time that already has one replaces it. Returns the points
     /// written. The disk bound is applied by the next [`Store::prune`].
-    pub fn import(
-        &self,
-        step_secs: u64,
-        series: &[(Arc<str>, Vec<(u64, Sample)>)],
-    ) -> Result<usize, HistoryError> {
+    pub fn import(&self, step_secs: u64, series: &[SeriesPoints]) -> Result<usize, HistoryError> {
         let path = &self.path;
         let Some(tier) = TIERS.iter().copied().find(|t| t.step == step_secs) else {
             return Err(db_err(
