@@ -128,8 +128,8 @@ fn bring_up(
     let mut lab = Lab::up(spec).context("build the lab namespaces")?;
     if mode != QueueMode::Shape {
         let conf = lab.spec.config_path();
-        let text = std::fs::read_to_string(&conf)
-            .with_context(|| format!("read {}", conf.display()))?;
+        let text =
+            std::fs::read_to_string(&conf).with_context(|| format!("read {}", conf.display()))?;
         std::fs::write(&conf, conf_with_queue_mode(&text, mode))
             .with_context(|| format!("write {}", conf.display()))?;
     }

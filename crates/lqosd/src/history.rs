@@ -175,3 +175,155 @@ pub fn answer(
         Err(e) => Response::Error(CommandError::Internal { message: e.to_string() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The `History` answer from a real store: every range's step and window, oldest first,
+    //! empty answers, and history kept across a restart of the store (as when lqosd restarts).
+
+    use std::sync::Arc;
+
+    use lqos_bus::{HistoryKind, HistoryRange, Response};
+    use lqos_history::{Sample, series_key};
+
+    use super::{HistoryFeed, answer};
+
+    fn sample(i: u64) -> Sample {
+        Sample {
+            down_bps: 1000 * (i % 1000 + 1),
+            up_bps: 1000,
+            rtt_access: Some([5.0, 9.0, 20.0]),
+            rtt_upstream: None,
+            retransmits: [i % 3, 0],
+            drops: 0,
+        }
+    }
+
+    /// Every tier filled through `import` for circuit c1 and node AP_1, ending `now - 1 step`
+    /// (complete points only), and a few 1 s points offered the way lqosd's tick does.
+    fn seed(feed: &HistoryFeed, now: u64) {
+        for (step, keep) in [(1u64, 600u64), (60, 48 * 3600), (900, 90 * 86_400)] {
+            let last = now - now % step - step;
+            let points: Vec<(u64, Sample)> =
+                (0..keep / step).map(|i| (last - i * step, sample(i))).collect();
+            let rows = [HistoryKind::Circuit, HistoryKind::Node].map(|k| {
+                let id = if k == HistoryKind::Circuit { "c1" } else { "AP_1" };
+                (Arc::from(series_key(k, id).as_str()), points.clone())
+            });
+            feed.history().store().import(step, &rows).expect("import");
+        }
+    }
+
+    fn series(
+        feed: &HistoryFeed,
+        kind: HistoryKind,
+        id: &str,
+        range: HistoryRange,
+    ) -> lqos_bus::HistorySeries {
+        match answer(Some(feed), kind, id, range) {
+            Response::History(s) => *s,
+            other => panic!("{kind:?} {id} {range:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_range_answers_its_step_within_its_window_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let feed = HistoryFeed::open(&dir.path().join("history.redb"), 64).expect("open");
+        let now = lqos_history::unix_now();
+        seed(&feed, now);
+        let expected_step = [1, 60, 60, 900, 900, 900];
+        for (range, step) in HistoryRange::ALL.into_iter().zip(expected_step) {
+            for (kind, id) in [(HistoryKind::Circuit, "c1"), (HistoryKind::Node, "AP_1")] {
+                let s = series(&feed, kind, id, range);
+                assert_eq!(s.step_secs, step, "{range:?}");
+                assert_eq!((s.kind, s.id.as_str(), s.range), (kind, id, range));
+                assert!(s.now >= now, "{range:?}");
+                let from = s.now - range.secs();
+                assert!(!s.points.is_empty(), "{range:?} {id}");
+                assert!(
+                    s.points.iter().all(|p| p.t >= from && p.t <= s.now),
+                    "{range:?} {id}: a point outside [{from}, {}]",
+                    s.now
+                );
+                assert!(s.points.windows(2).all(|w| w[0].t < w[1].t), "{range:?}: oldest first");
+                assert!(
+                    s.points.windows(2).all(|w| (w[1].t - w[0].t) % step == 0),
+                    "{range:?}: points on the step"
+                );
+                // The window is full: one point per step, give or take the ends.
+                let want = range.secs() / step;
+                let got = s.points.len() as u64;
+                assert!(
+                    got + 2 >= want && got <= want + 1,
+                    "{range:?} {id}: {got} points, want ~{want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_series_and_ranges_without_points_are_empty_lists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let feed = HistoryFeed::open(&dir.path().join("history.redb"), 64).expect("open");
+        let now = lqos_history::unix_now();
+        // Only 1 s points: the minute and quarter-hour tiers have nothing yet.
+        let points: Vec<(u64, Sample)> = (0..30).map(|i| (now - 30 + i, sample(i))).collect();
+        let rows = [(Arc::from(series_key(HistoryKind::Circuit, "c1").as_str()), points)];
+        feed.history().store().import(1, &rows).expect("import");
+        assert_eq!(
+            series(&feed, HistoryKind::Circuit, "c1", HistoryRange::Minutes10).points.len(),
+            30
+        );
+        for range in HistoryRange::ALL.into_iter().skip(1) {
+            let s = series(&feed, HistoryKind::Circuit, "c1", range);
+            assert!(s.points.is_empty(), "{range:?}: {} points", s.points.len());
+        }
+        for range in HistoryRange::ALL {
+            assert!(series(&feed, HistoryKind::Circuit, "nobody", range).points.is_empty());
+            assert!(series(&feed, HistoryKind::Node, "c1", range).points.is_empty(), "kinds apart");
+        }
+        // History off is an answer too (503 in the API), not a panic.
+        assert!(matches!(
+            answer(None, HistoryKind::Circuit, "c1", HistoryRange::Hour1),
+            Response::Error(lqos_bus::CommandError::Unavailable { .. })
+        ));
+    }
+
+    #[test]
+    fn history_written_before_a_restart_is_answered_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state").join("history.redb");
+        let now = lqos_history::unix_now();
+        let before: Vec<(HistoryRange, usize)> = {
+            let feed = HistoryFeed::open(&path, 64).expect("open");
+            seed(&feed, now);
+            // And 1 s points the way the tick hands them over (the writer thread, not import).
+            for i in 0..5 {
+                let batch = lqos_history::Batch {
+                    ts: now - 5 + i,
+                    rows: vec![(
+                        Arc::from(series_key(HistoryKind::Circuit, "c2").as_str()),
+                        sample(i),
+                    )],
+                };
+                assert!(feed.history().offer(batch), "the writer takes a tick");
+            }
+            let counts = HistoryRange::ALL
+                .into_iter()
+                .map(|r| (r, series(&feed, HistoryKind::Circuit, "c1", r).points.len()))
+                .collect();
+            // lqosd's shutdown: the feed (and with it the writer) goes away.
+            drop(feed);
+            counts
+        };
+        let feed = HistoryFeed::open(&path, 64).expect("reopen");
+        for (range, n) in before {
+            let after = series(&feed, HistoryKind::Circuit, "c1", range).points.len();
+            // A second may have passed: the 1 s window can lose its oldest point.
+            assert!(after + 1 >= n && after > 0, "{range:?}: {n} points before, {after} after");
+        }
+        let c2 = series(&feed, HistoryKind::Circuit, "c2", HistoryRange::Minutes10);
+        assert_eq!(c2.points.len(), 5, "the writer's unflushed ticks were written at shutdown");
+    }
+}
