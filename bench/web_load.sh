@@ -11,6 +11,8 @@
 # once with THINK_MS (default 1000) between one client's requests (200 GUI users polling).
 # Prints requests/s, p50/p90/p99/max per request kind and overall, errors and 429s, and the
 # CPU of lqosd and lqos_web over each window. Never fails on time. Needs root.
+# PERF_OUT=<file>: also record a CPU profile of lqosd and lqos_web (perf, call graphs) during
+# the closed-loop run and write its report there.
 # Usage: bench/web_load.sh [circuits]     PROFILE=debug for an unoptimised build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,7 +91,18 @@ run() { # THINK_MS
         --pid "lqosd=$LQOSD_PID" --pid "lqos_web=$WEB_PID" || echo "(some requests failed, see above)"
 }
 echo "== closed loop: $CLIENTS clients, ${SECS} s"
+perf_pid=
+if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -F 99 -g -p "$LQOSD_PID,$WEB_PID" -o "$BENCH_DIR/perf.data" -- sleep $((SECS + 15)) >/dev/null 2>&1 &
+    perf_pid=$!
+fi
 run 0
+if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    perf report -i "$BENCH_DIR/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 >"$PERF_OUT" || true
+    perf report -i "$BENCH_DIR/perf.data" --children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 >>"$PERF_OUT" || true
+    echo "profile: $PERF_OUT"
+fi
 echo "== $CLIENTS clients with ${THINK_MS} ms between requests, ${SECS} s"
 run "$THINK_MS"
 echo "== lqos_web warnings/errors:"

@@ -4,13 +4,20 @@
 //! of the 10 s window per path, retransmits and drops since the previous tick) and hands it
 //! to the store's writer thread through a bounded channel: the apply task never waits for a
 //! disk write. Series keys are built once per applied plan.
+//!
+//! `History` questions never reach the apply task: [`route`] sits between the bus and the
+//! apply queue and answers them from the store on blocking threads (at most
+//! [`QUERY_THREADS`] at once), so a 90-day chart neither waits behind live-stats questions
+//! and ticks nor delays them (under 200 concurrent web clients it did both).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use lqos_bus::{CommandError, HistoryKind, HistoryRange, Response, RttPaths, RttSummary};
+use lqos_bus::server::Request;
+use lqos_bus::{Command, CommandError, HistoryKind, HistoryRange, Response, RttPaths, RttSummary};
 use lqos_history::{Batch, History, Sample, series_key};
 use lqos_plan::Plan;
+use tokio::sync::mpsc;
 
 use crate::stats::{HistoryRow, StatsTracker};
 
@@ -63,6 +70,11 @@ impl HistoryFeed {
             prev: Vec::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// A shared handle on the store (for [`route`]).
+    pub fn shared(&self) -> Arc<History> {
+        Arc::clone(&self.history)
     }
 
     /// The store.
@@ -170,9 +182,63 @@ pub fn answer(
                 .into(),
         });
     };
-    match feed.history.query(kind, id, range, lqos_history::unix_now()) {
+    answer_from(&feed.history, kind, id, range)
+}
+
+/// The answer to `History` from an open store.
+pub fn answer_from(
+    history: &History,
+    kind: HistoryKind,
+    id: &str,
+    range: HistoryRange,
+) -> Response {
+    match history.query(kind, id, range, lqos_history::unix_now()) {
         Ok(series) => Response::History(Box::new(series)),
         Err(e) => Response::Error(CommandError::Internal { message: e.to_string() }),
+    }
+}
+
+/// `History` questions answered at once by [`route`] (each on a blocking thread); more wait.
+pub const QUERY_THREADS: usize = 2;
+
+/// Passes bus requests on to the apply task (`apply`), except `History`, which it answers
+/// itself from `history` on blocking threads, at most [`QUERY_THREADS`] at a time. Without a
+/// store every request goes to the apply task (which answers `History` with Unavailable).
+/// Ends when the bus side closes or the apply task is gone.
+pub async fn route(
+    mut bus: mpsc::Receiver<Request>,
+    apply: mpsc::Sender<Request>,
+    history: Option<Arc<History>>,
+) {
+    let turns = Arc::new(tokio::sync::Semaphore::new(QUERY_THREADS));
+    while let Some(req) = bus.recv().await {
+        let Some(h) = history.as_ref().filter(|_| matches!(req.command, Command::History { .. }))
+        else {
+            // Forwarded from its own task so that a full apply queue holds up only the
+            // requests waiting for the apply task, never the history answers.
+            if apply.is_closed() {
+                break;
+            }
+            let apply = apply.clone();
+            tokio::spawn(async move {
+                // A refused send drops the request; the bus answers "lqosd dropped the request".
+                let _ = apply.send(req).await;
+            });
+            continue;
+        };
+        let (h, turns) = (Arc::clone(h), Arc::clone(&turns));
+        tokio::spawn(async move {
+            let Ok(_turn) = turns.acquire_owned().await else { return };
+            let answered = tokio::task::spawn_blocking(move || {
+                if let Command::History { kind, id, range } = req.command {
+                    let _ = req.reply.send(answer_from(&h, kind, &id, range));
+                }
+            })
+            .await;
+            if let Err(e) = answered {
+                tracing::warn!(error = %e, "history query task failed");
+            }
+        });
     }
 }
 
@@ -288,6 +354,51 @@ mod tests {
             answer(None, HistoryKind::Circuit, "c1", HistoryRange::Hour1),
             Response::Error(lqos_bus::CommandError::Unavailable { .. })
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_is_answered_beside_a_busy_apply_task_and_the_rest_goes_to_it() {
+        use lqos_bus::Command;
+        use lqos_bus::server::{Request, dispatch};
+        use tokio::sync::mpsc;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let feed = HistoryFeed::open(&dir.path().join("history.redb"), 64).expect("open");
+        seed(&feed, lqos_history::unix_now());
+        let (bus_tx, bus_rx) = mpsc::channel::<Request>(8);
+        // The apply task is busy: nobody reads its queue until the end of the test.
+        let (apply_tx, mut apply_rx) = mpsc::channel::<Request>(1);
+        let router = tokio::spawn(super::route(bus_rx, apply_tx, Some(feed.shared())));
+        let ping = {
+            let bus_tx = bus_tx.clone();
+            tokio::spawn(async move { dispatch(&bus_tx, Command::Ping).await })
+        };
+        let ask =
+            |id: &str, range| Command::History { kind: HistoryKind::Circuit, id: id.into(), range };
+        for r in HistoryRange::ALL {
+            match dispatch(&bus_tx, ask("c1", r)).await {
+                Response::History(s) => assert!(!s.points.is_empty(), "{r:?}"),
+                other => panic!("{r:?}: {other:?}"),
+            }
+        }
+        // The ping waits for the apply task, which gets it.
+        assert!(!ping.is_finished());
+        let req = apply_rx.recv().await.expect("the ping reached the apply task");
+        assert_eq!(req.command, Command::Ping);
+        let _ = req.reply.send(Response::Pong);
+        assert_eq!(ping.await.expect("ping"), Response::Pong);
+        // Without a store, History goes to the apply task like everything else.
+        let (bus2_tx, bus2_rx) = mpsc::channel::<Request>(8);
+        let (apply2_tx, mut apply2_rx) = mpsc::channel::<Request>(8);
+        let router2 = tokio::spawn(super::route(bus2_rx, apply2_tx, None));
+        let q =
+            tokio::spawn(async move { dispatch(&bus2_tx, ask("c1", HistoryRange::Hour1)).await });
+        let req = apply2_rx.recv().await.expect("forwarded");
+        assert!(matches!(req.command, Command::History { .. }));
+        let _ = req.reply.send(Response::Ack);
+        assert_eq!(q.await.expect("answer"), Response::Ack);
+        router.abort();
+        router2.abort();
     }
 
     #[test]
