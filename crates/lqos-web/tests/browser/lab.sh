@@ -49,7 +49,7 @@ run() {
     echo "== browser test in the lab, queue_mode = $mode, leaf $sqm"
     "$bin/lqos-lab" --prefix "$prefix" --dir "$dir" up --subscribers 4 --queue-mode "$mode" --sqm "$sqm" >/dev/null
     printf 'admin-password\n' | "$bin/lqusers" --file "$dir/lqusers.toml" add -u admin -r admin --password-stdin
-    rm -f "$iperf_json"
+    rm -f "$iperf_json" "$shots"/failure-*.png
     (
         timeout $((secs + 20)) nsenter --net=/run/netns/$prefix-sub iperf3 -s -1 -B 198.18.1.1 -p 5299 >/dev/null 2>&1 &
         sleep 1
