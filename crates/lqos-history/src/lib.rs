@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use lqos_bus::{HistoryKind, HistoryRange, HistorySeries};
 
 pub use sample::Sample;
-pub use store::{HistoryError, Store, TIERS, WindowSummary, series_key, tier_for};
+pub use store::{HistoryError, SeriesPoints, Store, TIERS, WindowSummary, series_key, tier_for};
 
 /// The file name in `state_directory`.
 pub const FILE_NAME: &str = "history.redb";

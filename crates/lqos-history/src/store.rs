@@ -95,6 +95,10 @@ pub fn tier_for(range: HistoryRange) -> Tier {
     }
 }
 
+/// One series' points for [`Store::import`]: (series key from [`series_key`], (unix time,
+/// sample) each).
+pub type SeriesPoints = (Arc<str>, Vec<(u64, Sample)>);
+
 /// Points of one series in one tier not yet written: (tier index, key) → time → sample.
 type Pending = HashMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
 
@@ -268,38 +272,15 @@ impl Store {
                 }
                 let mut buf = Vec::new();
                 for ((tier_i, key), points) in &pending {
-                    let tier = TIERS[*tier_i];
                     let table = &mut tables[*tier_i];
-                    // Group the points by block.
-                    let mut by_block: BTreeMap<u64, Vec<(u64, Sample)>> = BTreeMap::new();
-                    for (t, s) in points {
-                        by_block.entry(t - t % tier.span).or_default().push((*t, *s));
-                    }
-                    for (start, new) in by_block {
-                        let mut merged: BTreeMap<u64, Sample> = BTreeMap::new();
-                        if let Some(old) = table
-                            .get((start, key.as_ref()))
-                            .map_err(|e| db_err(path, "read block", e))?
-                        {
-                            decode_block(start, old.value(), |t, s| {
-                                merged.insert(t, s);
-                            });
-                        }
-                        for (t, s) in new {
-                            merged.insert(t, s);
-                            written += 1;
-                        }
-                        buf.clear();
-                        buf.extend_from_slice(&BLOCK_V2);
-                        for (t, s) in &merged {
-                            let off = u32::try_from(t - start).unwrap_or(u32::MAX);
-                            buf.extend_from_slice(&off.to_le_bytes());
-                            s.encode(&mut buf);
-                        }
-                        table
-                            .insert((start, key.as_ref()), buf.as_slice())
-                            .map_err(|e| db_err(path, "write block", e))?;
-                    }
+                    written += merge_points(
+                        path,
+                        table,
+                        TIERS[*tier_i],
+                        key,
+                        points.iter().map(|(t, s)| (*t, *s)),
+                        &mut buf,
+                    )?;
                 }
             }
             tx.commit().map_err(|e| db_err(path, "commit", e))?;
@@ -376,6 +357,37 @@ impl Store {
         Ok(())
     }
 
+    /// Writes points straight into the tier whose step is `step_secs` (1, 60 or 900), merged
+    /// into the blocks already stored, all in one transaction: for importing history from
+    /// elsewhere, and for seeding tests and benchmarks with days of data without simulating
+    /// every second. `series` holds (series key from [`series_key`], points as (unix time,
+    /// sample)); a point at a time that already has one replaces it. Returns the points
+    /// written. The disk bound is applied by the next [`Store::prune`].
+    pub fn import(&self, step_secs: u64, series: &[SeriesPoints]) -> Result<usize, HistoryError> {
+        let path = &self.path;
+        let Some(tier) = TIERS.iter().copied().find(|t| t.step == step_secs) else {
+            return Err(db_err(
+                path,
+                "import",
+                format!("no tier has a step of {step_secs} s (1, 60 or 900)"),
+            ));
+        };
+        let db = self.db.read().map_err(|_| db_err(path, "lock", "poisoned"))?;
+        let tx = db.begin_write().map_err(|e| db_err(path, "begin", e))?;
+        let mut written = 0;
+        {
+            let mut table =
+                tx.open_table(tier.table()).map_err(|e| db_err(path, "open table", e))?;
+            let mut buf = Vec::new();
+            for (key, points) in series {
+                written +=
+                    merge_points(path, &mut table, tier, key, points.iter().copied(), &mut buf)?;
+            }
+        }
+        tx.commit().map_err(|e| db_err(path, "commit", e))?;
+        Ok(written)
+    }
+
     fn compact(&self) -> Result<(), HistoryError> {
         let path = &self.path;
         let mut db = self.db.write().map_err(|_| db_err(path, "lock", "poisoned"))?;
@@ -434,6 +446,45 @@ impl Store {
         }
         Ok(out.into_iter().map(|(t, s)| s.point(t)).collect())
     }
+}
+
+/// Merges `points` of series `key` into their blocks of `tier` in `table` (read, merge by
+/// time, write back); returns how many points were given.
+fn merge_points(
+    path: &Path,
+    table: &mut redb::Table<'_, (u64, &'static str), &'static [u8]>,
+    tier: Tier,
+    key: &str,
+    points: impl Iterator<Item = (u64, Sample)>,
+    buf: &mut Vec<u8>,
+) -> Result<usize, HistoryError> {
+    let mut written = 0;
+    // Group the points by block.
+    let mut by_block: BTreeMap<u64, Vec<(u64, Sample)>> = BTreeMap::new();
+    for (t, s) in points {
+        by_block.entry(t - t % tier.span).or_default().push((t, s));
+    }
+    for (start, new) in by_block {
+        let mut merged: BTreeMap<u64, Sample> = BTreeMap::new();
+        if let Some(old) = table.get((start, key)).map_err(|e| db_err(path, "read block", e))? {
+            decode_block(start, old.value(), |t, s| {
+                merged.insert(t, s);
+            });
+        }
+        for (t, s) in new {
+            merged.insert(t, s);
+            written += 1;
+        }
+        buf.clear();
+        buf.extend_from_slice(&BLOCK_V2);
+        for (t, s) in &merged {
+            let off = u32::try_from(t - start).unwrap_or(u32::MAX);
+            buf.extend_from_slice(&off.to_le_bytes());
+            s.encode(buf);
+        }
+        table.insert((start, key), buf.as_slice()).map_err(|e| db_err(path, "write block", e))?;
+    }
+    Ok(written)
 }
 
 /// Calls `f(time, sample)` for each whole record of a block starting at `start`, in either

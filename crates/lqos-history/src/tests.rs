@@ -247,3 +247,32 @@ fn summarize_sums_every_series_over_exactly_its_window_from_disk_and_memory() {
     assert!(empty.summarize(TIER_1M, now - 3600, now).expect("empty").is_empty());
     assert!(s.summarize(TIER_1M, T0 - 7200, T0 - 1).expect("before data").is_empty());
 }
+
+#[test]
+fn imported_points_answer_their_ranges_and_merge_with_recorded_ones() {
+    let (_d, s) = store();
+    let now = T0 + 2 * 86_400;
+    // Two days of quarter hours and of minutes, ending before `now`.
+    let quarters: Vec<(u64, Sample)> = (0..192).map(|i| (T0 + i * 900, sample(i))).collect();
+    let minutes: Vec<(u64, Sample)> = (0..2880).map(|i| (T0 + i * 60, sample(i % 1000))).collect();
+    assert_eq!(s.import(900, &[(key("c1"), quarters)]).expect("import"), 192);
+    assert_eq!(s.import(60, &[(key("c1"), minutes), (key("c2"), vec![])]).expect("import"), 2880);
+    let week = s.query(HistoryKind::Circuit, "c1", HistoryRange::Days7, now).expect("7d");
+    assert_eq!(week.len(), 192);
+    assert_eq!(week[5].down_bps, 5000, "the imported sample at its time");
+    let day = s.query(HistoryKind::Circuit, "c1", HistoryRange::Hours24, now).expect("24h");
+    assert_eq!(day.len(), 1440, "the last 24 h of minutes");
+    assert!(day.windows(2).all(|w| w[1].t == w[0].t + 60), "oldest first, one a minute");
+    // Recorded points land beside imported ones; the imported ones stay.
+    s.record(now, &[(key("c1"), sample(7))]);
+    s.flush().expect("flush");
+    let ten = s.query(HistoryKind::Circuit, "c1", HistoryRange::Minutes10, now).expect("10m");
+    assert_eq!(ten.len(), 1);
+    assert_eq!(
+        s.query(HistoryKind::Circuit, "c1", HistoryRange::Days7, now).expect("q").len(),
+        192
+    );
+    // Only the three tiers' steps exist.
+    let err = s.import(30, &[(key("c1"), vec![(T0, sample(1))])]).expect_err("no 30 s tier");
+    assert!(err.to_string().contains("no tier has a step of 30 s"), "{err}");
+}

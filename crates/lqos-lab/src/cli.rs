@@ -54,6 +54,13 @@ pub enum Cmd {
         /// lqos_web binary (default: next to lqos-lab, else $PATH).
         #[arg(long)]
         web: Option<PathBuf>,
+        /// `shape` (HTB classes per circuit) or `observe` (measure only, nothing shaped).
+        #[arg(long, value_enum, default_value_t = QueueMode::Shape)]
+        queue_mode: QueueMode,
+        /// The circuits' leaf qdisc (`[queues] default_sqm`), e.g. "pfifo limit 100"; the lab
+        /// kernel has no cake or fq_codel. Default: none (the kernel's default FIFO).
+        #[arg(long)]
+        sqm: Option<String>,
     },
     /// Remove everything `up` created.
     Down,
@@ -74,7 +81,48 @@ pub enum Cmd {
         /// Stop by itself after this many seconds (0 = until Ctrl-C).
         #[arg(long, default_value_t = 0)]
         duration: u64,
+        /// `shape` or `observe`.
+        #[arg(long, value_enum, default_value_t = QueueMode::Shape)]
+        queue_mode: QueueMode,
     },
+}
+
+/// lqosd's `[queues] queue_mode` for the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueMode {
+    /// Every circuit gets its HTB class and leaf qdisc.
+    Shape,
+    /// Count and measure (throughput, RTT, retransmits) without shaping.
+    Observe,
+}
+
+/// The lab's lqos.conf text with `sqm` as `[queues] default_sqm` (a TOML string).
+pub fn conf_with_sqm(text: &str, sqm: &str) -> String {
+    let quoted = toml_string(sqm);
+    text.replace("default_sqm = \"none\"", &format!("default_sqm = {quoted}"))
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The lab's lqos.conf text with `mode` in force (the lab writes shape mode; observe replaces
+/// its `monitor_only = false` line with `queue_mode = "observe"`).
+pub fn conf_with_queue_mode(text: &str, mode: QueueMode) -> String {
+    match mode {
+        QueueMode::Shape => text.to_owned(),
+        QueueMode::Observe => text.replace("monitor_only = false", "queue_mode = \"observe\""),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +141,8 @@ fn bring_up(
     subscribers: usize,
     lqosd: &Option<PathBuf>,
     web: &Option<PathBuf>,
+    mode: QueueMode,
+    sqm: Option<&str>,
 ) -> anyhow::Result<Lab> {
     if !crate::is_root() {
         bail!("lqos-lab needs root (network namespaces, XDP, tc)");
@@ -101,6 +151,16 @@ fn bring_up(
     let _ = std::fs::remove_dir_all(&cli.dir);
     let spec = LabSpec::demo(&cli.prefix, subscribers, cli.dir.clone());
     let mut lab = Lab::up(spec).context("build the lab namespaces")?;
+    if mode != QueueMode::Shape || sqm.is_some() {
+        let conf = lab.spec.config_path();
+        let mut text =
+            std::fs::read_to_string(&conf).with_context(|| format!("read {}", conf.display()))?;
+        text = conf_with_queue_mode(&text, mode);
+        if let Some(sqm) = sqm {
+            text = conf_with_sqm(&text, sqm);
+        }
+        std::fs::write(&conf, text).with_context(|| format!("write {}", conf.display()))?;
+    }
     let bin = lqosd.clone().unwrap_or_else(|| crate::find_binary("lqosd"));
     lab.start_lqosd(&bin).with_context(|| format!("start {}", bin.display()))?;
     let mut bus = lab.bus().context("connect to the lab's lqosd")?;
@@ -171,8 +231,8 @@ fn describe(lab: &Lab, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     match &cli.command {
-        Cmd::Up { subscribers, json, lqosd, web } => {
-            let lab = bring_up(&cli, *subscribers, lqosd, web)?;
+        Cmd::Up { subscribers, json, lqosd, web, queue_mode, sqm } => {
+            let lab = bring_up(&cli, *subscribers, lqosd, web, *queue_mode, sqm.as_deref())?;
             describe(&lab, *json, &mut out)?;
             let _ = lab.detach();
             Ok(())
@@ -183,14 +243,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "lab {} removed", cli.prefix)?;
             Ok(())
         }
-        Cmd::Run { subscribers, lqosd, web, gui, duration } => {
+        Cmd::Run { subscribers, lqosd, web, gui, duration, queue_mode } => {
             let stop = Arc::new(AtomicBool::new(false));
             let s2 = stop.clone();
             // SIGINT, SIGTERM and SIGHUP (the `termination` feature) all end the run the same
             // way: the loop stops and the lab is removed, also when the terminal is gone.
             ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst))
                 .context("install the SIGINT/SIGTERM/SIGHUP handler")?;
-            let lab = bring_up(&cli, *subscribers, lqosd, web)?;
+            let lab = bring_up(&cli, *subscribers, lqosd, web, *queue_mode, None)?;
             describe(&lab, false, &mut out)?;
             crate::forward::forward_into_netns(*gui, &lab.shaper.path(), "127.0.0.1:9123".parse()?)
                 .context("forward the GUI port")?;
@@ -240,5 +300,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             lab.down();
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observe_mode_is_written_into_the_lab_config_and_parses() {
+        let spec = LabSpec::demo("lqt", 2, PathBuf::from("/tmp/lqos-lab-conf-test"));
+        let text = spec.config_text();
+        assert_eq!(conf_with_queue_mode(&text, QueueMode::Shape), text);
+        let observe = conf_with_queue_mode(&text, QueueMode::Observe);
+        assert!(observe.contains("queue_mode = \"observe\""), "{observe}");
+        assert!(!observe.contains("monitor_only"));
+        let lqos_conf = std::path::Path::new("lqos.conf");
+        let (config, diags) = lqos_config::parse_config_str(&observe, lqos_conf);
+        let config = config.unwrap_or_else(|| panic!("the observe config parses: {diags:?}"));
+        assert_eq!(config.queues.queue_mode, lqos_config::QueueMode::Observe);
+        let shaped = lqos_config::parse_config_str(&text, lqos_conf).0.expect("parses");
+        assert_eq!(shaped.queues.queue_mode, lqos_config::QueueMode::Shape);
+        let fifo = conf_with_sqm(&text, "pfifo limit 100");
+        let (config, diags) = lqos_config::parse_config_str(&fifo, lqos_conf);
+        assert!(config.is_some() && !lqos_config::has_errors(&diags), "{diags:?}");
+        assert!(fifo.contains("default_sqm = \"pfifo limit 100\""), "{fifo}");
+        // A quote cannot end the TOML string early.
+        let odd = conf_with_sqm(&text, "x\" = 1");
+        assert!(odd.contains(r#"default_sqm = "x\" = 1""#), "{odd}");
     }
 }

@@ -1,7 +1,11 @@
 //! The production [`Backend`]: lqosd's local bus (`LQOS_BUS`, default `/run/lqos/bus`).
 //!
 //! Each request borrows an idle [`BusClient`] connection (or opens one), sends its command and
-//! waits for the answer on a blocking thread, so the async workers never block. A connection
+//! waits for the answer on a blocking thread, so the async workers never block. At most
+//! [`MAX_CONNECTIONS`] requests are on the bus at once (the rest wait for a turn): lqosd
+//! refuses a uid's connections beyond 64, and answered every request over that with 503
+//! under a load of 200 concurrent API clients; and the connections are kept for reuse, so a
+//! busy GUI does not reconnect (and have its credentials checked again) per request. A connection
 //! is only put back after a complete answer; one that failed or timed out is dropped, so a late
 //! answer can never be read as the answer to the next command. A pooled connection that turns
 //! out dead (lqosd restarted) is replaced once by a fresh one.
@@ -17,8 +21,13 @@ use lqos_bus::{BusClient, BusError, Command, CommandError, Response};
 
 use crate::{Backend, BoxFuture};
 
-/// Idle connections kept for reuse.
-pub const MAX_IDLE: usize = 8;
+/// Bus connections (= requests in flight on the bus) at once; more requests wait for a turn.
+/// Below lqosd's per-uid cap (64, `lqos_bus::server::Limits`), leaving room for `lqtop` or
+/// `lqusers` running as the same user; lqosd answers from one apply task anyway, so more
+/// connections would only queue there.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Idle connections kept for reuse: all of them.
+pub const MAX_IDLE: usize = MAX_CONNECTIONS;
 /// How long a read-only command may take.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a command that changes the kernel may take (a full rebuild of a large tree).
@@ -33,6 +42,7 @@ pub struct BusBackend {
 struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<BusClient>>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 fn timeout_for(cmd: &Command) -> Duration {
@@ -46,7 +56,11 @@ impl BusBackend {
     /// A backend for the bus socket at `path`; connects lazily.
     pub fn new(path: &Path) -> Self {
         BusBackend {
-            inner: Arc::new(Inner { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            }),
         }
     }
 
@@ -128,9 +142,17 @@ impl Backend for BusBackend {
     fn request(&self, cmd: Command) -> BoxFuture<'_, Response> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || inner.request_blocking(&cmd)).await.unwrap_or_else(
-                |e| Response::Error(CommandError::Internal { message: format!("bus task: {e}") }),
-            )
+            // The semaphore is never closed; a failure would only mean no limit.
+            let turn = inner.turns.clone().acquire_owned().await.ok();
+            tokio::task::spawn_blocking(move || {
+                let answer = inner.request_blocking(&cmd);
+                drop(turn);
+                answer
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Response::Error(CommandError::Internal { message: format!("bus task: {e}") })
+            })
         })
     }
 }
@@ -139,6 +161,7 @@ impl Backend for BusBackend {
 mod tests {
     use super::*;
     use lqos_bus::server::{Request, bind, serve};
+    use std::sync::atomic::AtomicUsize;
     use tokio::sync::mpsc;
 
     /// A bus server whose "apply task" answers Ping and Status-less commands with Ack.
@@ -191,6 +214,65 @@ mod tests {
         let backend = BusBackend::new(&path);
         assert_eq!(backend.request(Command::Ping).await, Response::Pong);
         assert_eq!(backend.request(Command::Ping).await, Response::Pong, "reconnected");
+    }
+
+    /// (open now, most open at once, accepted in all).
+    type Counts = (AtomicUsize, AtomicUsize, AtomicUsize);
+
+    /// A server that answers Ping after a short pause on every connection, counting the
+    /// connections open at once and in all.
+    fn counting_server(path: &Path) -> Arc<Counts> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
+        let counts: Arc<Counts> = Arc::new(Default::default());
+        let c = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { return };
+                let c = Arc::clone(&c);
+                let open = c.0.fetch_add(1, SeqCst) + 1;
+                c.1.fetch_max(open, SeqCst);
+                c.2.fetch_add(1, SeqCst);
+                std::thread::spawn(move || {
+                    while let Ok(Some(_cmd)) = lqos_bus::frame::read_frame::<Command>(&mut s) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        if lqos_bus::frame::write_frame(&mut s, &Response::Pong).is_err() {
+                            break;
+                        }
+                    }
+                    c.0.fetch_sub(1, SeqCst);
+                });
+            }
+        });
+        counts
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_requests_share_a_bounded_set_of_connections() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bus");
+        let counts = counting_server(&path);
+        let backend = BusBackend::new(&path);
+        for round in 0..3 {
+            let asks: Vec<_> = (0..200)
+                .map(|_| {
+                    let b = backend.clone();
+                    tokio::spawn(async move { b.request(Command::Ping).await })
+                })
+                .collect();
+            for a in asks {
+                assert_eq!(a.await.expect("task"), Response::Pong, "round {round}");
+            }
+        }
+        let most = counts.1.load(SeqCst);
+        assert!(most <= MAX_CONNECTIONS, "{most} bus connections at once, cap {MAX_CONNECTIONS}");
+        assert!(most > 1, "requests ran in parallel ({most})");
+        let accepted = counts.2.load(SeqCst);
+        assert!(
+            accepted <= MAX_CONNECTIONS,
+            "{accepted} connections for 600 requests: they are reused, not reopened"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

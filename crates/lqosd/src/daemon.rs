@@ -237,6 +237,8 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         .build()
         .map_err(|e| runtime("start tokio", &e))?;
     let (tx, rx) = mpsc::channel(64);
+    // History questions are answered beside the apply task, straight from the store.
+    let history = service.history().map(crate::history::HistoryFeed::shared);
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())
         .spawn(move || service.run(rx, tick))
@@ -257,9 +259,11 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
         let listener = lqos_bus::server::bind_with_group(&bus_path, policy.socket_gid())
             .map_err(|e| runtime("bind the bus", &e))?;
         tracing::info!(path = %bus_path.display(), access = %policy.describe(), "bus listening");
+        let (bus_tx, bus_rx) = mpsc::channel(64);
+        let router = tokio::spawn(crate::history::route(bus_rx, tx.clone(), history));
         let bus = tokio::spawn(lqos_bus::server::serve_with(
             listener,
-            tx.clone(),
+            bus_tx,
             policy,
             lqos_bus::server::Limits::default(),
         ));
@@ -269,6 +273,7 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             "stopping: detaching the data plane (the queue tree stays for the next start)"
         );
         bus.abort();
+        router.abort();
         let _ = std::fs::remove_file(&bus_path);
         Ok::<(), DaemonError>(())
     });

@@ -201,20 +201,21 @@ impl<K: Kernel> Service<K> {
                 let Some(plan) = self.engine.applied() else {
                     return Response::Circuits(Vec::new());
                 };
-                let mut all = self.stats.circuits(plan);
-                if let Some(id) = circuit {
-                    all.retain(|c| c.id == id);
+                match circuit {
+                    None => Response::Circuits(self.stats.circuits(plan)),
+                    Some(id) => {
+                        let at: Vec<usize> =
+                            plan.circuits.iter().position(|c| c.id.0 == id).into_iter().collect();
+                        Response::Circuits(self.stats.circuits_at(plan, Some(&at)))
+                    }
                 }
-                Response::Circuits(all)
             }
             Command::TopCircuits { n } => {
                 let Some(plan) = self.engine.applied() else {
                     return Response::Circuits(Vec::new());
                 };
-                let mut all = self.stats.circuits(plan);
-                all.sort_by_key(|c| std::cmp::Reverse(c.download_bps + c.upload_bps));
-                all.truncate(n);
-                Response::Circuits(all)
+                let top = self.stats.busiest(plan, n);
+                Response::Circuits(self.stats.circuits_at(plan, Some(&top)))
             }
             Command::NodeStats => Response::Nodes(
                 self.engine.applied().map(|p| self.stats.nodes(p)).unwrap_or_default(),

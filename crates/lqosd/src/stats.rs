@@ -351,19 +351,32 @@ impl StatsTracker {
 
     /// Per-circuit numbers for the plan's circuits.
     pub fn circuits(&self, plan: &Plan) -> Vec<CircuitStat> {
+        self.circuits_at(plan, None)
+    }
+
+    /// The stats of the plan's circuits at positions `only` (in that order; all circuits in
+    /// plan order when `None`). Building a [`CircuitStat`] formats its addresses and merges
+    /// its RTT windows, so a question about one circuit, or the busiest few, builds only
+    /// those: at 10,000 circuits, building all of them for every single-circuit question kept
+    /// the apply task busy enough to delay every other answer by seconds under web load.
+    pub fn circuits_at(&self, plan: &Plan, only: Option<&[usize]>) -> Vec<CircuitStat> {
         let names: HashMap<&str, &str> =
             plan.nodes.iter().map(|n| (n.key.as_str(), n.name.as_str())).collect();
+        let wanted: Option<std::collections::HashSet<&str>> = only.map(|only| {
+            only.iter().filter_map(|&i| plan.circuits.get(i)).map(|c| c.id.0.as_str()).collect()
+        });
         let mut addrs: HashMap<&str, Vec<String>> = HashMap::new();
         for m in &plan.mappings {
-            addrs.entry(m.circuit.0.as_str()).or_default().push(m.net.to_string());
+            let id = m.circuit.0.as_str();
+            if wanted.as_ref().is_none_or(|w| w.contains(id)) {
+                addrs.entry(id).or_default().push(m.net.to_string());
+            }
         }
         let now = Instant::now();
         let long = self.qoe.windows(WINDOW_LONG, now);
         let short = self.qoe.windows(WINDOW_SHORT, now);
-        plan.circuits
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
+        let build =
+            |i: usize, c: &lqos_plan::PlannedCircuit, addrs: &mut HashMap<&str, Vec<String>>| {
                 let d = self.owner_flow(i, Direction::Download);
                 let u = self.owner_flow(i, Direction::Upload);
                 CircuitStat {
@@ -384,8 +397,31 @@ impl StatsTracker {
                     addresses: addrs.remove(c.id.0.as_str()).unwrap_or_default(),
                     qoe: self.circuit_qoe(i, &long, &short),
                 }
+            };
+        match only {
+            None => {
+                plan.circuits.iter().enumerate().map(|(i, c)| build(i, c, &mut addrs)).collect()
+            }
+            Some(only) => only
+                .iter()
+                .filter_map(|&i| plan.circuits.get(i).map(|c| build(i, c, &mut addrs)))
+                .collect(),
+        }
+    }
+
+    /// The positions of the `n` busiest circuits (download + upload rate, busiest first; ties
+    /// in plan order).
+    pub fn busiest(&self, plan: &Plan, n: usize) -> Vec<usize> {
+        let mut all: Vec<(usize, u64)> = (0..plan.circuits.len())
+            .map(|i| {
+                let d = self.owner_flow(i, Direction::Download).bps;
+                let u = self.owner_flow(i, Direction::Upload).bps;
+                (i, d.saturating_add(u))
             })
-            .collect()
+            .collect();
+        all.sort_by_key(|&(_, bps)| std::cmp::Reverse(bps));
+        all.truncate(n);
+        all.into_iter().map(|(i, _)| i).collect()
     }
 
     /// TCP quality per node key: the merged windows and summed totals of every circuit below
@@ -538,6 +574,14 @@ mod tests {
         let q = c.qoe.expect("qoe");
         assert_eq!((q.retransmits.down, q.tcp_packets.up), (7, 100));
         assert!(t.circuits(&plan)[1].qoe.is_none(), "a circuit without TCP has no qoe");
+        // One circuit, or the busiest, built alone are the same as in the whole list.
+        let all = t.circuits(&plan);
+        for (i, c) in all.iter().enumerate() {
+            assert_eq!(t.circuits_at(&plan, Some(&[i])), vec![c.clone()], "circuit {i}");
+        }
+        assert_eq!(t.busiest(&plan, 1), vec![0], "the circuit with traffic is the busiest");
+        assert_eq!(t.busiest(&plan, 10), vec![0, 1], "then the rest in plan order");
+        assert_eq!(t.circuits_at(&plan, Some(&[1, 0])), vec![all[1].clone(), all[0].clone()]);
         // The circuit's parent node and every ancestor carry its totals.
         let nodes = t.nodes(&plan);
         let parent =

@@ -1,6 +1,10 @@
 // Browser test of the lqos GUI with Debian's headless Chromium driven by playwright-core.
 // Env: LQOS_URL, LQOS_USER, LQOS_PASSWORD, LQOS_CIRCUIT (circuit to open and edit),
-// ARTIFACTS (screenshot directory). Exits non-zero on the first failed check.
+// LQOS_NODE (node page to open; default: the first node of the tree), ARTIFACTS (screenshot
+// directory), LQOS_IPERF_JSON (the lab: iperf3 -J output of a download to LQOS_CIRCUIT; the
+// circuit page's access RTT p50 must be within 20 % of iperf3's), LQOS_RTT_COMPARE=0 (only
+// require that the circuit page shows an RTT), LQOS_WALK_ONLY=1 (walk and RTT only: no edits,
+// no reload; the observe-mode run). Exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
@@ -10,6 +14,9 @@ const user = process.env.LQOS_USER || "admin";
 const password = process.env.LQOS_PASSWORD || "admin-password";
 const circuitId = process.env.LQOS_CIRCUIT || "c00001";
 const out = process.env.ARTIFACTS || "artifacts/screenshots";
+const iperfJson = process.env.LQOS_IPERF_JSON || "";
+const rttCompare = process.env.LQOS_RTT_COMPARE !== "0";
+const walkOnly = process.env.LQOS_WALK_ONLY === "1";
 fs.mkdirSync(out, { recursive: true });
 
 const browser = await chromium.launch({
@@ -22,12 +29,137 @@ const consoleErrors = [];
 // Expected 401/422 answers (wrong password, invalid edit) are logged as "Failed to load resource".
 page.on("console", m => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text()); });
 page.on("pageerror", e => consoleErrors.push(String(e)));
+// Answers >= 500 from our own API during the walk are failures of the page that asked.
+const serverErrors = [];
+page.on("response", r => { if (r.url().startsWith(base) && r.status() >= 500) serverErrors.push(r.status() + " " + r.url()); });
 const external = [];
 page.on("request", r => { if (!r.url().startsWith(base)) external.push(r.url()); });
 
 let step = "start";
 const shot = async name => { await page.screenshot({ path: path.join(out, name + ".png"), fullPage: true }); console.log("screenshot " + name); };
 const check = (ok, msg) => { if (!ok) throw new Error(msg); console.log("ok: " + msg); };
+
+// Every page of the GUI, in walk order. `ready` is a selector that appears once the page has
+// rendered its data; `exists` (optional pages, added by later work) says in the page whether
+// the GUI has the page at all: a missing page is skipped, a present one that fails to render
+// or logs an error fails the test. Add new pages here.
+const walk = [
+  { name: "dashboard", url: "/app#/", ready: "#latency-dist" },
+  { name: "tree", url: "/app#/tree", ready: "table a" },
+  { name: "node", url: () => "/app#/tree/" + encodeURIComponent(nodeName), ready: "h2" },
+  { name: "circuits", url: "/app#/circuits", ready: "#circuit-list tbody tr" },
+  { name: "circuit", url: "/app#/circuit/" + encodeURIComponent(circuitId), ready: "#c-plan" },
+  { name: "devices", url: "/app#/devices", ready: "table" },
+  { name: "config", url: "/app#/config", ready: "#config-form, table" },
+  { name: "scheduler", url: "/app#/scheduler", ready: "#reload-button, main p" },
+  { name: "worst", url: "/app#/worst", ready: "#worst-circuits" },
+  { name: "users", url: "/app#/users", ready: "#users-table" },
+  { name: "api-docs", url: "/api-docs", ready: "body *", http: true },
+];
+let nodeName = process.env.LQOS_NODE || "";
+
+async function walkPages(prefix) {
+  if (!nodeName) {
+    const tree = await page.evaluate(async () => (await fetch("/api/v1/nodes")).json());
+    nodeName = (tree[0] && (tree[0].name || (tree[0].stat && tree[0].stat.name))) || "";
+  }
+  for (const [i, p] of walk.entries()) {
+    step = "walk " + p.name;
+    const name = prefix + String(i + 1).padStart(2, "0") + "-" + p.name;
+    const url = base + (typeof p.url === "function" ? p.url() : p.url);
+    const errorsBefore = consoleErrors.length;
+    const serverBefore = serverErrors.length;
+    if (p.http) {
+      // A page of its own (not a hash route): absent = 404.
+      const probe = await page.request.get(url, { failOnStatusCode: false });
+      const r = await page.goto(url);
+      check(r && r.status() === 200, `${p.name} answers 200 (got ${r && r.status()})`);
+      await page.waitForSelector(p.ready, { timeout: 15000 });
+    } else {
+      // A fresh load each time so that a hash route whose script is missing shows as absent.
+      await page.goto("about:blank");
+      await page.goto(url);
+      await page.waitForSelector("#view", { timeout: 15000 });
+      if (p.exists) {
+        await page.waitForTimeout(1500);
+        if (!(await page.evaluate(p.exists))) { console.log("skip: " + p.name + " (not in this GUI yet)"); continue; }
+      }
+      try {
+        await page.waitForSelector(p.ready, { timeout: 15000 });
+      } catch (e) {
+        const alert = await page.evaluate(() => document.querySelector("#view [role=alert]")?.textContent || "");
+        throw new Error(`${p.name}: ${p.ready} did not appear within 15 s${alert ? " (page says: " + alert + ")" : ""}`);
+      }
+    }
+    await page.waitForTimeout(800);
+    const alert = await page.evaluate(() => document.querySelector("#view [role=alert]")?.textContent || "");
+    check(!alert, `${p.name} shows no error${alert ? ": " + alert : ""}`);
+    check(consoleErrors.length === errorsBefore, `${p.name}: no console errors ${consoleErrors.slice(errorsBefore).join(" | ")}`);
+    check(serverErrors.length === serverBefore, `${p.name}: no 5xx answers ${serverErrors.slice(serverBefore).join(" | ")}`);
+    await shot(name);
+  }
+}
+
+const median = xs => { const v = [...xs].sort((a, b) => a - b); const n = v.length; return n ? (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) : NaN; };
+
+// iperf3's own RTT (the sender's smoothed RTT from TCP_INFO, per interval and the mean), once
+// its -J output is complete (it writes it when the run ends).
+async function iperfRtt(file) {
+  const until = Date.now() + 90000;
+  for (;;) {
+    try {
+      const j = JSON.parse(fs.readFileSync(file, "utf8"));
+      if (j.error) throw new Error("iperf3 failed: " + j.error);
+      const sender = j.end && j.end.streams && j.end.streams[0] && j.end.streams[0].sender;
+      if (sender) {
+        const per = (j.intervals || []).map(i => i.streams && i.streams[0] && i.streams[0].rtt).filter(v => v > 0);
+        return { medianMs: median(per) / 1000, meanMs: sender.mean_rtt / 1000, minMs: sender.min_rtt / 1000, maxMs: sender.max_rtt / 1000, intervals: per.length, mbps: sender.bits_per_second / 1e6 };
+      }
+    } catch (e) { if (/iperf3 failed/.test(e.message)) throw e; }
+    if (Date.now() > until) throw new Error("iperf3 did not finish writing " + file + " within 90 s");
+    await new Promise(r => setTimeout(r, 200));
+  }
+}
+
+// The access RTT p50 the circuit page shows: the card #c-rtt-access (data-p50-ms), or, where
+// the GUI does not have that card yet, qoe.rtt_ms.access.p50 of the API the page reads.
+async function shownRtt() {
+  await page.goto(base + "/app#/circuit/" + encodeURIComponent(circuitId));
+  await page.waitForSelector("#c-plan", { timeout: 15000 });
+  await page.waitForTimeout(1000);
+  const card = await page.evaluate(() => {
+    const e = document.getElementById("c-rtt-access");
+    if (!e) return null;
+    const v = e.getAttribute("data-p50-ms");
+    return { present: true, p50: v === null ? null : Number(v) };
+  });
+  check(card, "the circuit page has the #c-rtt-access card");
+  return { source: "#c-rtt-access[data-p50-ms]", p50: card.p50 };
+}
+
+async function rttCheck(prefix) {
+  step = "rtt";
+  const ip = await iperfRtt(iperfJson);
+  console.log(`iperf3 sender: ${ip.mbps.toFixed(1)} Mbit/s, rtt median of ${ip.intervals} intervals ${ip.medianMs.toFixed(2)} ms, mean_rtt ${ip.meanMs.toFixed(2)} ms (min ${ip.minMs.toFixed(2)}, max ${ip.maxMs.toFixed(2)})`);
+  // lqos's p50 is over the last 60 s, which covers the whole iperf3 run (it just ended and
+  // nothing else went to this circuit). The RTT histograms are read every 2 s: retry a few
+  // times while the number is missing or still moving.
+  let last = null;
+  const until = Date.now() + 12000;
+  for (;;) {
+    last = await shownRtt();
+    const ok = last.p50 > 0 && (!rttCompare || Math.abs(last.p50 - ip.medianMs) <= 0.2 * ip.medianMs);
+    if (ok || Date.now() > until) break;
+    await page.waitForTimeout(2000);
+  }
+  await shot(prefix + "circuit-rtt");
+  check(last.p50 > 0, `the circuit page shows an access RTT (${last.source}: ${last.p50} ms)`);
+  if (rttCompare) {
+    const diff = (last.p50 / ip.medianMs - 1) * 100;
+    check(Math.abs(last.p50 - ip.medianMs) <= 0.2 * ip.medianMs,
+      `access RTT p50 shown ${last.p50.toFixed(2)} ms is within 20 % of iperf3's ${ip.medianMs.toFixed(2)} ms (median of per-interval srtt; mean_rtt ${ip.meanMs.toFixed(2)} ms): ${diff >= 0 ? "+" : ""}${diff.toFixed(1)} % [${last.source}]`);
+  }
+}
 
 try {
   step = "login";
@@ -56,13 +188,18 @@ try {
   await shot("03-dashboard-dark");
   await page.click("#theme");
 
-  step = "tree";
-  await page.goto(base + "/app#/tree");
-  await page.waitForSelector("table a");
-  await shot("04-tree");
-  await page.click("table a");
-  await page.waitForSelector("h2");
-  await shot("05-tree-node");
+  await walkPages(walkOnly ? "" : "walk-");
+  if (iperfJson) await rttCheck(walkOnly ? "" : "walk-");
+  if (walkOnly) {
+    step = "logout";
+    await page.click("#logout");
+    await page.waitForURL(/\/login/);
+    check(external.length === 0, "no request left the shaper (" + external.length + " external)");
+    check(consoleErrors.length === 0, "no console errors: " + consoleErrors.slice(0, 3).join(" | "));
+    console.log("PASS");
+    await browser.close();
+    process.exit(0);
+  }
 
   step = "circuits";
   await page.goto(base + "/app#/circuits");
