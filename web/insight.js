@@ -159,13 +159,15 @@
     const label = b => b.upper_ms === null || b.upper_ms === undefined ? "≥" + b.lower_ms : (b.lower_ms < 1 ? "<" + b.upper_ms : String(b.lower_ms));
     const root = svg("svg", { viewBox: "0 0 " + w + " " + h, class: "dist", role: "img",
       "aria-label": "Circuits by p90 access RTT over the last 60 s: " + buckets.filter(b => b.circuits).map(b => b.circuits + " at " + label(b) + " ms").join(", ") });
-    for (let i = 0; i <= 4; i++) {
-      const y = top + (h - top - bottom) * (1 - i / 4);
+    // Whole-circuit gridlines: at most 4 equal integer steps, the axis top a multiple of the step.
+    const step = Math.ceil(max / 4), steps = Math.ceil(max / step), axisMax = step * steps;
+    for (let i = 0; i <= steps; i++) {
+      const y = top + (h - top - bottom) * (1 - i / steps);
       root.append(svg("line", { x1: left, x2: w - right, y1: y, y2: y, class: "grid" }));
-      root.append(svg("text", { x: left - 4, y: y + 4, "text-anchor": "end", class: "axis" }, String(Math.round((max * i) / 4))));
+      root.append(svg("text", { x: left - 4, y: y + 4, "text-anchor": "end", class: "axis" }, String(step * i)));
     }
     buckets.forEach((b, i) => {
-      const bh = ((h - top - bottom) * b.circuits) / max;
+      const bh = ((h - top - bottom) * b.circuits) / axisMax;
       const x = left + i * bw;
       const sev = b.lower_ms >= 64 ? "bad" : b.lower_ms >= 16 ? "warn" : "ok";
       const rect = svg("rect", { x: x + 2, y: top + (h - top - bottom) - bh, width: Math.max(1, bw - 4), height: bh, class: "dbar " + sev,

@@ -100,14 +100,18 @@ pub fn tier_for(range: HistoryRange) -> Tier {
 pub type SeriesPoints = (Arc<str>, Vec<(u64, Sample)>);
 
 /// Points of one series in one tier not yet written: (tier index, key) → time → sample.
-type Pending = HashMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
+/// The in-memory maps are touched for every series on every tick: foldhash (seeded per
+/// process) instead of SipHash, which showed up as a fifth of the writer's time.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+type Pending = FastMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
 
 #[derive(Debug, Default)]
 struct Mem {
     /// Points per tier not yet written.
     pending: Pending,
     /// Open buckets of the 1 min and 15 min tiers.
-    acc: [HashMap<Arc<str>, Acc>; 2],
+    acc: [FastMap<Arc<str>, Acc>; 2],
     /// The last batch's time.
     last_ts: Option<u64>,
 }

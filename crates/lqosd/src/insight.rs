@@ -474,6 +474,31 @@ pub struct UnknownTracker {
     last_read_unix: Option<u64>,
 }
 
+/// False for addresses no subscriber can have (unspecified, loopback, multicast, broadcast,
+/// link-local): neighbour discovery and DHCP chatter would otherwise fill the view that is
+/// there to find subscribers missing from ShapedDevices.csv.
+fn could_be_subscriber(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local())
+        }
+        IpAddr::V6(a) => {
+            let mapped = a.to_ipv4_mapped();
+            if let Some(v4) = mapped {
+                return could_be_subscriber(&IpAddr::V4(v4));
+            }
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_unicast_link_local())
+        }
+    }
+}
+
 impl UnknownTracker {
     /// True when the table should be read at `now`.
     pub fn due(&self, now: Instant) -> bool {
@@ -497,7 +522,7 @@ impl UnknownTracker {
             t.rate = [0, 0];
         }
         for u in read {
-            if u.bytes == [0, 0] && u.packets == [0, 0] {
+            if (u.bytes == [0, 0] && u.packets == [0, 0]) || !could_be_subscriber(&u.addr) {
                 continue;
             }
             let t = self.seen.entry(u.addr).or_default();
@@ -909,6 +934,33 @@ c4,Dave,d4,r4,AP_1,,,,100.64.0.4,,1,1,20,5,
             bytes: [down, up],
             packets: [down / 1000, up / 1000],
         }
+    }
+
+    #[test]
+    fn unknown_view_skips_addresses_no_subscriber_can_have() {
+        let mut u = UnknownTracker::default();
+        let now = Instant::now();
+        let read: Vec<UnknownAddress> = [
+            "ff02::16",
+            "::",
+            "fe80::1",
+            "::1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.251",
+            "169.254.1.1",
+            "127.0.0.1",
+            "::ffff:224.0.0.1",
+            "100.64.1.2",
+            "2001:db8::7",
+        ]
+        .iter()
+        .map(|a| unknown(a, 1000, 1000))
+        .collect();
+        u.feed(&read, now, 1_000);
+        let mut shown: Vec<String> = u.list(100).entries.into_iter().map(|e| e.address).collect();
+        shown.sort();
+        assert_eq!(shown, ["100.64.1.2", "2001:db8::7"]);
     }
 
     #[test]
