@@ -11,17 +11,7 @@
   let doc = null;
   let session = null;
 
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") e.className = v;
-      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids.flat(Infinity)) if (kid !== null && kid !== undefined && kid !== false) e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    return e;
-  }
+  const el = window.lqosDom.el;
   function refName(ref) { return String(ref).replace("#/components/schemas/", ""); }
   function schemas() { return (doc.components && doc.components.schemas) || {}; }
   function anchor(name) { return "schema-" + name.replace(/[^A-Za-z0-9_-]/g, "_"); }

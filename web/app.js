@@ -12,26 +12,7 @@
   let current = "";
 
   // ---------- helpers ----------
-  // replaceChildren that skips null/false/undefined kids (the DOM would print them as "null").
-  function put(node, ...kids) {
-    node.replaceChildren(...kids.flat(Infinity).filter(k => k !== null && k !== undefined && k !== false));
-  }
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") e.className = v;
-      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-      else if (k === "value") e.value = v;
-      else if (k === "style") { for (const decl of String(v).split(";")) { const i = decl.indexOf(":"); if (i > 0) e.style.setProperty(decl.slice(0, i).trim(), decl.slice(i + 1).trim()); } }
-      else e.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids.flat(Infinity)) {
-      if (kid === null || kid === undefined || kid === false) continue;
-      e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    }
-    return e;
-  }
+  const { el, put } = window.lqosDom;
   function bps(v) {
     v = Number(v) || 0;
     const u = ["bps", "kbps", "Mbps", "Gbps", "Tbps"];

@@ -9,16 +9,7 @@
 //   counters, CAKE tins, fq_codel). Timers stop by themselves once the page is left.
 // DOM is built with textContent only: no string from the API ever reaches markup.
 (function () {
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") e.className = v;
-      else e.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids.flat(Infinity)) if (kid !== null && kid !== undefined && kid !== false) e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    return e;
-  }
+  const el = window.lqosDom.el;
   function n(v) { return (Number(v) || 0).toLocaleString("en-US"); }
   function bps(v) {
     v = Number(v) || 0;

@@ -5,17 +5,7 @@
 // reachable) picks 10m … 90d. Gaps (no point stored) are drawn as gaps.
 (function () {
   const RANGES = [["10m", "10 min"], ["1h", "1 h"], ["24h", "24 h"], ["7d", "7 days"], ["30d", "30 days"], ["90d", "90 days"]];
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") e.className = v;
-      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids.flat(Infinity)) if (kid !== null && kid !== undefined) e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    return e;
-  }
+  const el = window.lqosDom.el;
   function css(n) { return getComputedStyle(document.documentElement).getPropertyValue(n).trim(); }
   function bps(v) {
     v = Number(v) || 0;

@@ -14,20 +14,7 @@
   const WINDOWS = [["10s", "last 10 s"], ["60s", "last 60 s"], ["1h", "last hour"], ["24h", "last 24 h"]];
   const BY = [["rtt", "p90 access RTT"], ["retransmits", "retransmit ratio"]];
 
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") e.className = v;
-      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids.flat(Infinity)) {
-      if (kid === null || kid === undefined || kid === false) continue;
-      e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    }
-    return e;
-  }
+  const el = window.lqosDom.el;
   function svg(tag, attrs, ...kids) {
     const e = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) e.setAttribute(k, String(v));

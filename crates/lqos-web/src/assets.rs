@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/app", asset!("index.html", "text/html; charset=utf-8"))
         .route("/login", asset!("login.html", "text/html; charset=utf-8"))
         .route("/setup", asset!("setup.html", "text/html; charset=utf-8"))
+        .route("/static/dom.js", asset!("dom.js", "text/javascript; charset=utf-8"))
         .route("/static/app.js", asset!("app.js", "text/javascript; charset=utf-8"))
         .route("/static/login.js", asset!("login.js", "text/javascript; charset=utf-8"))
         .route("/static/chart.js", asset!("chart.js", "text/javascript; charset=utf-8"))

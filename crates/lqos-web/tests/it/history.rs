@@ -82,6 +82,28 @@ async fn history_needs_a_login() {
 }
 
 #[tokio::test]
+async fn the_shared_dom_helpers_load_before_every_page_script() {
+    let app = app();
+    let r = send(&app, req("GET", "/static/dom.js").body(Body::empty()).expect("req")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("window.lqosDom"));
+    assert!(!r.text.contains("http://") && !r.text.contains("https://"), "no CDN");
+    for (page, first_user) in [("/app", "/static/chart.js"), ("/api-docs", "/static/api-docs.js")] {
+        let r = send(&app, req("GET", page).body(Body::empty()).expect("req")).await;
+        let dom = r.text.find("/static/dom.js").unwrap_or(usize::MAX);
+        let user = r.text.find(first_user).unwrap_or(0);
+        assert!(dom < user, "{page} loads dom.js before {first_user}");
+    }
+    // No page script keeps its own copy of el().
+    for script in ["app.js", "insight.js", "circuit.js", "history.js", "api-docs.js", "users.js"] {
+        let path = format!("/static/{script}");
+        let r = send(&app, req("GET", &path).body(Body::empty()).expect("req")).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(!r.text.contains("function el("), "{path} defines its own el()");
+    }
+}
+
+#[tokio::test]
 async fn the_history_script_is_embedded_and_loaded_by_the_app() {
     let app = app();
     let r = send(&app, req("GET", "/static/history.js").body(Body::empty()).expect("req")).await;
