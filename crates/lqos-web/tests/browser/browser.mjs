@@ -25,6 +25,21 @@ const browser = await chromium.launch({
 });
 // The lab serves HTTPS with its self-signed certificate (its fingerprint is in lqos_web.log).
 const page = await browser.newPage({ viewport: { width: 1366, height: 768 }, ignoreHTTPSErrors: true });
+// In the lab, lqosd changes links of the namespace Chromium runs in (XDP attach, offload
+// settings) while the test starts; Chromium then aborts a navigation with
+// ERR_NETWORK_CHANGED. That is the test bed, not the GUI: retry such a navigation (3 times).
+{
+  const rawGoto = page.goto.bind(page);
+  page.goto = async (url, opts) => {
+    for (let i = 0; ; i++) {
+      try { return await rawGoto(url, opts); } catch (e) {
+        if (i >= 3 || !/ERR_NETWORK_CHANGED/.test(String(e.message))) throw e;
+        console.log("retry: " + url + " (network changed under Chromium)");
+        await new Promise(r => setTimeout(r, 1000));
+      }
+    }
+  };
+}
 const consoleErrors = [];
 // Expected 401/422 answers (wrong password, invalid edit) are logged as "Failed to load resource".
 page.on("console", m => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text()); });
