@@ -35,6 +35,9 @@ measure() { # N MODE-ENV... -> prints % of a core
     c0=$(bench_cpu_ticks "$LQOSD_PID")
     sleep "$WINDOW"
     c1=$(bench_cpu_ticks "$LQOSD_PID")
+    # measure runs in $( ): LQOSD_PID lives only in this subshell, so stop lqosd here (the
+    # EXIT trap of the script never sees it; before, every measured lqosd kept running).
+    bench_stop_lqosd >&2
     awk -v d=$((c1 - c0)) -v hz="$hz" -v w="$WINDOW" 'BEGIN { printf "%.2f", 100 * d / hz / w }'
 }
 printf '%-8s %14s %14s %8s %s\n' circuits eager_%core ondemand_%core ratio mode
