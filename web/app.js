@@ -12,22 +12,8 @@
   let current = "";
 
   // ---------- helpers ----------
-  const { el, put } = window.lqosDom;
-  function bps(v) {
-    v = Number(v) || 0;
-    const u = ["bps", "kbps", "Mbps", "Gbps", "Tbps"];
-    let i = 0;
-    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + " " + u[i];
-  }
+  const { el, put, bps, bytes } = window.lqosDom;
   function kbit(v) { return bps((Number(v) || 0) * 1000); }
-  function bytes(v) {
-    v = Number(v) || 0;
-    const u = ["B", "KB", "MB", "GB", "TB", "PB"];
-    let i = 0;
-    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return v.toFixed(i ? 1 : 0) + " " + u[i];
-  }
   function num(v) { return (Number(v) || 0).toLocaleString("en-US"); }
   function ago(unix) {
     if (!unix) return "never";

@@ -9,22 +9,8 @@
 //   counters, CAKE tins, fq_codel). Timers stop by themselves once the page is left.
 // DOM is built with textContent only: no string from the API ever reaches markup.
 (function () {
-  const el = window.lqosDom.el;
+  const { el, bps, bytes } = window.lqosDom;
   function n(v) { return (Number(v) || 0).toLocaleString("en-US"); }
-  function bps(v) {
-    v = Number(v) || 0;
-    const u = ["bps", "kbps", "Mbps", "Gbps", "Tbps"];
-    let i = 0;
-    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + " " + u[i];
-  }
-  function bytes(v) {
-    v = Number(v) || 0;
-    const u = ["B", "KB", "MB", "GB", "TB"];
-    let i = 0;
-    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return v.toFixed(i ? 1 : 0) + " " + u[i];
-  }
   function ms(v) { return v === null || v === undefined ? "–" : Number(v).toFixed(v >= 100 ? 0 : 1) + " ms"; }
   function us(v) { v = Number(v) || 0; return v >= 1000 ? (v / 1000).toFixed(v >= 100000 ? 0 : 1) + " ms" : v + " µs"; }
   function age(s) { s = Number(s) || 0; return s < 120 ? s + " s" : s < 7200 ? Math.round(s / 60) + " min" : Math.round(s / 3600) + " h"; }

@@ -1,5 +1,5 @@
 "use strict";
-// DOM helpers shared by every page script (loaded first): window.lqosDom = { el, put }.
+// DOM helpers shared by every page script (loaded first): window.lqosDom = { el, put, bps, bytes }.
 // el(tag, attrs, ...kids) builds an element; text always goes in through text nodes, so no
 // string from the API ever becomes markup. put(node, ...kids) replaces a node's children,
 // skipping null / false / undefined kids (replaceChildren would print them as "null").
@@ -24,5 +24,20 @@
     }
     return e;
   }
-  window.lqosDom = { el, put };
+  // Rates in bit/s and sizes in bytes, decimal units ("10.0 Mbps", "1.5 MB").
+  function bps(v) {
+    v = Number(v) || 0;
+    const u = ["bps", "kbps", "Mbps", "Gbps", "Tbps"];
+    let i = 0;
+    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+    return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + " " + u[i];
+  }
+  function bytes(v) {
+    v = Number(v) || 0;
+    const u = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let i = 0;
+    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+    return v.toFixed(i ? 1 : 0) + " " + u[i];
+  }
+  window.lqosDom = { el, put, bps, bytes };
 })();

@@ -14,7 +14,7 @@
   const WINDOWS = [["10s", "last 10 s"], ["60s", "last 60 s"], ["1h", "last hour"], ["24h", "last 24 h"]];
   const BY = [["rtt", "p90 access RTT"], ["retransmits", "retransmit ratio"]];
 
-  const el = window.lqosDom.el;
+  const { el, bps, bytes } = window.lqosDom;
   function svg(tag, attrs, ...kids) {
     const e = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) e.setAttribute(k, String(v));
@@ -27,20 +27,6 @@
     const data = await r.json().catch(() => null);
     if (!r.ok) throw new Error((data && data.message) || ("HTTP " + r.status));
     return data;
-  }
-  function bps(v) {
-    v = Number(v) || 0;
-    const u = ["bps", "kbps", "Mbps", "Gbps", "Tbps"];
-    let i = 0;
-    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + " " + u[i];
-  }
-  function bytes(v) {
-    v = Number(v) || 0;
-    const u = ["B", "KB", "MB", "GB", "TB", "PB"];
-    let i = 0;
-    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return v.toFixed(i ? 1 : 0) + " " + u[i];
   }
   function ms(v) { return v === null || v === undefined ? "–" : (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + " ms"; }
   function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(v >= 0.1 ? 1 : 2) + " %"; }
