@@ -41,6 +41,15 @@ pub struct Sample {
     pub tcp_packets: [u64; 2],
 }
 
+impl Sample {
+    /// Nothing moved and nothing was measured: no traffic, no RTT, no retransmits, no drops.
+    /// The store keeps no point for a quiet sample (an idle circuit costs nothing to record);
+    /// a query answers a zero point for each tick the store recorded without one.
+    pub fn is_quiet(&self) -> bool {
+        *self == Sample::default()
+    }
+}
+
 fn sat32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
@@ -189,12 +198,25 @@ impl Acc {
         self.drops = self.drops.saturating_add(s.drops);
     }
 
+    /// Samples added.
+    pub fn count(&self) -> u32 {
+        self.n
+    }
+
     /// The downsampled sample, `None` when nothing was added.
     pub fn get(&self) -> Option<Sample> {
+        self.get_over(self.n)
+    }
+
+    /// The downsampled sample of a bucket that had `ticks` ticks, of which this series was
+    /// quiet (not recorded, see [`Sample::is_quiet`]) in the ones it has no sample for: rates
+    /// are means over all `ticks` (a quiet tick moved nothing), never over fewer than the
+    /// samples added. `None` when nothing was added.
+    pub fn get_over(&self, ticks: u32) -> Option<Sample> {
         if self.n == 0 {
             return None;
         }
-        let n = u128::from(self.n);
+        let n = u128::from(self.n.max(ticks));
         Some(Sample {
             down_bps: u64::try_from(self.down / n).unwrap_or(u64::MAX),
             up_bps: u64::try_from(self.up / n).unwrap_or(u64::MAX),

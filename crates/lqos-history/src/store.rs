@@ -104,9 +104,15 @@ pub type SeriesPoints = (Arc<str>, Vec<(u64, Sample)>);
 /// process) instead of SipHash, which showed up as a fifth of the writer's time.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 type Pending = FastMap<(usize, Arc<str>), BTreeMap<u64, Sample>>;
 
-#[derive(Debug, Default)]
+/// The series of the ticks themselves: one point per [`Store::record`] call (per bucket in the
+/// coarse tiers). Series keys of circuits and nodes start with `c:` / `n:`, so it cannot clash.
+pub const TICKS_KEY: &str = "t:";
+
+#[derive(Debug)]
 struct Mem {
     /// Points per tier not yet written.
     pending: Pending,
@@ -114,6 +120,19 @@ struct Mem {
     acc: [FastMap<Arc<str>, Acc>; 2],
     /// The last batch's time.
     last_ts: Option<u64>,
+    /// [`TICKS_KEY`], allocated once.
+    ticks_key: Arc<str>,
+}
+
+impl Default for Mem {
+    fn default() -> Mem {
+        Mem {
+            pending: Pending::default(),
+            acc: Default::default(),
+            last_ts: None,
+            ticks_key: Arc::from(TICKS_KEY),
+        }
+    }
 }
 
 /// The history store. `&self` everywhere: one writer (the history thread) and any number of
@@ -126,6 +145,8 @@ pub struct Store {
     budget: u64,
     /// Current retention per tier (shortened by the disk bound).
     keep: Mutex<[u64; 3]>,
+    /// Series answered with zero points on quiet ticks ([`Store::set_known`]).
+    known: RwLock<FastSet<Arc<str>>>,
 }
 
 fn db_err(path: &Path, what: &'static str, e: impl std::fmt::Display) -> HistoryError {
@@ -163,6 +184,7 @@ impl Store {
             mem: Mutex::new(Mem::default()),
             budget: budget_bytes,
             keep: Mutex::new(TIERS.map(|t| t.keep)),
+            known: RwLock::new(FastSet::default()),
         })
     }
 
@@ -215,16 +237,25 @@ impl Store {
     /// Records one tick's samples taken at unix time `ts`: kept in memory for the 1 s tier
     /// and folded into the open 1 min and 15 min buckets; a bucket is closed (becomes a point)
     /// by the first batch of a later bucket. Nothing is written here: see [`Store::flush`].
+    ///
+    /// Quiet samples ([`Sample::is_quiet`]) are skipped: with most subscribers idle (a night,
+    /// or a box just set up) recording costs what the busy ones cost, and their points cost no
+    /// disk. Every call also records the tick itself (series [`TICKS_KEY`]), so that a query
+    /// can tell "quiet" (a zero point) from "lqosd was not recording" (no point), and a coarse
+    /// bucket's mean rate is over all of its ticks.
     pub fn record(&self, ts: u64, rows: &[(Arc<str>, Sample)]) {
         let Ok(mut mem) = self.mem.lock() else { return };
         let mem = &mut *mem;
+        let ticks_key = mem.ticks_key.clone();
         for (i, tier) in [TIER_1M, TIER_15M].iter().enumerate() {
             let bucket = ts - ts % tier.step;
             if mem.last_ts.is_some_and(|l| l - l % tier.step != bucket) {
                 let acc = std::mem::take(&mut mem.acc[i]);
+                // Ticks of the bucket being closed: the tick series' sample count.
+                let ticks = acc.get(&ticks_key).map_or(0, Acc::count);
                 for (key, a) in acc {
                     if a.bucket < bucket
-                        && let Some(s) = a.get()
+                        && let Some(s) = a.get_over(ticks)
                     {
                         mem.pending.entry((i + 1, key)).or_default().insert(a.bucket, s);
                     } else if a.bucket >= bucket {
@@ -233,7 +264,8 @@ impl Store {
                 }
             }
         }
-        for (key, s) in rows {
+        let tick = (ticks_key, Sample::default());
+        for (key, s) in rows.iter().filter(|(_, s)| !s.is_quiet()).chain(std::iter::once(&tick)) {
             mem.pending.entry((0, key.clone())).or_default().insert(ts, *s);
             for (i, tier) in [TIER_1M, TIER_15M].iter().enumerate() {
                 let bucket = ts - ts % tier.step;
@@ -250,6 +282,16 @@ impl Store {
             }
         }
         mem.last_ts = Some(mem.last_ts.map_or(ts, |l| l.max(ts)));
+    }
+
+    /// Sets the series a query answers zero points for on quiet ticks even when they have no
+    /// point in the range (lqosd: the circuits and nodes of the applied plan). Others (a
+    /// removed circuit, a mistyped id) answer only the points they have.
+    pub fn set_known(&self, keys: impl IntoIterator<Item = Arc<str>>) {
+        let known: FastSet<Arc<str>> = keys.into_iter().collect();
+        if let Ok(mut k) = self.known.write() {
+            *k = known;
+        }
     }
 
     /// Writes every pending point in one transaction (read-modify-write of each touched
@@ -407,7 +449,9 @@ impl Store {
     }
 
     /// The points of `kind`/`id` in the `range` ending at unix time `now`, oldest first, from
-    /// the range's tier: what is on disk plus what is still in memory.
+    /// the range's tier: what is on disk plus what is still in memory. A tick on which the
+    /// series was quiet answers a zero point when the series has points in the range or is
+    /// known ([`Store::set_known`]); a time lqosd was not recording answers no point.
     pub fn query(
         &self,
         kind: HistoryKind,
@@ -416,14 +460,32 @@ impl Store {
         now: u64,
     ) -> Result<Vec<HistoryPoint>, HistoryError> {
         let tier = tier_for(range);
-        let tier_i = TIERS.iter().position(|t| *t == tier).unwrap_or(0);
         let from = now.saturating_sub(range.secs());
         let key = series_key(kind, id);
+        let mut out = self.points(tier, &key, from, now)?;
+        let known = self.known.read().is_ok_and(|k| k.contains(key.as_str()));
+        if !out.is_empty() || known {
+            for t in self.points(tier, TICKS_KEY, from, now)?.into_keys() {
+                out.entry(t).or_default();
+            }
+        }
+        Ok(out.into_iter().map(|(t, s)| s.point(t)).collect())
+    }
+
+    /// The stored points of series `key` in `tier` within `from..=now`, memory and disk.
+    fn points(
+        &self,
+        tier: Tier,
+        key: &str,
+        from: u64,
+        now: u64,
+    ) -> Result<BTreeMap<u64, Sample>, HistoryError> {
+        let tier_i = TIERS.iter().position(|t| *t == tier).unwrap_or(0);
         let mut out: BTreeMap<u64, Sample> = BTreeMap::new();
         // Memory first, then disk: a flush in between shows the points in both (deduplicated
         // by time), never in neither.
         if let Ok(m) = self.mem.lock() {
-            let k: Arc<str> = Arc::from(key.as_str());
+            let k: Arc<str> = Arc::from(key);
             if let Some(p) = m.pending.get(&(tier_i, k)) {
                 out.extend(p.range(from..=now).map(|(t, s)| (*t, *s)));
             }
@@ -435,7 +497,7 @@ impl Store {
         let mut start = from - from % tier.span;
         while start <= now {
             if let Some(block) =
-                table.get((start, key.as_str())).map_err(|e| db_err(path, "read block", e))?
+                table.get((start, key)).map_err(|e| db_err(path, "read block", e))?
             {
                 decode_block(start, block.value(), |t, s| {
                     if (from..=now).contains(&t) {
@@ -448,7 +510,7 @@ impl Store {
                 break;
             }
         }
-        Ok(out.into_iter().map(|(t, s)| s.point(t)).collect())
+        Ok(out)
     }
 }
 
@@ -551,7 +613,7 @@ impl WindowSummary {
 
 impl Store {
     /// Every series' points of `tier` in `from..=now` summed up, by series key (`c:<id>`,
-    /// `n:<name>`): one range scan of the tier's table over the blocks that overlap the window
+    /// `n:<name>`; quiet ticks add nothing and are not counted in `points`): one range scan of the tier's table over the blocks that overlap the window
     /// (blocks are keyed by time first), plus the points still in memory. This is what a
     /// worst-first ranking over a long window reads; its cost grows with the series stored
     /// and the points per series in the window, not with the number of queries a caller makes
@@ -606,7 +668,7 @@ impl Store {
                 }
             });
         }
-        out.retain(|_, s| s.points > 0);
+        out.retain(|k, s| s.points > 0 && k != TICKS_KEY);
         Ok(out)
     }
 }

@@ -276,3 +276,46 @@ fn imported_points_answer_their_ranges_and_merge_with_recorded_ones() {
     let err = s.import(30, &[(key("c1"), vec![(T0, sample(1))])]).expect_err("no 30 s tier");
     assert!(err.to_string().contains("no tier has a step of 30 s"), "{err}");
 }
+
+#[test]
+fn quiet_ticks_store_nothing_answer_zeros_and_count_in_the_coarse_means() {
+    let (_d, s) = store();
+    let (busy, idle, gone) = (key("busy"), key("idle"), key("gone"));
+    s.set_known([busy.clone(), idle.clone()]);
+    let quiet = Sample::default();
+    // Minute 0: `busy` moves 6 Mbit/s for its first 10 s, then nothing; `idle` and `gone`
+    // never move. Minute 1: lqosd is down for its first 30 s, then everything is quiet.
+    for i in (0..60).chain(90..120) {
+        let b = if i < 10 {
+            Sample { down_bps: 6_000_000, tcp_packets: [50, 5], ..Sample::default() }
+        } else {
+            quiet
+        };
+        s.record(T0 + i, &[(busy.clone(), b), (idle.clone(), quiet), (gone.clone(), quiet)]);
+    }
+    s.flush().expect("flush");
+    let now = T0 + 119;
+    let q = |id: &str, r| s.query(HistoryKind::Circuit, id, r, now).expect("query");
+    let ten = q("busy", HistoryRange::Minutes10);
+    assert_eq!(ten.len(), 90, "a point per recorded tick, none while lqosd was down");
+    assert!(ten.iter().all(|p| !(T0 + 60..T0 + 90).contains(&p.t)), "no points in the gap");
+    assert_eq!(ten.iter().filter(|p| p.down_bps > 0).count(), 10);
+    assert!(ten[10..].iter().all(|p| p.down_bps == 0 && p.rtt_access_ms.is_none()));
+    assert_eq!(q("idle", HistoryRange::Minutes10).len(), 90, "known: zeros, not a gap");
+    assert!(q("gone", HistoryRange::Minutes10).is_empty(), "unknown and quiet: nothing");
+    // The minute's mean is over its 60 ticks, not over the 10 busy ones.
+    let hour = q("busy", HistoryRange::Hour1);
+    assert_eq!(hour.len(), 1, "minute 1 is still open");
+    assert_eq!(hour[0].down_bps, 1_000_000);
+    assert_eq!(hour[0].tcp_packets.down, 500);
+    assert_eq!(q("idle", HistoryRange::Hour1).len(), 1);
+    assert_eq!(q("idle", HistoryRange::Hour1)[0].down_bps, 0);
+    // Quiet series cost no block on disk and are not in summaries; the ticks are neither.
+    let sum = s.summarize(crate::store::TIER_1S, T0, now).expect("summarize");
+    assert_eq!(sum.keys().collect::<Vec<_>>(), vec!["c:busy"]);
+    assert_eq!(sum["c:busy"].points, 10);
+    // Once a series leaves the known set, its quiet ticks are no longer answered.
+    s.set_known([busy.clone()]);
+    assert!(q("idle", HistoryRange::Minutes10).is_empty());
+    assert_eq!(q("busy", HistoryRange::Minutes10).len(), 90, "has points: still filled");
+}

@@ -98,6 +98,8 @@ impl HistoryFeed {
                     .map(|n| Arc::from(series_key(HistoryKind::Node, &n.name).as_str())),
             )
             .collect();
+        // The plan's series answer zero points for their quiet ticks (which are not stored).
+        self.history.store().set_known(self.keys.iter().cloned());
         // New positions: the first tick gives no delta (previous = current).
         self.prev.clear();
     }
@@ -129,24 +131,25 @@ impl HistoryFeed {
         for (i, r) in self.rows.iter().enumerate() {
             let (Some(key), Some(prev)) = (self.keys.get(i), self.prev.get_mut(i)) else { break };
             let (access, upstream) = rtt(&r.rtt);
-            batch.rows.push((
-                key.clone(),
-                Sample {
-                    down_bps: r.bps[0],
-                    up_bps: r.bps[1],
-                    rtt_access: access,
-                    rtt_upstream: upstream,
-                    retransmits: [
-                        delta(r.retransmits[0], prev.0[0]),
-                        delta(r.retransmits[1], prev.0[1]),
-                    ],
-                    drops: delta(r.drops, prev.1),
-                    tcp_packets: [
-                        delta(r.tcp_packets[0], prev.2[0]),
-                        delta(r.tcp_packets[1], prev.2[1]),
-                    ],
-                },
-            ));
+            let sample = Sample {
+                down_bps: r.bps[0],
+                up_bps: r.bps[1],
+                rtt_access: access,
+                rtt_upstream: upstream,
+                retransmits: [
+                    delta(r.retransmits[0], prev.0[0]),
+                    delta(r.retransmits[1], prev.0[1]),
+                ],
+                drops: delta(r.drops, prev.1),
+                tcp_packets: [
+                    delta(r.tcp_packets[0], prev.2[0]),
+                    delta(r.tcp_packets[1], prev.2[1]),
+                ],
+            };
+            // Quiet rows are not stored (the store answers zeros for them): not even sent.
+            if !sample.is_quiet() {
+                batch.rows.push((key.clone(), sample));
+            }
             *prev = (r.retransmits, r.drops, r.tcp_packets);
         }
         let base = self.rows.len();
@@ -159,18 +162,18 @@ impl HistoryFeed {
             let (access, upstream) = rtt(&q.rtt_ms_10s);
             let retx = [q.retransmits.down, q.retransmits.up];
             let tcp = [q.tcp_packets.down, q.tcp_packets.up];
-            batch.rows.push((
-                key.clone(),
-                Sample {
-                    down_bps: n.download_bps,
-                    up_bps: n.upload_bps,
-                    rtt_access: access,
-                    rtt_upstream: upstream,
-                    retransmits: [delta(retx[0], prev.0[0]), delta(retx[1], prev.0[1])],
-                    drops: delta(n.drops, prev.1),
-                    tcp_packets: [delta(tcp[0], prev.2[0]), delta(tcp[1], prev.2[1])],
-                },
-            ));
+            let sample = Sample {
+                down_bps: n.download_bps,
+                up_bps: n.upload_bps,
+                rtt_access: access,
+                rtt_upstream: upstream,
+                retransmits: [delta(retx[0], prev.0[0]), delta(retx[1], prev.0[1])],
+                drops: delta(n.drops, prev.1),
+                tcp_packets: [delta(tcp[0], prev.2[0]), delta(tcp[1], prev.2[1])],
+            };
+            if !sample.is_quiet() {
+                batch.rows.push((key.clone(), sample));
+            }
             *prev = (retx, n.drops, tcp);
         }
         self.history.offer(batch)
