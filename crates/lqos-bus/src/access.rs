@@ -10,7 +10,8 @@
 //!
 //! `Read` covers every command that only looks (status, statistics, mappings, validation and
 //! dry runs, which read the input files but change nothing). `Admin` covers everything that
-//! changes the kernel or what lqosd reports about others (Reload, ClearTree, SchedulerReport).
+//! changes the kernel, lqos.conf or what lqosd reports about others (Reload, ClearTree,
+//! SchedulerReport, EditConfig).
 //! The match below has no wildcard on purpose: a new command does not compile until someone
 //! decides its level.
 
@@ -56,9 +57,10 @@ impl Command {
             | Command::QoeDistribution
             | Command::UnknownAddresses { .. }
             | Command::CircuitQueue { .. } => Access::Read,
-            Command::Reload { .. } | Command::ClearTree | Command::SchedulerReport(_) => {
-                Access::Admin
-            }
+            Command::Reload { .. }
+            | Command::ClearTree
+            | Command::SchedulerReport(_)
+            | Command::EditConfig { .. } => Access::Admin,
         }
     }
 
@@ -83,6 +85,7 @@ mod tests {
             Command::Reload { mode: ReloadMode::Full },
             Command::ClearTree,
             Command::SchedulerReport(SchedulerState::default()),
+            Command::EditConfig { settings: vec![("node_name".into(), "x".into())] },
         ] {
             assert_eq!(c.required_access(), Access::Admin, "{c:?}");
         }

@@ -94,6 +94,15 @@ pub enum Command {
         /// Circuit ID.
         circuit: String,
     },
+    /// Set common settings of lqos.conf (`lqos_config::COMMON_SETTINGS`: name, value as text)
+    /// and write the file; only those values change. Sent by lqos_web when its sandbox or the
+    /// file's owner keep it from writing the file itself. Answered with `ConfigSaved`, or
+    /// `InvalidInput` (one diagnostic per refused setting, `field` = its name) with nothing
+    /// written.
+    EditConfig {
+        /// (setting, value).
+        settings: Vec<(String, String)>,
+    },
 }
 
 /// Most entries one `Worst` answer carries.
@@ -778,6 +787,8 @@ pub enum Response {
     Unknown(Box<UnknownList>),
     /// Answer to CircuitQueue.
     Queue(Box<crate::CircuitQueue>),
+    /// Answer to EditConfig: written; the new file's warnings.
+    ConfigSaved(Vec<Diagnostic>),
     /// The command failed.
     Error(CommandError),
 }

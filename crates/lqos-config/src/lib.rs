@@ -49,13 +49,14 @@ pub mod migrate;
 pub mod model;
 pub mod network;
 mod pos;
+pub mod settings;
 pub mod shaped;
 pub mod sqm;
 pub mod validate;
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,6 +69,9 @@ pub use error::ConfigError;
 pub use lock::{INPUTS_LOCK_FILE, InputsLock, lock_inputs};
 pub use model::*;
 pub use network::{MAX_SITE_DEPTH, network_to_string, parse_network_str};
+pub use settings::{
+    COMMON_SETTINGS, SettingError, SettingKind, SettingsEditError, edit_common_settings,
+};
 pub use shaped::{
     CSV_HEADER, Col as ShapedColumn, MIN_RATE_KBIT, ShapedDevices, header_column,
     parse_shaped_devices, parse_shaped_devices_str, shaped_devices_to_string,
@@ -240,7 +244,9 @@ pub const NEW_FILE_MODE: u32 = 0o644;
 /// rename over `path`, then fsync of the directory. Readers see the old or the new file,
 /// never a partial one. The new file keeps the permission bits (the `0o777` part of the
 /// mode) of the file it replaces, so an lqos.conf at 0600 stays 0600; a new file gets
-/// [`NEW_FILE_MODE`]. Owner and group are those of the writing process.
+/// [`NEW_FILE_MODE`]. Owner and group are those of the file it replaces when the process may
+/// set them (root: an lqos.conf at root:lqos 0640 stays readable by group lqos), else those of
+/// the writing process.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
     let werr = |source: io::Error| ConfigError::Write { path: path.to_path_buf(), source };
     let dir = match path.parent() {
@@ -254,9 +260,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{}.tmp.{}.{seq}", name.to_string_lossy(), std::process::id()));
-    let mode = match fs::metadata(path) {
-        Ok(m) => m.permissions().mode() & 0o777,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => NEW_FILE_MODE,
+    let (mode, owner) = match fs::metadata(path) {
+        Ok(m) => (m.permissions().mode() & 0o777, Some((m.uid(), m.gid()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (NEW_FILE_MODE, None),
         Err(e) => return Err(werr(e)),
     };
     let result = (|| {
@@ -264,6 +270,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
         // final mode is set before the rename.
         let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(contents)?;
+        if let Some((uid, gid)) = owner {
+            // Best effort: only root may give a file away; others keep their own.
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+        }
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         drop(f);
@@ -278,6 +288,43 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(werr)
+}
+
+/// Writes `contents` to the existing file `path`: atomically ([`write_atomic`]) when its
+/// directory takes a temporary file and a rename, else (a read-only directory with the file
+/// itself writable, as `/etc/lqos.conf` is for lqosd under its systemd sandbox, where the unit
+/// binds just that file writable) by rewriting the file in place: truncate, write, fsync. A
+/// reader may then see a partial file for the moment of the write; lqosd and the tools refuse a
+/// config that does not parse and keep what they applied. Owner and mode stay the file's.
+pub fn write_replacing(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
+    let err = match write_atomic(path, contents) {
+        Ok(()) => return Ok(()),
+        Err(ConfigError::Write { source, .. }) => source,
+        Err(e) => return Err(e),
+    };
+    let dir_refused = matches!(
+        err.kind(),
+        io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::ResourceBusy
+            | io::ErrorKind::CrossesDevices
+    );
+    if !dir_refused {
+        return Err(ConfigError::Write { path: path.to_path_buf(), source: err });
+    }
+    let werr = |source: io::Error| ConfigError::Write { path: path.to_path_buf(), source };
+    // Only an existing file is rewritten (never created here), and not through a symlink
+    // swapped in meanwhile.
+    let mut f =
+        fs::OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(
+            |e| {
+                // Report the first refusal (why the atomic way failed) beside this one.
+                werr(io::Error::new(e.kind(), format!("{e}; atomic replace failed too: {err}")))
+            },
+        )?;
+    f.set_len(0).map_err(werr)?;
+    f.write_all(contents).map_err(werr)?;
+    f.sync_all().map_err(werr)
 }
 
 /// Writes network.json atomically (see [`network_to_string`]).

@@ -333,6 +333,9 @@ impl DemoBackend {
             Command::Validate => Response::Validation(Vec::new()),
             Command::ListMappings => Response::Mappings(Vec::new()),
             Command::ClearTree | Command::SchedulerReport(_) => Response::Ack,
+            Command::EditConfig { .. } => Response::Error(lqos_bus::CommandError::Unavailable {
+                message: "the demo has no lqosd to write lqos.conf".into(),
+            }),
             Command::Worst { kind, by, window, limit } => {
                 let live = self.live();
                 let nodes = self.node_stats(&live);

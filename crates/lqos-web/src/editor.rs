@@ -24,9 +24,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use lqos_bus::ReloadReport;
 use lqos_config::{
-    CSV_HEADER, Circuit, ConfEdit, ConfValue, Config, Diagnostic, EditError, Network,
-    edit_config_str, format_sqm_override, parse_config_str, parse_network_str,
-    validate_inputs_with_rejected,
+    CSV_HEADER, Circuit, Config, Diagnostic, Network, SettingsEditError, format_sqm_override,
+    parse_config_str, parse_network_str, validate_inputs_with_rejected,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
@@ -758,29 +757,6 @@ pub(crate) fn masked(config: &Config) -> serde_json::Value {
     serde_json::to_value(&c).unwrap_or(serde_json::Value::Null)
 }
 
-/// The settings the GUI edits: (form key, TOML table or "" for top level, TOML key, kind).
-const COMMON: [(&str, &str, &str, Kind); 7] = [
-    ("node_name", "", "node_name", Kind::Text),
-    ("downlink_bandwidth_mbps", "queues", "downlink_bandwidth_mbps", Kind::Number),
-    ("uplink_bandwidth_mbps", "queues", "uplink_bandwidth_mbps", Kind::Number),
-    ("generated_pn_download_mbps", "queues", "generated_pn_download_mbps", Kind::Number),
-    ("generated_pn_upload_mbps", "queues", "generated_pn_upload_mbps", Kind::Number),
-    ("default_sqm", "queues", "default_sqm", Kind::Text),
-    (
-        "queue_refresh_interval_mins",
-        "integration_common",
-        "queue_refresh_interval_mins",
-        Kind::Integer,
-    ),
-];
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Text,
-    Number,
-    Integer,
-}
-
 fn common_of(config: &Config) -> serde_json::Value {
     serde_json::json!({
         "node_name": config.node_name,
@@ -843,89 +819,55 @@ pub(crate) async fn config_update(
     let _guard = state.editor_lock().lock().await;
     let text =
         read_optional(&path)?.ok_or(ApiError::NotFound { what: path.display().to_string() })?;
-    let mut edits = Vec::new();
+    let mut settings = Vec::with_capacity(body.len());
     let mut errors = Vec::new();
     for (key, value) in &body {
-        let Some((_, section, toml_key, kind)) = COMMON.iter().find(|(k, ..)| k == key) else {
-            errors.push(FieldError::new(key.clone(), "not an editable setting"));
-            continue;
-        };
-        let raw = match value {
-            serde_json::Value::String(s) => s.trim().to_owned(),
-            serde_json::Value::Number(n) => n.to_string(),
-            _ => {
-                errors.push(FieldError::new(key.clone(), "must be a string or a number"));
-                continue;
-            }
-        };
-        let v = match kind {
-            Kind::Text => ConfValue::Text(raw),
-            Kind::Integer => match raw.parse::<i64>() {
-                Ok(n) if n >= 0 => ConfValue::Integer(n),
-                _ => {
-                    errors.push(FieldError::new(
-                        key.clone(),
-                        format!("{raw:?} is not a whole number"),
-                    ));
-                    continue;
-                }
-            },
-            Kind::Number => match raw.parse::<f64>() {
-                Ok(n) if n.is_finite() && n >= 0.0 => {
-                    if n.fract() == 0.0 && n < 9.0e15 {
-                        ConfValue::Integer(n as i64)
-                    } else {
-                        ConfValue::Float(n)
-                    }
-                }
-                _ => {
-                    errors.push(FieldError::new(key.clone(), format!("{raw:?} is not a number")));
-                    continue;
-                }
-            },
-        };
-        edits.push((key.clone(), ConfEdit::new(section, toml_key, v)));
+        match value {
+            serde_json::Value::String(s) => settings.push((key.clone(), s.clone())),
+            serde_json::Value::Number(n) => settings.push((key.clone(), n.to_string())),
+            _ => errors.push(FieldError::new(key.clone(), "must be a string or a number")),
+        }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors, diagnostics: vec![] });
     }
     // Only the edited values change; comments, key order and unknown sections stay as written.
-    let plain: Vec<ConfEdit> = edits.iter().map(|(_, e)| e.clone()).collect();
-    let new_text = edit_config_str(&text, &plain).map_err(|e| match e {
-        EditError::Syntax { source } => {
-            ApiError::Conflict { message: format!("lqos.conf does not parse: {source}") }
-        }
-        EditError::NotATable { ref table, ref key }
-        | EditError::NotAValue { ref table, ref key } => {
-            let form_key = edits
-                .iter()
-                .find(|(_, ed)| &ed.table == table && &ed.key == key)
-                .map_or_else(|| key.clone(), |(k, _)| k.clone());
-            ApiError::Validation {
-                errors: vec![FieldError::new(form_key, e.to_string())],
-                diagnostics: vec![],
+    let (new_text, diagnostics) = lqos_config::edit_common_settings(&text, &path, &settings)
+        .map_err(|e| match e {
+            SettingsEditError::Fields { errors, diagnostics } => ApiError::Validation {
+                errors: errors.into_iter().map(|e| FieldError::new(e.setting, e.message)).collect(),
+                diagnostics,
+            },
+            e @ SettingsEditError::Syntax { .. } => ApiError::Conflict { message: e.to_string() },
+        })?;
+    let diagnostics = match lqos_config::write_atomic(&path, new_text.as_bytes()) {
+        Ok(()) => diagnostics,
+        // The web server may not write lqos.conf (root:lqos 0640, and /etc read-only in its
+        // sandbox): lqosd, which may, sets the same values, checked again against the file.
+        Err(lqos_config::ConfigError::Write { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            tracing::debug!(error = %source, "lqos.conf not writable here; asking lqosd to write it");
+            match state.backend().request(lqos_bus::Command::EditConfig { settings }).await {
+                lqos_bus::Response::ConfigSaved(d) => d,
+                lqos_bus::Response::Error(lqos_bus::CommandError::InvalidInput { diagnostics }) => {
+                    let errors = diagnostics
+                        .iter()
+                        .filter(|d| d.is_error())
+                        .map(|d| {
+                            FieldError::new(d.field.clone().unwrap_or_default(), d.message.clone())
+                        })
+                        .collect();
+                    return Err(ApiError::Validation { errors, diagnostics });
+                }
+                other => return Err(ApiError::from_response(other)),
             }
         }
-    })?;
-    let (parsed, diagnostics) = parse_config_str(&new_text, &path);
-    let errs: Vec<FieldError> = diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| {
-            let f = d.field.clone().unwrap_or_default();
-            let key = COMMON
-                .iter()
-                .find(|(_, _, k, _)| f.ends_with(k))
-                .map(|(k, ..)| k.to_string())
-                .unwrap_or(f);
-            FieldError::new(key, d.message.clone())
-        })
-        .collect();
-    if parsed.is_none() || !errs.is_empty() {
-        return Err(ApiError::Validation { errors: errs, diagnostics });
-    }
-    lqos_config::write_atomic(&path, new_text.as_bytes())
-        .map_err(|e| ApiError::Internal { message: e.to_string() })?;
+        Err(e) => return Err(ApiError::Internal { message: e.to_string() }),
+    };
     tracing::info!(user = %who.username, "lqos.conf common settings edited");
     Ok(Json(serde_json::json!({ "saved": true, "diagnostics": diagnostics })))
 }

@@ -257,6 +257,7 @@ impl<K: Kernel> Service<K> {
                     .unwrap_or(0);
                 self.queues.answer(kernel, plan, &circuit, Instant::now(), now_ms)
             }
+            Command::EditConfig { settings } => self.edit_config(&settings),
             Command::SchedulerReport(state) => {
                 if self.scheduler.as_ref().map(|s| (&s.phase, &s.last_error))
                     != Some((&state.phase, &state.last_error))
@@ -266,6 +267,47 @@ impl<K: Kernel> Service<K> {
                 self.scheduler = Some(state);
                 Response::Ack
             }
+        }
+    }
+
+    /// Sets common settings of lqos.conf for lqos_web (see `Command::EditConfig`): the file
+    /// on disk, edited and validated, written in place when its directory is read-only to
+    /// lqosd (the unit binds just `/etc/lqos.conf` writable). The running configuration is not
+    /// changed here: the next Reload re-reads the file, as after an edit by hand.
+    fn edit_config(&mut self, settings: &[(String, String)]) -> Response {
+        let path = self.config_path.clone();
+        let label = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                return Response::Error(CommandError::Internal {
+                    message: format!("read {label}: {e}"),
+                });
+            }
+        };
+        let (new_text, warnings) = match lqos_config::edit_common_settings(&text, &path, settings) {
+            Ok(done) => done,
+            Err(lqos_config::SettingsEditError::Fields { errors, diagnostics }) => {
+                let mut d: Vec<lqos_config::Diagnostic> = errors
+                    .into_iter()
+                    .map(|e| lqos_config::Diagnostic::error(&label, e.message).field(e.setting))
+                    .collect();
+                d.extend(diagnostics.into_iter().filter(|x| x.is_error()));
+                return Response::Error(CommandError::InvalidInput { diagnostics: d });
+            }
+            Err(e) => {
+                return Response::Error(CommandError::InvalidInput {
+                    diagnostics: vec![lqos_config::Diagnostic::error(&label, e.to_string())],
+                });
+            }
+        };
+        match lqos_config::write_replacing(&path, new_text.as_bytes()) {
+            Ok(()) => {
+                let names: Vec<&str> = settings.iter().map(|(k, _)| k.as_str()).collect();
+                tracing::info!(file = %label, settings = ?names, "lqos.conf common settings written on request");
+                Response::ConfigSaved(warnings)
+            }
+            Err(e) => Response::Error(CommandError::Internal { message: error_chain(&e) }),
         }
     }
 
@@ -428,6 +470,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::QoeDistribution => "qoe-distribution",
         Command::UnknownAddresses { .. } => "unknown-addresses",
         Command::CircuitQueue { .. } => "circuit-queue",
+        Command::EditConfig { .. } => "edit-config",
     }
 }
 
@@ -483,6 +526,51 @@ mod tests {
         // The test config does not exist on disk; reload uses the in-memory one.
         s.config_path = dir.path().join("missing.conf");
         (dir, s)
+    }
+
+    #[test]
+    fn edit_config_writes_only_common_settings_and_refuses_the_rest_with_nothing_written() {
+        let (dir, mut s) = service(TWO);
+        let conf = dir.path().join("lqos.conf");
+        let text = format!(
+            "# operator's comment\nnode_name = \"edge\"\nlqos_directory = \"{}\"\n[queues]\ndownlink_bandwidth_mbps = 1000\nuplink_bandwidth_mbps = 1000\n[bridge]\nuse_xdp_bridge = false\nto_internet = \"eth0\"\nto_network = \"eth1\"\n",
+            dir.path().display()
+        );
+        std::fs::write(&conf, &text).expect("write");
+        s.config_path = conf.clone();
+        let set = |pairs: &[(&str, &str)]| Command::EditConfig {
+            settings: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        let r = s.handle(set(&[("downlink_bandwidth_mbps", "2500"), ("node_name", "edge-2")]));
+        assert!(matches!(r, Response::ConfigSaved(_)), "{r:?}");
+        let now = std::fs::read_to_string(&conf).expect("read");
+        assert!(now.starts_with("# operator's comment\n"), "{now}");
+        assert!(now.contains("downlink_bandwidth_mbps = 2500") && now.contains("\"edge-2\""));
+        // Interfaces, unknown settings and bad values: refused by name, file untouched.
+        for bad in [
+            set(&[("to_internet", "eth9")]),
+            set(&[("node_name", "ok"), ("uplink_bandwidth_mbps", "fast")]),
+            set(&[("default_sqm", "bogus")]),
+        ] {
+            let Response::Error(CommandError::InvalidInput { diagnostics }) = s.handle(bad.clone())
+            else {
+                panic!("{bad:?} not refused")
+            };
+            assert!(diagnostics.iter().any(|d| d.field.is_some()), "{diagnostics:?}");
+            assert_eq!(std::fs::read_to_string(&conf).expect("read"), now, "{bad:?} wrote");
+        }
+        assert_eq!(
+            set(&[]).required_access(),
+            lqos_bus::Access::Admin,
+            "only admins may edit the config"
+        );
+        // A missing file is reported, not created.
+        s.config_path = dir.path().join("none.conf");
+        assert!(matches!(
+            s.handle(set(&[("node_name", "x")])),
+            Response::Error(CommandError::Internal { .. })
+        ));
+        assert!(!dir.path().join("none.conf").exists());
     }
 
     #[test]

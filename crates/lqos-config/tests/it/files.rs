@@ -520,3 +520,79 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+#[expect(clippy::print_stderr, reason = "says why the root-only test was skipped")]
+fn write_atomic_keeps_the_owner_of_the_replaced_file_when_root() {
+    use std::os::unix::fs::MetadataExt;
+    if !is_root() {
+        eprintln!("skipped: only root may give a file away");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("lqos.conf");
+    fs::write(&conf, "old").unwrap();
+    // root:lqos 0640 as the package installs it (uid/gid need not exist).
+    std::os::unix::fs::chown(&conf, Some(0), Some(4242)).unwrap();
+    write_atomic(&conf, b"new").unwrap();
+    let m = fs::metadata(&conf).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 4242), "group kept, so group members can still read it");
+    assert_eq!(fs::read_to_string(&conf).unwrap(), "new");
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.to_owned()))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// The directory refuses new entries (immutable, as a read-only /etc under a systemd sandbox
+/// does) while the file itself stays writable: the file is rewritten in place.
+#[test]
+#[expect(clippy::print_stderr, reason = "says why the root-only part was skipped")]
+fn write_replacing_rewrites_in_place_when_the_directory_refuses_a_temp_file() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("lqos.conf");
+    fs::write(&conf, "old contents, longer than the new ones").unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o640)).unwrap();
+    // Without the fallback: a missing file is not created in place.
+    let missing = dir.path().join("missing/x.conf");
+    assert!(lqos_config::write_replacing(&missing, b"x").is_err());
+    let chattr = |flag: &str| {
+        Command::new("chattr").arg(flag).arg(dir.path()).status().is_ok_and(|s| s.success())
+    };
+    if !is_root() || !chattr("+i") {
+        eprintln!("skipped: needs root and chattr on this filesystem");
+        return;
+    }
+    struct Mutable<'a>(&'a Path);
+    impl Drop for Mutable<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+        }
+    }
+    let _undo = Mutable(dir.path());
+    let atomic = write_atomic(&conf, b"atomic");
+    assert!(atomic.is_err(), "the immutable directory must refuse the temporary file");
+    lqos_config::write_replacing(&conf, b"new").unwrap();
+    assert_eq!(fs::read_to_string(&conf).unwrap(), "new", "truncated, not just overwritten");
+    assert_eq!(fs::metadata(&conf).unwrap().permissions().mode() & 0o777, 0o640);
+    // A file that is not there cannot be rewritten in place either: the error names both.
+    let gone = dir.path().join("nothere.conf");
+    let err = lqos_config::write_replacing(&gone, b"x").unwrap_err();
+    let ConfigError::Write { source, .. } = &err else { panic!("{err:?}") };
+    assert!(source.to_string().contains("atomic replace failed too"), "{source}");
+    // A symlink is not followed by the in-place rewrite.
+    drop(_undo);
+    let target = dir.path().join("target");
+    fs::write(&target, "target").unwrap();
+    let link = dir.path().join("link.conf");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert!(chattr("+i"));
+    let _undo = Mutable(dir.path());
+    assert!(lqos_config::write_replacing(&link, b"evil").is_err());
+    assert_eq!(fs::read_to_string(&target).unwrap(), "target");
+}

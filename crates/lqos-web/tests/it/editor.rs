@@ -282,3 +282,98 @@ fn fuzz_editor_json_bodies() {
         panic!("{e}");
     }
 }
+
+/// Plays lqosd for `EditConfig` (as lqosd's handler does: the shared edit, then a write that
+/// falls back to rewriting in place) and counts the requests; the rest goes to the demo.
+struct ConfigWriter {
+    path: std::path::PathBuf,
+    demo: DemoBackend,
+    edits: std::sync::Mutex<Vec<Vec<(String, String)>>>,
+}
+
+impl lqos_web::Backend for ConfigWriter {
+    fn request(&self, cmd: Command) -> lqos_web::BoxFuture<'_, Response> {
+        let Command::EditConfig { settings } = cmd else { return self.demo.request(cmd) };
+        if let Ok(mut e) = self.edits.lock() {
+            e.push(settings.clone());
+        }
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let answer = match lqos_config::edit_common_settings(&text, &self.path, &settings) {
+            Ok((new, warnings)) => match lqos_config::write_replacing(&self.path, new.as_bytes()) {
+                Ok(()) => Response::ConfigSaved(warnings),
+                Err(e) => Response::Error(CommandError::Internal { message: e.to_string() }),
+            },
+            Err(lqos_config::SettingsEditError::Fields { errors, .. }) => {
+                Response::Error(CommandError::InvalidInput {
+                    diagnostics: errors
+                        .into_iter()
+                        .map(|e| {
+                            lqos_config::Diagnostic::error("lqos.conf", e.message).field(e.setting)
+                        })
+                        .collect(),
+                })
+            }
+            Err(e) => Response::Error(CommandError::Internal { message: e.to_string() }),
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+/// Before: under the packaged unit the web server (user lqos, /etc read-only in its sandbox)
+/// answered 500 "Read-only file system" to every settings save. Now it asks lqosd to write.
+#[tokio::test]
+async fn a_config_the_web_server_may_not_write_is_written_by_lqosd() {
+    use std::process::Command as Cmd;
+    let app = app_with(5, &[("admin", "admin-password", Role::Admin)], |_| {});
+    let etc = app.dir.path().join("etc");
+    std::fs::create_dir(&etc).expect("etc");
+    let path = etc.join("lqos.conf");
+    std::fs::write(&path, COMMENTED_CONF).expect("conf");
+    let writer = Arc::new(ConfigWriter {
+        path: path.clone(),
+        demo: DemoBackend::new(5, 3),
+        edits: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut opts = WebOptions::new(app.dir.path().to_path_buf());
+    opts.config_path = Some(path.clone());
+    let app = App {
+        state: WebState::new(writer.clone(), opts).expect("state"),
+        backend: app.backend,
+        dir: app.dir,
+    };
+    let c = login(&app, "admin", "admin-password").await;
+    let put = |body: Value| c.write("PUT", "/api/v1/config", &body);
+    // Writable: the web server writes it itself, lqosd is not asked.
+    let r = send(&app, put(json!({"downlink_bandwidth_mbps": 1500}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(writer.edits.lock().expect("lock").is_empty());
+    // /etc read-only (an immutable directory refuses the temporary file the same way).
+    if !Cmd::new("chattr").arg("+i").arg(&etc).status().is_ok_and(|s| s.success()) {
+        eprintln!("skipped the read-only half: chattr +i does not work here");
+        return;
+    }
+    struct Undo(std::path::PathBuf);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let _undo = Undo(etc.clone());
+    let r =
+        send(&app, put(json!({"downlink_bandwidth_mbps": "2500", "node_name": "north-2"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let text = std::fs::read_to_string(&path).expect("conf");
+    assert!(
+        text.contains("downlink_bandwidth_mbps = 2500 # keep in sync with the router"),
+        "{text}"
+    );
+    assert!(text.contains("node_name = \"north-2\"  # shown in the GUI"), "{text}");
+    assert!(text.contains("[custom_vendor_section]\nanswer = 42   # the answer"), "{text}");
+    assert_eq!(writer.edits.lock().expect("lock").len(), 1, "lqosd asked once");
+    // Refused values never reach lqosd (checked here first) and change nothing.
+    let r = send(&app, put(json!({"uplink_bandwidth_mbps": "fast"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["field"], "uplink_bandwidth_mbps");
+    assert_eq!(writer.edits.lock().expect("lock").len(), 1);
+    assert_eq!(std::fs::read_to_string(&path).expect("conf"), text);
+}
