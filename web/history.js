@@ -2,17 +2,12 @@
 // History charts for a circuit or node: window.lqosHistory(container, kind, id).
 // Throughput, RTT (access / upstream, p50 and p90) and retransmits per point, from
 // GET /api/v1/{circuits|nodes}/{id}/history?range=…; a range selector (buttons, keyboard
-// reachable) picks 10m … 90d. Gaps (no point stored) are drawn as gaps.
+// reachable) picks 10m … 90d. Gaps (lqosd was not recording) are drawn as gaps; a quiet
+// circuit's ticks are zero points.
 (function () {
   const RANGES = [["10m", "10 min"], ["1h", "1 h"], ["24h", "24 h"], ["7d", "7 days"], ["30d", "30 days"], ["90d", "90 days"]];
-  const el = window.lqosDom.el;
+  const { el, bps } = window.lqosDom;
   function css(n) { return getComputedStyle(document.documentElement).getPropertyValue(n).trim(); }
-  function bps(v) {
-    v = Number(v) || 0;
-    const u = [["Gbit/s", 1e9], ["Mbit/s", 1e6], ["kbit/s", 1e3]];
-    for (const [name, f] of u) if (v >= f) return (v / f).toFixed(v / f >= 100 ? 0 : 1) + " " + name;
-    return Math.round(v) + " bit/s";
-  }
   function ms(v) { return (Number(v) || 0).toFixed(v >= 100 ? 0 : 1) + " ms"; }
   function count(v) { return String(Math.round(Number(v) || 0)); }
   function legend(items) {
