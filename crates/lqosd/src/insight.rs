@@ -9,8 +9,9 @@
 //!   points) come from the history store in one range scan ([`lqos_history::Store::summarize`])
 //!   whose result is cached ([`HISTORY_CACHE_1H`], [`HISTORY_CACHE_24H`]; the scan of 10,000
 //!   circuits takes ~85 ms for 1 h and ~230 ms for 24 h, see `bench/history_bench.sh worst`;
-//!   a stale summary is answered while a background thread scans again, so the apply task
-//!   scans itself only on a first query): a point's p90 is its interval's, and a
+//!   a stale summary is answered while a background thread scans again, and a first query
+//!   waits for its scan at most [`FIRST_SCAN_WAIT`], then is told to ask again, so the apply
+//!   task never scans itself): a point's p90 is its interval's, and a
 //!   window's p90 is the mean over the points that had one. Nodes use their own stored series.
 //!   Entries with too few samples are left out ([`MIN_RTT_SAMPLES`], [`MIN_TCP_PACKETS`],
 //!   [`MIN_RTT_POINTS`], [`MIN_TCP_PACKETS_HISTORY`]); the answer states the bound it used.
@@ -58,6 +59,9 @@ pub const HISTORY_CACHE_24H: Duration = Duration::from_secs(300);
 /// A summary older than its lifetime but younger than this many lifetimes is answered while a
 /// background scan replaces it.
 pub const STALE_FACTOR: u32 = 4;
+/// How long a query with no usable summary waits for the scan before it is answered
+/// Unavailable ("ask again"): the apply task stalls at most this long for a history window.
+pub const FIRST_SCAN_WAIT: Duration = Duration::from_millis(1500);
 /// Upper edges of the distribution's buckets, ms (the last bucket is open).
 pub const DIST_EDGES_MS: [f64; 11] =
     [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
@@ -193,8 +197,8 @@ impl Insight {
 
     /// The summary of a history window: from the cache while it is fresh; a stale one (up to
     /// [`STALE_FACTOR`] times its lifetime) is answered at once while a background thread
-    /// scans again, so the apply task waits for a scan only when there is no usable summary
-    /// (the first query, or one after a long quiet time).
+    /// scans again; with no usable summary (the first query, or one after a long quiet time)
+    /// the apply task waits for the scan at most [`FIRST_SCAN_WAIT`].
     fn summary(
         &mut self,
         feed: &HistoryFeed,
@@ -214,10 +218,36 @@ impl Insight {
                 return Ok(answer);
             }
         }
-        let (unix, s) = scan(feed.history(), window)
-            .map_err(|e| CommandError::Internal { message: e.to_string() })?;
-        self.cache.insert(window, (now, unix, s.clone()));
-        Ok((unix, s))
+        // No usable summary: scan on a background thread and wait for it a moment. A scan
+        // that takes longer (a 24 h window over ~100k busy circuits takes seconds) does not
+        // hold up the apply task, its ticks and reloads: the asker is told to ask again.
+        self.refresh_in_background(feed, window);
+        let Some(rx) = self.refreshing.get(&window) else {
+            return Err(CommandError::Internal {
+                message: "cannot start a history scan thread".into(),
+            });
+        };
+        match rx.recv_timeout(FIRST_SCAN_WAIT) {
+            Ok(Ok((at, unix, s))) => {
+                self.refreshing.remove(&window);
+                self.cache.insert(window, (at, unix, s.clone()));
+                Ok((unix, s))
+            }
+            Ok(Err(message)) => {
+                self.refreshing.remove(&window);
+                Err(CommandError::Internal { message })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(CommandError::Unavailable {
+                message: format!(
+                    "the {} summary of the history store is still being computed; ask again in a few seconds",
+                    window.as_str()
+                ),
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                self.refreshing.remove(&window);
+                Err(CommandError::Internal { message: "history scan thread ended".into() })
+            }
+        }
     }
 
     /// Takes the result of a finished background scan of `window`, if any.
