@@ -241,6 +241,15 @@ impl Dataplane {
         loader.map_max_entries(maps::FLOWS, opts.max_flows);
         loader.map_max_entries(maps::CACHE, cache_total);
         loader.map_max_entries(maps::IP_MAP, opts.max_mappings);
+        let Some(pfx_buckets) = crate::pfx::buckets_for(opts.max_mappings) else {
+            return Err(BpfError::InvalidOption {
+                option: "max_mappings",
+                reason: "must be at most 2^31 (the prefix hash is a power of two of buckets)",
+            });
+        };
+        loader.map_max_entries(crate::pfx::PFX_HASH, pfx_buckets);
+        let pfx_mask = pfx_buckets - 1;
+        loader.override_global("lqos_pfx_mask", &pfx_mask, true);
         loader.override_global("lqos_cache_sets", &cache_sets, true);
         // Both are powers of two ≥ 2: the shift keeps the top log2(sets) bits of the hash.
         let cache_shift = 64 - cache_sets.trailing_zeros();
@@ -291,6 +300,8 @@ impl Dataplane {
             take_map(&mut ebpf, maps::IP_MAP)?,
             take_map(&mut ebpf, maps::CACHE)?,
             take_map(&mut ebpf, maps::EPOCH)?,
+            take_map(&mut ebpf, crate::pfx::PFX_HASH)?,
+            take_map(&mut ebpf, crate::pfx::PFX_LENS_MAP)?,
         )?;
         let mut cpu_map = CpuMap::new(take_map(&mut ebpf, maps::CPU_MAP)?);
         let if_config = InterfaceConfig::new(take_map(&mut ebpf, maps::IF_CONFIG)?)?;
@@ -313,6 +324,7 @@ impl Dataplane {
             max_flows = opts.max_flows,
             cache_entries_per_cpu = opts.cache_entries,
             cache_mib_per_cpu = u64::from(opts.cache_entries) * 32 / (1 << 20),
+            prefix_hash_mib = u64::from(pfx_buckets) * 64 / (1 << 20),
             recreated = recreated.len(),
             "eBPF data plane loaded"
         );

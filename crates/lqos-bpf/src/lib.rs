@@ -28,6 +28,7 @@ pub mod frames;
 mod kernel;
 mod layout;
 mod maps;
+mod pfx;
 mod stats;
 
 pub use dataplane::{
@@ -43,6 +44,7 @@ pub use maps::{
     CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, DataplaneSettings, InterfaceConfig, InterfaceRole, IpMap,
     IpMapping, MappingBatch, Settings, decode_addr, decode_net, encode_addr, encode_net,
 };
+pub use pfx::PrefixHashInfo;
 pub use stats::{
     DataplaneStats, Flow, FlowAger, FlowKey, FlowTable, RttHistogram, RttHistograms,
     SlotCounterMap, SlotCounters, StatsMap, UNKNOWN_ENTRIES, UnknownAddress, UnknownTable,
