@@ -478,7 +478,7 @@ impl MmapRegion {
 
     /// The 32-bit word at byte `off` (`None` if unaligned or out of range).
     pub fn u32_at(&self, off: usize) -> Option<&std::sync::atomic::AtomicU32> {
-        if off % 4 != 0 || off.checked_add(4)? > self.len {
+        if !off.is_multiple_of(4) || off.checked_add(4)? > self.len {
             return None;
         }
         // SAFETY: in bounds and 4-aligned (the mapping is page-aligned); the memory lives as long
@@ -488,7 +488,7 @@ impl MmapRegion {
 
     /// The 64-bit word at byte `off` (`None` if unaligned or out of range).
     pub fn u64_at(&self, off: usize) -> Option<&std::sync::atomic::AtomicU64> {
-        if off % 8 != 0 || off.checked_add(8)? > self.len {
+        if !off.is_multiple_of(8) || off.checked_add(8)? > self.len {
             return None;
         }
         // SAFETY: as in `u32_at`, 8-aligned.

@@ -148,6 +148,31 @@ pub struct TcTestResult {
     pub frame: Vec<u8>,
 }
 
+/// Runs the loaded XDP program through `BPF_PROG_TEST_RUN` (see
+/// [`Dataplane::ip_map_and_runner`]).
+#[derive(Clone, Copy)]
+pub struct XdpRunner<'a> {
+    ebpf: &'a Ebpf,
+}
+
+impl std::fmt::Debug for XdpRunner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpRunner").finish_non_exhaustive()
+    }
+}
+
+impl XdpRunner<'_> {
+    /// Same as [`Dataplane::test_run_xdp`].
+    pub fn test_run_xdp(
+        &self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<XdpTestResult, BpfError> {
+        run_xdp(self.ebpf, PROG_XDP, frame, ingress_ifindex, repeat)
+    }
+}
+
 struct Attached {
     xdp: Vec<(String, XdpLinkId)>,
     tc: Vec<(String, &'static str, SchedClassifierLinkId)>,
@@ -453,6 +478,12 @@ impl Dataplane {
     /// The IP mapping table.
     pub fn ip_map(&mut self) -> &mut IpMap {
         &mut self.ip_map
+    }
+
+    /// The IP mapping table and a runner of the XDP program at once, so that one thread can
+    /// change mappings while another classifies (tests and benchmarks of concurrent updates).
+    pub fn ip_map_and_runner(&mut self) -> (&mut IpMap, XdpRunner<'_>) {
+        (&mut self.ip_map, XdpRunner { ebpf: &self.ebpf })
     }
 
     /// The cpumap.

@@ -34,7 +34,7 @@ mod stats;
 pub use dataplane::{
     BPFFS_PATH, DEFAULT_CACHE_ENTRIES, DEFAULT_MAX_FLOWS, DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SLOTS,
     DEFAULT_PIN_DIR, Dataplane, LoadOptions, PINNED_MAPS, TC_ACT_OK, TC_ACT_REDIRECT, TcTestResult,
-    XDP_PASS, XDP_REDIRECT, XdpAttachMode, XdpTestResult, ensure_bpffs, ensure_bpffs_at,
+    XDP_PASS, XDP_REDIRECT, XdpAttachMode, XdpRunner, XdpTestResult, ensure_bpffs, ensure_bpffs_at,
     remove_pins,
 };
 pub use error::BpfError;

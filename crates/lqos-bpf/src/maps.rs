@@ -271,8 +271,8 @@ impl IpMap {
             .map_err(map_err(crate::pfx::PFX_LENS_MAP, "open"))?;
         let pfx = PrefixIndex::new(&pfx_hash, &pfx_lens)?;
         let mut me = IpMap { trie, cache, epoch, pfx };
+        // The cache is not pinned (empty) and the hash is fresh: no epoch bump needed.
         me.resync_pfx()?;
-        me.bump_epoch()?;
         Ok(me)
     }
 
@@ -281,10 +281,8 @@ impl IpMap {
     fn resync_pfx(&mut self) -> Result<(), BpfError> {
         match self.list() {
             Ok(list) => {
-                let all: Vec<(PfxKey, PfxValue)> = list
-                    .iter()
-                    .filter_map(|(n, m)| Some((pfx_key(n)?, pfx_value(m))))
-                    .collect();
+                let all: Vec<(PfxKey, PfxValue)> =
+                    list.iter().filter_map(|(n, m)| Some((pfx_key(n)?, pfx_value(m)))).collect();
                 self.pfx.sync(&all)
             }
             Err(e) => {

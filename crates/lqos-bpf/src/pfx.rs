@@ -167,12 +167,14 @@ impl PrefixIndex {
             });
         }
         let hash_len = (buckets as usize).saturating_mul(BUCKET_SIZE);
-        let hash_region = MmapRegion::map(fd_or_err(hash, PFX_HASH)?, hash_len).map_err(
-            |source| BpfError::MapSyscall { map: PFX_HASH, operation: "mmap".into(), source },
-        )?;
-        let lens_region = MmapRegion::map(fd_or_err(lens, PFX_LENS_MAP)?, LENS_SIZE).map_err(
-            |source| BpfError::MapSyscall { map: PFX_LENS_MAP, operation: "mmap".into(), source },
-        )?;
+        let hash_region =
+            MmapRegion::map(fd_or_err(hash, PFX_HASH)?, hash_len).map_err(|source| {
+                BpfError::MapSyscall { map: PFX_HASH, operation: "mmap".into(), source }
+            })?;
+        let lens_region =
+            MmapRegion::map(fd_or_err(lens, PFX_LENS_MAP)?, LENS_SIZE).map_err(|source| {
+                BpfError::MapSyscall { map: PFX_LENS_MAP, operation: "mmap".into(), source }
+            })?;
         let mut me = PrefixIndex {
             hash: hash_region,
             lens: lens_region,
@@ -245,7 +247,7 @@ impl PrefixIndex {
                 k1.store(key.k1(), Ordering::Relaxed);
                 cs.store(u64::from(v.class_handle) | (u64::from(v.slot) << 32), Ordering::Relaxed);
                 let cpu = u16::try_from(v.cpu).unwrap_or(0);
-                lc.store(u32::from(key.len) + 1 | (u32::from(cpu) << 16), Ordering::Relaxed);
+                lc.store((u32::from(key.len) + 1) | (u32::from(cpu) << 16), Ordering::Relaxed);
             }
             None => {
                 lc.store(0, Ordering::Relaxed);
@@ -356,10 +358,10 @@ impl PrefixIndex {
                     free = Some(w);
                 }
             }
-            if let Some(w) = free {
-                if best.is_none_or(|(_, _, u)| used < u) {
-                    best = Some((b, w, used));
-                }
+            if let Some(w) = free
+                && best.is_none_or(|(_, _, u)| used < u)
+            {
+                best = Some((b, w, used));
             }
         }
         if let Some((b, w, _)) = best {
