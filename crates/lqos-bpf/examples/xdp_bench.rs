@@ -282,6 +282,14 @@ fn load(
         if track_flows { "on" } else { "off" },
         t.elapsed().as_secs_f64()
     );
+    if n > 1000 && track_flows {
+        let t = Instant::now();
+        let listed = dp.ip_map().list()?.len();
+        eprintln!(
+            "listing the trie ({listed} prefixes, as a load that reuses a pinned trie does): {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(dp)
 }
 

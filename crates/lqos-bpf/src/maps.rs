@@ -271,8 +271,12 @@ impl IpMap {
             .map_err(map_err(crate::pfx::PFX_LENS_MAP, "open"))?;
         let pfx = PrefixIndex::new(&pfx_hash, &pfx_lens)?;
         let mut me = IpMap { trie, cache, epoch, pfx };
-        // The cache is not pinned (empty) and the hash is fresh: no epoch bump needed.
-        me.resync_pfx()?;
+        // The cache is not pinned (empty) and the hash is fresh: no epoch bump needed. A trie
+        // that cannot be read leaves the hash out of use (every miss walks the trie) until a
+        // later batch resynchronises it; the load itself goes on.
+        if let Err(e) = me.resync_pfx() {
+            tracing::warn!(error = %e, "prefix hash not filled from the trie; misses walk the trie");
+        }
         Ok(me)
     }
 
