@@ -108,6 +108,88 @@ fn hash_key(k0: u64, k1: u64, len: u8) -> u64 {
     h
 }
 
+/// The two candidate buckets of a prefix (same as `lqos_pfx_probe` in `lqos_kern.c`).
+fn bucket_pair(key: &PfxKey, mask: u32) -> (u32, u32) {
+    let h = hash_key(key.k0(), key.k1(), key.len);
+    ((h as u32) & mask, ((h >> 32) as u32) & mask)
+}
+
+/// Ways examined at most when looking for room by moving entries.
+const MAX_SEARCH: usize = 512;
+
+/// Where a new prefix goes: `[s0, …, sn]` with `s0` in one of its buckets, each `s(i+1)` in
+/// the other bucket of the occupant of `s(i)`, and `sn` free (a breadth-first search over
+/// moves, bounded by [`MAX_SEARCH`] ways). A free way of the emptier bucket is a path of one.
+/// `None`: no room found.
+fn find_path<E>(
+    key: &PfxKey,
+    mask: u32,
+    occupant: &mut impl FnMut(u32, u8) -> Result<Option<PfxKey>, E>,
+) -> Result<Option<Vec<(u32, u8)>>, E> {
+    let (b1, b2) = bucket_pair(key, mask);
+    let mut best: Option<(u32, u8, usize)> = None;
+    for b in [b1, b2] {
+        let mut free = None;
+        let mut used = 0;
+        for w in 0..PFX_WAYS as u8 {
+            if occupant(b, w)?.is_some() {
+                used += 1;
+            } else if free.is_none() {
+                free = Some(w);
+            }
+        }
+        if let Some(w) = free
+            && best.is_none_or(|(_, _, u)| used < u)
+        {
+            best = Some((b, w, used));
+        }
+    }
+    if let Some((b, w, _)) = best {
+        return Ok(Some(vec![(b, w)]));
+    }
+    // (slot, index of the slot whose occupant moves into it)
+    let mut nodes: Vec<((u32, u8), usize)> = Vec::new();
+    let mut seen: HashSet<(u32, u8)> = HashSet::new();
+    for b in [b1, b2] {
+        for w in 0..PFX_WAYS as u8 {
+            if seen.insert((b, w)) {
+                nodes.push(((b, w), usize::MAX));
+            }
+        }
+    }
+    let mut i = 0;
+    while i < nodes.len() && nodes.len() < MAX_SEARCH {
+        let ((b, w), _) = nodes[i];
+        if let Some(occ) = occupant(b, w)? {
+            let (o1, o2) = bucket_pair(&occ, mask);
+            let alt = if o1 == b { o2 } else { o1 };
+            if alt != b {
+                for aw in 0..PFX_WAYS as u8 {
+                    if !seen.insert((alt, aw)) {
+                        continue;
+                    }
+                    nodes.push(((alt, aw), i));
+                    if occupant(alt, aw)?.is_none() {
+                        let mut path = Vec::new();
+                        let mut j = nodes.len() - 1;
+                        loop {
+                            path.push(nodes[j].0);
+                            if nodes[j].1 == usize::MAX {
+                                break;
+                            }
+                            j = nodes[j].1;
+                        }
+                        path.reverse();
+                        return Ok(Some(path));
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(None)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
     At { bucket: u32, way: u8 },
@@ -196,11 +278,6 @@ impl PrefixIndex {
             unplaced: self.unplaced.len(),
             trusted: self.trusted,
         }
-    }
-
-    fn buckets(&self, key: &PfxKey) -> (u32, u32) {
-        let h = hash_key(key.k0(), key.k1(), key.len);
-        ((h as u32) & self.bucket_mask, ((h >> 32) as u32) & self.bucket_mask)
     }
 
     fn entry_off(bucket: u32, way: u8) -> usize {
@@ -346,52 +423,27 @@ impl PrefixIndex {
         if v.cpu > u32::from(u16::MAX) {
             return Ok(Place::Unplaced);
         }
-        let (b1, b2) = self.buckets(key);
-        let mut best: Option<(u32, u8, usize)> = None;
-        for b in [b1, b2] {
-            let mut free = None;
-            let mut used = 0;
-            for w in 0..PFX_WAYS as u8 {
-                if self.read_key(b, w)?.is_some() {
-                    used += 1;
-                } else if free.is_none() {
-                    free = Some(w);
-                }
-            }
-            if let Some(w) = free
-                && best.is_none_or(|(_, _, u)| used < u)
-            {
-                best = Some((b, w, used));
-            }
-        }
-        if let Some((b, w, _)) = best {
-            self.write_way(b, w, Some((key, v)))?;
-            return Ok(Place::At { bucket: b, way: w });
-        }
-        // Move one occupant to a free way of its other bucket: copy first, then erase, so a
-        // reader finds it in one of the two places at every moment.
-        for b in [b1, b2] {
-            for w in 0..PFX_WAYS as u8 {
-                let Some(occ) = self.read_key(b, w)? else { continue };
-                let Some(&(ov, _)) = self.entries.get(&occ) else { continue };
-                let (o1, o2) = self.buckets(&occ);
-                let alt = if o1 == b { o2 } else { o1 };
-                if alt == b {
-                    continue;
-                }
-                for aw in 0..PFX_WAYS as u8 {
-                    if self.read_key(alt, aw)?.is_none() {
-                        self.write_way(alt, aw, Some((&occ, &ov)))?;
-                        self.write_way(b, w, Some((key, v)))?;
-                        if let Some(e) = self.entries.get_mut(&occ) {
-                            e.1 = Place::At { bucket: alt, way: aw };
-                        }
-                        return Ok(Place::At { bucket: b, way: w });
-                    }
-                }
+        let mask = self.bucket_mask;
+        let path = find_path(key, mask, &mut |b, w| self.read_key(b, w))?;
+        let Some(path) = path else { return Ok(Place::Unplaced) };
+        // From the free end backwards: each occupant is copied into the next slot of the
+        // path before its own slot is overwritten, so a reader finds it in one of its two
+        // buckets at every moment.
+        for i in (1..path.len()).rev() {
+            let (from_b, from_w) = path[i - 1];
+            let (to_b, to_w) = path[i];
+            let Some(occ) = self.read_key(from_b, from_w)? else { continue };
+            let Some(&(ov, _)) = self.entries.get(&occ) else {
+                return Err(internal(PFX_HASH, "move an unknown occupant"));
+            };
+            self.write_way(to_b, to_w, Some((&occ, &ov)))?;
+            if let Some(e) = self.entries.get_mut(&occ) {
+                e.1 = Place::At { bucket: to_b, way: to_w };
             }
         }
-        Ok(Place::Unplaced)
+        let (b, w) = path[0];
+        self.write_way(b, w, Some((key, v)))?;
+        Ok(Place::At { bucket: b, way: w })
     }
 
     fn upsert(&mut self, key: PfxKey, v: PfxValue) -> Result<(), BpfError> {
@@ -554,6 +606,72 @@ mod tests {
         assert_eq!(buckets_for(262_144), Some(262_144));
         assert_eq!(buckets_for(200_000), Some(262_144));
         assert_eq!(buckets_for(u32::MAX), None);
+    }
+
+    /// The placement of `PrefixIndex::place` on a model table; returns the keys left
+    /// without a way.
+    fn simulate(keys: &[PfxKey], buckets: u32) -> usize {
+        let mask = buckets - 1;
+        let mut table: Vec<[Option<PfxKey>; 2]> = vec![[None, None]; buckets as usize];
+        let mut unplaced = 0;
+        for k in keys {
+            let path = find_path::<()>(k, mask, &mut |b, w| Ok(table[b as usize][w as usize]))
+                .expect("model");
+            let Some(path) = path else {
+                unplaced += 1;
+                continue;
+            };
+            for i in (1..path.len()).rev() {
+                let (fb, fw) = path[i - 1];
+                let (tb, tw) = path[i];
+                table[tb as usize][tw as usize] = table[fb as usize][fw as usize];
+            }
+            table[path[0].0 as usize][path[0].1 as usize] = Some(*k);
+        }
+        // Every key sits in one of its two buckets, exactly once.
+        let mut count = 0;
+        for (b, ways) in table.iter().enumerate() {
+            for k in ways.iter().flatten() {
+                let (b1, b2) = bucket_pair(k, mask);
+                assert!(b as u32 == b1 || b as u32 == b2, "{k:?} in bucket {b}");
+                count += 1;
+            }
+        }
+        assert_eq!(count + unplaced, keys.len());
+        unplaced
+    }
+
+    #[test]
+    fn a_dense_address_plan_at_the_default_size_places_every_prefix() {
+        // The benchmark's plan: 100k subscribers spread over 131 072 IPv4 /32s and as many
+        // IPv6 /64s, in a table sized for the default 262 144 mappings.
+        let mut keys = Vec::new();
+        for k in 0..100_000u64 {
+            let off = (k * 131_072 / 100_000) as u32;
+            let v4 =
+                std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + off);
+            keys.push(key(&format!("{v4}/32")));
+            let v6 = std::net::Ipv6Addr::from((0x2001_0db8u128 << 96) | (u128::from(off) << 64));
+            keys.push(key(&format!("{v6}/64")));
+        }
+        let lost = simulate(&keys, buckets_for(262_144).expect("size"));
+        assert_eq!(lost, 0, "{lost} of {} prefixes without a way", keys.len());
+        // Random prefixes of mixed lengths at the 50 % limit: (almost) all placed.
+        let mut x = 1u64;
+        let random: Vec<PfxKey> = (0..4096)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                PfxKey {
+                    len: 64 + (x >> 60) as u8,
+                    bits: mask(
+                        u128::from(x) << 64 | u128::from(x.rotate_left(17)),
+                        64 + (x >> 60) as u8,
+                    ),
+                }
+            })
+            .collect();
+        let lost = simulate(&random, 4096);
+        assert_eq!(lost, 0, "{lost} of 4096 random prefixes without a way");
     }
 
     #[test]

@@ -249,6 +249,47 @@ fn more_prefix_lengths_than_listed_fall_back_to_the_trie_and_stay_exact() {
 }
 
 #[test]
+fn a_half_full_small_table_moves_entries_and_stays_exact() {
+    let Some(_k) = kernel_test() else { return };
+    // 64 buckets × 2 ways for 64 prefixes: placing them needs moves along paths.
+    let mut dp = loaded(&LoadOptions { max_mappings: 64, ..LoadOptions::default() });
+    let cpus = dp.cpus().to_vec();
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    let mut rng = Rng(5);
+    let mut set: HashMap<IpNet, IpMapping> = HashMap::new();
+    let mut id = 1u16;
+    for round in 0..4 {
+        let mut batch = MappingBatch::default();
+        // Delete some, then fill back up to 64 with new /32s.
+        let nets: Vec<IpNet> = set.keys().copied().collect();
+        for n in nets.into_iter().filter(|_| rng.below(3) == 0) {
+            set.remove(&n);
+            batch.delete.push(n);
+        }
+        while set.len() < 64 {
+            let n = IpNet::new(v4(base, rng.below(4096) as u32), 32).expect("net");
+            if set.contains_key(&n) || batch.delete.contains(&n) {
+                continue;
+            }
+            set.insert(n, mapping(id, &cpus));
+            batch.upsert.push((n, mapping(id, &cpus)));
+            id += 1;
+        }
+        dp.ip_map().apply(&batch).expect("apply");
+        let info = dp.ip_map().prefix_hash_info();
+        assert_eq!(info.prefixes, 64);
+        let before = dp.stats().expect("stats").trie_lookups;
+        let mut addrs: Vec<IpAddr> = set.keys().map(|n| n.addr()).collect();
+        addrs.extend((0..64).map(|_| v4(base, rng.below(4096) as u32)));
+        check_all(&dp, &set, &addrs, &format!("round {round}"));
+        if info.unplaced == 0 {
+            assert_eq!(dp.stats().expect("stats").trie_lookups, before, "round {round}");
+        }
+        println!("round {round}: {} without a way", info.unplaced);
+    }
+}
+
+#[test]
 fn lengths_list_is_the_longest_per_family_and_reports_overflow_and_completeness() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(&LoadOptions::default());
