@@ -213,6 +213,7 @@ pub(crate) struct PrefixIndex {
     unplaced: HashSet<PfxKey>,
     lengths: Box<Lengths>,
     trusted: bool,
+    moves: u64,
 }
 
 /// Statistics of the prefix hash (tests, diagnostics, the benchmark).
@@ -227,6 +228,8 @@ pub struct PrefixHashInfo {
     /// False after a failure to read the trie: the length lists then send every miss to
     /// the trie until the next successful resynchronisation.
     pub trusted: bool,
+    /// Entries moved to their other bucket to make room, since load.
+    pub moves: u64,
 }
 
 fn internal(map: &'static str, what: &str) -> BpfError {
@@ -265,6 +268,7 @@ impl PrefixIndex {
             unplaced: HashSet::new(),
             lengths: Box::new(Lengths { count: [[0; 129]; 2], unplaced: [[0; 129]; 2] }),
             trusted: false,
+            moves: 0,
         };
         me.write_fallback()?;
         me.erase_all()?;
@@ -277,6 +281,7 @@ impl PrefixIndex {
             prefixes: self.entries.len(),
             unplaced: self.unplaced.len(),
             trusted: self.trusted,
+            moves: self.moves,
         }
     }
 
@@ -437,6 +442,7 @@ impl PrefixIndex {
                 return Err(internal(PFX_HASH, "move an unknown occupant"));
             };
             self.write_way(to_b, to_w, Some((&occ, &ov)))?;
+            self.moves += 1;
             if let Some(e) = self.entries.get_mut(&occ) {
                 e.1 = Place::At { bucket: to_b, way: to_w };
             }
