@@ -403,12 +403,9 @@ static __always_inline int lqos_pfx_way(struct lqos_pfx_entry *e, __u64 k0, __u6
 	return 1;
 }
 
-static __always_inline int lqos_pfx_bucket(__u32 b, __u64 k0, __u64 k1, __u64 len1,
-					   struct lqos_class *out)
+static __always_inline int lqos_pfx_bucket(struct lqos_pfx_bucket *bk, __u64 k0, __u64 k1,
+					   __u64 len1, struct lqos_class *out)
 {
-	struct lqos_pfx_bucket *bk = bpf_map_lookup_elem(&lqos_pfx_hash, &b);
-	if (!bk)
-		return -1;
 	int r = lqos_pfx_way(&bk->way[0], k0, k1, len1, out);
 	if (r)
 		return r;
@@ -431,10 +428,18 @@ static __always_inline int lqos_pfx_probe(__u64 A0, __u64 A1, __u32 len, struct 
 	__u64 h = lqos_pfx_hash_key(k0, k1, len);
 	__u32 b1 = (__u32)h & lqos_pfx_mask;
 	__u32 b2 = (__u32)(h >> 32) & lqos_pfx_mask;
-	int r = lqos_pfx_bucket(b1, k0, k1, len + 1, out);
+	struct lqos_pfx_bucket *bk1 = bpf_map_lookup_elem(&lqos_pfx_hash, &b1);
+	struct lqos_pfx_bucket *bk2 = bpf_map_lookup_elem(&lqos_pfx_hash, &b2);
+	if (!bk1 || !bk2)
+		return -1;
+	/* Touch the second line now: both (usually cold) loads are then in flight at once,
+	 * instead of the second one starting when the first bucket has missed. */
+	__u64 touch = *(volatile __u64 *)bk2;
+	(void)touch;
+	int r = lqos_pfx_bucket(bk1, k0, k1, len + 1, out);
 	if (r || b2 == b1)
 		return r;
-	return lqos_pfx_bucket(b2, k0, k1, len + 1, out);
+	return lqos_pfx_bucket(bk2, k0, k1, len + 1, out);
 }
 
 /*
