@@ -457,11 +457,15 @@ impl PrefixIndex {
             Some((old, _)) if old == v => Ok(()),
             Some((_, Place::At { bucket, way })) => {
                 if v.cpu > u32::from(u16::MAX) {
-                    // Cannot be stored any more: out of the hash, its length falls back.
-                    self.write_way(bucket, way, None)?;
+                    // Cannot be stored any more: out of the hash, its length falls back. The
+                    // lists say so before the entry goes (a reader must not miss it while
+                    // its length still claims every prefix is in the hash); they match the
+                    // hash as it is at this point of the batch.
                     self.entries.insert(key, (v, Place::Unplaced));
                     self.unplaced.insert(key);
                     self.count(&key, 0, 1);
+                    self.write_lengths()?;
+                    self.write_way(bucket, way, None)?;
                 } else {
                     self.write_way(bucket, way, Some((&key, &v)))?;
                     self.entries.insert(key, (v, Place::At { bucket, way }));
