@@ -155,13 +155,65 @@ struct lqos_flow_entry {
 	struct lqos_flow_dir dir[2]; /* [LQOS_DOWN], [LQOS_UP] */
 };
 
+/*
+ * Exact-prefix hash in front of the LPM trie (lqos_pfx_hash, lqos_pfx_lens). Written by
+ * lqosd through mmap with a sequence word per entry (odd while being written); the trie stays
+ * the source of truth. A classification-cache miss probes the hash for each of the longest
+ * LQOS_PFX_LENS distinct prefix lengths of the address's family, longest first: the first hit
+ * is the longest match. All probes missing means "unmapped" only when the list is complete
+ * and nothing of those lengths overflowed; in every other case (and on a torn read) the
+ * program walks the trie.
+ *
+ * Key of a prefix: the 128-bit address as two big-endian numbers (k0 = bits 0..63, k1 = bits
+ * 64..127) with the bits past the prefix length cleared, and the length (IPv4 + 96).
+ * Bucket pair: lqos_pfx_hash_key() in lqos_kern.c / pfx.rs bucket_pair().
+ */
+#define LQOS_PFX_WAYS 2     /* entries per bucket (one 64-byte line) */
+#define LQOS_PFX_LENS 8     /* prefix lengths listed per family */
+#define LQOS_PFX_FAM_V4 0   /* addresses whose first 96 bits are all ones (IPv4) */
+#define LQOS_PFX_FAM_V6 1   /* every other address */
+
+/* One exact prefix. 32 bytes. */
+struct lqos_pfx_entry {
+	__u32 seq;           /* even: stable; odd: being written */
+	__u8 len1;           /* prefix length + 1; 0 = empty way */
+	__u8 pad;
+	__u16 cpu;
+	__u64 k0;
+	__u64 k1;
+	__u32 class_handle;
+	__u32 slot;
+};
+
+/* lqos_pfx_hash is an ARRAY of these (a power of two of them). 64 bytes. */
+struct lqos_pfx_bucket {
+	struct lqos_pfx_entry way[LQOS_PFX_WAYS];
+};
+
+/* The longest prefix lengths present in one family. 16 bytes (two words, read as such). */
+struct lqos_pfx_family {
+	__u8 n;              /* lengths listed (0..LQOS_PFX_LENS) */
+	__u8 complete;       /* 1: the family has no prefix of an unlisted length */
+	__u8 overflow;       /* bit i: a prefix of lens[i] is not in the hash (miss -> trie) */
+	__u8 pad[5];
+	__u8 lens[LQOS_PFX_LENS]; /* longest first, in bits of the 128-bit key */
+};
+
+/* lqos_pfx_lens[0]. All zero (as created) = nothing listed, not complete: always the trie.
+ * 40 bytes. */
+struct lqos_pfx_lens {
+	__u32 seq;           /* even: stable; odd: being written */
+	__u32 pad;
+	struct lqos_pfx_family fam[2]; /* [LQOS_PFX_FAM_V4], [LQOS_PFX_FAM_V6] */
+};
+
 /* Sampled unmapped address (values are estimates: samples × sample rate). 32 bytes. */
 struct lqos_unknown {
 	__u64 bytes[2];
 	__u64 packets[2];
 };
 
-/* Per-CPU data-plane health counters (lqos_stats[0]). 64 bytes. */
+/* Per-CPU data-plane health counters (lqos_stats[0]). 80 bytes. */
 struct lqos_stats {
 	__u64 flows_created;
 	__u64 flows_dropped;    /* flow table full */
@@ -171,6 +223,8 @@ struct lqos_stats {
 	__u64 no_metadata;      /* adjust_meta refused: tc classifies on its own */
 	__u64 sample_counter;   /* internal: drives unknown-address sampling */
 	__u64 bench_counter;    /* internal: benchmark address spread */
+	__u64 trie_lookups;     /* cache misses the prefix hash could not answer */
+	__u64 pfx_torn;         /* prefix-hash reads that met a write (then the trie) */
 };
 
 /* XDP metadata written in front of the frame for the tc egress classifier. 8 bytes. */

@@ -50,6 +50,7 @@ const volatile __u32 lqos_cache_sets = LQOS_CACHE_ENTRIES / 2; /* per CPU, power
 const volatile __u32 lqos_cache_shift = 49;   /* 64 - log2(lqos_cache_sets) */
 const volatile __u32 lqos_flow_shift = 49;    /* 64 - log2(flow table sets), 64 = one set */
 const volatile __u32 lqos_flow_mask = 32767;  /* flow table sets - 1 */
+const volatile __u32 lqos_pfx_mask = 262143;  /* prefix-hash buckets - 1 */
 const volatile __u32 lqos_bench_spread_on = 0;
 const volatile __u32 lqos_bench_spread_mask = 0;
 const volatile __u32 lqos_bench_train_shift = 0; /* log2 of packets per address in a row */
@@ -104,6 +105,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lqos_cache_set);
 } lqos_cache SEC(".maps");
+
+/* Exact-prefix hash in front of the trie and its length list (lqos_abi.h). The hash's
+ * max_entries (buckets, a power of two with 2 × buckets ≥ 2 × the trie's max_entries: load
+ * factor ≤ 50 %) is set at load time. Not pinned: derived data, rebuilt from the pinned trie
+ * by every lqosd that loads the program. Written by lqosd through mmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 262144);
+	__type(key, __u32);
+	__type(value, struct lqos_pfx_bucket);
+} lqos_pfx_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lqos_pfx_lens);
+} lqos_pfx_lens SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -344,7 +365,142 @@ static __always_inline int lqos_cache_hit(struct lqos_cache_entry *ce, __u64 a0,
 }
 
 /*
- * This CPU's 2-way set-associative cache (tag + epoch, negative results too), then the trie.
+ * Exact-prefix hash (see lqos_abi.h). Every load of an entry sits between two reads of its
+ * sequence word; lqosd makes the word odd, writes, makes it even. The order of the loads is
+ * kept by compiler barriers: x86 does not reorder loads with loads (TSO), which this relies
+ * on; any doubt (odd or changed word) sends the packet to the trie.
+ */
+static __always_inline __u64 lqos_pfx_hash_key(__u64 k0, __u64 k1, __u32 len)
+{
+	__u64 h = k0 * 0x9e3779b97f4a7c15ull ^ k1 * 0xc2b2ae3d27d4eb4full ^
+		  (__u64)(len + 1) * 0x165667b19e3779f9ull;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
+	return h;
+}
+
+/* 1: this way holds the prefix (out filled), 0: it does not, -1: being written. */
+static __always_inline int lqos_pfx_way(struct lqos_pfx_entry *e, __u64 k0, __u64 k1,
+					__u64 len1, struct lqos_class *out)
+{
+	__u64 w = *(volatile __u64 *)e; /* seq | len1 << 32 | cpu << 48 */
+	lqos_barrier();
+	__u64 x0 = *(volatile __u64 *)&e->k0;
+	__u64 x1 = *(volatile __u64 *)&e->k1;
+	__u64 cs = *(volatile __u64 *)&e->class_handle; /* class_handle | slot << 32 */
+	lqos_barrier();
+	__u32 s2 = *(volatile __u32 *)&e->seq;
+	if ((w & 1) || (__u32)w != s2)
+		return -1;
+	if (((w >> 32) & 0xff) != len1 || x0 != k0 || x1 != k1)
+		return 0;
+	__u32 slot = (__u32)(cs >> 32);
+	out->mapped = 1;
+	out->class_handle = (__u32)cs;
+	out->slot = slot < lqos_max_slots ? slot : 0;
+	out->cpu = (__u32)(w >> 48);
+	return 1;
+}
+
+static __always_inline int lqos_pfx_bucket(struct lqos_pfx_bucket *bk, __u64 k0, __u64 k1,
+					   __u64 len1, struct lqos_class *out)
+{
+	int r = lqos_pfx_way(&bk->way[0], k0, k1, len1, out);
+	if (r)
+		return r;
+	return lqos_pfx_way(&bk->way[1], k0, k1, len1, out);
+}
+
+/* The prefix of length `len` around the address (A0, A1 as big-endian numbers). */
+static __always_inline int lqos_pfx_probe(__u64 A0, __u64 A1, __u32 len, struct lqos_class *out)
+{
+	if (len > 128)
+		return -1;
+	__u64 k0, k1;
+	if (len >= 64) {
+		k0 = A0;
+		k1 = len >= 128 ? A1 : A1 & ~(~0ull >> ((len - 64) & 63));
+	} else {
+		k0 = A0 & ~(~0ull >> (len & 63));
+		k1 = 0;
+	}
+	__u64 h = lqos_pfx_hash_key(k0, k1, len);
+	__u32 b1 = (__u32)h & lqos_pfx_mask;
+	__u32 b2 = (__u32)(h >> 32) & lqos_pfx_mask;
+	struct lqos_pfx_bucket *bk1 = bpf_map_lookup_elem(&lqos_pfx_hash, &b1);
+	struct lqos_pfx_bucket *bk2 = bpf_map_lookup_elem(&lqos_pfx_hash, &b2);
+	if (!bk1 || !bk2)
+		return -1;
+	/* Touch the second line now: both (usually cold) loads are then in flight at once,
+	 * instead of the second one starting when the first bucket has missed. */
+	__u64 touch = *(volatile __u64 *)bk2;
+	(void)touch;
+	int r = lqos_pfx_bucket(bk1, k0, k1, len + 1, out);
+	if (r || b2 == b1)
+		return r;
+	return lqos_pfx_bucket(bk2, k0, k1, len + 1, out);
+}
+
+/*
+ * 1: answered by the prefix hash (out filled, mapped or not), 0: walk the trie.
+ * A global function: the verifier checks it once, on its own, instead of once per way out
+ * of the probe loop times everything that follows in the caller (which exceeds its
+ * instruction budget). It costs a direct call and return, on cache misses only.
+ */
+__attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_class *out)
+{
+	__u32 zero = 0;
+	if (!out)
+		return 0;
+	struct lqos_stats *st = bpf_map_lookup_elem(&lqos_stats, &zero);
+	struct lqos_pfx_lens *L = bpf_map_lookup_elem(&lqos_pfx_lens, &zero);
+	if (!L)
+		return 0;
+	/* IPv4 = first 96 bits all ones (a0, a1 hold the bytes in memory order). */
+	int v4 = a0 == ~0ull && (__u32)a1 == 0xffffffffu;
+	struct lqos_pfx_family *f = v4 ? &L->fam[LQOS_PFX_FAM_V4] : &L->fam[LQOS_PFX_FAM_V6];
+	__u32 s1 = *(volatile __u32 *)&L->seq;
+	lqos_barrier();
+	__u64 head = *(volatile __u64 *)f;        /* n | complete << 8 | overflow << 16 */
+	__u64 lens = *(volatile __u64 *)f->lens;  /* lens[i] = byte i */
+	lqos_barrier();
+	__u32 s2 = *(volatile __u32 *)&L->seq;
+	if ((s1 & 1) || s1 != s2) {
+		if (st)
+			st->pfx_torn++;
+		return 0;
+	}
+	__u32 n = head & 0xff;
+	__u32 overflow = (head >> 16) & 0xff;
+	__u64 A0 = __builtin_bswap64(a0), A1 = __builtin_bswap64(a1);
+	/* A bounded loop (the verifier walks it at most LQOS_PFX_LENS times). */
+	for (int i = 0; i < LQOS_PFX_LENS; i++) {
+		if ((__u32)i >= n)
+			break;
+		int r = lqos_pfx_probe(A0, A1, (__u32)(lens >> (8 * i)) & 0xff, out);
+		if (r > 0)
+			return 1;
+		if (r < 0) {
+			if (st)
+				st->pfx_torn++;
+			return 0;
+		}
+		if (overflow & (1u << i))
+			return 0;
+	}
+	if (!((head >> 8) & 0xff))
+		return 0;
+	out->mapped = 0;
+	out->class_handle = 0;
+	out->slot = 0;
+	out->cpu = 0;
+	return 1;
+}
+
+/*
+ * This CPU's 2-way set-associative cache (tag + epoch, negative results too), then the
+ * prefix hash, then the trie.
  * A miss fills the way that is empty or from an older epoch, else the one filled longer ago.
  */
 static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_class *out)
@@ -375,19 +531,23 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	struct lqos_stats *st = lqos_stats_get();
 	if (st)
 		st->cache_misses++;
-	struct lqos_lpm_key key = { .prefixlen = 128 };
-	key.addr = *addr;
-	struct lqos_ip_info *info = bpf_map_lookup_elem(&lqos_ip_map, &key);
-	if (info) {
-		out->mapped = 1;
-		out->class_handle = info->class_handle;
-		out->slot = info->slot < lqos_max_slots ? info->slot : 0;
-		out->cpu = info->cpu;
-	} else {
-		out->mapped = 0;
-		out->class_handle = 0;
-		out->slot = 0;
-		out->cpu = 0;
+	if (!lqos_pfx_lookup(a0, a1, out)) {
+		if (st)
+			st->trie_lookups++;
+		struct lqos_lpm_key key = { .prefixlen = 128 };
+		key.addr = *addr;
+		struct lqos_ip_info *info = bpf_map_lookup_elem(&lqos_ip_map, &key);
+		if (info) {
+			out->mapped = 1;
+			out->class_handle = info->class_handle;
+			out->slot = info->slot < lqos_max_slots ? info->slot : 0;
+			out->cpu = info->cpu;
+		} else {
+			out->mapped = 0;
+			out->class_handle = 0;
+			out->slot = 0;
+			out->cpu = 0;
+		}
 	}
 	if (!cs || out->cpu > 0xffff) /* a CPU that does not fit the entry is never cached */
 		return;

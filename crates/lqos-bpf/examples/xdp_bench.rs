@@ -22,7 +22,16 @@
 //! * Every `BPF_PROG_TEST_RUN` call gets a fresh output buffer; the program keeps its metadata
 //!   at exactly 8 bytes when the kernel reruns it on the same buffer.
 //!
-//! Median of 5 runs of 500 000 repeats each, after one warm-up run. Needs root.
+//! * Internet-scan rows (TCP SYNs): 100k subscribers spread over 2^20 addresses, a walk over
+//!   131 072 of them ("pool": about 9 in 10 unassigned, each a cache miss and a long walk of
+//!   the trie before the prefix hash) and over 131 072 addresses outside every prefix
+//!   ("dark": IPv4 100.64.0.0/15, where the trie gives up after a few nodes).
+//!
+//! Each row: one warm-up run of each program, then 5 rounds of (empty, classify+steer+count,
+//! full) runs of 500 000 repeats each, interleaved so that the programs of one round see the
+//! same machine state. Printed: the median ns of each program, the ratio of the medians and
+//! the median of the per-round ratios ("paired"), and per packet the classification-cache
+//! misses and the LPM trie walks left after the prefix hash. Needs root.
 //! Run through `bench/xdp_bench.sh`. Options (for profiling one case under `perf`):
 //! `--only SUBSCRIBERS:WALK[:TRAIN]` runs one configuration, `--kind NAME` one frame kind (prefix
 //! match), `--repeat N` and `--runs N` change the counts, `--lean` / `--full` one variant.
@@ -154,30 +163,91 @@ fn kinds() -> Option<Vec<Kind>> {
     ])
 }
 
-fn measure(dp: &Dataplane, frame: &[u8], empty: bool, args: &Args) -> (f64, u32) {
-    let run = |repeat| {
-        if empty {
-            dp.test_run_xdp_pass(frame, LO, repeat)
-        } else {
-            dp.test_run_xdp(frame, LO, repeat)
-        }
-        .map_err(|e| e.to_string())
+/// One run of `repeat` packets: ns per packet and the last action (NaN if it failed).
+/// Scan frames: into the subscriber pools (IPv4 from 198.18.0.0, IPv6 /64s under
+/// 2001:db8::/32) and into space no prefix covers (IPv4 100.64.0.0/15).
+fn scan_kinds() -> Option<Vec<Kind>> {
+    let inet4: IpAddr = "203.0.113.9".parse().ok()?;
+    let inet6: IpAddr = "2001:db8:ffff::9".parse().ok()?;
+    let pool4: IpAddr = "198.18.0.0".parse().ok()?;
+    let pool6: IpAddr = "2001:db8::1".parse().ok()?;
+    let dark4: IpAddr = "100.64.0.0".parse().ok()?;
+    let syn = TcpSpec {
+        sport: 40_000,
+        dport: 22,
+        seq: 1,
+        ack: 0,
+        flags: 0x02,
+        ts: None,
+        syn_layout: false,
+        payload: 0,
     };
-    let mut action = 0;
-    let _ = run(args.repeat); // warm-up: creates flows, fills caches
-    let v = (0..args.runs)
-        .map(|_| match run(args.repeat) {
-            Ok(r) => {
-                action = r.action;
-                r.duration.as_nanos() as f64
-            }
-            Err(e) => {
-                eprintln!("test run failed: {e}");
-                f64::NAN
-            }
-        })
-        .collect();
-    (median(v), action)
+    let f = |src, dst, l4| frames::build(&FrameSpec { src, dst, vlans: &[], pppoe: false, l4 });
+    Some(vec![
+        Kind { name: "scan SYN IPv4 pool", frame: f(inet4, pool4, L4::Tcp(syn))? },
+        Kind { name: "scan SYN IPv6 pool", frame: f(inet6, pool6, L4::Tcp(syn))? },
+        Kind { name: "scan SYN IPv4 dark", frame: f(inet4, dark4, L4::Tcp(syn))? },
+    ])
+}
+
+fn run_once(dp: &Dataplane, frame: &[u8], empty: bool, repeat: u32) -> (f64, u32) {
+    let r = if empty {
+        dp.test_run_xdp_pass(frame, LO, repeat)
+    } else {
+        dp.test_run_xdp(frame, LO, repeat)
+    };
+    match r {
+        Ok(r) => (r.duration.as_nanos() as f64, r.action),
+        Err(e) => {
+            eprintln!("test run failed: {e}");
+            (f64::NAN, 0)
+        }
+    }
+}
+
+/// Per-run results of one row.
+#[derive(Default)]
+struct Row {
+    empty: Vec<f64>,
+    lean: Vec<f64>,
+    full: Vec<f64>,
+    action: u32,
+}
+
+impl Row {
+    fn ratios(a: &[f64], e: &[f64]) -> f64 {
+        if a.is_empty() {
+            return f64::NAN;
+        }
+        median(a.iter().zip(e).map(|(a, e)| a / e).collect())
+    }
+}
+
+/// Warm-up (creates flows, fills caches), then `runs` interleaved rounds.
+fn measure_row(
+    empty_dp: &Dataplane,
+    lean: Option<&Dataplane>,
+    full: Option<&Dataplane>,
+    frame: &[u8],
+    args: &Args,
+) -> Row {
+    let _ = run_once(empty_dp, frame, true, args.repeat);
+    for dp in [lean, full].into_iter().flatten() {
+        let _ = run_once(dp, frame, false, args.repeat);
+    }
+    let mut row = Row::default();
+    for _ in 0..args.runs {
+        row.empty.push(run_once(empty_dp, frame, true, args.repeat).0);
+        if let Some(dp) = lean {
+            row.lean.push(run_once(dp, frame, false, args.repeat).0);
+        }
+        if let Some(dp) = full {
+            let (ns, action) = run_once(dp, frame, false, args.repeat);
+            row.full.push(ns);
+            row.action = action;
+        }
+    }
+    row
 }
 
 fn load(
@@ -196,12 +266,13 @@ fn load(
         ..LoadOptions::default()
     };
     eprintln!(
-        "memory: classification cache {:.1} MiB per CPU ({} entries), slot counters {:.1} MiB per CPU, flow table {:.1} MiB ({} entries)",
+        "memory: classification cache {:.1} MiB per CPU ({} entries), slot counters {:.1} MiB per CPU, flow table {:.1} MiB ({} entries), prefix hash {:.1} MiB",
         f64::from(opts.cache_entries) * 32.0 / 1048576.0,
         opts.cache_entries,
         f64::from(opts.max_slots) * 64.0 / 1048576.0,
         f64::from(opts.max_flows) * 192.0 / 1048576.0,
-        opts.max_flows
+        opts.max_flows,
+        f64::from(opts.max_mappings.next_power_of_two()) * 64.0 / 1048576.0
     );
     let mut dp = Dataplane::load(&opts)?;
     dp.set_interface_index(LO, InterfaceRole::ToInternet)?;
@@ -214,6 +285,14 @@ fn load(
         if track_flows { "on" } else { "off" },
         t.elapsed().as_secs_f64()
     );
+    if n > 1000 && track_flows {
+        let t = Instant::now();
+        let listed = dp.ip_map().list()?.len();
+        eprintln!(
+            "listing the trie ({listed} prefixes, as a load that reuses a pinned trie does): {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(dp)
 }
 
@@ -229,57 +308,72 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let kinds: Vec<Kind> = kinds()
-        .ok_or("frame construction")?
-        .into_iter()
-        .filter(|k| args.kind.as_ref().is_none_or(|p| k.name.starts_with(p.as_str())))
-        .collect();
+    let keep = |k: &Kind| args.kind.as_ref().is_none_or(|p| k.name.starts_with(p.as_str()));
+    let kinds: Vec<Kind> = kinds().ok_or("frame construction")?.into_iter().filter(keep).collect();
+    let scans: Vec<Kind> =
+        scan_kinds().ok_or("frame construction")?.into_iter().filter(keep).collect();
     println!(
-        "| frame | subscribers | addresses walked | packets in a row | empty XDP ns | classify+steer+count ns | ratio | + flows, RTT, retransmits ns | ratio | cache misses/pkt |"
+        "| frame | subscribers | addresses walked | packets in a row | empty XDP ns | classify+steer+count ns | ratio | paired | + flows, RTT, retransmits ns | ratio | paired | cache misses/pkt | trie walks/pkt |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    // (subscribers, addresses walked): 12 in cache; 100k with a hot set of 8 192; 100k with a
-    // realistic active set of 32 768; 100k walking the whole space (cold LPM on every packet).
-    // Last: the realistic set again, in trains of 8 packets per address.
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // (subscribers, addresses walked, train, scan): 12 in cache; 100k with a hot set of 8 192;
+    // 100k with a realistic active set of 32 768; 100k walking the whole space (cold
+    // classification on every packet); the realistic set again in trains of 8 packets per
+    // address; last an Internet scan of 131 072 unassigned addresses.
     let configs = [
-        (12u32, 16u32, 1u32),
-        (100_000, 8192, 1),
-        (100_000, 32_768, 1),
-        (100_000, 131_072, 1),
-        (100_000, 32_768, 8),
+        (12u32, 16u32, 1u32, false),
+        (100_000, 8192, 1, false),
+        (100_000, 32_768, 1, false),
+        (100_000, 131_072, 1, false),
+        (100_000, 32_768, 8, false),
+        (100_000, 131_072, 1, true),
     ];
-    for (n, walk, train) in configs.into_iter().filter(|c| args.only.is_none_or(|o| o == *c)) {
-        let space = n.next_power_of_two();
+    for (n, walk, train, scan) in
+        configs.into_iter().filter(|c| args.only.is_none_or(|o| o == (c.0, c.1, c.2)))
+    {
+        let row_kinds = if scan { &scans } else { &kinds };
+        if row_kinds.is_empty() {
+            continue;
+        }
+        // The scan rows spread the subscribers over 2^20 addresses, so 9 in 10 walked
+        // addresses are unassigned addresses of the subscriber pools.
+        let space = if scan { 1 << 20 } else { n.next_power_of_two() };
         let lean = if args.lean { Some(load(n, space, walk, train, false)?) } else { None };
         let full = if args.full { Some(load(n, space, walk, train, true)?) } else { None };
         let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
-        for k in &kinds {
-            let (empty, _) = measure(any, &k.frame, true, &args);
-            let l = lean.as_ref().map_or(f64::NAN, |dp| measure(dp, &k.frame, false, &args).0);
-            let before = any.stats()?.cache_misses;
-            let (f, action) =
-                full.as_ref().map_or((f64::NAN, 0), |dp| measure(dp, &k.frame, false, &args));
-            if full.is_none() {
-                let _ = measure(any, &k.frame, false, &args);
-            }
-            let misses = any.stats()?.cache_misses.saturating_sub(before) as f64
-                / (f64::from(args.repeat) * (args.runs as f64 + 1.0));
-            let act = match action {
+        for k in row_kinds {
+            let before = any.stats()?;
+            let row = measure_row(any, lean.as_ref(), full.as_ref(), &k.frame, &args);
+            let after = any.stats()?;
+            let per_pkt = |a: u64, b: u64| {
+                a.saturating_sub(b) as f64 / (f64::from(args.repeat) * (args.runs as f64 + 1.0))
+            };
+            let misses = per_pkt(after.cache_misses, before.cache_misses);
+            let tries = per_pkt(after.trie_lookups, before.trie_lookups);
+            let act = match row.action {
                 lqos_bpf::XDP_REDIRECT | 0 => "",
                 lqos_bpf::XDP_PASS => " (last: PASS)",
                 _ => " (last: other)",
             };
+            let med = |v: &[f64]| if v.is_empty() { f64::NAN } else { median(v.to_vec()) };
+            let (e, l, f) = (med(&row.empty), med(&row.lean), med(&row.full));
             println!(
-                "| {} | {n} | {walk} | {train} | {empty:.1} | {l:.1} | {:.2}× | {f:.1} | {:.2}× | {misses:.2}{act} |",
+                "| {} | {n} | {walk} | {train} | {e:.1} | {l:.1} | {:.2}× | {:.2}× | {f:.1} | {:.2}× | {:.2}× | {misses:.2}{act} | {tries:.2} |",
                 k.name,
-                l / empty,
-                f / empty
+                l / e,
+                Row::ratios(&row.lean, &row.empty),
+                f / e,
+                Row::ratios(&row.full, &row.empty),
             );
         }
         let s = any.stats()?;
         eprintln!(
-            "{n}/{walk}/{train}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
-            s.flows_created, s.flows_dropped, s.rtt_samples, s.no_metadata
+            "{n}/{walk}/{train}{}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
+            if scan { " scan" } else { "" },
+            s.flows_created,
+            s.flows_dropped,
+            s.rtt_samples,
+            s.no_metadata
         );
     }
     Ok(())

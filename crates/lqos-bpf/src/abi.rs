@@ -299,8 +299,84 @@ pub struct RawStats {
     pub sample_counter: u64,
     /// Internal (benchmark).
     pub bench_counter: u64,
+    /// Cache misses the prefix hash could not answer (LPM trie walks).
+    pub trie_lookups: u64,
+    /// Prefix-hash reads that met a concurrent write (answered by the trie instead).
+    pub pfx_torn: u64,
 }
-const _: () = assert!(size_of::<RawStats>() == 64);
+const _: () = assert!(size_of::<RawStats>() == 80);
+
+/// Entries per bucket of the exact-prefix hash (`LQOS_PFX_WAYS`).
+pub const PFX_WAYS: usize = 2;
+/// Prefix lengths listed per family in `lqos_pfx_lens` (`LQOS_PFX_LENS`).
+pub const PFX_LENS: usize = 8;
+/// Family index of addresses whose first 96 bits are all ones (IPv4).
+pub const PFX_FAM_V4: usize = 0;
+/// Family index of every other address.
+pub const PFX_FAM_V6: usize = 1;
+
+/// `struct lqos_pfx_entry`: one exact prefix of the prefix hash. Written through mmap word by
+/// word (see `crate::pfx`); this mirror documents the layout.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PfxEntry {
+    /// Even: stable; odd: being written.
+    pub seq: u32,
+    /// Prefix length + 1; 0 = empty way.
+    pub len1: u8,
+    /// Zero.
+    pub pad: u8,
+    /// CPU of the class.
+    pub cpu: u16,
+    /// Address bits 0..63 (big-endian number), masked to the prefix.
+    pub k0: u64,
+    /// Address bits 64..127.
+    pub k1: u64,
+    /// Class handle.
+    pub class_handle: u32,
+    /// Counter slot.
+    pub slot: u32,
+}
+const _: () = assert!(size_of::<PfxEntry>() == 32);
+
+/// `struct lqos_pfx_bucket`: one cache line of the prefix hash.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PfxBucket {
+    /// The ways.
+    pub way: [PfxEntry; PFX_WAYS],
+}
+const _: () = assert!(size_of::<PfxBucket>() == 64);
+
+/// `struct lqos_pfx_family`: the longest prefix lengths of one family.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PfxFamily {
+    /// Lengths listed.
+    pub n: u8,
+    /// 1: no prefix of this family has an unlisted length.
+    pub complete: u8,
+    /// Bit i: a prefix of `lens[i]` is not in the hash.
+    pub overflow: u8,
+    /// Zero.
+    pub pad: [u8; 5],
+    /// Longest first, in bits of the 128-bit key.
+    pub lens: [u8; PFX_LENS],
+}
+const _: () = assert!(size_of::<PfxFamily>() == 16);
+
+/// `struct lqos_pfx_lens`: the length lists of both families.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PfxLens {
+    /// Even: stable; odd: being written.
+    pub seq: u32,
+    /// Zero.
+    pub pad: u32,
+    /// `[PFX_FAM_V4]`, `[PFX_FAM_V6]`.
+    pub fam: [PfxFamily; 2],
+}
+const _: () = assert!(size_of::<PfxLens>() == 40);
 
 /// `struct lqos_xdp_meta`: XDP metadata read by the tc egress classifier.
 #[repr(C)]
@@ -343,6 +419,92 @@ unsafe impl aya::Pod for RawFlowEntry {}
 unsafe impl aya::Pod for RawUnknown {}
 // SAFETY: see above.
 unsafe impl aya::Pod for RawStats {}
+// SAFETY: see above.
+unsafe impl aya::Pod for PfxBucket {}
+// SAFETY: see above.
+unsafe impl aya::Pod for PfxLens {}
+
+/// A shared, writable mapping of a `BPF_F_MMAPABLE` array's values (the programs read the
+/// same memory). Accessed only through naturally aligned atomics, since the kernel side reads
+/// concurrently; unmapped on drop.
+#[derive(Debug)]
+pub struct MmapRegion {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the region is plain shared memory owned by this value; every access goes through
+// atomics (`u32_at`, `u64_at`), so sharing or sending it between threads is sound.
+unsafe impl Send for MmapRegion {}
+// SAFETY: as above.
+unsafe impl Sync for MmapRegion {}
+
+impl MmapRegion {
+    /// Maps the first `len` bytes (rounded up to pages by the kernel) of the map behind `fd`
+    /// read-write and shared. The map must be an ARRAY created with `BPF_F_MMAPABLE`.
+    pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
+        }
+        // SAFETY: a fresh mapping (addr = NULL) of a file descriptor we borrow for the call; the
+        // kernel checks that `len` fits the map and the fd is mmapable. Nothing aliases it yet.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(MmapRegion { ptr, len })
+    }
+
+    /// Mapped length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty region (never after a successful [`MmapRegion::map`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The 32-bit word at byte `off` (`None` if unaligned or out of range).
+    pub fn u32_at(&self, off: usize) -> Option<&std::sync::atomic::AtomicU32> {
+        if !off.is_multiple_of(4) || off.checked_add(4)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds and 4-aligned (the mapping is page-aligned); the memory lives as long
+        // as `self` and is only ever accessed through atomics from this process.
+        Some(unsafe { &*self.ptr.as_ptr().add(off).cast::<std::sync::atomic::AtomicU32>() })
+    }
+
+    /// The 64-bit word at byte `off` (`None` if unaligned or out of range).
+    pub fn u64_at(&self, off: usize) -> Option<&std::sync::atomic::AtomicU64> {
+        if !off.is_multiple_of(8) || off.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: as in `u32_at`, 8-aligned.
+        Some(unsafe { &*self.ptr.as_ptr().add(off).cast::<std::sync::atomic::AtomicU64>() })
+    }
+}
+
+impl Drop for MmapRegion {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `map`, unmapped once here; no
+        // reference into it outlives `self` (the accessors borrow `self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
 
 /// `union bpf_attr` as used by the `BPF_MAP_*_BATCH` commands.
 #[repr(C)]

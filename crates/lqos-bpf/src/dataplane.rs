@@ -148,6 +148,31 @@ pub struct TcTestResult {
     pub frame: Vec<u8>,
 }
 
+/// Runs the loaded XDP program through `BPF_PROG_TEST_RUN` (see
+/// [`Dataplane::ip_map_and_runner`]).
+#[derive(Clone, Copy)]
+pub struct XdpRunner<'a> {
+    ebpf: &'a Ebpf,
+}
+
+impl std::fmt::Debug for XdpRunner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpRunner").finish_non_exhaustive()
+    }
+}
+
+impl XdpRunner<'_> {
+    /// Same as [`Dataplane::test_run_xdp`].
+    pub fn test_run_xdp(
+        &self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<XdpTestResult, BpfError> {
+        run_xdp(self.ebpf, PROG_XDP, frame, ingress_ifindex, repeat)
+    }
+}
+
 struct Attached {
     xdp: Vec<(String, XdpLinkId)>,
     tc: Vec<(String, &'static str, SchedClassifierLinkId)>,
@@ -241,6 +266,15 @@ impl Dataplane {
         loader.map_max_entries(maps::FLOWS, opts.max_flows);
         loader.map_max_entries(maps::CACHE, cache_total);
         loader.map_max_entries(maps::IP_MAP, opts.max_mappings);
+        let Some(pfx_buckets) = crate::pfx::buckets_for(opts.max_mappings) else {
+            return Err(BpfError::InvalidOption {
+                option: "max_mappings",
+                reason: "must be at most 2^31 (the prefix hash is a power of two of buckets)",
+            });
+        };
+        loader.map_max_entries(crate::pfx::PFX_HASH, pfx_buckets);
+        let pfx_mask = pfx_buckets - 1;
+        loader.override_global("lqos_pfx_mask", &pfx_mask, true);
         loader.override_global("lqos_cache_sets", &cache_sets, true);
         // Both are powers of two ≥ 2: the shift keeps the top log2(sets) bits of the hash.
         let cache_shift = 64 - cache_sets.trailing_zeros();
@@ -291,6 +325,8 @@ impl Dataplane {
             take_map(&mut ebpf, maps::IP_MAP)?,
             take_map(&mut ebpf, maps::CACHE)?,
             take_map(&mut ebpf, maps::EPOCH)?,
+            take_map(&mut ebpf, crate::pfx::PFX_HASH)?,
+            take_map(&mut ebpf, crate::pfx::PFX_LENS_MAP)?,
         )?;
         let mut cpu_map = CpuMap::new(take_map(&mut ebpf, maps::CPU_MAP)?);
         let if_config = InterfaceConfig::new(take_map(&mut ebpf, maps::IF_CONFIG)?)?;
@@ -313,6 +349,7 @@ impl Dataplane {
             max_flows = opts.max_flows,
             cache_entries_per_cpu = opts.cache_entries,
             cache_mib_per_cpu = u64::from(opts.cache_entries) * 32 / (1 << 20),
+            prefix_hash_mib = u64::from(pfx_buckets) * 64 / (1 << 20),
             recreated = recreated.len(),
             "eBPF data plane loaded"
         );
@@ -441,6 +478,12 @@ impl Dataplane {
     /// The IP mapping table.
     pub fn ip_map(&mut self) -> &mut IpMap {
         &mut self.ip_map
+    }
+
+    /// The IP mapping table and a runner of the XDP program at once, so that one thread can
+    /// change mappings while another classifies (tests and benchmarks of concurrent updates).
+    pub fn ip_map_and_runner(&mut self) -> (&mut IpMap, XdpRunner<'_>) {
+        (&mut self.ip_map, XdpRunner { ebpf: &self.ebpf })
     }
 
     /// The cpumap.

@@ -28,12 +28,13 @@ pub mod frames;
 mod kernel;
 mod layout;
 mod maps;
+mod pfx;
 mod stats;
 
 pub use dataplane::{
     BPFFS_PATH, DEFAULT_CACHE_ENTRIES, DEFAULT_MAX_FLOWS, DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SLOTS,
     DEFAULT_PIN_DIR, Dataplane, LoadOptions, PINNED_MAPS, TC_ACT_OK, TC_ACT_REDIRECT, TcTestResult,
-    XDP_PASS, XDP_REDIRECT, XdpAttachMode, XdpTestResult, ensure_bpffs, ensure_bpffs_at,
+    XDP_PASS, XDP_REDIRECT, XdpAttachMode, XdpRunner, XdpTestResult, ensure_bpffs, ensure_bpffs_at,
     remove_pins,
 };
 pub use error::BpfError;
@@ -43,6 +44,7 @@ pub use maps::{
     CpuMap, DEFAULT_CPUMAP_QUEUE_SIZE, DataplaneSettings, InterfaceConfig, InterfaceRole, IpMap,
     IpMapping, MappingBatch, Settings, decode_addr, decode_net, encode_addr, encode_net,
 };
+pub use pfx::PrefixHashInfo;
 pub use stats::{
     DataplaneStats, Flow, FlowAger, FlowKey, FlowTable, RttHistogram, RttHistograms,
     SlotCounterMap, SlotCounters, StatsMap, UNKNOWN_ENTRIES, UnknownAddress, UnknownTable,

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use crate::{
     BpfError,
     abi::{self, CacheSet, IfConfig, IpInfo, RawSettings},
+    pfx::{PfxKey, PfxValue, PrefixHashInfo, PrefixIndex},
 };
 
 /// Map names in `lqos_kern.c`.
@@ -226,24 +227,92 @@ pub(crate) fn is_batch_unsupported(e: &std::io::Error) -> bool {
 }
 
 /// The IP → (CPU, class, slot) table: LPM trie behind a per-CPU 2-way set-associative cache
-/// whose entries carry the epoch they were filled in.
+/// whose entries carry the epoch they were filled in, with an exact-prefix hash
+/// ([`crate::pfx`]) answering cache misses before the trie.
 ///
-/// Every change ends with [`IpMap::bump_epoch`] — also when the change failed half-way — so
-/// no cached result from before a change survives it.
+/// Every change updates the trie, then the prefix hash (from the change itself, or re-read
+/// from the trie when the trie step failed half-way), then bumps the epoch with
+/// [`IpMap::bump_epoch`] — also when the change failed — so no cached result from before a
+/// change survives it.
 #[derive(Debug)]
 pub struct IpMap {
     trie: Map,
     cache: Map,
     epoch: Map,
+    pfx: PrefixIndex,
+}
+
+fn pfx_key(net: &IpNet) -> Option<PfxKey> {
+    let k = encode_net(net);
+    PfxKey::new(k.prefix_len(), k.data())
+}
+
+fn pfx_value(m: &IpMapping) -> PfxValue {
+    PfxValue { class_handle: m.class_handle, slot: m.slot, cpu: m.cpu }
 }
 
 impl IpMap {
-    pub(crate) fn new(trie: Map, cache: Map, epoch: Map) -> Result<Self, BpfError> {
+    /// Opens the maps and fills the prefix hash from the trie (which may hold the mappings
+    /// of an earlier lqosd when pinned).
+    pub(crate) fn new(
+        trie: Map,
+        cache: Map,
+        epoch: Map,
+        pfx_hash: Map,
+        pfx_lens: Map,
+    ) -> Result<Self, BpfError> {
         // Check key/value sizes once.
         LpmTrie::<&MapData, [u8; 16], IpInfo>::try_from(&trie).map_err(map_err(IP_MAP, "open"))?;
         Array::<&MapData, CacheSet>::try_from(&cache).map_err(map_err(CACHE, "open"))?;
         Array::<&MapData, u32>::try_from(&epoch).map_err(map_err(EPOCH, "open"))?;
-        Ok(IpMap { trie, cache, epoch })
+        Array::<&MapData, abi::PfxBucket>::try_from(&pfx_hash)
+            .map_err(map_err(crate::pfx::PFX_HASH, "open"))?;
+        Array::<&MapData, abi::PfxLens>::try_from(&pfx_lens)
+            .map_err(map_err(crate::pfx::PFX_LENS_MAP, "open"))?;
+        let pfx = PrefixIndex::new(&pfx_hash, &pfx_lens)?;
+        let mut me = IpMap { trie, cache, epoch, pfx };
+        // The cache is not pinned (empty) and the hash is fresh: no epoch bump needed. A trie
+        // that cannot be read leaves the hash out of use (every miss walks the trie) until a
+        // later batch resynchronises it; the load itself goes on.
+        if let Err(e) = me.resync_pfx() {
+            tracing::warn!(error = %e, "prefix hash not filled from the trie; misses walk the trie");
+        }
+        Ok(me)
+    }
+
+    /// Re-reads the trie into the prefix hash. On failure every miss walks the trie until
+    /// a later resync succeeds.
+    fn resync_pfx(&mut self) -> Result<(), BpfError> {
+        match self.list() {
+            Ok(list) => {
+                let all: Vec<(PfxKey, PfxValue)> =
+                    list.iter().filter_map(|(n, m)| Some((pfx_key(n)?, pfx_value(m)))).collect();
+                self.pfx.sync(&all)
+            }
+            Err(e) => {
+                self.pfx.invalidate()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Brings the prefix hash in step with a trie change: from the change when the trie
+    /// took all of it (and the hash is trusted), else from the trie itself.
+    fn follow_pfx(
+        &mut self,
+        trie_ok: bool,
+        upserts: &[(IpNet, IpMapping)],
+        deletes: &[IpNet],
+    ) -> Result<(), BpfError> {
+        if trie_ok && self.pfx.info().trusted {
+            let up: Vec<(PfxKey, PfxValue)> =
+                upserts.iter().filter_map(|(n, m)| Some((pfx_key(n)?, pfx_value(m)))).collect();
+            let del: Vec<PfxKey> = deletes.iter().filter_map(pfx_key).collect();
+            if self.pfx.apply(&up, &del).is_ok() {
+                return Ok(());
+            }
+        }
+        self.resync_pfx()
     }
 
     /// Applies upserts then deletes, then bumps the epoch once. The epoch is bumped even when
@@ -251,24 +320,30 @@ impl IpMap {
     pub fn apply(&mut self, batch: &MappingBatch) -> Result<u32, BpfError> {
         let res =
             self.upsert_no_bump(&batch.upsert).and_then(|()| self.delete_no_bump(&batch.delete));
+        let followed = self.follow_pfx(res.is_ok(), &batch.upsert, &batch.delete);
         let bumped = self.bump_epoch();
         res?;
+        followed?;
         bumped
     }
 
     /// Adds or replaces prefixes, then bumps the epoch (also on failure).
     pub fn insert_batch(&mut self, entries: &[(IpNet, IpMapping)]) -> Result<u32, BpfError> {
         let res = self.upsert_no_bump(entries);
+        let followed = self.follow_pfx(res.is_ok(), entries, &[]);
         let bumped = self.bump_epoch();
         res?;
+        followed?;
         bumped
     }
 
     /// Removes prefixes (missing ones are ignored), then bumps the epoch (also on failure).
     pub fn delete_batch(&mut self, nets: &[IpNet]) -> Result<u32, BpfError> {
         let res = self.delete_no_bump(nets);
+        let followed = self.follow_pfx(res.is_ok(), &[], nets);
         let bumped = self.bump_epoch();
         res?;
+        followed?;
         bumped
     }
 
@@ -278,9 +353,23 @@ impl IpMap {
             .list()
             .map(|l| l.into_iter().map(|(n, _)| n).collect::<Vec<_>>())
             .and_then(|nets| self.delete_no_bump(&nets));
+        let followed = self.resync_pfx();
         let bumped = self.bump_epoch();
         res?;
+        followed?;
         bumped
+    }
+
+    /// Size and state of the exact-prefix hash.
+    pub fn prefix_hash_info(&self) -> PrefixHashInfo {
+        self.pfx.info()
+    }
+
+    /// The prefix lengths the programs probe for IPv4 (`v4 = true`) or other addresses:
+    /// longest first, whether the list is complete, and the overflow mask (bit i: a prefix of
+    /// the i-th length has no place in the hash).
+    pub fn prefix_lengths(&self, v4: bool) -> (Vec<u8>, bool, u8) {
+        self.pfx.listed(if v4 { abi::PFX_FAM_V4 } else { abi::PFX_FAM_V6 })
     }
 
     /// Every mapping in the trie, sorted by prefix.

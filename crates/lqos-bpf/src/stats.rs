@@ -657,6 +657,10 @@ pub struct DataplaneStats {
     pub cache_misses: u64,
     /// Frames that left XDP without metadata (tc classified them itself).
     pub no_metadata: u64,
+    /// Cache misses the prefix hash could not answer (LPM trie walks).
+    pub trie_lookups: u64,
+    /// Prefix-hash reads that met a concurrent write (answered by the trie instead).
+    pub pfx_torn: u64,
 }
 
 /// The per-CPU health counter array.
@@ -684,6 +688,8 @@ impl StatsMap {
             s.rtt_samples = s.rtt_samples.wrapping_add(r.rtt_samples);
             s.cache_misses = s.cache_misses.wrapping_add(r.cache_misses);
             s.no_metadata = s.no_metadata.wrapping_add(r.no_metadata);
+            s.trie_lookups = s.trie_lookups.wrapping_add(r.trie_lookups);
+            s.pfx_torn = s.pfx_torn.wrapping_add(r.pfx_torn);
         }
         Ok(s)
     }

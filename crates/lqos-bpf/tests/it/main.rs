@@ -2,6 +2,7 @@
 //! "skipped: needs root" otherwise. They hold one process-wide lock, so they run serially.
 #![expect(clippy::print_stdout, reason = "tests report skips and diagnostics on stdout")]
 
+mod pfx;
 mod stick;
 mod test_run;
 mod veth;
