@@ -475,12 +475,15 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 	__u32 overflow = (head >> 16) & 0xff;
 	__u64 A0 = __builtin_bswap64(a0), A1 = __builtin_bswap64(a1);
 	/* A bounded loop (the verifier walks it at most LQOS_PFX_LENS times). */
+	int found = 0;
 	for (int i = 0; i < LQOS_PFX_LENS; i++) {
 		if ((__u32)i >= n)
 			break;
 		int r = lqos_pfx_probe(A0, A1, (__u32)(lens >> (8 * i)) & 0xff, out);
-		if (r > 0)
-			return 1;
+		if (r > 0) {
+			found = 1;
+			break;
+		}
 		if (r < 0) {
 			if (st)
 				st->pfx_torn++;
@@ -489,12 +492,23 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 		if (overflow & (1u << i))
 			return 0;
 	}
-	if (!((head >> 8) & 0xff))
+	if (!found && !((head >> 8) & 0xff))
 		return 0;
-	out->mapped = 0;
-	out->class_handle = 0;
-	out->slot = 0;
-	out->cpu = 0;
+	/* lqosd keeps the list's word odd while it moves entries between their two buckets: a
+	 * probe that straddled a move may have missed an entry that was there all along (and
+	 * then answered a shorter prefix, or "unmapped"). Such an answer goes to the trie. */
+	lqos_barrier();
+	if (*(volatile __u32 *)&L->seq != s1) {
+		if (st)
+			st->pfx_torn++;
+		return 0;
+	}
+	if (!found) {
+		out->mapped = 0;
+		out->class_handle = 0;
+		out->slot = 0;
+		out->cpu = 0;
+	}
 	return 1;
 }
 

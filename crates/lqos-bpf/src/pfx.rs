@@ -366,6 +366,27 @@ impl PrefixIndex {
         Ok(())
     }
 
+    fn lens_seq(&self) -> Result<&std::sync::atomic::AtomicU32, BpfError> {
+        self.lens.u32_at(0).ok_or_else(|| internal(PFX_LENS_MAP, "write lengths"))
+    }
+
+    /// Makes the length list's sequence word odd: lookups under way or starting now answer
+    /// from the trie.
+    fn lens_seq_odd(&self) -> Result<(), BpfError> {
+        let seq = self.lens_seq()?;
+        seq.store(seq.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Makes it even again (a new value: lookups that started before see a change).
+    fn lens_seq_even(&self) -> Result<(), BpfError> {
+        let seq = self.lens_seq()?;
+        let odd = seq.load(Ordering::Relaxed) | 1;
+        seq.store(odd.wrapping_add(1), Ordering::Release);
+        Ok(())
+    }
+
     /// Nothing listed, not complete: every cache miss walks the trie.
     fn write_fallback(&mut self) -> Result<(), BpfError> {
         self.write_lens_words([0; 4])
@@ -433,7 +454,14 @@ impl PrefixIndex {
         let Some(path) = path else { return Ok(Place::Unplaced) };
         // From the free end backwards: each occupant is copied into the next slot of the
         // path before its own slot is overwritten, so a reader finds it in one of its two
-        // buckets at every moment.
+        // buckets at every moment. A reader's two probes are two moments, though: while
+        // entries move the list's sequence word stays odd, and a lookup that saw it change
+        // walks the trie instead (an error half-way leaves it odd: every miss walks the trie
+        // until the next length list is written).
+        let moving = path.len() > 1;
+        if moving {
+            self.lens_seq_odd()?;
+        }
         for i in (1..path.len()).rev() {
             let (from_b, from_w) = path[i - 1];
             let (to_b, to_w) = path[i];
@@ -449,6 +477,9 @@ impl PrefixIndex {
         }
         let (b, w) = path[0];
         self.write_way(b, w, Some((key, v)))?;
+        if moving {
+            self.lens_seq_even()?;
+        }
         Ok(Place::At { bucket: b, way: w })
     }
 
