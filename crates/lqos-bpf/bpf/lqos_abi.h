@@ -195,16 +195,30 @@ struct lqos_pfx_family {
 	__u8 n;              /* lengths listed (0..LQOS_PFX_LENS) */
 	__u8 complete;       /* 1: the family has no prefix of an unlisted length */
 	__u8 overflow;       /* bit i: a prefix of lens[i] is not in the hash (miss -> trie) */
-	__u8 pad[5];
+	__u8 near;           /* 1: the family's near bitmap below is exact (see there) */
+	__u8 pad[4];
 	__u8 lens[LQOS_PFX_LENS]; /* longest first, in bits of the 128-bit key */
 };
 
+/*
+ * Near bitmaps, one per family, 65536 bits each: bit i is set while some prefix of the family
+ * may cover an address whose near index is i. IPv4: the top 16 bits of the address (a prefix
+ * shorter than /16 sets every bit it covers). Other addresses: the top 32 bits times
+ * 0x9e3779b1, top 16 bits of the 32-bit product; valid only while no prefix of the family is
+ * shorter than /32. A clear bit answers "unmapped" without probing the hash: scans of space
+ * no prefix covers cost one hot cache line. Words are written whole, outside `seq`: a bit is
+ * set before a batch ends that adds a prefix under it, and cleared only after its last prefix
+ * left the hash.
+ */
+#define LQOS_PFX_NEAR_WORDS 1024
+
 /* lqos_pfx_lens[0]. All zero (as created) = nothing listed, not complete: always the trie.
- * 40 bytes. */
+ * 40 + 16384 bytes. */
 struct lqos_pfx_lens {
-	__u32 seq;           /* even: stable; odd: being written */
+	__u32 seq;           /* even: stable; odd: being written (fam only) */
 	__u32 pad;
 	struct lqos_pfx_family fam[2]; /* [LQOS_PFX_FAM_V4], [LQOS_PFX_FAM_V6] */
+	__u64 near[2][LQOS_PFX_NEAR_WORDS];
 };
 
 /* Sampled unmapped address (values are estimates: samples × sample rate). 32 bytes. */
@@ -213,7 +227,7 @@ struct lqos_unknown {
 	__u64 packets[2];
 };
 
-/* Per-CPU data-plane health counters (lqos_stats[0]). 80 bytes. */
+/* Per-CPU data-plane health counters (lqos_stats[0]). 88 bytes. */
 struct lqos_stats {
 	__u64 flows_created;
 	__u64 flows_dropped;    /* flow table full */
@@ -225,6 +239,7 @@ struct lqos_stats {
 	__u64 bench_counter;    /* internal: benchmark address spread */
 	__u64 trie_lookups;     /* cache misses the prefix hash could not answer */
 	__u64 pfx_torn;         /* prefix-hash reads that met a write (then the trie) */
+	__u64 pfx_dark;         /* cache misses the near bitmap answered "unmapped" alone */
 };
 
 /* XDP metadata written in front of the frame for the tc egress classifier. 8 bytes. */

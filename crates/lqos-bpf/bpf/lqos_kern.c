@@ -474,9 +474,16 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 	__u32 n = head & 0xff;
 	__u32 overflow = (head >> 16) & 0xff;
 	__u64 A0 = __builtin_bswap64(a0), A1 = __builtin_bswap64(a1);
-	/* A bounded loop (the verifier walks it at most LQOS_PFX_LENS times). */
 	int found = 0;
-	for (int i = 0; i < LQOS_PFX_LENS; i++) {
+	int dark = 0;
+	if ((head >> 24) & 0xff) {
+		__u32 idx = v4 ? ((__u32)A1) >> 16 : ((__u32)(A0 >> 32) * 0x9e3779b1u) >> 16;
+		__u64 word = *(volatile __u64 *)&L->near[v4 ? 0 : 1][(idx >> 6) &
+								     (LQOS_PFX_NEAR_WORDS - 1)];
+		dark = !(word & (1ull << (idx & 63)));
+	}
+	/* A bounded loop (the verifier walks it at most LQOS_PFX_LENS times). */
+	for (int i = 0; i < LQOS_PFX_LENS && !dark; i++) {
 		if ((__u32)i >= n)
 			break;
 		int r = lqos_pfx_probe(A0, A1, (__u32)(lens >> (8 * i)) & 0xff, out);
@@ -492,7 +499,7 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 		if (overflow & (1u << i))
 			return 0;
 	}
-	if (!found && !((head >> 8) & 0xff))
+	if (!found && !dark && !((head >> 8) & 0xff))
 		return 0;
 	/* lqosd keeps the list's word odd while it moves entries between their two buckets: a
 	 * probe that straddled a move may have missed an entry that was there all along (and
@@ -503,6 +510,8 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 			st->pfx_torn++;
 		return 0;
 	}
+	if (dark && st)
+		st->pfx_dark++;
 	if (!found) {
 		out->mapped = 0;
 		out->class_handle = 0;

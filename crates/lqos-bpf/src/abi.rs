@@ -303,8 +303,10 @@ pub struct RawStats {
     pub trie_lookups: u64,
     /// Prefix-hash reads that met a concurrent write (answered by the trie instead).
     pub pfx_torn: u64,
+    /// Cache misses the near bitmap answered "unmapped" without probing the hash.
+    pub pfx_dark: u64,
 }
-const _: () = assert!(size_of::<RawStats>() == 80);
+const _: () = assert!(size_of::<RawStats>() == 88);
 
 /// Entries per bucket of the exact-prefix hash (`LQOS_PFX_WAYS`).
 pub const PFX_WAYS: usize = 2;
@@ -358,25 +360,38 @@ pub struct PfxFamily {
     pub complete: u8,
     /// Bit i: a prefix of `lens[i]` is not in the hash.
     pub overflow: u8,
+    /// 1: the family's near bitmap is exact (a clear bit answers "unmapped").
+    pub near: u8,
     /// Zero.
-    pub pad: [u8; 5],
+    pub pad: [u8; 4],
     /// Longest first, in bits of the 128-bit key.
     pub lens: [u8; PFX_LENS],
 }
 const _: () = assert!(size_of::<PfxFamily>() == 16);
 
-/// `struct lqos_pfx_lens`: the length lists of both families.
+/// Words of one family's near bitmap (`LQOS_PFX_NEAR_WORDS`: 65,536 bits).
+pub const PFX_NEAR_WORDS: usize = 1024;
+
+/// `struct lqos_pfx_lens`: the length lists of both families and their near bitmaps.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PfxLens {
-    /// Even: stable; odd: being written.
+    /// Even: stable; odd: being written (`fam` only).
     pub seq: u32,
     /// Zero.
     pub pad: u32,
     /// `[PFX_FAM_V4]`, `[PFX_FAM_V6]`.
     pub fam: [PfxFamily; 2],
+    /// Per family, bit i set while a prefix may cover addresses of near index i.
+    pub near: [[u64; PFX_NEAR_WORDS]; 2],
 }
-const _: () = assert!(size_of::<PfxLens>() == 40);
+const _: () = assert!(size_of::<PfxLens>() == 40 + 2 * PFX_NEAR_WORDS * 8);
+
+impl Default for PfxLens {
+    fn default() -> Self {
+        PfxLens { seq: 0, pad: 0, fam: [PfxFamily::default(); 2], near: [[0; PFX_NEAR_WORDS]; 2] }
+    }
+}
 
 /// `struct lqos_xdp_meta`: XDP metadata read by the tc egress classifier.
 #[repr(C)]

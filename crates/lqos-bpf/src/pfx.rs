@@ -29,7 +29,7 @@ use aya::maps::Map;
 
 use crate::{
     BpfError,
-    abi::{MmapRegion, PFX_FAM_V4, PFX_FAM_V6, PFX_LENS, PFX_WAYS},
+    abi::{MmapRegion, PFX_FAM_V4, PFX_FAM_V6, PFX_LENS, PFX_NEAR_WORDS, PFX_WAYS},
     maps::fd_or_err,
 };
 
@@ -39,7 +39,11 @@ pub(crate) const PFX_LENS_MAP: &str = "lqos_pfx_lens";
 
 const BUCKET_SIZE: usize = 64;
 const ENTRY_SIZE: usize = 32;
-const LENS_SIZE: usize = 40;
+const LENS_SIZE: usize = NEAR_OFF + 2 * PFX_NEAR_WORDS * 8;
+/// Offset of the near bitmaps in `lqos_pfx_lens`.
+const NEAR_OFF: usize = 40;
+/// Bits of one family's near bitmap.
+const NEAR_BITS: usize = PFX_NEAR_WORDS * 64;
 
 /// Buckets of the prefix hash for a trie of `max_mappings` prefixes: a power of two ≥ that
 /// (two ways each, so the load factor stays ≤ 50 %), at least 2. `None` if it does not fit.
@@ -203,6 +207,37 @@ struct Lengths {
     unplaced: [[u32; 129]; 2],
 }
 
+/// Prefixes per near index of each family, and the prefixes of other addresses shorter than
+/// /32 (which make that family's near bitmap unusable).
+#[derive(Debug, Clone)]
+struct Near {
+    count: [Vec<u32>; 2],
+    v6_short: u32,
+}
+
+/// The near indices (`lqos_abi.h`, near bitmaps) a prefix covers in family `fam`: a range of
+/// IPv4 /16s, or one hashed /32 of other addresses; `None` for a prefix of other addresses
+/// shorter than /32 (it covers too much to list).
+fn near_range(key: &PfxKey, fam: usize) -> Option<std::ops::Range<usize>> {
+    if fam == PFX_FAM_V4 {
+        let v4len = key.len.saturating_sub(96);
+        let addr = if key.len >= 96 { (key.bits & 0xffff_ffff) as u32 } else { 0 };
+        let top = (addr >> 16) as usize;
+        if v4len >= 16 {
+            return Some(top..top + 1);
+        }
+        let span = 1usize << (16 - u32::from(v4len));
+        let first = top & !(span - 1);
+        Some(first..first + span)
+    } else if key.len < 32 {
+        None
+    } else {
+        let top32 = (key.bits >> 96) as u32;
+        let idx = (top32.wrapping_mul(0x9e37_79b1) >> 16) as usize;
+        Some(idx..idx + 1)
+    }
+}
+
 /// Userspace side of the prefix hash: a mirror of the trie's prefixes and where each sits.
 #[derive(Debug)]
 pub(crate) struct PrefixIndex {
@@ -212,6 +247,7 @@ pub(crate) struct PrefixIndex {
     entries: HashMap<PfxKey, (PfxValue, Place)>,
     unplaced: HashSet<PfxKey>,
     lengths: Box<Lengths>,
+    near: Near,
     trusted: bool,
     moves: u64,
 }
@@ -267,6 +303,7 @@ impl PrefixIndex {
             entries: HashMap::new(),
             unplaced: HashSet::new(),
             lengths: Box::new(Lengths { count: [[0; 129]; 2], unplaced: [[0; 129]; 2] }),
+            near: Near { count: [vec![0; NEAR_BITS], vec![0; NEAR_BITS]], v6_short: 0 },
             trusted: false,
             moves: 0,
         };
@@ -343,6 +380,12 @@ impl PrefixIndex {
     }
 
     fn erase_all(&mut self) -> Result<(), BpfError> {
+        for w in 0..2 * PFX_NEAR_WORDS {
+            self.lens
+                .u64_at(NEAR_OFF + 8 * w)
+                .ok_or_else(|| internal(PFX_LENS_MAP, "write near bitmap"))?
+                .store(0, Ordering::Relaxed);
+        }
         for b in 0..=self.bucket_mask {
             for w in 0..PFX_WAYS as u8 {
                 if self.read_key(b, w)?.is_some() {
@@ -418,7 +461,11 @@ impl PrefixIndex {
             }
             n += 1;
         }
-        let head = n as u64 | (u64::from(complete) << 8) | (u64::from(overflow) << 16);
+        let near = fam == PFX_FAM_V4 || self.near.v6_short == 0;
+        let head = n as u64
+            | (u64::from(complete) << 8)
+            | (u64::from(overflow) << 16)
+            | (u64::from(near) << 24);
         [head, u64::from_le_bytes(lens)]
     }
 
@@ -431,7 +478,12 @@ impl PrefixIndex {
         self.write_lens_words([a, b, c, d])
     }
 
-    fn count(&mut self, key: &PfxKey, delta_count: i32, delta_unplaced: i32) {
+    fn count(
+        &mut self,
+        key: &PfxKey,
+        delta_count: i32,
+        delta_unplaced: i32,
+    ) -> Result<(), BpfError> {
         let l = usize::from(key.len);
         for (fam, on) in key.families().into_iter().enumerate() {
             if on {
@@ -439,8 +491,42 @@ impl PrefixIndex {
                 *c = c.saturating_add_signed(delta_count);
                 let u = &mut self.lengths.unplaced[fam][l];
                 *u = u.saturating_add_signed(delta_unplaced);
+                if delta_count != 0 {
+                    self.count_near(key, fam, delta_count)?;
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Counts a prefix in (or out of) its family's near bitmap and rewrites the words whose
+    /// bits change: set when the first prefix arrives, clear when the last one left.
+    fn count_near(&mut self, key: &PfxKey, fam: usize, delta: i32) -> Result<(), BpfError> {
+        let Some(range) = near_range(key, fam) else {
+            self.near.v6_short = self.near.v6_short.saturating_add_signed(delta);
+            return Ok(());
+        };
+        let mut touched: Vec<usize> = Vec::new();
+        for i in range {
+            let Some(c) = self.near.count[fam].get_mut(i) else { continue };
+            let before = *c > 0;
+            *c = c.saturating_add_signed(delta);
+            if before != (*c > 0) && touched.last() != Some(&(i / 64)) {
+                touched.push(i / 64);
+            }
+        }
+        for w in touched {
+            let counts = &self.near.count[fam][w * 64..w * 64 + 64];
+            let word = counts
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (b, c)| if *c > 0 { acc | (1 << b) } else { acc });
+            self.lens
+                .u64_at(NEAR_OFF + 8 * (fam * PFX_NEAR_WORDS + w))
+                .ok_or_else(|| internal(PFX_LENS_MAP, "write near bitmap"))?
+                .store(word, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Finds a way for a prefix (free way of the emptier bucket, else one occupant moved to
@@ -494,7 +580,7 @@ impl PrefixIndex {
                     // hash as it is at this point of the batch.
                     self.entries.insert(key, (v, Place::Unplaced));
                     self.unplaced.insert(key);
-                    self.count(&key, 0, 1);
+                    self.count(&key, 0, 1)?;
                     self.write_lengths()?;
                     self.write_way(bucket, way, None)?;
                 } else {
@@ -509,7 +595,7 @@ impl PrefixIndex {
                 if p != Place::Unplaced {
                     self.entries.insert(key, (v, p));
                     self.unplaced.remove(&key);
-                    self.count(&key, 0, -1);
+                    self.count(&key, 0, -1)?;
                 }
                 Ok(())
             }
@@ -520,9 +606,9 @@ impl PrefixIndex {
                 self.entries.insert(key, (v, p));
                 if p == Place::Unplaced {
                     self.unplaced.insert(key);
-                    self.count(&key, 1, 1);
+                    self.count(&key, 1, 1)?;
                 } else {
-                    self.count(&key, 1, 0);
+                    self.count(&key, 1, 0)?;
                 }
                 Ok(())
             }
@@ -534,11 +620,11 @@ impl PrefixIndex {
         match place {
             Place::At { bucket, way } => {
                 self.write_way(bucket, way, None)?;
-                self.count(key, -1, 0);
+                self.count(key, -1, 0)?;
             }
             Place::Unplaced => {
                 self.unplaced.remove(key);
-                self.count(key, -1, -1);
+                self.count(key, -1, -1)?;
             }
         }
         self.entries.remove(key);
@@ -579,7 +665,7 @@ impl PrefixIndex {
                 if p != Place::Unplaced {
                     self.entries.insert(k, (v, p));
                     self.unplaced.remove(&k);
-                    self.count(&k, 0, -1);
+                    self.count(&k, 0, -1)?;
                 }
             }
         }

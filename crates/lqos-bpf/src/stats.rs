@@ -661,6 +661,9 @@ pub struct DataplaneStats {
     pub trie_lookups: u64,
     /// Prefix-hash reads that met a concurrent write (answered by the trie instead).
     pub pfx_torn: u64,
+    /// Cache misses answered "unmapped" by the near bitmap alone (scans of space no prefix
+    /// covers).
+    pub pfx_dark: u64,
 }
 
 /// The per-CPU health counter array.
@@ -690,6 +693,7 @@ impl StatsMap {
             s.no_metadata = s.no_metadata.wrapping_add(r.no_metadata);
             s.trie_lookups = s.trie_lookups.wrapping_add(r.trie_lookups);
             s.pfx_torn = s.pfx_torn.wrapping_add(r.pfx_torn);
+            s.pfx_dark = s.pfx_dark.wrapping_add(r.pfx_dark);
         }
         Ok(s)
     }

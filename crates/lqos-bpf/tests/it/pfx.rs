@@ -558,3 +558,126 @@ fn replacing_entries_while_classifying_never_mixes_two_entries() {
         assert_eq!(sc.packets[DOWN], want, "slot {s}");
     }
 }
+
+/// Scans of space no prefix covers are answered by the near bitmap (one hot cache line), not
+/// by probing the hash; covered space still probes; the bitmap follows inserts and deletes,
+/// and a short prefix of other addresses (which it cannot list) turns it off for that family.
+#[test]
+fn space_no_prefix_covers_is_answered_by_the_near_bitmap_and_stays_exact() {
+    let Some(_k) = kernel_test() else { return };
+    let mut dp = loaded(&LoadOptions::default());
+    let cpus = dp.cpus().to_vec();
+    let mut set: HashMap<IpNet, IpMapping> = HashMap::new();
+    let mut upsert = Vec::new();
+    let mut id = 1u16;
+    let add = |net: &str,
+               upsert: &mut Vec<(IpNet, IpMapping)>,
+               set: &mut HashMap<IpNet, IpMapping>,
+               id: &mut u16| {
+        let n: IpNet = net.parse().expect("net");
+        let m = mapping(*id, &cpus);
+        *id += 1;
+        set.insert(n, m);
+        upsert.push((n, m));
+    };
+    // /32s in ten /16s (100.64/16 .. 100.73/16), one /12 (16 /16s), /56s in three /32s.
+    for i in 0..10 {
+        for h in 0..4 {
+            add(&format!("100.{}.{}.{}/32", 64 + i, h, h * 9 + 1), &mut upsert, &mut set, &mut id);
+        }
+    }
+    add("172.16.0.0/12", &mut upsert, &mut set, &mut id);
+    for i in 0..3 {
+        add(&format!("2001:db8:{i}:100::/56"), &mut upsert, &mut set, &mut id);
+    }
+    dp.ip_map().apply(&MappingBatch { upsert, delete: vec![] }).expect("apply");
+    let mut rng = Rng(21);
+    let dark_v4 = |rng: &mut Rng| -> IpAddr {
+        // 100.74/16 .. 100.127/16 and 172.32/16 ..: next to covered space, covered by nothing.
+        let a = if rng.below(2) == 0 {
+            Ipv4Addr::new(100, 74 + rng.below(54) as u8, rng.below(256) as u8, rng.below(256) as u8)
+        } else {
+            Ipv4Addr::new(172, 32 + rng.below(32) as u8, rng.below(256) as u8, rng.below(256) as u8)
+        };
+        IpAddr::V4(a)
+    };
+    let stats = |dp: &Dataplane| dp.stats().expect("stats");
+    let before = stats(&dp);
+    let mut dark = Vec::new();
+    for _ in 0..300 {
+        dark.push(dark_v4(&mut rng));
+    }
+    dark.sort();
+    dark.dedup();
+    check_all(&dp, &set, &dark, "dark IPv4");
+    let after = stats(&dp);
+    assert_eq!(after.pfx_dark - before.pfx_dark, dark.len() as u64, "every dark IPv4 miss");
+    // Covered space: the /12's /16s and the /32s' /16s probe the hash (mapped or not).
+    let mut lit: Vec<IpAddr> = (0..200)
+        .map(|i| {
+            let a = if i % 2 == 0 {
+                Ipv4Addr::new(172, 16 + (i % 16) as u8, rng.below(256) as u8, rng.below(256) as u8)
+            } else {
+                Ipv4Addr::new(100, 64 + (i % 10) as u8, rng.below(4) as u8, rng.below(256) as u8)
+            };
+            IpAddr::V4(a)
+        })
+        .collect();
+    lit.sort();
+    lit.dedup();
+    let b2 = stats(&dp);
+    check_all(&dp, &set, &lit, "covered IPv4");
+    let a2 = stats(&dp);
+    assert_eq!(a2.pfx_dark, b2.pfx_dark, "covered space is never answered by the bitmap");
+    assert_eq!(a2.trie_lookups, before.trie_lookups, "nothing walked the trie");
+    // Other addresses: /32s nobody has are dark (some may share a near bit: at most a few).
+    let v6_dark: Vec<IpAddr> = (0..200u128)
+        .map(|i| v6(0x2001_0db8_u128 << 96, (i + 16) << 96 | u128::from(rng.next())))
+        .collect();
+    let b3 = stats(&dp);
+    check_all(&dp, &set, &v6_dark, "dark IPv6");
+    let a3 = stats(&dp);
+    assert!(a3.pfx_dark - b3.pfx_dark >= 190, "{} of 200", a3.pfx_dark - b3.pfx_dark);
+    let v6_lit: Vec<IpAddr> =
+        (0..3u128).map(|i| v6(0x2001_0db8_u128 << 96, i << 80 | 0x100 << 64 | 7)).collect();
+    check_all(&dp, &set, &v6_lit, "covered IPv6");
+
+    // A /24 of other addresses cannot be listed: their bitmap is off, answers stay exact.
+    let mut upsert = Vec::new();
+    add("2a00:1400::/24", &mut upsert, &mut set, &mut id);
+    dp.ip_map().apply(&MappingBatch { upsert, delete: vec![] }).expect("apply");
+    let b4 = stats(&dp);
+    let more_v6: Vec<IpAddr> = (0..50u128)
+        .map(|i| v6(0x2001_0db8_u128 << 96, (i + 300) << 96 | 5))
+        .chain((0..50u128).map(|i| v6(0x2a00_1400_u128 << 96, i << 64 | 9)))
+        .collect();
+    check_all(&dp, &set, &more_v6, "IPv6 with a /24");
+    assert_eq!(stats(&dp).pfx_dark, b4.pfx_dark, "bitmap off for other addresses");
+    check_all(&dp, &set, &dark[..20], "dark IPv4, bitmap still on");
+    assert_eq!(stats(&dp).pfx_dark, b4.pfx_dark + 20);
+
+    // Deleting every /32 of 100.64/16 and the /12 turns their space dark.
+    let gone: Vec<IpNet> = set
+        .keys()
+        .filter(|n| n.to_string().starts_with("100.64.") || n.to_string() == "172.16.0.0/12")
+        .copied()
+        .collect();
+    for n in &gone {
+        set.remove(n);
+    }
+    dp.ip_map().apply(&MappingBatch { upsert: vec![], delete: gone }).expect("delete");
+    let now_dark: Vec<IpAddr> = (0..100u8)
+        .map(|i| {
+            IpAddr::V4(Ipv4Addr::new(
+                if i % 2 == 0 { 100 } else { 172 },
+                if i % 2 == 0 { 64 } else { 16 + i % 16 },
+                i,
+                1,
+            ))
+        })
+        .collect();
+    let b5 = stats(&dp);
+    check_all(&dp, &set, &now_dark, "space emptied by deletes");
+    assert_eq!(stats(&dp).pfx_dark - b5.pfx_dark, now_dark.len() as u64);
+    assert_eq!(stats(&dp).trie_lookups, before.trie_lookups, "never the trie");
+}
