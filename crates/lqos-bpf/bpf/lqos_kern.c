@@ -443,7 +443,8 @@ static __always_inline int lqos_pfx_probe(__u64 A0, __u64 A1, __u32 len, struct 
 }
 
 /*
- * 1: answered by the prefix hash (out filled, mapped or not), 0: walk the trie.
+ * 1: answered by the prefix hash (out filled, mapped or not), 2: answered "unmapped" by the
+ * near bitmap (out filled), 0: walk the trie.
  * A global function: the verifier checks it once, on its own, instead of once per way out
  * of the probe loop times everything that follows in the caller (which exceeds its
  * instruction budget). It costs a direct call and return, on cache misses only.
@@ -518,7 +519,7 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 		out->slot = 0;
 		out->cpu = 0;
 	}
-	return 1;
+	return dark ? 2 : 1;
 }
 
 /*
@@ -554,7 +555,12 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	struct lqos_stats *st = lqos_stats_get();
 	if (st)
 		st->cache_misses++;
-	if (!lqos_pfx_lookup(a0, a1, out)) {
+	int pfx = lqos_pfx_lookup(a0, a1, out);
+	/* Space no prefix covers (a scan, mostly): as cheap to answer again as to cache, and not
+	 * cached, so a scan never evicts the subscribers' entries. */
+	if (pfx == 2)
+		return;
+	if (!pfx) {
 		if (st)
 			st->trie_lookups++;
 		struct lqos_lpm_key key = { .prefixlen = 128 };

@@ -603,6 +603,8 @@ fn space_no_prefix_covers_is_answered_by_the_near_bitmap_and_stays_exact() {
     };
     let stats = |dp: &Dataplane| dp.stats().expect("stats");
     let before = stats(&dp);
+    let cached = |dp: &mut Dataplane| dp.ip_map().cache_entries().expect("cache");
+    let (_, negative_before) = cached(&mut dp);
     let mut dark = Vec::new();
     for _ in 0..300 {
         dark.push(dark_v4(&mut rng));
@@ -612,6 +614,7 @@ fn space_no_prefix_covers_is_answered_by_the_near_bitmap_and_stays_exact() {
     check_all(&dp, &set, &dark, "dark IPv4");
     let after = stats(&dp);
     assert_eq!(after.pfx_dark - before.pfx_dark, dark.len() as u64, "every dark IPv4 miss");
+    assert_eq!(cached(&mut dp).1, negative_before, "a dark scan leaves nothing in the cache");
     // Covered space: the /12's /16s and the /32s' /16s probe the hash (mapped or not).
     let mut lit: Vec<IpAddr> = (0..200)
         .map(|i| {
@@ -628,6 +631,13 @@ fn space_no_prefix_covers_is_answered_by_the_near_bitmap_and_stays_exact() {
     let b2 = stats(&dp);
     check_all(&dp, &set, &lit, "covered IPv4");
     let a2 = stats(&dp);
+    let unmapped_lit = lit.iter().filter(|a| lpm(&set, **a).is_none()).count();
+    assert!(unmapped_lit > 0, "the test needs covered space nobody has");
+    assert_eq!(
+        cached(&mut dp).1,
+        negative_before + unmapped_lit,
+        "probed 'unmapped' answers are cached"
+    );
     assert_eq!(a2.pfx_dark, b2.pfx_dark, "covered space is never answered by the bitmap");
     assert_eq!(a2.trie_lookups, before.trie_lookups, "nothing walked the trie");
     // Other addresses: /32s nobody has are dark (some may share a near bit: at most a few).
