@@ -302,6 +302,9 @@ fn mapping_changes_are_seen_immediately_despite_the_cache() {
     set.set(0).expect("cpu set");
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
     let mut dp = loaded(InterfaceRole::ToInternet);
+    // A neighbour in the same /16, so that 198.18.3.3 is probed in the prefix hash (space no
+    // prefix covers is answered by the near bitmap and never cached).
+    upsert(&mut dp, &[("198.18.9.9/32", mapping(0, 5, 0x50))]);
     let frame = udp("198.19.0.1", "198.18.3.3", &[]);
     // Negative result gets cached…
     assert_eq!(dp.test_run_xdp(&frame, LO, 1).expect("run").action, XDP_PASS);
