@@ -130,8 +130,10 @@ fn warn(w: &mut Vec<PlanWarning>, owner: Owner, message: String) {
 ///    round-robin on a first run), and the weight (sum of download max of the circuits beneath)
 ///    with `use_binpacking`, visiting new objects heaviest first. With bin-packing, after that,
 ///    while the heaviest queue is more than 25 % above the mean, the top-level node whose move
-///    to the lightest queue best evens the pair is moved (at most `max(1, nodes/100)` moves per
-///    run, and only moves that strictly reduce the pair's spread).
+///    to the lightest queue best evens the pair is moved (only moves that strictly reduce the
+///    pair's spread; at most `max(1, nodes/100)` moves per run of nodes that kept their queue
+///    from the last plan, any number of nodes placed by this run, so that planning the same
+///    inputs again moves nothing).
 /// 4. Minors: an object whose previous identity has the same queue keeps its minor; the rest
 ///    take the lowest free minor ≥ 3 on their queue (nodes in tree order, then circuits in input
 ///    order). Leaf handles likewise per interface, from 0x100 up, never a major, 0x7FFF, or a
@@ -394,7 +396,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         gen_counts[k] += 1;
     }
     if binpack && nq > 1 {
-        rebalance(&mut tree, &top_real, &mut loads);
+        rebalance(&mut tree, &top_real, &new_top, &mut loads);
     }
     // Propagate queues down (parents come before children in `tree`).
     for t in nq..tree.len() {
@@ -925,10 +927,15 @@ fn pick_mut(t: &mut TNode, dir: Direction) -> &mut Rates {
 }
 
 /// Bin-packing hysteresis (see [`plan`] rule 3).
-fn rebalance(tree: &mut [TNode], top_real: &[usize], loads: &mut [u64]) {
+fn rebalance(tree: &mut [TNode], top_real: &[usize], new_top: &[usize], loads: &mut [u64]) {
     let nq = loads.len() as u64;
-    let budget = (top_real.len() / 100).max(1);
-    for _ in 0..budget {
+    // Moving a node that kept its queue from the last plan rebuilds its classes: at most
+    // `budget` of those per run. Nodes placed by this run move freely (nothing is built yet),
+    // so a plan made from scratch is balanced in one run and planning it again moves nothing.
+    let mut budget = (top_real.len() / 100).max(1);
+    let is_new = |t: usize| new_top.contains(&t);
+    // Every move strictly lowers the sum of squared loads, so this ends; the bound is a guard.
+    for _ in 0..top_real.len().saturating_mul(4).saturating_add(16) {
         let total: u64 = loads.iter().fold(0u64, |a, l| a.saturating_add(*l));
         let Some((hi, &hl)) =
             loads.iter().enumerate().max_by_key(|(i, l)| (**l, std::cmp::Reverse(*i)))
@@ -950,11 +957,15 @@ fn rebalance(tree: &mut [TNode], top_real: &[usize], loads: &mut [u64]) {
             .iter()
             .filter(|t| usize::from(tree[**t].queue) == hi + 1)
             .filter(|t| tree[**t].weight > 0 && tree[**t].weight < gap)
+            .filter(|t| budget > 0 || is_new(**t))
             .min_by_key(|t| {
                 (tree[**t].weight.saturating_mul(2).abs_diff(gap), tree[**t].key.clone())
             })
             .copied();
         let Some(t) = best else { return };
+        if !is_new(t) {
+            budget -= 1;
+        }
         let w = tree[t].weight;
         tree[t].queue = lo as u16 + 1;
         loads[hi] = loads[hi].saturating_sub(w);

@@ -498,6 +498,38 @@ fn circuit_next_to_child_nodes_keeps_its_minimum() {
     assert!(p.warnings.iter().all(|w| !w.message.contains("scaled")), "{:?}", p.warnings);
 }
 
+/// A plan made from scratch is balanced in one run (nodes placed by the run move freely), so
+/// planning the same inputs again changes nothing; nodes that kept their queue from the last
+/// plan still move at most `max(1, nodes/100)` per run. (Found by the property test: one
+/// capped move per run made every re-plan of an unbalanced new tree move another node.)
+#[test]
+fn binpacking_balances_a_new_tree_in_one_run_and_replanning_moves_nothing() {
+    let mut config = config_bridge(10_000, 10_000);
+    config.queues.use_binpacking = true;
+    // Twelve sites of 100 Mbps each spread 6/6; then an unparented 1 Gbps circuit lands on
+    // queue 1 (1.6 vs 0.6 Gbps of weight): three sites must move to get within 25 % of the
+    // mean, more than the one move per run allowed for nodes that kept their queue.
+    let sites: Vec<_> = (0..12).map(|i| site(&format!("S{i:02}"), 5000, 5000, vec![])).collect();
+    let net = network(sites);
+    let mut circuits: Vec<_> = (0..12u32)
+        .map(|i| circuit(&format!("c{i}"), "x", Some(&format!("S{i:02}")), 100, 10, nth_ipv4(i)))
+        .collect();
+    circuits.push(circuit("big", "x", None, 1000, 10, nth_ipv4(99)));
+    let p = fresh(&config, &net, &circuits, facts(2));
+    let on = |p: &Plan, q: u16| {
+        p.nodes.iter().filter(|n| n.key.starts_with('S') && n.queue == q).count()
+    };
+    assert_eq!((on(&p, 1), on(&p, 2)), (3, 9), "balanced in the first run");
+    let again = run(&config, &net, &circuits, facts(2), &p.identities).expect("re-plan");
+    assert!(diff(&p, &again).is_empty(), "re-planning moved {:?}", diff(&p, &again).rebuilt);
+    // An existing tree that became unbalanced moves one kept node per run.
+    circuits.push(circuit("bigger", "x", None, 1000, 10, nth_ipv4(98)));
+    let p2 = run(&config, &net, &circuits, facts(2), &p.identities).expect("plan");
+    let moved =
+        p2.nodes.iter().filter(|n| p.nodes.iter().any(|o| o.key == n.key && o.queue != n.queue));
+    assert!(moved.count() <= 1, "at most one kept node moves per run");
+}
+
 /// Issue 9: absurd rates (1e300 Mbps saturates to u64::MAX kbit) never panic or wrap: every
 /// rate is capped at 1 Tbit/s.
 #[test]
