@@ -780,6 +780,19 @@ fn stick_tcp(src: &str, dst: &str, vlan: u16, t: TcpSpec) -> Vec<u8> {
     frames::tcp_frame(ip(src), ip(dst), &[vlan], t).expect("frame")
 }
 
+/// A stick data plane with 198.18.0.0/24 in slot 0x10, for the tests that run both
+/// directions on two CPUs; `None` (test skipped) on a one-CPU machine.
+fn stick_on_two_cpus() -> Option<Dataplane> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("skipped: needs two CPUs");
+        return None;
+    }
+    let mut dp =
+        loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 0 });
+    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    Some(dp)
+}
+
 /// Pins the calling thread to `cpu`.
 fn pin_to(cpu: usize) {
     let mut set = nix::sched::CpuSet::new();
@@ -792,13 +805,7 @@ fn pin_to(cpu: usize) {
 #[test]
 fn both_directions_on_two_cpus_at_once_count_exactly_into_one_flow() {
     let Some(_k) = kernel_test() else { return };
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        println!("skipped: needs two CPUs");
-        return;
-    }
-    let mut dp =
-        loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 0 });
-    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    let Some(mut dp) = stick_on_two_cpus() else { return };
     let down = stick_tcp("198.19.0.1", "198.18.0.5", 100, seg(1, 1000));
     let up_spec = TcpSpec { sport: 50000, dport: 443, flags: 0x10, ..Default::default() };
     let up = stick_tcp("198.18.0.5", "198.19.0.1", 200, up_spec);
@@ -836,13 +843,7 @@ fn both_directions_on_two_cpus_at_once_count_exactly_into_one_flow() {
 #[test]
 fn rtt_is_sampled_when_the_two_directions_run_on_different_cpus() {
     let Some(_k) = kernel_test() else { return };
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        println!("skipped: needs two CPUs");
-        return;
-    }
-    let mut dp =
-        loaded(InterfaceRole::Stick { internet_vlan: 100, network_vlan: 200, stick_offset: 0 });
-    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    let Some(mut dp) = stick_on_two_cpus() else { return };
     let down = |tsval, tsecr| {
         let t = TcpSpec { ts: Some((tsval, tsecr)), ..seg(1, 100) };
         stick_tcp("198.19.0.1", "198.18.0.5", 100, t)
