@@ -525,7 +525,8 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
 /*
  * This CPU's 2-way set-associative cache (tag + epoch, negative results too), then the
  * prefix hash, then the trie.
- * A miss fills the way that is empty or from an older epoch, else the one filled longer ago.
+ * A miss fills the way that is empty or from an older epoch, else a way with a negative
+ * answer, else the one filled longer ago; a negative answer never evicts a mapped entry.
  */
 static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_class *out)
 {
@@ -582,15 +583,26 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 		return;
 	struct lqos_cache_entry *w0 = &cs->way[0];
 	struct lqos_cache_entry *w1 = &cs->way[1];
-	int fresh0 = (w0->flags & LQOS_CACHE_VALID) && w0->epoch == epoch;
-	int fresh1 = (w1->flags & LQOS_CACHE_VALID) && w1->epoch == epoch;
+	__u16 f0 = w0->flags, f1 = w1->flags;
+	int fresh0 = (f0 & LQOS_CACHE_VALID) && w0->epoch == epoch;
+	int fresh1 = (f1 & LQOS_CACHE_VALID) && w1->epoch == epoch;
+	/* A fresh way holding a subscriber's mapping. */
+	int pos0 = fresh0 && (f0 & LQOS_CACHE_MAPPED);
+	int pos1 = fresh1 && (f1 & LQOS_CACHE_MAPPED);
 	int victim = 0;
 	if (!fresh0)
 		victim = 0;
 	else if (!fresh1)
 		victim = 1;
+	else if (pos0 != pos1)
+		victim = pos0 ? 1 : 0; /* a negative answer goes first */
+	else if (!out->mapped && pos0)
+		/* Scan-resistant: an unmapped address (an Internet scan of the pools, mostly: each
+		 * address once) never evicts a subscriber's entry. It is answered again from the
+		 * prefix hash next time. */
+		return;
 	else
-		victim = (w0->flags & LQOS_CACHE_NEWER) ? 1 : 0;
+		victim = (f0 & LQOS_CACHE_NEWER) ? 1 : 0;
 	struct lqos_cache_entry *ce = victim ? w1 : w0;
 	struct lqos_cache_entry *other = victim ? w0 : w1;
 	ce->addr = *addr;

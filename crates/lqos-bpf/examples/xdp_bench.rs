@@ -29,7 +29,11 @@
 //!
 //! Each row: one warm-up run of each program, then 5 rounds of (empty, classify+steer+count,
 //! full) runs of 500 000 repeats each, interleaved so that the programs of one round see the
-//! same machine state. Printed: the median ns of each program, the ratio of the medians and
+//! same machine state. Right before each timed run, the program gets an untimed run over its
+//! walk (4 × addresses × train packets, at most the repeat count): a deployed box runs one of
+//! the two programs, so neither is timed on caches the other one's tables just flushed (the
+//! full program's 48 MiB flow table empties the 32 MiB L3 of the lean program's lines, which
+//! cost the lean program of the 32 768 row ~10 to 40 ns per packet). Printed: the median ns of each program, the ratio of the medians and
 //! the median of the per-round ratios ("paired"), and per packet the classification-cache
 //! misses and the LPM trie walks left after the prefix hash. Needs root.
 //! Run through `bench/xdp_bench.sh`. Options (for profiling one case under `perf`):
@@ -229,19 +233,23 @@ fn measure_row(
     lean: Option<&Dataplane>,
     full: Option<&Dataplane>,
     frame: &[u8],
+    warm: u32,
     args: &Args,
 ) -> Row {
     let _ = run_once(empty_dp, frame, true, args.repeat);
     for dp in [lean, full].into_iter().flatten() {
         let _ = run_once(dp, frame, false, args.repeat);
     }
+    let warm = warm.min(args.repeat);
     let mut row = Row::default();
     for _ in 0..args.runs {
         row.empty.push(run_once(empty_dp, frame, true, args.repeat).0);
         if let Some(dp) = lean {
+            let _ = run_once(dp, frame, false, warm);
             row.lean.push(run_once(dp, frame, false, args.repeat).0);
         }
         if let Some(dp) = full {
+            let _ = run_once(dp, frame, false, warm);
             let (ns, action) = run_once(dp, frame, false, args.repeat);
             row.full.push(ns);
             row.action = action;
@@ -341,12 +349,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lean = if args.lean { Some(load(n, space, walk, train, false)?) } else { None };
         let full = if args.full { Some(load(n, space, walk, train, true)?) } else { None };
         let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
+        let warm = walk.saturating_mul(train).saturating_mul(4).min(args.repeat);
         for k in row_kinds {
             let before = any.stats()?;
-            let row = measure_row(any, lean.as_ref(), full.as_ref(), &k.frame, &args);
+            let row = measure_row(any, lean.as_ref(), full.as_ref(), &k.frame, warm, &args);
             let after = any.stats()?;
             let per_pkt = |a: u64, b: u64| {
-                a.saturating_sub(b) as f64 / (f64::from(args.repeat) * (args.runs as f64 + 1.0))
+                // `any`'s packets: a warm-up run, then per round an untimed and a timed run.
+                let packets = f64::from(args.repeat) * (args.runs as f64 + 1.0)
+                    + f64::from(warm) * args.runs as f64;
+                a.saturating_sub(b) as f64 / packets
             };
             let misses = per_pkt(after.cache_misses, before.cache_misses);
             let tries = per_pkt(after.trie_lookups, before.trie_lookups);

@@ -1,6 +1,9 @@
 //! `BPF_PROG_TEST_RUN` tests: no network needed, `lo` (ifindex 1) stands in for the interface.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
 
 use ipnet::IpNet;
 use lqos_bpf::{
@@ -352,6 +355,68 @@ fn neighbouring_addresses_each_keep_their_own_cache_slot() {
     }
     let again = dp.stats().expect("stats").cache_misses - misses;
     assert!(again <= 8, "128 neighbouring addresses should stay cached; {again} missed again");
+}
+
+/// The set of an IPv4 address in a cache of `sets` sets per CPU: mirrors lqos_classify's hash
+/// (the test checks the mirror before relying on it).
+fn cache_set(addr: Ipv4Addr, sets: u32) -> u32 {
+    let h = (!u64::from(u32::from(addr)) & 0xffff_ffff).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - sets.trailing_zeros())) as u32
+}
+
+#[test]
+fn unmapped_addresses_never_evict_a_subscribers_cache_entry() {
+    let Some(_k) = kernel_test() else { return };
+    let mut set = nix::sched::CpuSet::new();
+    set.set(0).expect("cpu set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
+    // 4 entries per CPU: 2 sets of 2 ways.
+    let mut dp = loaded_with(
+        InterfaceRole::ToInternet,
+        &LoadOptions { cache_entries: 4, ..LoadOptions::default() },
+    );
+    let subs: Vec<(String, IpMapping)> =
+        (1..=40u8).map(|i| (format!("198.18.0.{i}/32"), mapping(0, 1, u16::from(i)))).collect();
+    let refs: Vec<(&str, IpMapping)> = subs.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+    upsert(&mut dp, &refs);
+    // Subscribers and unassigned addresses of the same /16 (answered by the prefix hash, not
+    // the near bitmap) that share set 0.
+    let in_set0 = |a: &Ipv4Addr| cache_set(*a, 2) == 0;
+    let subs0: Vec<Ipv4Addr> =
+        (1..=40u8).map(|i| Ipv4Addr::new(198, 18, 0, i)).filter(in_set0).collect();
+    let scan0: Vec<Ipv4Addr> =
+        (0..=255u8).map(|i| Ipv4Addr::new(198, 18, 1, i)).filter(in_set0).collect();
+    assert!(subs0.len() >= 3 && scan0.len() >= 50, "{} {}", subs0.len(), scan0.len());
+    let (a, b, c) = (subs0[0], subs0[1], subs0[2]);
+    let frame = |dst: Ipv4Addr| udp("198.19.0.1", &dst.to_string(), &[]);
+    let mut misses = dp.stats().expect("stats").cache_misses;
+    let mut send = |dp: &Dataplane, dst: Ipv4Addr| -> u64 {
+        dp.test_run_xdp(&frame(dst), LO, 1).expect("run");
+        let now = dp.stats().expect("stats").cache_misses;
+        let missed = now - misses;
+        misses = now;
+        missed
+    };
+    // Three subscribers in one 2-way set: the third evicts the first (this checks the mirror).
+    assert_eq!([send(&dp, a), send(&dp, b), send(&dp, c)], [1, 1, 1]);
+    assert_eq!(send(&dp, a), 1, "a, b and c should share a set (hash mirror out of date?)");
+    assert_eq!([send(&dp, c), send(&dp, a)], [0, 0], "c and a are cached");
+    // A scan of the pool: every address misses, and none takes a subscriber's way.
+    let scanned: u64 = scan0.iter().map(|n| send(&dp, *n)).sum();
+    assert_eq!(scanned, scan0.len() as u64);
+    assert_eq!([send(&dp, c), send(&dp, a)], [0, 0], "the scan evicted a subscriber");
+    let r = dp.test_run_xdp(&frame(a), LO, 1).expect("run");
+    assert_eq!(meta_handle(&r.meta), Some(0x0001_0000 | u32::from(a.octets()[3])));
+
+    // After an epoch bump: an unmapped address is cached while its set has room, and a
+    // subscriber then replaces it rather than the older subscriber entry.
+    upsert(&mut dp, &[("198.18.0.200/32", mapping(0, 1, 200))]);
+    let _ = send(&dp, a);
+    let n = scan0[0];
+    assert_eq!([send(&dp, a), send(&dp, n), send(&dp, n)], [0, 1, 0], "negatives are cached");
+    assert_eq!(send(&dp, b), 1);
+    assert_eq!([send(&dp, a), send(&dp, b)], [0, 0], "b replaced the negative entry, not a");
+    assert_eq!(send(&dp, n), 1);
 }
 
 #[test]
