@@ -19,7 +19,7 @@
  * packet is an ARRAY (lookups inlined by the verifier, bpf_get_smp_processor_id too).
  * Per-CPU data (the classification cache, slot counters) lives in plain ARRAYs indexed by
  * the CPU, one load instead of a PERCPU_ARRAY's pointer table + value. The flow table is an
- * ARRAY of 2-way sets indexed by an inline hash of the 5-tuple, not a HASH map (helper call
+ * ARRAY of 4-way sets indexed by an inline hash of the 5-tuple, not a HASH map (helper call
  * + jhash of 40 bytes, ~40 ns). The clock is read only when a flow is created or an RTT
  * timestamp is taken or matched.
  */
@@ -777,104 +777,89 @@ static __always_inline int lqos_flow_live(__u64 s)
 }
 
 /*
- * The flow entry of this key, created if needed. The table is an ARRAY of 2-way sets. A new
- * flow takes an empty way, else a stale one (no packet for two flow generations, i.e. a whole
- * lqosd sweep interval; the older of two), else it is not tracked (flows_dropped). Creating
+ * The flow entry of this key, created if needed. The table is an ARRAY of 4-way sets. A new
+ * flow takes the first empty way, else a stale one (no packet for two flow generations, i.e. a
+ * whole lqosd sweep interval; the oldest), else it is not tracked (flows_dropped). Creating
  * is a claim: compare-and-swap the way's state from the even value seen to odd, write the
  * key and zeroes, then make it even again. A CPU that finds a way being written waits for it
  * and re-checks the key, so two CPUs creating the same flow end in one entry.
  */
-/* The two ways of a flow's set, found before classification so that the load of the first
- * way's line (usually a cache miss at scale) overlaps the classification cache's. */
+/* A flow's set, found before classification so that the load of the first way's line (usually
+ * a cache miss at scale) overlaps the classification cache's. */
 struct lqos_flow_set {
 	struct lqos_flow_entry *e0;
-	struct lqos_flow_entry *e1;
 	__u64 s0;               /* e0's state read early */
+	__u32 first;            /* index of the set's first way */
 };
 
 static __always_inline int lqos_flow_set_find(struct lqos_flow_key *k, struct lqos_flow_set *fs)
 {
 	__u64 h = lqos_flow_hash(k);
 	__u32 set = lqos_flow_shift >= 64 ? 0 : (__u32)(h >> (lqos_flow_shift & 63)) & lqos_flow_mask;
-	__u32 i0 = set * 2;
-	__u32 i1 = i0 + 1;
-	fs->e0 = bpf_map_lookup_elem(&lqos_flows, &i0);
-	fs->e1 = bpf_map_lookup_elem(&lqos_flows, &i1);
-	if (!fs->e0 || !fs->e1)
+	fs->first = set * LQOS_FLOW_WAYS;
+	fs->e0 = bpf_map_lookup_elem(&lqos_flows, &fs->first);
+	if (!fs->e0)
 		return -1;
 	fs->s0 = lqos_read_state(fs->e0);
 	return 0;
 }
 
-static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_key *k,
-							     __u32 slot,
-							     struct lqos_flow_set *fs)
+/*
+ * The slow path of lqos_flow_get: the key is in no live way. Waits for ways being written
+ * (one may be this very flow, created by another CPU), else claims the first empty way or
+ * the way idle longest if idle two generations or more. Returns the way (0..ways-1) holding
+ * the flow, or -1 (not tracked: flows_dropped). A global function: the verifier checks it
+ * once, not once per path of its callers (inlined, it exceeded the instruction budget).
+ */
+__attribute__((noinline)) int lqos_flow_claim(__u32 first, struct lqos_flow_key *k, __u32 slot,
+					      __u32 gen)
 {
-	__u32 zero = 0;
-	__u32 gen = 0;
-	__u32 *gp = bpf_map_lookup_elem(&lqos_flow_gen, &zero);
-	if (gp)
-		gen = *gp;
-	struct lqos_flow_entry *e0 = fs->e0;
-	struct lqos_flow_entry *e1 = fs->e1;
-	if (!e0 || !e1)
-		return 0;
-	struct lqos_flow_entry *f = 0;
-	__u64 s0 = fs->s0;
-	__u64 s1 = 0;
-	if (lqos_flow_live(s0) && lqos_key_eq(&e0->key, k)) {
-		f = e0;
-	} else {
-		s1 = lqos_read_state(e1);
-		if (lqos_flow_live(s1) && lqos_key_eq(&e1->key, k))
-			f = e1;
-	}
-	if (f) {
-		if (f->gen != gen)
-			f->gen = gen;
-		if (f->slot != slot)
-			f->slot = slot;
-		return f;
-	}
-
-	/* Slow path: a way being written may be this very flow (another CPU creating it). */
-	if ((s0 & 1) || (s1 & 1)) {
-		s0 = lqos_wait_written(e0);
-		s1 = lqos_wait_written(e1);
-		if (lqos_flow_live(s0) && lqos_key_eq(&e0->key, k))
-			return e0;
-		if (lqos_flow_live(s1) && lqos_key_eq(&e1->key, k))
-			return e1;
-	}
+	if (!k)
+		return -1;
 	struct lqos_stats *st = lqos_stats_get();
 	struct lqos_flow_entry *v = 0;
 	__u64 vs = 0;
-	if (s0 == 0) {
-		v = e0;
-	} else if (s1 == 0) {
-		v = e1, vs = s1;
-	} else {
-		__u32 age0 = gen - e0->gen, age1 = gen - e1->gen;
-		int ok0 = !(s0 & 1) && age0 >= 2, ok1 = !(s1 & 1) && age1 >= 2;
-		if (ok0 && (!ok1 || age0 >= age1))
-			v = e0, vs = s0;
-		else if (ok1)
-			v = e1, vs = s1;
+	__u32 best_age = 1;
+	int vway = -1;
+	int empty = 0;
+#pragma unroll
+	for (int i = 0; i < LQOS_FLOW_WAYS; i++) {
+		__u32 idx = first + i;
+		struct lqos_flow_entry *e = bpf_map_lookup_elem(&lqos_flows, &idx);
+		if (!e)
+			return -1;
+		__u64 s = lqos_wait_written(e);
+		if (lqos_flow_live(s) && lqos_key_eq(&e->key, k)) {
+			if (e->gen != gen)
+				e->gen = gen;
+			if (e->slot != slot)
+				e->slot = slot;
+			return i;
+		}
+		if (empty || (s & 1))
+			continue;
+		if (s == 0) {
+			v = e, vs = 0, vway = i, empty = 1;
+			continue;
+		}
+		__u32 age = gen - e->gen;
+		if (age > best_age)
+			v = e, vs = s, vway = i, best_age = age;
 	}
 	if (!v) {
 		if (st)
 			st->flows_dropped++;
-		return 0;
+		return -1;
 	}
 	__u64 now = bpf_ktime_get_ns();
 	if (__sync_val_compare_and_swap(&v->state, vs, vs + 1) != vs) {
 		/* Another CPU claimed it first: maybe for this flow. */
-		__u64 s = lqos_wait_written(v);
-		if (lqos_flow_live(s) && lqos_key_eq(&v->key, k))
-			return v;
+		__u64 s2 = lqos_wait_written(v);
+		if (lqos_flow_live(s2) && lqos_key_eq(&v->key, k))
+			return vway;
 		if (st)
 			st->flows_dropped++;
-		return 0;
+		return -1;
 	}
 	v->key = *k;
 	v->gen = gen;
@@ -886,7 +871,50 @@ static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_ke
 	__sync_fetch_and_add(&v->state, 1); /* publish: even again */
 	if (st)
 		st->flows_created++;
-	return v;
+	return vway;
+}
+
+static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_key *k,
+							     __u32 slot,
+							     struct lqos_flow_set *fs)
+{
+	__u32 zero = 0;
+	__u32 gen = 0;
+	__u32 *gp = bpf_map_lookup_elem(&lqos_flow_gen, &zero);
+	if (gp)
+		gen = *gp;
+	/* Ways fill first to last, so a flow is mostly found in the first line or two. */
+	struct lqos_flow_entry *f = 0;
+	struct lqos_flow_entry *e0 = fs->e0;
+	if (!e0)
+		return 0;
+	if (lqos_flow_live(fs->s0) && lqos_key_eq(&e0->key, k)) {
+		f = e0;
+	} else {
+#pragma unroll
+		for (int i = 1; i < LQOS_FLOW_WAYS; i++) {
+			__u32 idx = fs->first + i;
+			struct lqos_flow_entry *e = bpf_map_lookup_elem(&lqos_flows, &idx);
+			if (!e)
+				return 0;
+			if (lqos_flow_live(lqos_read_state(e)) && lqos_key_eq(&e->key, k)) {
+				f = e;
+				break;
+			}
+		}
+	}
+	if (f) {
+		if (f->gen != gen)
+			f->gen = gen;
+		if (f->slot != slot)
+			f->slot = slot;
+		return f;
+	}
+	int way = lqos_flow_claim(fs->first, k, slot, gen);
+	if (way < 0)
+		return 0;
+	__u32 idx = fs->first + ((__u32)way & (LQOS_FLOW_WAYS - 1));
+	return bpf_map_lookup_elem(&lqos_flows, &idx);
 }
 
 /* Ports, protocol and TCP fields of one TCP/UDP packet into the flow key and `t`. */

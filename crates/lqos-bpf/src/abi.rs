@@ -31,6 +31,8 @@ pub const IF_SLOTS: u32 = 1024;
 pub const CACHE_ENTRIES: u32 = 65536;
 /// Buckets per path of an RTT histogram.
 pub const RTT_BUCKETS: usize = 32;
+/// Ways per set of the flow table (`LQOS_FLOW_WAYS`).
+pub const FLOW_WAYS: u32 = 4;
 /// Upper bound (inclusive, microseconds) of each RTT bucket; the last one is open-ended.
 /// Must match `lqos_rtt_bucket()` in `lqos_kern.c`.
 pub const RTT_BUCKET_UPPER_US: [u32; RTT_BUCKETS] = [

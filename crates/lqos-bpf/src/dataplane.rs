@@ -75,7 +75,7 @@ pub struct LoadOptions {
     /// Counter slots (per-CPU counters: 64 B × slots × possible CPUs; RTT histograms:
     /// 272 B × slots). Slots at or beyond this are counted in slot 0.
     pub max_slots: u32,
-    /// Flow-table capacity: a power of two ≥ 2 (192 B per entry, preallocated; 2-way sets,
+    /// Flow-table capacity: a power of two ≥ 4 (192 B per entry, preallocated; 4-way sets,
     /// so a table can refuse a new flow before it is full).
     pub max_flows: u32,
     /// Classification-cache entries per CPU: a power of two ≥ 4 (32 B each, 2-way sets).
@@ -237,10 +237,10 @@ impl Dataplane {
                 reason: "must be at least 1",
             });
         }
-        if opts.max_flows < 2 || !opts.max_flows.is_power_of_two() {
+        if opts.max_flows < crate::abi::FLOW_WAYS || !opts.max_flows.is_power_of_two() {
             return Err(BpfError::InvalidOption {
                 option: "max_flows",
-                reason: "must be a power of two, at least 2",
+                reason: "must be a power of two, at least 4 (one set of ways)",
             });
         }
         if opts.cache_entries < 4 || !opts.cache_entries.is_power_of_two() {
@@ -279,9 +279,10 @@ impl Dataplane {
         // Both are powers of two ≥ 2: the shift keeps the top log2(sets) bits of the hash.
         let cache_shift = 64 - cache_sets.trailing_zeros();
         loader.override_global("lqos_cache_shift", &cache_shift, true);
-        let flow_shift = 64 - (opts.max_flows / 2).trailing_zeros();
+        let flow_sets = opts.max_flows / crate::abi::FLOW_WAYS;
+        let flow_shift = 64 - flow_sets.trailing_zeros();
         loader.override_global("lqos_flow_shift", &flow_shift, true);
-        let flow_mask = opts.max_flows / 2 - 1;
+        let flow_mask = flow_sets - 1;
         loader.override_global("lqos_flow_mask", &flow_mask, true);
         if opts.bench_train > 1 && !opts.bench_train.is_power_of_two() {
             return Err(BpfError::InvalidOption {

@@ -451,7 +451,7 @@ impl Flow {
     }
 }
 
-/// The bounded flow table: an `ARRAY` of `LoadOptions::max_flows` entries in 2-way sets,
+/// The bounded flow table: an `ARRAY` of `LoadOptions::max_flows` entries in 4-way sets,
 /// indexed by a hash of the 5-tuple. A new flow takes an empty way of its set, else one idle
 /// for at least one whole sweep interval (two generations), else it is not tracked
 /// ([`DataplaneStats::flows_dropped`]). Nothing is ever deleted from userspace while the

@@ -797,13 +797,13 @@ fn flow_ager_removes_idle_flows_and_keeps_active_ones() {
     assert_eq!(dp.flows().remove(&[b_key]).expect("remove again"), 0);
 }
 
-/// One set of two ways (`max_flows = 2`): every flow collides with every other.
+/// One set of four ways (`max_flows = 4`): every flow collides with every other.
 #[test]
 fn a_full_set_refuses_new_flows_until_an_idle_one_is_stale_then_replaces_the_idle_one() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded_with(
         InterfaceRole::ToInternet,
-        &LoadOptions { max_flows: 2, ..LoadOptions::default() },
+        &LoadOptions { max_flows: 4, ..LoadOptions::default() },
     );
     upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
     let flow = |port| udp_port("198.19.0.1", "198.18.0.5", port);
@@ -818,27 +818,41 @@ fn a_full_set_refuses_new_flows_until_an_idle_one_is_stale_then_replaces_the_idl
         v.sort_unstable();
         v
     };
-    dp.test_run_xdp(&flow(1), LO, 1).expect("run");
-    dp.test_run_xdp(&flow(2), LO, 3).expect("run");
-    // Both ways hold flows active in this generation: a third flow is not tracked and
+    for port in 1..=4 {
+        dp.test_run_xdp(&flow(port), LO, u32::from(port)).expect("run");
+    }
+    // Every way holds a flow active in this generation: a fifth flow is not tracked and
     // takes nothing from them.
-    dp.test_run_xdp(&flow(3), LO, 1).expect("run");
-    assert_eq!(ports(&mut dp), vec![(1, 1), (2, 3)]);
+    dp.test_run_xdp(&flow(5), LO, 1).expect("run");
+    assert_eq!(ports(&mut dp), vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
     assert_eq!(dp.stats().expect("stats").flows_dropped, 1);
-    // Two sweeps go by; flow 2 keeps sending, flow 1 is idle for a whole interval.
+    // Two sweeps go by; flows 2 and 4 keep sending, flow 1 is idle for a whole interval and
+    // flow 3 since the first sweep only.
     let mut ager = FlowAger::new();
     ager.sweep(dp.flows(), 6).expect("sweep");
-    dp.test_run_xdp(&flow(2), LO, 1).expect("run");
-    dp.test_run_xdp(&flow(3), LO, 1).expect("run"); // flow 1 idle one generation: not yet
-    assert_eq!(ports(&mut dp), vec![(1, 1), (2, 4)]);
+    for port in [2, 3, 4] {
+        dp.test_run_xdp(&flow(port), LO, 1).expect("run");
+    }
+    dp.test_run_xdp(&flow(5), LO, 1).expect("run"); // flow 1 idle one generation: not yet
+    assert_eq!(ports(&mut dp), vec![(1, 1), (2, 3), (3, 4), (4, 5)]);
     ager.sweep(dp.flows(), 6).expect("sweep");
-    dp.test_run_xdp(&flow(2), LO, 1).expect("run");
-    // Now flow 1 is stale: flow 3 takes its way, flow 2 keeps its counts.
-    dp.test_run_xdp(&flow(3), LO, 2).expect("run");
-    assert_eq!(ports(&mut dp), vec![(2, 5), (3, 2)]);
+    for port in [2, 4] {
+        dp.test_run_xdp(&flow(port), LO, 1).expect("run");
+    }
+    // Now flow 1 is stale (two generations), flow 3 not yet (one): flow 5 takes flow 1's way.
+    dp.test_run_xdp(&flow(5), LO, 2).expect("run");
+    assert_eq!(ports(&mut dp), vec![(2, 4), (3, 4), (4, 6), (5, 2)]);
+    // A sixth flow waits for flow 3 to be stale, then takes its way.
+    dp.test_run_xdp(&flow(6), LO, 1).expect("run");
+    ager.sweep(dp.flows(), 6).expect("sweep");
+    for port in [2, 4, 5] {
+        dp.test_run_xdp(&flow(port), LO, 1).expect("run");
+    }
+    dp.test_run_xdp(&flow(6), LO, 1).expect("run");
+    assert_eq!(ports(&mut dp), vec![(2, 5), (4, 7), (5, 3), (6, 1)]);
     let s = dp.stats().expect("stats");
-    assert_eq!((s.flows_created, s.flows_dropped), (3, 2));
-    assert_eq!(slot(&mut dp, 0x10).packets[DOWN], 10, "slot counting does not depend on flows");
+    assert_eq!((s.flows_created, s.flows_dropped), (6, 3));
+    assert_eq!(slot(&mut dp, 0x10).packets[DOWN], 24, "slot counting does not depend on flows");
 }
 
 fn stick_tcp(src: &str, dst: &str, vlan: u16, t: TcpSpec) -> Vec<u8> {
