@@ -12,7 +12,10 @@ use aya::maps::{Array, Map, MapData, PerCpuArray};
 
 use crate::{
     BpfError,
-    abi::{self, RawFlowEntry, RawFlowKey, RawRttHist, RawSlotCounters, RawStats, RawUnknown},
+    abi::{
+        self, MmapRegion, RawFlowEntry, RawFlowKey, RawRttHist, RawSlotCounters, RawStats,
+        RawUnknown,
+    },
     maps::{
         FLOW_GEN, FLOWS, RTT_HIST, SLOT_COUNTERS, STATS, UNKNOWN, decode_addr, encode_addr,
         fd_or_err, map_err, max_entries,
@@ -462,14 +465,23 @@ pub struct FlowTable {
     map: Map,
     gen_map: Map,
     max_entries: u32,
+    /// The table's values, read in place (`None`: the map is not mmapable, read in batches).
+    region: Option<MmapRegion>,
 }
+
+/// Bytes of one flow entry, and the offset of its state word.
+const FLOW_ENTRY: usize = std::mem::size_of::<RawFlowEntry>();
+const FLOW_STATE_OFF: usize = std::mem::offset_of!(RawFlowEntry, state);
 
 impl FlowTable {
     pub(crate) fn new(map: Map, gen_map: Map) -> Result<Self, BpfError> {
         Array::<&MapData, RawFlowEntry>::try_from(&map).map_err(map_err(FLOWS, "open"))?;
         Array::<&MapData, u32>::try_from(&gen_map).map_err(map_err(FLOW_GEN, "open"))?;
         let max_entries = max_entries(&map, FLOWS)?;
-        Ok(FlowTable { map, gen_map, max_entries })
+        let region = (max_entries as usize)
+            .checked_mul(FLOW_ENTRY)
+            .and_then(|len| MmapRegion::map(fd_or_err(&map, FLOWS).ok()?, len).ok());
+        Ok(FlowTable { map, gen_map, max_entries, region })
     }
 
     /// Capacity of the table.
@@ -496,6 +508,10 @@ impl FlowTable {
     }
 
     fn read_raw(&self, mut f: impl FnMut(u32, &RawFlowEntry)) -> Result<(), BpfError> {
+        if let Some(region) = &self.region {
+            read_flows_in_place(region, self.max_entries, f);
+            return Ok(());
+        }
         read_array(
             fd_or_err(&self.map, FLOWS)?,
             FLOWS,
@@ -540,6 +556,42 @@ impl FlowTable {
                 .map_err(map_err(FLOWS, format!("empty entry {idx}")))?;
         }
         Ok(hits.len())
+    }
+}
+
+/// Every live entry of a mapped flow table, read in place: the state word first (an empty or
+/// half-written way costs one line and is skipped), then the entry word by word, then the
+/// state again; an entry whose state changed meanwhile (another flow took the way) is skipped
+/// and seen by the next read. At 2^20 entries a sweep of an idle table reads 64 MiB instead of
+/// copying 192 MiB through `BPF_MAP_LOOKUP_BATCH` (measured: lqosd idle at 100k circuits).
+fn read_flows_in_place(region: &MmapRegion, entries: u32, mut f: impl FnMut(u32, &RawFlowEntry)) {
+    use std::sync::atomic::Ordering;
+    const WORDS: usize = FLOW_ENTRY / 8;
+    for idx in 0..entries {
+        let base = idx as usize * FLOW_ENTRY;
+        let Some(state) = region.u64_at(base + FLOW_STATE_OFF) else { return };
+        let s1 = state.load(Ordering::Acquire);
+        if s1 < 2 || s1 % 2 == 1 {
+            continue;
+        }
+        let mut words = [0u64; WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            match region.u64_at(base + i * 8) {
+                Some(a) => *w = a.load(Ordering::Relaxed),
+                None => return,
+            }
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        if state.load(Ordering::Relaxed) != s1 {
+            continue;
+        }
+        let mut bytes = [0u8; FLOW_ENTRY];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+        if let Some(e) = abi::pod_from_bytes::<RawFlowEntry>(&bytes) {
+            f(idx, &e);
+        }
     }
 }
 

@@ -157,10 +157,12 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             return Err(DaemonError::Preflight { count: 1 });
         }
     }
+    let slots = max_slots(&config);
     let mut dp = Dataplane::load(&LoadOptions {
         pin_dir: Some(pin_dir()),
         cpumap_queue_size: 2048,
-        max_slots: max_slots(&config),
+        max_slots: slots,
+        max_flows: max_flows(slots),
         ..LoadOptions::default()
     })
     .map_err(|e| runtime("load eBPF programs", &e))?;
@@ -297,6 +299,29 @@ fn max_slots(config: &Config) -> u32 {
     u32::try_from(want).unwrap_or(u32::MAX).max(lqos_bpf::DEFAULT_MAX_SLOTS)
 }
 
+/// Flow-table entries: 8 per circuit slot (the flows a subscriber has going at once, with room
+/// for the table's 4-way sets to stay under half full), at least lqos-bpf's default and at
+/// most 2^20 (192 MiB). `LQOS_MAX_FLOWS` (a power of two ≥ 4) overrides. Before, every box
+/// had 65 536 entries: from a few thousand busy subscribers on, new flows found the table
+/// full and their circuits had no RTT samples.
+fn max_flows(max_slots: u32) -> u32 {
+    if let Some(n) = std::env::var("LQOS_MAX_FLOWS").ok().and_then(|v| v.parse::<u32>().ok())
+        && n >= lqos_bpf::abi::FLOW_WAYS
+        && n.is_power_of_two()
+    {
+        return n;
+    }
+    flows_for_slots(max_slots)
+}
+
+fn flows_for_slots(max_slots: u32) -> u32 {
+    max_slots
+        .saturating_mul(8)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 20)
+        .clamp(lqos_bpf::DEFAULT_MAX_FLOWS, 1 << 20)
+}
+
 /// Where the maps are pinned: `LQOS_PIN_DIR` (the lab gives each lqosd its own), else
 /// `/sys/fs/bpf/lqos`.
 pub fn pin_dir() -> PathBuf {
@@ -317,5 +342,20 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flows_for_slots;
+
+    #[test]
+    fn the_flow_table_grows_with_the_circuits_within_bounds() {
+        assert_eq!(flows_for_slots(2), lqos_bpf::DEFAULT_MAX_FLOWS);
+        assert_eq!(flows_for_slots(16_384), 131_072); // 10k circuits
+        assert_eq!(flows_for_slots(12_502), 131_072); // not a power of two
+        assert_eq!(flows_for_slots(131_072), 1 << 20); // 100k circuits
+        assert_eq!(flows_for_slots(1 << 20), 1 << 20);
+        assert_eq!(flows_for_slots(u32::MAX), 1 << 20);
     }
 }
