@@ -133,7 +133,8 @@
           el("div", {}, "Last apply"), el("div", {}, ago(s.last_apply_unix)),
           el("div", {}, "Last reload"), el("div", {}, s.last_reload || "–"),
           el("div", {}, "Scheduler"), el("div", { class: sch && sch.last_error ? "bad" : "" }, sch ? sch.phase + (sch.last_result ? " — " + sch.last_result : "") : "not reporting"),
-          el("div", {}, "Quarantined"), el("div", { class: (s.quarantined || []).length ? "bad" : "ok" }, (s.quarantined || []).length ? (s.quarantined.length + " circuit(s)") : "none")),
+          el("div", {}, "Quarantined"), el("div", { class: (s.quarantined || []).length ? "bad" : "ok" }, (s.quarantined || []).length ? (s.quarantined.length + " circuit(s)") : "none"),
+          el("div", {}, "Flow table"), el("div", { id: "d-flowtable" }, s.dataplane ? num(s.dataplane.flows_live) + " live flows in " + num(s.dataplane.flow_capacity) + " entries; " + num(s.dataplane.untracked_packets) + " packets found no room" : "–")),
         (s.quarantined || []).length ? el("ul", { class: "bad", id: "quarantine" }, s.quarantined.slice(0, 20).map(quarantineLine)) : null,
         s.warnings.length ? el("ul", { class: "warn" }, s.warnings.map(w => el("li", {}, w))) : el("p", { class: "ok" }, "No warnings."));
     }

@@ -753,6 +753,35 @@ pub struct DaemonStatus {
     /// Bytes on disk of the history store (`None` = history off or not started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_bytes: Option<u64>,
+    /// The data plane's own counters (`None` before the first read, or without a data plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane: Option<DataplaneHealth>,
+}
+
+/// The data plane's health: table sizes and the XDP/tc programs' own counters, cumulative
+/// since the programs were loaded (summed over CPUs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DataplaneHealth {
+    /// Entries of the flow table.
+    pub flow_capacity: u64,
+    /// Flows with a packet in the last few sweeps (the last sweep's count).
+    pub flows_live: u64,
+    /// Flows the programs created.
+    pub flows_created: u64,
+    /// Packets of flows that found no room in the flow table (their circuits lose RTT and
+    /// retransmit samples; a growing count calls for a bigger table: `LQOS_MAX_FLOWS`).
+    pub untracked_packets: u64,
+    /// RTT samples taken.
+    pub rtt_samples: u64,
+    /// Classification-cache misses.
+    pub cache_misses: u64,
+    /// Cache misses answered by the LPM trie (the prefix hash could not).
+    pub trie_lookups: u64,
+    /// Samples of unmapped addresses lost because their table was full.
+    pub unknown_samples_lost: u64,
+    /// Frames that reached tc without XDP metadata (tc classified them itself).
+    pub no_metadata: u64,
 }
 
 /// lqosd's answer.

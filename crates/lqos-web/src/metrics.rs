@@ -5,6 +5,10 @@
 //! * `download_bps`, `upload_bps`, `shaped_download_bps`, `shaped_upload_bps` (gauges),
 //!   `drops_total`, `circuits`, `nodes`, `mappings`, `queues`, `warnings`,
 //!   `last_apply_timestamp_seconds`, `uptime_seconds`, `history_bytes` (when history is on).
+//! * Data plane (once lqosd has read it): `xdp_flow_table_entries`, `xdp_flows_live` (gauges),
+//!   `xdp_flows_created_total`, `xdp_untracked_packets_total` (packets of flows the full flow
+//!   table could not track), `xdp_rtt_samples_total`, `xdp_cache_misses_total`,
+//!   `xdp_trie_lookups_total`, `xdp_unknown_samples_lost_total`, `xdp_no_metadata_total`.
 //! * `scheduler_info{phase,integration}` 1, `scheduler_last_run_timestamp_seconds`,
 //!   `scheduler_next_run_timestamp_seconds`, `scheduler_last_result_ok` (1/0).
 //! * Per circuit (label `circuit_id` = Circuit ID, `direction` = `down`/`up`):
@@ -42,7 +46,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
-use lqos_bus::{CircuitStat, DaemonStatus, NodeStat, Qoe, RttSummary};
+use lqos_bus::{CircuitStat, DaemonStatus, DataplaneHealth, NodeStat, Qoe, RttSummary};
 
 use super::auth::secret_eq;
 use super::front::Peer;
@@ -144,6 +148,44 @@ fn one(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
     let _ = writeln!(out, "lqos_{name} {v}");
 }
 
+/// The data plane's own counters (`xdp_*`).
+fn dataplane(out: &mut String, d: &DataplaneHealth) {
+    let series: [(&str, &str, &str, u64); 9] = [
+        ("xdp_flow_table_entries", "gauge", "Entries of the flow table.", d.flow_capacity),
+        ("xdp_flows_live", "gauge", "Flows seen in the last few sweeps.", d.flows_live),
+        ("xdp_flows_created_total", "counter", "Flows created.", d.flows_created),
+        (
+            "xdp_untracked_packets_total",
+            "counter",
+            "Packets of flows that found no room in the flow table (no RTT or retransmit samples; raise LQOS_MAX_FLOWS when it grows).",
+            d.untracked_packets,
+        ),
+        ("xdp_rtt_samples_total", "counter", "TCP RTT samples taken.", d.rtt_samples),
+        ("xdp_cache_misses_total", "counter", "Classification-cache misses.", d.cache_misses),
+        (
+            "xdp_trie_lookups_total",
+            "counter",
+            "Cache misses answered by the LPM trie.",
+            d.trie_lookups,
+        ),
+        (
+            "xdp_unknown_samples_lost_total",
+            "counter",
+            "Unmapped-address samples lost to a full table.",
+            d.unknown_samples_lost,
+        ),
+        (
+            "xdp_no_metadata_total",
+            "counter",
+            "Frames tc classified without XDP metadata.",
+            d.no_metadata,
+        ),
+    ];
+    for (name, kind, help, v) in series {
+        one(out, name, kind, help, v);
+    }
+}
+
 /// Renders the whole exposition. Pure, for tests.
 pub fn render(
     status: Option<&DaemonStatus>,
@@ -189,6 +231,9 @@ pub fn render(
                 "Unix time of the last successful apply.",
                 t,
             );
+        }
+        if let Some(d) = &s.dataplane {
+            dataplane(&mut out, d);
         }
         if let Some(sch) = &s.scheduler {
             head(&mut out, "scheduler_info", "gauge", "Scheduler phase and integration.");
@@ -407,6 +452,32 @@ mod tests {
         // Empty variables count as unset.
         let empty = |_: &str| Some(String::new());
         assert_eq!(settings(&conf, empty), (false, Some("from-conf".into())));
+    }
+
+    #[test]
+    fn data_plane_counters_are_exported_once_read() {
+        let none = render(Some(&DaemonStatus::default()), None, None);
+        assert!(!none.contains("lqos_xdp_"), "{none}");
+        let st = DaemonStatus {
+            dataplane: Some(DataplaneHealth {
+                flow_capacity: 131_072,
+                flows_live: 900,
+                untracked_packets: 42,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render(Some(&st), None, None);
+        for line in [
+            "# TYPE lqos_xdp_untracked_packets_total counter",
+            "lqos_xdp_untracked_packets_total 42",
+            "# TYPE lqos_xdp_flow_table_entries gauge",
+            "lqos_xdp_flow_table_entries 131072",
+            "lqos_xdp_flows_live 900",
+            "lqos_xdp_cache_misses_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in {text}");
+        }
     }
 
     #[test]

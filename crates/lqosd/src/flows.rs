@@ -109,11 +109,11 @@ fn monotonic_ns() -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use lqos_bpf::FlowKey;
 
-    fn flow(slot: u32, port: u16, bytes: u64) -> Flow {
+    pub(crate) fn flow(slot: u32, port: u16, bytes: u64) -> Flow {
         Flow {
             key: FlowKey {
                 subscriber: "100.64.0.1".parse().expect("ip"),

@@ -96,6 +96,10 @@ pub trait Kernel: Send {
     /// Reads the sampled unknown-address table (addresses that match no mapping, with their
     /// estimated bytes and packets since the last call) and empties it for the next window.
     fn take_unknown(&mut self) -> Result<Vec<UnknownAddress>, KernelError>;
+    /// The data plane's own counters and table sizes (`None`: no data plane, e.g. the fake).
+    fn dataplane_health(&mut self) -> Result<Option<lqos_bus::DataplaneHealth>, KernelError> {
+        Ok(None)
+    }
     /// `queue_mode = "observe"`: count and measure, never redirect or classify.
     fn set_observe(&mut self, observe: bool) -> Result<(), KernelError>;
     /// Reads per-class counters of one interface.
@@ -181,6 +185,8 @@ pub mod fake {
         pub queues: std::collections::BTreeMap<(String, u32), QueueReading>,
         /// `queue_stats` calls.
         pub queue_reads: usize,
+        /// What `dataplane_health` returns.
+        pub health: Option<lqos_bus::DataplaneHealth>,
     }
 
     impl Kernel for FakeKernel {
@@ -244,6 +250,9 @@ pub mod fake {
         }
         fn sweep_flows(&mut self) -> Result<Vec<Flow>, KernelError> {
             Ok(self.flows.clone())
+        }
+        fn dataplane_health(&mut self) -> Result<Option<lqos_bus::DataplaneHealth>, KernelError> {
+            Ok(self.health)
         }
         fn take_unknown(&mut self) -> Result<Vec<UnknownAddress>, KernelError> {
             self.unknown_reads += 1;

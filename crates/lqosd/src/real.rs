@@ -161,6 +161,21 @@ impl Kernel for RealKernel {
         self.ager.sweep(self.dp.flows(), FLOW_IDLE_SWEEPS).map_err(bpf_err)
     }
 
+    fn dataplane_health(&mut self) -> Result<Option<lqos_bus::DataplaneHealth>, KernelError> {
+        let s = self.dp.stats().map_err(bpf_err)?;
+        Ok(Some(lqos_bus::DataplaneHealth {
+            flow_capacity: u64::from(self.dp.flows().capacity()),
+            flows_live: 0,
+            flows_created: s.flows_created,
+            untracked_packets: s.flows_dropped,
+            rtt_samples: s.rtt_samples,
+            cache_misses: s.cache_misses,
+            trie_lookups: s.trie_lookups,
+            unknown_samples_lost: s.unknown_dropped,
+            no_metadata: s.no_metadata,
+        }))
+    }
+
     fn take_unknown(&mut self) -> Result<Vec<crate::kernel::UnknownAddress>, KernelError> {
         let table = self.dp.unknown();
         let seen = table.read_all().map_err(bpf_err)?;

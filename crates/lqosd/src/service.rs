@@ -47,6 +47,8 @@ pub struct Service<K: Kernel> {
     insight: crate::insight::Insight,
     /// Warnings shown by Status (interface down, …).
     pub warnings: Vec<String>,
+    /// The data plane's counters, read with every flow sweep.
+    dataplane: Option<lqos_bus::DataplaneHealth>,
 }
 
 impl<K: Kernel> Service<K> {
@@ -70,6 +72,7 @@ impl<K: Kernel> Service<K> {
             history: None,
             insight: crate::insight::Insight::default(),
             warnings: Vec::new(),
+            dataplane: None,
         };
         s.refresh_mapped();
         s
@@ -369,9 +372,26 @@ impl<K: Kernel> Service<K> {
             }
         }
         if self.flows.due(now) {
-            match kernel.sweep_flows() {
-                Ok(f) => self.flows.update(f, now),
-                Err(e) => tracing::debug!(error = %e, "flow table"),
+            let live = match kernel.sweep_flows() {
+                Ok(f) => {
+                    let n = f.len() as u64;
+                    self.flows.update(f, now);
+                    Some(n)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "flow table");
+                    None
+                }
+            };
+            let prev_live = self.dataplane.map_or(0, |d| d.flows_live);
+            match kernel.dataplane_health() {
+                Ok(h) => {
+                    self.dataplane = h.map(|mut h| {
+                        h.flows_live = live.unwrap_or(prev_live);
+                        h
+                    })
+                }
+                Err(e) => tracing::debug!(error = %e, "data-plane counters"),
             }
         }
         if self.insight.unknown.due(now) {
@@ -419,6 +439,7 @@ impl<K: Kernel> Service<K> {
             warnings: self.warnings.clone(),
             quarantined: self.engine.quarantined.clone(),
             history_bytes: self.history.as_ref().map(|h| h.history().disk_bytes()),
+            dataplane: self.dataplane,
         }
     }
 
@@ -644,6 +665,32 @@ mod tests {
         let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
         assert_eq!(st.scheduler, Some(state));
         assert_eq!(st.circuits, 2);
+    }
+
+    #[test]
+    fn status_carries_the_data_plane_counters_read_with_the_flow_sweep() {
+        let (_d, mut s) = service(TWO);
+        s.engine.reload(&s.config.clone(), FACTS, ReloadMode::Incremental).expect("reload");
+        s.refresh_mapped();
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert_eq!(st.dataplane, None, "nothing read yet");
+        let health = lqos_bus::DataplaneHealth {
+            flow_capacity: 131_072,
+            flows_created: 10,
+            untracked_packets: 3,
+            ..Default::default()
+        };
+        let k = s.engine.kernel_mut();
+        k.health = Some(health);
+        k.flows = vec![crate::flows::tests::flow(1, 1, 10), crate::flows::tests::flow(1, 2, 10)];
+        s.tick(); // the first tick sweeps
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert_eq!(st.dataplane, Some(lqos_bus::DataplaneHealth { flows_live: 2, ..health }));
+        // Between sweeps the last reading stands.
+        s.engine.kernel_mut().health = None;
+        s.tick();
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert_eq!(st.dataplane.map(|d| d.untracked_packets), Some(3));
     }
 
     #[test]
