@@ -40,6 +40,7 @@
 #define LQOS_CACHE_VALID 1u
 #define LQOS_CACHE_MAPPED 2u
 #define LQOS_CACHE_NEWER 4u  /* the way of its set filled last (the other one is replaced next) */
+#define LQOS_CACHE_REF 8u    /* used since an unmapped address last found both ways mapped */
 
 /* lqos_settings.flags */
 #define LQOS_SET_OBSERVE 1u /* count and measure, never redirect or set a class */

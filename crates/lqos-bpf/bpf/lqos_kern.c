@@ -355,9 +355,13 @@ static __always_inline int lqos_cache_hit(struct lqos_cache_entry *ce, __u64 a0,
 	__u64 t0, t1;
 	__builtin_memcpy(&t0, &ce->addr.bytes[0], 8);
 	__builtin_memcpy(&t1, &ce->addr.bytes[8], 8);
-	if (t0 != a0 || t1 != a1 || ce->epoch != epoch || !(ce->flags & LQOS_CACHE_VALID))
+	__u16 flags = ce->flags;
+	if (t0 != a0 || t1 != a1 || ce->epoch != epoch || !(flags & LQOS_CACHE_VALID))
 		return 0;
-	out->mapped = (ce->flags & LQOS_CACHE_MAPPED) != 0;
+	/* A store only on the first use after an aging pass (the line is this CPU's and in L1). */
+	if (!(flags & LQOS_CACHE_REF))
+		ce->flags = flags | LQOS_CACHE_REF;
+	out->mapped = (flags & LQOS_CACHE_MAPPED) != 0;
 	out->class_handle = ce->class_handle;
 	out->slot = ce->slot;
 	out->cpu = ce->cpu;
@@ -526,7 +530,8 @@ __attribute__((noinline)) int lqos_pfx_lookup(__u64 a0, __u64 a1, struct lqos_cl
  * This CPU's 2-way set-associative cache (tag + epoch, negative results too), then the
  * prefix hash, then the trie.
  * A miss fills the way that is empty or from an older epoch, else a way with a negative
- * answer, else the one filled longer ago; a negative answer never evicts a mapped entry.
+ * answer, else the one filled longer ago; a negative answer evicts a mapped entry only when
+ * that entry went unused since the previous such miss in its set (see below).
  */
 static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_class *out)
 {
@@ -596,12 +601,23 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 		victim = 1;
 	else if (pos0 != pos1)
 		victim = pos0 ? 1 : 0; /* a negative answer goes first */
-	else if (!out->mapped && pos0)
+	else if (!out->mapped && pos0) {
 		/* Scan-resistant: an unmapped address (an Internet scan of the pools, mostly: each
-		 * address once) never evicts a subscriber's entry. It is answered again from the
-		 * prefix hash next time. */
-		return;
-	else
+		 * address once) takes only a mapped way not used since the last such miss in this
+		 * set; finding both used, it marks them unused and is not cached (the prefix hash
+		 * answers it again). A subscriber with a packet between two such misses keeps its
+		 * way; an idle one (or an address that left the plan's traffic) gives it up. */
+		int ref0 = (f0 & LQOS_CACHE_REF) != 0, ref1 = (f1 & LQOS_CACHE_REF) != 0;
+		if (ref0 && ref1) {
+			w0->flags = f0 & ~LQOS_CACHE_REF;
+			w1->flags = f1 & ~LQOS_CACHE_REF;
+			return;
+		}
+		if (ref0 != ref1)
+			victim = ref0 ? 1 : 0;
+		else
+			victim = (f0 & LQOS_CACHE_NEWER) ? 1 : 0;
+	} else
 		victim = (f0 & LQOS_CACHE_NEWER) ? 1 : 0;
 	struct lqos_cache_entry *ce = victim ? w1 : w0;
 	struct lqos_cache_entry *other = victim ? w0 : w1;
@@ -610,7 +626,8 @@ static __always_inline void lqos_classify(struct lqos_addr *addr, struct lqos_cl
 	ce->class_handle = out->class_handle;
 	ce->slot = out->slot;
 	ce->cpu = (__u16)out->cpu;
-	ce->flags = LQOS_CACHE_VALID | LQOS_CACHE_NEWER | (out->mapped ? LQOS_CACHE_MAPPED : 0);
+	ce->flags = LQOS_CACHE_VALID | LQOS_CACHE_NEWER | LQOS_CACHE_REF |
+		    (out->mapped ? LQOS_CACHE_MAPPED : 0);
 	other->flags &= ~LQOS_CACHE_NEWER;
 }
 

@@ -75,6 +75,8 @@ pub const CACHE_VALID: u16 = 1;
 pub const CACHE_MAPPED: u16 = 2;
 /// Cache entry flag: the way of its set filled last.
 pub const CACHE_NEWER: u16 = 4;
+/// `LQOS_CACHE_REF`: the entry was used since an unmapped address last found both ways mapped.
+pub const CACHE_REF: u16 = 8;
 /// Settings flag: observe mode (count and measure, never redirect or set a class).
 pub const SET_OBSERVE: u32 = 1;
 /// Flow direction flag: `high_seq` is valid.

@@ -365,7 +365,7 @@ fn cache_set(addr: Ipv4Addr, sets: u32) -> u32 {
 }
 
 #[test]
-fn unmapped_addresses_never_evict_a_subscribers_cache_entry() {
+fn unmapped_addresses_never_evict_an_active_subscribers_cache_entry() {
     let Some(_k) = kernel_test() else { return };
     let mut set = nix::sched::CpuSet::new();
     set.set(0).expect("cpu set");
@@ -401,12 +401,19 @@ fn unmapped_addresses_never_evict_a_subscribers_cache_entry() {
     assert_eq!([send(&dp, a), send(&dp, b), send(&dp, c)], [1, 1, 1]);
     assert_eq!(send(&dp, a), 1, "a, b and c should share a set (hash mirror out of date?)");
     assert_eq!([send(&dp, c), send(&dp, a)], [0, 0], "c and a are cached");
-    // A scan of the pool: every address misses, and none takes a subscriber's way.
-    let scanned: u64 = scan0.iter().map(|n| send(&dp, *n)).sum();
-    assert_eq!(scanned, scan0.len() as u64);
-    assert_eq!([send(&dp, c), send(&dp, a)], [0, 0], "the scan evicted a subscriber");
+    // A scan of the pool while c and a are active: every scanned address misses, and none
+    // takes a way of theirs.
+    for n in &scan0 {
+        assert_eq!(send(&dp, *n), 1, "scanned {n}");
+        assert_eq!([send(&dp, c), send(&dp, a)], [0, 0], "scanning {n} evicted a subscriber");
+    }
     let r = dp.test_run_xdp(&frame(a), LO, 1).expect("run");
     assert_eq!(meta_handle(&r.meta), Some(0x0001_0000 | u32::from(a.octets()[3])));
+    // An unmapped address that keeps sending while c and a are idle: its first miss marks
+    // their ways unused, its second takes the older one (c), then it is cached.
+    let u = scan0[1];
+    assert_eq!([send(&dp, u), send(&dp, u), send(&dp, u)], [1, 1, 0], "busy unmapped address");
+    assert_eq!([send(&dp, a), send(&dp, c)], [0, 1], "c was the older way");
 
     // After an epoch bump: an unmapped address is cached while its set has room, and a
     // subscriber then replaces it rather than the older subscriber entry.
