@@ -301,9 +301,7 @@ fn sampled_unknown_table_stays_bounded_and_estimates() {
 fn mapping_changes_are_seen_immediately_despite_the_cache() {
     let Some(_k) = kernel_test() else { return };
     // The cache is per CPU: stay on one so a migration does not look like a miss.
-    let mut set = nix::sched::CpuSet::new();
-    set.set(0).expect("cpu set");
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
+    pin_to(0);
     let mut dp = loaded(InterfaceRole::ToInternet);
     // A neighbour in the same /16, so that 198.18.3.3 is probed in the prefix hash (space no
     // prefix covers is answered by the near bitmap and never cached).
@@ -334,9 +332,7 @@ fn mapping_changes_are_seen_immediately_despite_the_cache() {
 #[test]
 fn neighbouring_addresses_each_keep_their_own_cache_slot() {
     let Some(_k) = kernel_test() else { return };
-    let mut set = nix::sched::CpuSet::new();
-    set.set(0).expect("cpu set");
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
+    pin_to(0);
     let mut dp = loaded(InterfaceRole::ToInternet);
     upsert(
         &mut dp,
@@ -367,9 +363,7 @@ fn cache_set(addr: Ipv4Addr, sets: u32) -> u32 {
 #[test]
 fn unmapped_addresses_never_evict_an_active_subscribers_cache_entry() {
     let Some(_k) = kernel_test() else { return };
-    let mut set = nix::sched::CpuSet::new();
-    set.set(0).expect("cpu set");
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin thread");
+    pin_to(0);
     // 4 entries per CPU: 2 sets of 2 ways.
     let mut dp = loaded_with(
         InterfaceRole::ToInternet,
