@@ -738,10 +738,7 @@ fn two_cpus_inserting_the_same_new_flow_lose_no_count() {
             for cpu in 0..2 {
                 let (f, stray, barrier) = (&f, &stray, &barrier);
                 s.spawn(move || {
-                    let mut set = nix::sched::CpuSet::new();
-                    set.set(cpu).expect("cpu set");
-                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-                        .expect("pin thread");
+                    pin_to(cpu);
                     barrier.wait();
                     // One packet each into a flow neither CPU has seen: one of them
                     // creates it, the other must add to it.
