@@ -528,6 +528,12 @@ impl Dataplane {
         &mut self.flows
     }
 
+    /// The flow table and a test runner at once (tests that read and age the table while
+    /// packets run on another thread).
+    pub fn flows_and_runner(&mut self) -> (&mut FlowTable, XdpRunner<'_>) {
+        (&mut self.flows, XdpRunner { ebpf: &self.ebpf })
+    }
+
     /// The sampled unknown-address table.
     pub fn unknown(&mut self) -> &mut UnknownTable {
         &mut self.unknown

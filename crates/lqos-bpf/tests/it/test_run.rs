@@ -759,6 +759,62 @@ fn two_cpus_inserting_the_same_new_flow_lose_no_count() {
     assert_eq!(total, 2 * u64::from(REPEAT) * u64::from(ROUNDS));
 }
 
+/// lqosd reads the flow table in place while the programs replace flows: a read never pairs
+/// one flow's key fields with another's (each flow's remote address is a function of its
+/// port, so a torn key shows).
+#[test]
+fn reading_the_flow_table_while_flows_are_replaced_never_shows_a_torn_entry() {
+    let Some(_k) = kernel_test() else { return };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        println!("skipped: needs two CPUs");
+        return;
+    }
+    let mut dp = loaded_with(
+        InterfaceRole::ToInternet,
+        &LoadOptions { max_flows: 16, ..LoadOptions::default() },
+    );
+    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    let remote = |p: u16| Ipv4Addr::new(203, 0, 113, (p % 200 + 1) as u8);
+    let frames: Vec<Vec<u8>> =
+        (1..=64u16).map(|p| udp_port(&remote(p).to_string(), "198.18.0.5", p)).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (flows, runner) = dp.flows_and_runner();
+    let mut seen = 0usize;
+    std::thread::scope(|s| {
+        let (frames, stop) = (&frames, &stop);
+        s.spawn(move || {
+            pin_to(1);
+            // Bounded: stops when the reader is done, or after 20 000 rounds.
+            for _ in 0..20_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                for f in frames {
+                    runner.test_run_xdp(f, LO, 1).expect("run");
+                }
+            }
+        });
+        pin_to(0);
+        for _ in 0..2_000 {
+            for f in flows.read_all().expect("flows") {
+                let p = f.key.subscriber_port;
+                assert!((1..=64).contains(&p), "port {p}: {f:?}");
+                assert_eq!(f.key.remote, IpAddr::V4(remote(p)), "torn entry {f:?}");
+                assert_eq!(f.key.subscriber, ip("198.18.0.5"), "{f:?}");
+                assert_eq!((f.key.protocol, f.key.remote_port, f.slot), (17, 53, 0x10), "{f:?}");
+                seen += 1;
+            }
+            // Every flow idle for two generations may now be replaced by another.
+            flows.next_generation().expect("generation");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let s = dp.stats().expect("stats");
+    assert!(seen > 1000, "read {seen} flows");
+    assert!(s.flows_created > 100, "flows were replaced while read: {s:?}");
+}
+
 fn udp_port(src: &str, dst: &str, port: u16) -> Vec<u8> {
     frames::build(&FrameSpec {
         src: ip(src),
