@@ -157,12 +157,12 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
             return Err(DaemonError::Preflight { count: 1 });
         }
     }
-    let slots = max_slots(&config);
+    let stored = stored_circuits(&config);
     let mut dp = Dataplane::load(&LoadOptions {
         pin_dir: Some(pin_dir()),
         cpumap_queue_size: 2048,
-        max_slots: slots,
-        max_flows: max_flows(slots),
+        max_slots: max_slots(stored),
+        max_flows: max_flows(stored),
         ..LoadOptions::default()
     })
     .map_err(|e| runtime("load eBPF programs", &e))?;
@@ -288,38 +288,45 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
 /// circuits plus a quarter (a power of two, at least lqos-bpf's default). The per-CPU counter
 /// arrays are preallocated, so this is not simply "as many as possible"; a change of size
 /// recreates the counter maps (one warning) at the next start.
-fn max_slots(config: &Config) -> u32 {
+/// Circuits of the plan lqosd applied last (0 when none is stored).
+fn stored_circuits(config: &Config) -> usize {
+    store_for(config).load().ok().flatten().map_or(0, |p| p.circuits.len())
+}
+
+/// A power of two with room for the stored circuits and a quarter more.
+fn circuit_room(stored: usize) -> u32 {
+    let want = stored.saturating_add(stored / 4).saturating_add(1);
+    want.checked_next_power_of_two().and_then(|n| u32::try_from(n).ok()).unwrap_or(1 << 31)
+}
+
+fn max_slots(stored: usize) -> u32 {
     if let Some(n) = std::env::var("LQOS_MAX_SLOTS").ok().and_then(|v| v.parse::<u32>().ok())
         && n >= 2
     {
         return n;
     }
-    let stored = store_for(config).load().ok().flatten().map_or(0, |p| p.circuits.len());
-    let want = (stored + stored / 4 + 1).next_power_of_two();
-    u32::try_from(want).unwrap_or(u32::MAX).max(lqos_bpf::DEFAULT_MAX_SLOTS)
+    circuit_room(stored).max(lqos_bpf::DEFAULT_MAX_SLOTS)
 }
 
-/// Flow-table entries: 8 per circuit slot (the flows a subscriber has going at once, with room
-/// for the table's 4-way sets to stay under half full), at least lqos-bpf's default and at
-/// most 2^20 (192 MiB). `LQOS_MAX_FLOWS` (a power of two ≥ 4) overrides. Before, every box
-/// had 65 536 entries: from a few thousand busy subscribers on, new flows found the table
-/// full and their circuits had no RTT samples.
-fn max_flows(max_slots: u32) -> u32 {
+/// Flow-table entries: 8 per circuit (with a quarter more circuits of room: the flows a
+/// subscriber has going at once, and room for the table's 4-way sets to stay under half
+/// full), at least lqos-bpf's default (65 536, 12 MiB) and at most 2^20 (192 MiB).
+/// `LQOS_MAX_FLOWS` (a power of two ≥ 4) overrides. Before, every box had 65 536 entries:
+/// from a few thousand busy subscribers on, new flows found the table full and their
+/// circuits had no RTT samples. Read at start: a plan that grows a lot gets its bigger table
+/// at the next restart.
+fn max_flows(stored: usize) -> u32 {
     if let Some(n) = std::env::var("LQOS_MAX_FLOWS").ok().and_then(|v| v.parse::<u32>().ok())
         && n >= lqos_bpf::abi::FLOW_WAYS
         && n.is_power_of_two()
     {
         return n;
     }
-    flows_for_slots(max_slots)
+    flows_for_circuits(stored)
 }
 
-fn flows_for_slots(max_slots: u32) -> u32 {
-    max_slots
-        .saturating_mul(8)
-        .checked_next_power_of_two()
-        .unwrap_or(1 << 20)
-        .clamp(lqos_bpf::DEFAULT_MAX_FLOWS, 1 << 20)
+fn flows_for_circuits(stored: usize) -> u32 {
+    circuit_room(stored).saturating_mul(8).clamp(lqos_bpf::DEFAULT_MAX_FLOWS, 1 << 20)
 }
 
 /// Where the maps are pinned: `LQOS_PIN_DIR` (the lab gives each lqosd its own), else
@@ -347,15 +354,17 @@ async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::flows_for_slots;
+    use super::{circuit_room, flows_for_circuits};
 
     #[test]
     fn the_flow_table_grows_with_the_circuits_within_bounds() {
-        assert_eq!(flows_for_slots(2), lqos_bpf::DEFAULT_MAX_FLOWS);
-        assert_eq!(flows_for_slots(16_384), 131_072); // 10k circuits
-        assert_eq!(flows_for_slots(12_502), 131_072); // not a power of two
-        assert_eq!(flows_for_slots(131_072), 1 << 20); // 100k circuits
-        assert_eq!(flows_for_slots(1 << 20), 1 << 20);
-        assert_eq!(flows_for_slots(u32::MAX), 1 << 20);
+        assert_eq!(flows_for_circuits(0), lqos_bpf::DEFAULT_MAX_FLOWS);
+        assert_eq!(flows_for_circuits(8), lqos_bpf::DEFAULT_MAX_FLOWS); // the lab: 12 MiB
+        assert_eq!(flows_for_circuits(10_000), 131_072); // 12 501 → 16 384 × 8
+        assert_eq!(flows_for_circuits(100_000), 1 << 20);
+        assert_eq!(flows_for_circuits(usize::MAX), 1 << 20);
+        assert_eq!(circuit_room(0), 1);
+        assert_eq!(circuit_room(100_000), 131_072);
+        assert_eq!(circuit_room(usize::MAX), 1 << 31);
     }
 }

@@ -49,6 +49,8 @@ pub struct Service<K: Kernel> {
     pub warnings: Vec<String>,
     /// The data plane's counters, read with every flow sweep.
     dataplane: Option<lqos_bus::DataplaneHealth>,
+    /// Set while the flow table is small for the applied plan (shown with the warnings).
+    flow_table_warning: Option<String>,
 }
 
 impl<K: Kernel> Service<K> {
@@ -73,6 +75,7 @@ impl<K: Kernel> Service<K> {
             insight: crate::insight::Insight::default(),
             warnings: Vec::new(),
             dataplane: None,
+            flow_table_warning: None,
         };
         s.refresh_mapped();
         s
@@ -405,6 +408,32 @@ impl<K: Kernel> Service<K> {
         {
             tracing::debug!("history writer behind; a tick was dropped");
         }
+        self.check_flow_table();
+    }
+
+    /// The flow table is sized when lqosd starts (8 entries per circuit of the stored plan, at
+    /// most 2^20): a plan that grew past it since gets a warning until the next restart.
+    fn check_flow_table(&mut self) {
+        let circuits = self.engine.applied().map_or(0, |p| p.circuits.len()) as u64;
+        let warning = self.dataplane.and_then(|d| {
+            let small = d.flow_capacity < 1 << 20 && circuits.saturating_mul(8) > d.flow_capacity;
+            small.then(|| {
+                format!(
+                    "flow table: {} entries for {circuits} circuits (sized when lqosd started; \
+                     8 per circuit wanted): restart lqosd to size it for this plan, or set \
+                     LQOS_MAX_FLOWS; until then flows that find no room get no RTT samples",
+                    d.flow_capacity
+                )
+            })
+        });
+        if warning.is_some() && self.flow_table_warning.is_none() {
+            tracing::warn!(
+                circuits,
+                capacity = self.dataplane.map_or(0, |d| d.flow_capacity),
+                "flow table small for the applied plan: restart lqosd to resize it"
+            );
+        }
+        self.flow_table_warning = warning;
     }
 
     /// The Status answer.
@@ -436,7 +465,7 @@ impl<K: Kernel> Service<K> {
             shaped_upload_bps: self.stats.shaped_bps.1,
             drops: self.stats.total_drops,
             scheduler: self.scheduler.clone(),
-            warnings: self.warnings.clone(),
+            warnings: self.warnings.iter().chain(&self.flow_table_warning).cloned().collect(),
             quarantined: self.engine.quarantined.clone(),
             history_bytes: self.history.as_ref().map(|h| h.history().disk_bytes()),
             dataplane: self.dataplane,
@@ -686,11 +715,30 @@ mod tests {
         s.tick(); // the first tick sweeps
         let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
         assert_eq!(st.dataplane, Some(lqos_bus::DataplaneHealth { flows_live: 2, ..health }));
+        assert!(st.warnings.is_empty(), "{:?}", st.warnings);
         // Between sweeps the last reading stands.
         s.engine.kernel_mut().health = None;
         s.tick();
         let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
         assert_eq!(st.dataplane.map(|d| d.untracked_packets), Some(3));
+        // A table too small for the plan (2 circuits want 16 entries) is a warning until a
+        // reading says otherwise.
+        s.engine.kernel_mut().health =
+            Some(lqos_bus::DataplaneHealth { flow_capacity: 8, ..health });
+        s.flows = crate::flows::FlowView::default(); // the next tick sweeps
+        s.tick();
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert_eq!(st.warnings.len(), 1, "{:?}", st.warnings);
+        assert!(
+            st.warnings[0].starts_with("flow table: 8 entries for 2 circuits"),
+            "{:?}",
+            st.warnings
+        );
+        s.engine.kernel_mut().health = Some(health);
+        s.flows = crate::flows::FlowView::default();
+        s.tick();
+        let Response::Status(st) = s.handle(Command::Status) else { panic!("status") };
+        assert!(st.warnings.is_empty(), "{:?}", st.warnings);
     }
 
     #[test]
