@@ -28,7 +28,14 @@ measure() { # N MODE-ENV... -> prints % of a core
     LQOSD_PID=
     bench_netns >&2
     bench_inputs "$n"
-    bench_start_lqosd "$@" LQOS_MAX_SLOTS=$(( n + n / 4 + 2 )) >&2
+    # The tables a restarted lqosd sizes from its stored plan of n circuits (this fresh one
+    # has none stored): slots, and 8 flow entries per circuit (65 536 to 2^20).
+    local room=1
+    while [ "$room" -lt $(( n + n / 4 + 1 )) ]; do room=$(( room * 2 )); done
+    local flows=$(( room * 8 ))
+    [ "$flows" -lt 65536 ] && flows=65536
+    [ "$flows" -gt 1048576 ] && flows=1048576
+    bench_start_lqosd "$@" LQOS_MAX_SLOTS=$(( n + n / 4 + 2 )) LQOS_MAX_FLOWS=$flows >&2
     bench_reload || { cat "$BENCH_DIR/reload.out" >&2; tail -20 "$BENCH_DIR/lqosd.log" >&2; exit 1; }
     sleep 3
     local c0 c1
