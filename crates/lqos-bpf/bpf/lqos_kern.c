@@ -1148,7 +1148,10 @@ int lqos_xdp(struct xdp_md *ctx)
 	struct lqos_settings *cfg = lqos_settings_get();
 	if (!c.mapped)
 		lqos_unknown_sample(&k.subscriber, dir, bytes, cfg);
-	if (track)
+	/* Flows, RTT and retransmits of subscribers only: an unmapped address's flows belong to no
+	 * circuit (its traffic is in the unknown table), and an Internet scan would otherwise
+	 * create a flow per probe and fill the table. */
+	if (track && c.mapped)
 		lqos_track(&k, &t, dir, slot, bytes, sc, cfg, &fs);
 
 	if (!c.mapped || (cfg && (cfg->flags & LQOS_SET_OBSERVE)))

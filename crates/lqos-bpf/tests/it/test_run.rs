@@ -297,6 +297,36 @@ fn sampled_unknown_table_stays_bounded_and_estimates() {
     assert!((396..=404).contains(&u[0].packets[DOWN]), "{:?}", u[0]);
 }
 
+/// A scan of the subscriber pools: probes to unmapped addresses are counted (slot 0, unknown
+/// table) but create no flow, so they take no room from subscribers' flows.
+#[test]
+fn unmapped_traffic_creates_no_flows() {
+    let Some(_k) = kernel_test() else { return };
+    let mut dp = loaded(InterfaceRole::ToInternet);
+    upsert(&mut dp, &[("198.18.0.5/32", mapping(0, 1, 0x10))]);
+    let syn = TcpSpec {
+        sport: 40_000,
+        dport: 22,
+        seq: 1,
+        ack: 0,
+        flags: 0x02,
+        ts: None,
+        syn_layout: false,
+        payload: 0,
+    };
+    for i in 0..200u8 {
+        dp.test_run_xdp(&tcp("203.0.113.9", &format!("198.18.1.{i}"), syn), LO, 1).expect("run");
+    }
+    assert_eq!(dp.stats().expect("stats").flows_created, 0);
+    assert!(dp.flows().read_all().expect("flows").is_empty());
+    assert_eq!(slot(&mut dp, 0).packets[DOWN], 200, "counted as unshaped");
+    // A subscriber's flow is tracked as before.
+    dp.test_run_xdp(&tcp("203.0.113.9", "198.18.0.5", syn), LO, 1).expect("run");
+    let flows = dp.flows().read_all().expect("flows");
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].slot, 0x10);
+}
+
 #[test]
 fn mapping_changes_are_seen_immediately_despite_the_cache() {
     let Some(_k) = kernel_test() else { return };
@@ -830,6 +860,7 @@ fn udp_port(src: &str, dst: &str, port: u16) -> Vec<u8> {
 fn flow_ager_removes_idle_flows_and_keeps_active_ones() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(InterfaceRole::ToInternet);
+    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
     let a = udp_port("198.19.0.1", "198.18.0.5", 1);
     let b = udp_port("198.19.0.1", "198.18.0.5", 2);
     dp.test_run_xdp(&a, LO, 1).expect("run");
