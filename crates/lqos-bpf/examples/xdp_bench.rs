@@ -176,16 +176,7 @@ fn scan_kinds() -> Option<Vec<Kind>> {
     let pool4: IpAddr = "198.18.0.0".parse().ok()?;
     let pool6: IpAddr = "2001:db8::1".parse().ok()?;
     let dark4: IpAddr = "100.64.0.0".parse().ok()?;
-    let syn = TcpSpec {
-        sport: 40_000,
-        dport: 22,
-        seq: 1,
-        ack: 0,
-        flags: 0x02,
-        ts: None,
-        syn_layout: false,
-        payload: 0,
-    };
+    let syn = TcpSpec::syn(40_000, 22);
     let f = |src, dst, l4| frames::build(&FrameSpec { src, dst, vlans: &[], pppoe: false, l4 });
     Some(vec![
         Kind { name: "scan SYN IPv4 pool", frame: f(inet4, pool4, L4::Tcp(syn))? },

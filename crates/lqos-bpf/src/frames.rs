@@ -50,6 +50,13 @@ pub struct TcpSpec {
     pub payload: usize,
 }
 
+impl TcpSpec {
+    /// A bare SYN (sequence 1, no options, no payload): what an Internet scan sends.
+    pub fn syn(sport: u16, dport: u16) -> Self {
+        TcpSpec { sport, dport, seq: 1, flags: 0x02, ..TcpSpec::default() }
+    }
+}
+
 /// Everything about a test frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameSpec<'a> {

@@ -304,16 +304,7 @@ fn unmapped_traffic_creates_no_flows() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(InterfaceRole::ToInternet);
     upsert(&mut dp, &[("198.18.0.5/32", mapping(0, 1, 0x10))]);
-    let syn = TcpSpec {
-        sport: 40_000,
-        dport: 22,
-        seq: 1,
-        ack: 0,
-        flags: 0x02,
-        ts: None,
-        syn_layout: false,
-        payload: 0,
-    };
+    let syn = TcpSpec::syn(40_000, 22);
     for i in 0..200u8 {
         dp.test_run_xdp(&tcp("203.0.113.9", &format!("198.18.1.{i}"), syn), LO, 1).expect("run");
     }
