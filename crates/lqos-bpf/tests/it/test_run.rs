@@ -738,9 +738,7 @@ fn rtt_sampling_one_in_n_new_timestamps() {
 #[test]
 fn two_cpus_inserting_the_same_new_flow_lose_no_count() {
     let Some(_k) = kernel_test() else { return };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 {
-        println!("skipped: needs two CPUs");
+    if !two_cpus() {
         return;
     }
     let mut dp = loaded(InterfaceRole::ToInternet);
@@ -786,9 +784,7 @@ fn two_cpus_inserting_the_same_new_flow_lose_no_count() {
 #[test]
 fn reading_the_flow_table_while_flows_are_replaced_never_shows_a_torn_entry() {
     let Some(_k) = kernel_test() else { return };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 {
-        println!("skipped: needs two CPUs");
+    if !two_cpus() {
         return;
     }
     let mut dp = loaded_with(
@@ -938,8 +934,7 @@ fn stick_tcp(src: &str, dst: &str, vlan: u16, t: TcpSpec) -> Vec<u8> {
 /// A stick data plane with 198.18.0.0/24 in slot 0x10, for the tests that run both
 /// directions on two CPUs; `None` (test skipped) on a one-CPU machine.
 fn stick_on_two_cpus() -> Option<Dataplane> {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        println!("skipped: needs two CPUs");
+    if !two_cpus() {
         return None;
     }
     let mut dp =
@@ -949,6 +944,15 @@ fn stick_on_two_cpus() -> Option<Dataplane> {
 }
 
 /// Pins the calling thread to `cpu`.
+/// True on a machine with two CPUs or more (else the test says it is skipped).
+fn two_cpus() -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        println!("skipped: needs two CPUs");
+    }
+    cpus >= 2
+}
+
 fn pin_to(cpu: usize) {
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu).expect("cpu set");
