@@ -679,6 +679,7 @@ struct lqos_tcp {
 	__u32 payload;
 	__u8 has_ts;
 	__u8 syn;
+	__u8 rst;
 };
 
 /* TCP timestamps: the common NOP,NOP,TS layout first, then a bounded option walk. */
@@ -892,7 +893,8 @@ __attribute__((noinline)) int lqos_flow_claim(__u32 first, struct lqos_flow_key 
 
 static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_key *k,
 							     __u32 slot,
-							     struct lqos_flow_set *fs)
+							     struct lqos_flow_set *fs,
+							     int may_create)
 {
 	__u32 zero = 0;
 	__u32 gen = 0;
@@ -926,6 +928,8 @@ static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_ke
 			f->slot = slot;
 		return f;
 	}
+	if (!may_create)
+		return 0;
 	int way = lqos_flow_claim(fs->first, k, slot, gen);
 	if (way < 0)
 		return 0;
@@ -951,6 +955,7 @@ static __always_inline int lqos_l4(void *data, void *data_end, struct lqos_pkt *
 		t->tcp = 1;
 		t->seq = bpf_ntohl(th->seq);
 		t->syn = th->syn;
+		t->rst = th->rst;
 		__u32 hdrs = (off - p->l3_off) + th->doff * 4;
 		t->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
 		lqos_tcp_ts(data_end, th, t);
@@ -976,7 +981,11 @@ static __always_inline void lqos_track(struct lqos_flow_key *k, struct lqos_tcp 
 	if (tcp && sc)
 		sc->tcp_packets[dir & 1] += 1;
 	int d = dir & 1;
-	struct lqos_flow_entry *f = lqos_flow_get(k, slot, fs);
+	/* A TCP flow is created by the subscriber's side only, and never by a reset: SYN floods,
+	 * port scans and forged resets from the Internet take no room in the table (a connection
+	 * from outside gets its entry from the subscriber's SYN-ACK). */
+	int may_create = !tcp || (d == LQOS_UP && !t.rst);
+	struct lqos_flow_entry *f = lqos_flow_get(k, slot, fs, may_create);
 	if (!f)
 		return;
 	struct lqos_flow_dir *my = d ? &f->dir[1] : &f->dir[0];

@@ -311,11 +311,46 @@ fn unmapped_traffic_creates_no_flows() {
     assert_eq!(dp.stats().expect("stats").flows_created, 0);
     assert!(dp.flows().read_all().expect("flows").is_empty());
     assert_eq!(slot(&mut dp, 0).packets[DOWN], 200, "counted as unshaped");
-    // A subscriber's flow is tracked as before.
-    dp.test_run_xdp(&tcp("203.0.113.9", "198.18.0.5", syn), LO, 1).expect("run");
+}
+
+/// TCP flows are created by the subscriber's side only, never by a reset: a SYN flood or a
+/// port scan against a subscriber, or forged resets, take no room in the flow table; a
+/// connection from outside gets its entry from the subscriber's SYN-ACK. UDP is unchanged.
+#[test]
+fn inbound_syn_floods_and_resets_create_no_tcp_flows() {
+    let Some(_k) = kernel_test() else { return };
+    let mut dp = loaded(InterfaceRole::ToInternet);
+    upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
+    let inbound = |sport: u16, flags: u8| {
+        let t = TcpSpec { flags, ..TcpSpec::syn(sport, 22) };
+        tcp("203.0.113.9", "198.18.0.5", t)
+    };
+    for sport in 1000..1200 {
+        dp.test_run_xdp(&inbound(sport, 0x02), LO, 1).expect("run"); // SYN
+        dp.test_run_xdp(&inbound(sport, 0x04), LO, 1).expect("run"); // RST
+        dp.test_run_xdp(&inbound(sport, 0x10), LO, 1).expect("run"); // ACK
+    }
+    assert!(dp.flows().read_all().expect("flows").is_empty());
+    let s = dp.stats().expect("stats");
+    assert_eq!((s.flows_created, s.flows_dropped), (0, 0), "not counted as a full table");
+    assert_eq!(slot(&mut dp, 0x10).tcp_packets[DOWN], 600, "the circuit still counts them");
+    // The subscriber answers one SYN: that flow is created, and the host's next packet lands
+    // in it. A reset from the subscriber creates nothing either.
+    dp.set_interface_index(LO, InterfaceRole::ToNetwork).expect("role");
+    let outbound = |dport: u16, flags: u8| {
+        let t = TcpSpec { flags, ..TcpSpec::syn(22, dport) };
+        tcp("198.18.0.5", "203.0.113.9", t)
+    };
+    dp.test_run_xdp(&outbound(1000, 0x12), LO, 1).expect("run"); // SYN-ACK
+    dp.test_run_xdp(&outbound(1001, 0x14), LO, 1).expect("run"); // RST-ACK
+    dp.set_interface_index(LO, InterfaceRole::ToInternet).expect("role");
+    dp.test_run_xdp(&inbound(1000, 0x10), LO, 1).expect("run");
     let flows = dp.flows().read_all().expect("flows");
-    assert_eq!(flows.len(), 1);
-    assert_eq!(flows[0].slot, 0x10);
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!((flows[0].key.remote_port, flows[0].packets), (1000, [1, 1]));
+    // Inbound UDP still creates its flow.
+    dp.test_run_xdp(&udp_port("203.0.113.9", "198.18.0.5", 5000), LO, 1).expect("run");
+    assert_eq!(dp.flows().read_all().expect("flows").len(), 2);
 }
 
 #[test]
@@ -586,8 +621,10 @@ fn observe_mode_counts_and_measures_but_never_redirects_or_classes() {
     assert_eq!((r.action, r.meta.len()), (XDP_PASS, 0));
     let c = slot(&mut dp, 0x10);
     assert_eq!((c.packets[DOWN], c.tcp_packets[DOWN]), (1, 1));
-    assert_eq!(dp.flows().read_all().expect("flows").len(), 1);
     dp.set_interface_index(LO, InterfaceRole::ToNetwork).expect("role");
+    let ack = TcpSpec { sport: 50000, dport: 443, seq: 1, flags: 0x10, ..Default::default() };
+    dp.test_run_xdp(&tcp("198.18.0.5", "198.19.0.1", ack), LO, 1).expect("run");
+    assert_eq!(dp.flows().read_all().expect("flows").len(), 1, "measured in observe mode");
     let r = dp.test_run_tc_egress(&udp("198.19.0.1", "198.18.0.5", &[]), LO).expect("run");
     assert_eq!(r.priority, 0, "observe: no class");
     dp.set_observe(false).expect("shape");
@@ -604,11 +641,8 @@ fn tcp_retransmits_and_packets_are_counted_per_circuit_and_direction() {
     let Some(_k) = kernel_test() else { return };
     let mut dp = loaded(InterfaceRole::ToInternet);
     upsert(&mut dp, &[("198.18.0.0/24", mapping(0, 1, 0x10))]);
-    let down = |seq, len| tcp("198.19.0.1", "198.18.0.5", seg(seq, len));
-    for (seq, len) in [(1000, 100), (1100, 100), (1100, 100), (900, 100), (1200, 0), (1200, 50)] {
-        dp.test_run_xdp(&down(seq, len), LO, 1).expect("run");
-    }
-    // Upload side: its own sequence space, one retransmit.
+    // Upload side first (the subscriber's packets create a TCP flow): its own sequence space,
+    // one retransmit.
     dp.set_interface_index(LO, InterfaceRole::ToNetwork).expect("role");
     let up = |seq| {
         tcp(
@@ -626,6 +660,11 @@ fn tcp_retransmits_and_packets_are_counted_per_circuit_and_direction() {
     };
     for seq in [5, 15, 15] {
         dp.test_run_xdp(&up(seq), LO, 1).expect("run");
+    }
+    dp.set_interface_index(LO, InterfaceRole::ToInternet).expect("role");
+    let down = |seq, len| tcp("198.19.0.1", "198.18.0.5", seg(seq, len));
+    for (seq, len) in [(1000, 100), (1100, 100), (1100, 100), (900, 100), (1200, 0), (1200, 50)] {
+        dp.test_run_xdp(&down(seq, len), LO, 1).expect("run");
     }
     let c = slot(&mut dp, 0x10);
     assert_eq!(c.tcp_packets, [6, 3]);
@@ -673,6 +712,11 @@ fn rtt_from_timestamps_on_access_and_upstream_paths() {
     let to_network = |dp: &mut Dataplane| {
         dp.set_interface_index(LO, InterfaceRole::ToNetwork).expect("role");
     };
+    // The subscriber's ACK (no timestamp) opens the flow.
+    to_network(&mut dp);
+    let ack = TcpSpec { sport: 50000, dport: 443, seq: 1, flags: 0x10, ..Default::default() };
+    dp.test_run_xdp(&tcp("198.18.0.5", "198.19.0.1", ack), LO, 1).expect("run");
+    to_internet(&mut dp);
     // Access: the Internet host's TSval 1000 goes down (option walk layout), the subscriber
     // echoes it 30 ms later.
     dp.test_run_xdp(&down(1000, 0, true), LO, 1).expect("run");
@@ -1026,6 +1070,8 @@ fn rtt_is_sampled_when_the_two_directions_run_on_different_cpus() {
             });
         });
     };
+    let ack = TcpSpec { sport: 50000, dport: 443, flags: 0x10, ..Default::default() };
+    on(1, stick_tcp("198.18.0.5", "198.19.0.1", 200, ack)); // the subscriber opens the flow
     on(0, down(1000, 0)); // host's TSval 1000 down on CPU 0
     std::thread::sleep(Duration::from_millis(20));
     on(1, up(77, 1000)); // subscriber echoes it on CPU 1 (access sample), sends TSval 77
