@@ -16,7 +16,10 @@
 //!   bursts a TCP sender's TSO/GRO puts on the wire; real trains are often longer): the same
 //!   addresses and per-packet work, with the locality real traffic has.
 //! * The flow table gets 8 entries per walked address (3 flows per address: TCP and UDP over
-//!   IPv4, TCP over IPv6), at most 262 144; nothing ages flows during the bench.
+//!   IPv4, TCP over IPv6), at most 262 144; nothing ages flows during the bench. lqos creates
+//!   a TCP flow from the subscriber's side only, so before each TCP row the full program sees
+//!   the subscriber's ACK of the connection once per walked address (as a download's ACKs
+//!   would open it); unmapped addresses get no flow.
 //! * Two variants: `classify+steer+count` (`track_flows = false`) and the full program (flows,
 //!   TCP retransmits, RTT sampling).
 //! * Every `BPF_PROG_TEST_RUN` call gets a fresh output buffer; the program keeps its metadata
@@ -134,6 +137,10 @@ fn entries(n: u32, space: u32) -> Vec<(IpNet, IpMapping)> {
 struct Kind {
     name: &'static str,
     frame: Vec<u8>,
+    /// TCP: the subscriber's ACK of the same connection. lqos creates a TCP flow from the
+    /// subscriber's side only, so the full program gets one of these per walked address
+    /// before the row, as a real download's ACKs would open it.
+    opener: Option<Vec<u8>>,
 }
 
 fn kinds() -> Option<Vec<Kind>> {
@@ -152,18 +159,27 @@ fn kinds() -> Option<Vec<Kind>> {
         payload: 1200,
     };
     let no_ts = TcpSpec { ts: None, ..data };
+    let ack = TcpSpec { sport: 50_000, dport: 443, ts: None, payload: 0, ..data };
     let f = |src, dst, vlans: &'static [u16], l4| {
         frames::build(&FrameSpec { src, dst, vlans, pppoe: false, l4 })
     };
+    let tcp = |name, inet, sub, vlans: &'static [u16], down| {
+        Some(Kind {
+            name,
+            frame: f(inet, sub, vlans, L4::Tcp(down))?,
+            opener: Some(f(sub, inet, vlans, L4::Tcp(ack))?),
+        })
+    };
     Some(vec![
-        Kind { name: "TCP+TS IPv4", frame: f(inet4, sub4, &[], L4::Tcp(data))? },
-        Kind { name: "TCP no TS IPv4", frame: f(inet4, sub4, &[], L4::Tcp(no_ts))? },
+        tcp("TCP+TS IPv4", inet4, sub4, &[], data)?,
+        tcp("TCP no TS IPv4", inet4, sub4, &[], no_ts)?,
         Kind {
             name: "UDP IPv4",
             frame: f(inet4, sub4, &[], L4::Udp { sport: 443, dport: 50_000, payload: 1200 })?,
+            opener: None,
         },
-        Kind { name: "TCP+TS IPv6", frame: f(inet6, sub6, &[], L4::Tcp(data))? },
-        Kind { name: "TCP+TS VLAN", frame: f(inet4, sub4, &[42], L4::Tcp(data))? },
+        tcp("TCP+TS IPv6", inet6, sub6, &[], data)?,
+        tcp("TCP+TS VLAN", inet4, sub4, &[42], data)?,
     ])
 }
 
@@ -179,9 +195,9 @@ fn scan_kinds() -> Option<Vec<Kind>> {
     let syn = TcpSpec::syn(40_000, 22);
     let f = |src, dst, l4| frames::build(&FrameSpec { src, dst, vlans: &[], pppoe: false, l4 });
     Some(vec![
-        Kind { name: "scan SYN IPv4 pool", frame: f(inet4, pool4, L4::Tcp(syn))? },
-        Kind { name: "scan SYN IPv6 pool", frame: f(inet6, pool6, L4::Tcp(syn))? },
-        Kind { name: "scan SYN IPv4 dark", frame: f(inet4, dark4, L4::Tcp(syn))? },
+        Kind { name: "scan SYN IPv4 pool", frame: f(inet4, pool4, L4::Tcp(syn))?, opener: None },
+        Kind { name: "scan SYN IPv6 pool", frame: f(inet6, pool6, L4::Tcp(syn))?, opener: None },
+        Kind { name: "scan SYN IPv4 dark", frame: f(inet4, dark4, L4::Tcp(syn))?, opener: None },
     ])
 }
 
@@ -338,10 +354,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // addresses are unassigned addresses of the subscriber pools.
         let space = if scan { 1 << 20 } else { n.next_power_of_two() };
         let lean = if args.lean { Some(load(n, space, walk, train, false)?) } else { None };
-        let full = if args.full { Some(load(n, space, walk, train, true)?) } else { None };
-        let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
+        let mut full = if args.full { Some(load(n, space, walk, train, true)?) } else { None };
+        if full.is_none() && lean.is_none() {
+            continue;
+        }
         let warm = walk.saturating_mul(train).saturating_mul(4).min(args.repeat);
         for k in row_kinds {
+            if let (Some(dp), Some(opener)) = (full.as_mut(), k.opener.as_ref()) {
+                // Each walked address once from the subscriber's side (a whole walk).
+                dp.set_interface_index(LO, InterfaceRole::ToNetwork)?;
+                dp.test_run_xdp(opener, LO, walk.saturating_mul(train))?;
+                dp.set_interface_index(LO, InterfaceRole::ToInternet)?;
+            }
+            let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
             let before = any.stats()?;
             let row = measure_row(any, lean.as_ref(), full.as_ref(), &k.frame, warm, &args);
             let after = any.stats()?;
@@ -369,6 +394,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Row::ratios(&row.full, &row.empty),
             );
         }
+        let Some(any) = full.as_ref().or(lean.as_ref()) else { continue };
         let s = any.stats()?;
         eprintln!(
             "{n}/{walk}/{train}{}: flows created {}, dropped {}, rtt samples {}, no metadata {}",
