@@ -232,7 +232,7 @@ struct lqos_unknown {
 	__u64 packets[2];
 };
 
-/* Per-CPU data-plane health counters (lqos_stats[0]). 88 bytes. */
+/* Per-CPU data-plane health counters (lqos_stats[0]). 96 bytes. */
 struct lqos_stats {
 	__u64 flows_created;
 	__u64 flows_dropped;    /* flow table full */
@@ -245,6 +245,7 @@ struct lqos_stats {
 	__u64 trie_lookups;     /* cache misses the prefix hash could not answer */
 	__u64 pfx_torn;         /* prefix-hash reads that met a write (then the trie) */
 	__u64 pfx_dark;         /* cache misses the near bitmap answered "unmapped" alone */
+	__u64 flows_over_budget; /* new flows refused: their slot opened its budget this generation */
 };
 
 /* XDP metadata written in front of the frame for the tc egress classifier. 8 bytes. */

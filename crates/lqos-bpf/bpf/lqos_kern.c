@@ -48,6 +48,7 @@ const volatile __u32 lqos_max_slots = 65536;
 const volatile __u32 lqos_track_flows = 1;
 const volatile __u32 lqos_cache_sets = LQOS_CACHE_ENTRIES / 2; /* per CPU, power of two */
 const volatile __u32 lqos_cache_shift = 49;   /* 64 - log2(lqos_cache_sets) */
+const volatile __u32 lqos_flow_budget = 4096; /* new flows per slot per flow generation */
 const volatile __u32 lqos_flow_shift = 49;    /* 64 - log2(flow table sets), 64 = one set */
 const volatile __u32 lqos_flow_mask = 32767;  /* flow table sets - 1 */
 const volatile __u32 lqos_pfx_mask = 262143;  /* prefix-hash buckets - 1 */
@@ -88,6 +89,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lqos_flow_entry);
 } lqos_flows SEC(".maps");
+
+/* New flows per slot in the current flow generation: generation << 32 | count, shared by all
+ * CPUs (atomics), touched only when a flow is about to be created. Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} lqos_slot_flows SEC(".maps");
 
 /* Flow generation: lqosd bumps it every sweep; a flow whose gen is two or more behind had no
  * packet for a whole sweep interval and may be replaced by a new flow of its set. */
@@ -867,6 +877,22 @@ __attribute__((noinline)) int lqos_flow_claim(__u32 first, struct lqos_flow_key 
 		if (st)
 			st->flows_dropped++;
 		return -1;
+	}
+	/* One slot may open at most lqos_flow_budget flows per generation (a flood against or
+	 * from one subscriber fills at most a bounded share of the table: its entries stay until
+	 * idle for two generations). Counted per slot across CPUs; approximate at the edge. */
+	__u64 *bw = bpf_map_lookup_elem(&lqos_slot_flows, &slot);
+	if (bw) {
+		__u64 w = *(volatile __u64 *)bw;
+		if ((__u32)(w >> 32) != gen) {
+			__sync_val_compare_and_swap(bw, w, ((__u64)gen << 32) | 1);
+		} else if ((__u32)w >= lqos_flow_budget) {
+			if (st)
+				st->flows_over_budget++;
+			return -1;
+		} else {
+			__sync_fetch_and_add(bw, 1);
+		}
 	}
 	__u64 now = bpf_ktime_get_ns();
 	if (__sync_val_compare_and_swap(&v->state, vs, vs + 1) != vs) {

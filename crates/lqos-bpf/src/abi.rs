@@ -309,8 +309,10 @@ pub struct RawStats {
     pub pfx_torn: u64,
     /// Cache misses the near bitmap answered "unmapped" without probing the hash.
     pub pfx_dark: u64,
+    /// New flows refused because their slot used its budget for this generation.
+    pub flows_over_budget: u64,
 }
-const _: () = assert!(size_of::<RawStats>() == 88);
+const _: () = assert!(size_of::<RawStats>() == 96);
 
 /// Entries per bucket of the exact-prefix hash (`LQOS_PFX_WAYS`).
 pub const PFX_WAYS: usize = 2;

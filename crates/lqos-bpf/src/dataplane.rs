@@ -264,6 +264,7 @@ impl Dataplane {
         loader.map_max_entries(maps::SLOT_COUNTERS, slot_entries);
         loader.map_max_entries(maps::RTT_HIST, opts.max_slots);
         loader.map_max_entries(maps::FLOWS, opts.max_flows);
+        loader.map_max_entries(maps::SLOT_FLOWS, opts.max_slots);
         loader.map_max_entries(maps::CACHE, cache_total);
         loader.map_max_entries(maps::IP_MAP, opts.max_mappings);
         let Some(pfx_buckets) = crate::pfx::buckets_for(opts.max_mappings) else {
@@ -284,6 +285,11 @@ impl Dataplane {
         loader.override_global("lqos_flow_shift", &flow_shift, true);
         let flow_mask = flow_sets - 1;
         loader.override_global("lqos_flow_mask", &flow_mask, true);
+        // One slot opens at most 1/16 of the table per flow generation (a flood against or
+        // from one subscriber then holds at most about a fifth of it: entries stay until
+        // idle for two generations).
+        let flow_budget = (opts.max_flows / 16).max(16);
+        loader.override_global("lqos_flow_budget", &flow_budget, true);
         if opts.bench_train > 1 && !opts.bench_train.is_power_of_two() {
             return Err(BpfError::InvalidOption {
                 option: "bench_train",

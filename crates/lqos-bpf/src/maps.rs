@@ -26,6 +26,8 @@ pub(crate) const IF_CONFIG: &str = "lqos_if_config";
 pub(crate) const SETTINGS: &str = "lqos_settings";
 pub(crate) const SLOT_COUNTERS: &str = "lqos_slot_counters";
 pub(crate) const RTT_HIST: &str = "lqos_rtt_hist";
+/// New flows per slot in the current generation (not pinned).
+pub(crate) const SLOT_FLOWS: &str = "lqos_slot_flows";
 pub(crate) const FLOWS: &str = "lqos_flows";
 pub(crate) const FLOW_GEN: &str = "lqos_flow_gen";
 pub(crate) const UNKNOWN: &str = "lqos_unknown";

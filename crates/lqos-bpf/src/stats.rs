@@ -716,6 +716,9 @@ pub struct DataplaneStats {
     /// Cache misses answered "unmapped" by the near bitmap alone (scans of space no prefix
     /// covers).
     pub pfx_dark: u64,
+    /// New flows refused because their circuit's slot had opened its budget of flows for the
+    /// current generation (`LoadOptions::max_flows` / 16 per sweep interval).
+    pub flows_over_budget: u64,
 }
 
 /// The per-CPU health counter array.
@@ -746,6 +749,7 @@ impl StatsMap {
             s.trie_lookups = s.trie_lookups.wrapping_add(r.trie_lookups);
             s.pfx_torn = s.pfx_torn.wrapping_add(r.pfx_torn);
             s.pfx_dark = s.pfx_dark.wrapping_add(r.pfx_dark);
+            s.flows_over_budget = s.flows_over_budget.wrapping_add(r.flows_over_budget);
         }
         Ok(s)
     }

@@ -772,6 +772,10 @@ pub struct DataplaneHealth {
     /// Packets of flows that found no room in the flow table (their circuits lose RTT and
     /// retransmit samples; a growing count calls for a bigger table: `LQOS_MAX_FLOWS`).
     pub untracked_packets: u64,
+    /// New flows refused because their circuit had opened its share of the table (1/16 of it)
+    /// in the current sweep interval: a flood from or against one subscriber.
+    #[serde(default)]
+    pub flows_over_budget: u64,
     /// RTT samples taken.
     pub rtt_samples: u64,
     /// Classification-cache misses.

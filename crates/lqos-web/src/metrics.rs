@@ -7,7 +7,7 @@
 //!   `last_apply_timestamp_seconds`, `uptime_seconds`, `history_bytes` (when history is on).
 //! * Data plane (once lqosd has read it): `xdp_flow_table_entries`, `xdp_flows_live` (gauges),
 //!   `xdp_flows_created_total`, `xdp_untracked_packets_total` (packets of flows the full flow
-//!   table could not track), `xdp_rtt_samples_total`, `xdp_cache_misses_total`,
+//!   table could not track), `xdp_flows_over_budget_total`, `xdp_rtt_samples_total`, `xdp_cache_misses_total`,
 //!   `xdp_trie_lookups_total`, `xdp_unknown_samples_lost_total`, `xdp_no_metadata_total`.
 //! * `scheduler_info{phase,integration}` 1, `scheduler_last_run_timestamp_seconds`,
 //!   `scheduler_next_run_timestamp_seconds`, `scheduler_last_result_ok` (1/0).
@@ -150,7 +150,7 @@ fn one(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
 
 /// The data plane's own counters (`xdp_*`).
 fn dataplane(out: &mut String, d: &DataplaneHealth) {
-    let series: [(&str, &str, &str, u64); 9] = [
+    let series: [(&str, &str, &str, u64); 10] = [
         ("xdp_flow_table_entries", "gauge", "Entries of the flow table.", d.flow_capacity),
         ("xdp_flows_live", "gauge", "Flows seen in the last few sweeps.", d.flows_live),
         ("xdp_flows_created_total", "counter", "Flows created.", d.flows_created),
@@ -159,6 +159,12 @@ fn dataplane(out: &mut String, d: &DataplaneHealth) {
             "counter",
             "Packets of flows that found no room in the flow table (no RTT or retransmit samples; raise LQOS_MAX_FLOWS when it grows).",
             d.untracked_packets,
+        ),
+        (
+            "xdp_flows_over_budget_total",
+            "counter",
+            "New flows refused because their circuit opened its share of the flow table this sweep interval (a flood from or against one subscriber).",
+            d.flows_over_budget,
         ),
         ("xdp_rtt_samples_total", "counter", "TCP RTT samples taken.", d.rtt_samples),
         ("xdp_cache_misses_total", "counter", "Classification-cache misses.", d.cache_misses),

@@ -168,6 +168,7 @@ impl Kernel for RealKernel {
             flows_live: 0,
             flows_created: s.flows_created,
             untracked_packets: s.flows_dropped,
+            flows_over_budget: s.flows_over_budget,
             rtt_samples: s.rtt_samples,
             cache_misses: s.cache_misses,
             trie_lookups: s.trie_lookups,

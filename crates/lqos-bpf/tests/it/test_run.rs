@@ -353,6 +353,40 @@ fn inbound_syn_floods_and_resets_create_no_tcp_flows() {
     assert_eq!(dp.flows().read_all().expect("flows").len(), 2);
 }
 
+/// One circuit opens at most max_flows / 16 flows per flow generation (at least 16): a flood
+/// from (or, over UDP, against) one subscriber leaves room for everybody else's new flows.
+#[test]
+fn one_circuit_opens_a_bounded_number_of_flows_per_generation() {
+    let Some(_k) = kernel_test() else { return };
+    let mut dp = loaded_with(
+        InterfaceRole::ToNetwork,
+        &LoadOptions { max_flows: 256, ..LoadOptions::default() },
+    );
+    upsert(
+        &mut dp,
+        &[("198.18.0.5/32", mapping(0, 1, 0x10)), ("198.18.0.6/32", mapping(0, 1, 0x11))],
+    );
+    // 256 / 16 = 16 new flows per generation for each circuit.
+    for port in 1..=40u16 {
+        dp.test_run_xdp(&udp_port("198.18.0.5", "203.0.113.9", port), LO, 1).expect("run");
+    }
+    let s = dp.stats().expect("stats");
+    assert_eq!((s.flows_created, s.flows_over_budget), (16, 24));
+    // Another subscriber still gets its flows.
+    dp.test_run_xdp(&udp_port("198.18.0.6", "203.0.113.9", 1), LO, 1).expect("run");
+    assert_eq!(dp.stats().expect("stats").flows_created, 17);
+    // Known flows keep counting; the next generation brings a new budget.
+    dp.test_run_xdp(&udp_port("198.18.0.5", "203.0.113.9", 1), LO, 1).expect("run");
+    FlowAger::new().sweep(dp.flows(), 6).expect("sweep");
+    for port in 41..=60u16 {
+        dp.test_run_xdp(&udp_port("198.18.0.5", "203.0.113.9", port), LO, 1).expect("run");
+    }
+    let s = dp.stats().expect("stats");
+    assert_eq!((s.flows_created, s.flows_over_budget), (33, 28));
+    let flows = dp.flows().read_all().expect("flows");
+    assert_eq!(flows.iter().filter(|f| f.slot == 0x10).count(), 32);
+}
+
 #[test]
 fn mapping_changes_are_seen_immediately_despite_the_cache() {
     let Some(_k) = kernel_test() else { return };
