@@ -812,23 +812,21 @@ static __always_inline int lqos_flow_live(__u64 s)
  * key and zeroes, then make it even again. A CPU that finds a way being written waits for it
  * and re-checks the key, so two CPUs creating the same flow end in one entry.
  */
-/* A flow's set: its first way and that way's state. */
-struct lqos_flow_set {
-	struct lqos_flow_entry *e0;
-	__u64 s0;               /* e0's state read early */
-	__u32 first;            /* index of the set's first way */
-};
-
-static __always_inline int lqos_flow_set_find(struct lqos_flow_key *k, struct lqos_flow_set *fs)
+/* Index of the first way of the key's set. */
+static __always_inline __u32 lqos_flow_first(struct lqos_flow_key *k)
 {
 	__u64 h = lqos_flow_hash(k);
 	__u32 set = lqos_flow_shift >= 64 ? 0 : (__u32)(h >> (lqos_flow_shift & 63)) & lqos_flow_mask;
-	fs->first = set * LQOS_FLOW_WAYS;
-	fs->e0 = bpf_map_lookup_elem(&lqos_flows, &fs->first);
-	if (!fs->e0)
-		return -1;
-	fs->s0 = lqos_read_state(fs->e0);
-	return 0;
+	return set * LQOS_FLOW_WAYS;
+}
+
+/* A packet of this flow at generation `gen`: the flow is not idle, and belongs to `slot`. */
+static __always_inline void lqos_flow_touch(struct lqos_flow_entry *e, __u32 gen, __u32 slot)
+{
+	if (e->gen != gen)
+		e->gen = gen;
+	if (e->slot != slot)
+		e->slot = slot;
 }
 
 /*
@@ -857,10 +855,7 @@ __attribute__((noinline)) int lqos_flow_claim(__u32 first, struct lqos_flow_key 
 			return -1;
 		__u64 s = lqos_wait_written(e);
 		if (lqos_flow_live(s) && lqos_key_eq(&e->key, k)) {
-			if (e->gen != gen)
-				e->gen = gen;
-			if (e->slot != slot)
-				e->slot = slot;
+			lqos_flow_touch(e, gen, slot);
 			return i;
 		}
 		if (empty || (s & 1))
@@ -918,48 +913,32 @@ __attribute__((noinline)) int lqos_flow_claim(__u32 first, struct lqos_flow_key 
 }
 
 static __always_inline struct lqos_flow_entry *lqos_flow_get(struct lqos_flow_key *k,
-							     __u32 slot,
-							     struct lqos_flow_set *fs,
-							     int may_create)
+							     __u32 slot, int may_create)
 {
 	__u32 zero = 0;
 	__u32 gen = 0;
 	__u32 *gp = bpf_map_lookup_elem(&lqos_flow_gen, &zero);
 	if (gp)
 		gen = *gp;
+	__u32 first = lqos_flow_first(k);
 	/* Ways fill first to last, so a flow is mostly found in the first line or two. */
-	struct lqos_flow_entry *f = 0;
-	struct lqos_flow_entry *e0 = fs->e0;
-	if (!e0)
-		return 0;
-	if (lqos_flow_live(fs->s0) && lqos_key_eq(&e0->key, k)) {
-		f = e0;
-	} else {
 #pragma unroll
-		for (int i = 1; i < LQOS_FLOW_WAYS; i++) {
-			__u32 idx = fs->first + i;
-			struct lqos_flow_entry *e = bpf_map_lookup_elem(&lqos_flows, &idx);
-			if (!e)
-				return 0;
-			if (lqos_flow_live(lqos_read_state(e)) && lqos_key_eq(&e->key, k)) {
-				f = e;
-				break;
-			}
+	for (int i = 0; i < LQOS_FLOW_WAYS; i++) {
+		__u32 idx = first + i;
+		struct lqos_flow_entry *e = bpf_map_lookup_elem(&lqos_flows, &idx);
+		if (!e)
+			return 0;
+		if (lqos_flow_live(lqos_read_state(e)) && lqos_key_eq(&e->key, k)) {
+			lqos_flow_touch(e, gen, slot);
+			return e;
 		}
-	}
-	if (f) {
-		if (f->gen != gen)
-			f->gen = gen;
-		if (f->slot != slot)
-			f->slot = slot;
-		return f;
 	}
 	if (!may_create)
 		return 0;
-	int way = lqos_flow_claim(fs->first, k, slot, gen);
+	int way = lqos_flow_claim(first, k, slot, gen);
 	if (way < 0)
 		return 0;
-	__u32 idx = fs->first + ((__u32)way & (LQOS_FLOW_WAYS - 1));
+	__u32 idx = first + ((__u32)way & (LQOS_FLOW_WAYS - 1));
 	return bpf_map_lookup_elem(&lqos_flows, &idx);
 }
 
@@ -1000,7 +979,7 @@ static __always_inline int lqos_l4(void *data, void *data_end, struct lqos_pkt *
 /* Flow table, retransmits and RTT for one TCP/UDP packet (after lqos_l4). */
 static __always_inline void lqos_track(struct lqos_flow_key *k, struct lqos_tcp *tp, int dir,
 				       __u32 slot, __u64 bytes, struct lqos_slot_counters *sc,
-				       struct lqos_settings *cfg, struct lqos_flow_set *fs)
+				       struct lqos_settings *cfg)
 {
 	struct lqos_tcp t = *tp;
 	int tcp = t.tcp;
@@ -1011,7 +990,7 @@ static __always_inline void lqos_track(struct lqos_flow_key *k, struct lqos_tcp 
 	 * port scans and forged resets from the Internet take no room in the table (a connection
 	 * from outside gets its entry from the subscriber's SYN-ACK). */
 	int may_create = !tcp || (d == LQOS_UP && !t.rst);
-	struct lqos_flow_entry *f = lqos_flow_get(k, slot, fs, may_create);
+	struct lqos_flow_entry *f = lqos_flow_get(k, slot, may_create);
 	if (!f)
 		return;
 	struct lqos_flow_dir *my = d ? &f->dir[1] : &f->dir[0];
@@ -1163,19 +1142,18 @@ int lqos_xdp(struct xdp_md *ctx)
 	if (lqos_bench_spread_on)
 		lqos_bench_spread(&k.subscriber);
 	int dir = upload ? LQOS_UP : LQOS_DOWN;
-	/* Filled by lqos_l4 / lqos_flow_set_find before any use: no zeroing on the lean path. */
+	/* Filled by lqos_l4 before any use: no zeroing on the lean path. */
 	struct lqos_tcp t;
-	struct lqos_flow_set fs;
 	int track = lqos_track_flows && p.l4_proto && lqos_l4(data, data_end, &p, &k, dir, &t) == 0;
 
 	struct lqos_class c;
 	lqos_classify(&k.subscriber, &c);
 	/* Flows, RTT and retransmits of subscribers only: an unmapped address's flows belong to no
 	 * circuit (its traffic is in the unknown table), and an Internet scan would otherwise
-	 * create a flow per probe and fill the table. The set is found after classification so a
-	 * scan never touches the flow table (finding it first, to overlap the two cold loads,
-	 * measured no gain for subscribers and cost dark-space scans ~130 ns). */
-	track = track && c.mapped && lqos_flow_set_find(&k, &fs) == 0;
+	 * create a flow per probe and fill the table. The table is touched only after
+	 * classification, so a scan never touches it (looking up the set first, to overlap the two
+	 * cold loads, measured no gain for subscribers and cost dark-space scans ~130 ns). */
+	track = track && c.mapped;
 	__u64 bytes = (__u64)(data_end - data);
 	__u32 slot = c.slot;
 	__u32 sci = bpf_get_smp_processor_id() * lqos_max_slots + slot;
@@ -1188,7 +1166,7 @@ int lqos_xdp(struct xdp_md *ctx)
 	if (!c.mapped)
 		lqos_unknown_sample(&k.subscriber, dir, bytes, cfg);
 	if (track)
-		lqos_track(&k, &t, dir, slot, bytes, sc, cfg, &fs);
+		lqos_track(&k, &t, dir, slot, bytes, sc, cfg);
 
 	if (!c.mapped || (cfg && (cfg->flags & LQOS_SET_OBSERVE)))
 		return XDP_PASS;

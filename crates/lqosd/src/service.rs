@@ -374,7 +374,8 @@ impl<K: Kernel> Service<K> {
                 Err(e) => tracing::debug!(error = %e, "rtt histograms"),
             }
         }
-        if self.flows.due(now) {
+        let swept = self.flows.due(now);
+        if swept {
             let live = match kernel.sweep_flows() {
                 Ok(f) => {
                     let n = f.len() as u64;
@@ -408,7 +409,9 @@ impl<K: Kernel> Service<K> {
         {
             tracing::debug!("history writer behind; a tick was dropped");
         }
-        self.check_flow_table();
+        if swept {
+            self.check_flow_table();
+        }
     }
 
     /// The flow table is sized when lqosd starts (8 entries per circuit of the stored plan, at
