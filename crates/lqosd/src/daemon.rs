@@ -284,10 +284,6 @@ pub fn run(args: Args) -> Result<(), DaemonError> {
     result
 }
 
-/// Counter slots to allocate: `LQOS_MAX_SLOTS` when set, else room for the stored plan's
-/// circuits plus a quarter (a power of two, at least lqos-bpf's default). The per-CPU counter
-/// arrays are preallocated, so this is not simply "as many as possible"; a change of size
-/// recreates the counter maps (one warning) at the next start.
 /// Circuits of the plan lqosd applied last (0 when none is stored).
 fn stored_circuits(config: &Config) -> usize {
     store_for(config).load().ok().flatten().map_or(0, |p| p.circuits.len())
@@ -299,6 +295,10 @@ fn circuit_room(stored: usize) -> u32 {
     want.checked_next_power_of_two().and_then(|n| u32::try_from(n).ok()).unwrap_or(1 << 31)
 }
 
+/// Counter slots to allocate: `LQOS_MAX_SLOTS` when set, else room for the stored plan's
+/// circuits plus a quarter (a power of two, at least lqos-bpf's default). The per-CPU counter
+/// arrays are preallocated, so this is not simply "as many as possible"; a change of size
+/// recreates the counter maps (one warning) at the next start.
 fn max_slots(stored: usize) -> u32 {
     if let Some(n) = std::env::var("LQOS_MAX_SLOTS").ok().and_then(|v| v.parse::<u32>().ok())
         && n >= 2
