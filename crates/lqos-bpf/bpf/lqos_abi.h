@@ -66,8 +66,9 @@ struct lqos_ip_info {
 	__u64 device_hash;
 };
 
-/* Classification cache entry: tag (the address) + epoch + LPM result. 32 bytes. */
-struct lqos_cache_entry {
+/* Classification cache entry: tag (the address) + epoch + LPM result. 32 bytes, 8-aligned so
+ * that the program compares its tag with two 8-byte loads (4-aligned: four, plus shifts). */
+struct __attribute__((aligned(8))) lqos_cache_entry {
 	struct lqos_addr addr;
 	__u32 epoch;
 	__u32 class_handle;

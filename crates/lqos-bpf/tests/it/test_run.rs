@@ -789,6 +789,70 @@ fn rtt_from_timestamps_on_access_and_upstream_paths() {
     assert_eq!(h2.delta(&h).count(PATH_UPSTREAM), 1);
 }
 
+/// IPv6 addresses and TCP timestamps are read with word loads from wherever the frame puts
+/// them (0, 1 or 2 VLAN tags, PPPoE: every 4-byte shift of the IP header). Every byte of both
+/// addresses differs, so a misplaced or swapped word shows in the flow key.
+#[test]
+fn ipv6_flows_keep_their_addresses_and_time_rtt_behind_tags_and_pppoe() {
+    let Some(_k) = kernel_test() else { return };
+    let mut dp = loaded(InterfaceRole::ToNetwork);
+    upsert(&mut dp, &[("2001:db8:600::/40", mapping(0, 1, 0x60))]);
+    let sub = ip("2001:db8:601:203:405:607:809:a0b");
+    let host = ip("2a00:1450:4001:82b:c1d:e2f:3f4:5a6");
+    let cases: [(&[u16], bool, bool); 6] = [
+        (&[], false, false),
+        (&[10], false, true),
+        (&[10, 20], false, false),
+        (&[], true, true),
+        (&[10], true, false),
+        (&[10, 20], true, true),
+    ];
+    for (i, &(vlans, pppoe, syn_layout)) in cases.iter().enumerate() {
+        let port = 50000 + u16::try_from(i).expect("few cases");
+        let frame = |src, dst, t: TcpSpec| {
+            frames::build(&FrameSpec { src, dst, vlans, pppoe, l4: L4::Tcp(t) }).expect("frame")
+        };
+        let up = |tsval: Option<u32>, tsecr| TcpSpec {
+            sport: port,
+            dport: 443,
+            seq: 1,
+            flags: 0x10,
+            ts: tsval.map(|v| (v, tsecr)),
+            syn_layout,
+            ..Default::default()
+        };
+        let down = TcpSpec {
+            sport: 443,
+            dport: port,
+            ts: Some((0x0102_0304 + u32::from(port), 0)),
+            syn_layout,
+            ..seg(1, 100)
+        };
+        // The subscriber opens the flow, the host's TSval goes down, the subscriber echoes it.
+        dp.set_interface_index(LO, InterfaceRole::ToNetwork).expect("role");
+        dp.test_run_xdp(&frame(sub, host, up(None, 0)), LO, 1).expect("run");
+        dp.set_interface_index(LO, InterfaceRole::ToInternet).expect("role");
+        dp.test_run_xdp(&frame(host, sub, down), LO, 1).expect("run");
+        std::thread::sleep(Duration::from_millis(2));
+        dp.set_interface_index(LO, InterfaceRole::ToNetwork).expect("role");
+        let echo = 0x0102_0304 + u32::from(port);
+        dp.test_run_xdp(&frame(sub, host, up(Some(77), echo)), LO, 1).expect("run");
+
+        let flows = dp.flows().read_all().expect("flows");
+        let f = flows
+            .iter()
+            .find(|f| f.key.subscriber_port == port)
+            .unwrap_or_else(|| panic!("case {i}: no flow of port {port} in {flows:?}"));
+        let case = format!("case {i}: vlans {vlans:?} pppoe {pppoe} walk {syn_layout}");
+        assert_eq!((f.key.subscriber, f.key.remote), (sub, host), "{case}");
+        assert_eq!((f.key.remote_port, f.key.protocol, f.slot), (443, 6, 0x60), "{case}");
+        assert_eq!(f.packets, [1, 2], "{case}");
+        assert_eq!(f.rtt_samples[PATH_ACCESS], 1, "{case}: the echo matched the TSval");
+        assert!(f.rtt_us[PATH_ACCESS] >= 2_000, "{case}: {} µs", f.rtt_us[PATH_ACCESS]);
+    }
+    assert_eq!(hist(&mut dp, 0x60).count(PATH_ACCESS), 6);
+}
+
 #[test]
 fn rtt_sampling_one_in_n_new_timestamps() {
     let Some(_k) = kernel_test() else { return };
