@@ -39,6 +39,8 @@
 //! cost the lean program of the 32 768 row ~10 to 40 ns per packet). Printed: the median ns of each program, the ratio of the medians and
 //! the median of the per-round ratios ("paired"), and per packet the classification-cache
 //! misses and the LPM trie walks left after the prefix hash. Needs root.
+//! Before each configuration and at the end it prints (stderr) what a dependent load costs
+//! over 1, 4 and 16 MiB right then: the 100k rows move with it.
 //! Run through `bench/xdp_bench.sh`. Options (for profiling one case under `perf`):
 //! `--only SUBSCRIBERS:WALK[:TRAIN]` runs one configuration, `--kind NAME` one frame kind (prefix
 //! match), `--repeat N` and `--runs N` change the counts, `--lean` / `--full` one variant.
@@ -56,6 +58,51 @@ use lqos_bpf::{
 };
 
 const LO: u32 = 1;
+
+/// ns per dependent load over a random cycle through `kib` KiB (one load per 64-byte line,
+/// pages as the allocator gives them): what one cold line of a table costs on this machine
+/// right now. The 100k rows follow it: their tables do not fit the caches, and a guest shares
+/// the L3 with the host's other guests.
+fn memory_latency(kib: usize) -> f64 {
+    const WORDS: usize = 8; // one 64-byte line
+    let lines = (kib * 1024 / 64).max(2);
+    // A random cycle over the lines (Sattolo's shuffle, xorshift): no stride to prefetch.
+    let mut order: Vec<usize> = (0..lines).collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..lines).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = usize::try_from(x % i as u64).unwrap_or(0);
+        order.swap(i, j);
+    }
+    let mut next = vec![0usize; lines * WORDS];
+    for w in 0..lines {
+        next[order[w] * WORDS] = order[(w + 1) % lines] * WORDS;
+    }
+    let mut p = 0;
+    for _ in 0..lines {
+        p = next[p];
+    }
+    let loads = 2_000_000u32;
+    let t = Instant::now();
+    for _ in 0..loads {
+        p = next[p];
+    }
+    let ns = t.elapsed().as_nanos() as f64 / f64::from(loads);
+    std::hint::black_box(p);
+    ns
+}
+
+fn print_memory_latency(when: &str) {
+    let at = |kib| memory_latency(kib);
+    eprintln!(
+        "memory latency {when}: a dependent load costs {:.1} ns over 1 MiB, {:.1} ns over 4 MiB, {:.1} ns over 16 MiB",
+        at(1024),
+        at(4096),
+        at(16384)
+    );
+}
 
 /// Command line (see the module doc).
 #[derive(Debug, Clone)]
@@ -353,6 +400,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The scan rows spread the subscribers over 2^20 addresses, so 9 in 10 walked
         // addresses are unassigned addresses of the subscriber pools.
         let space = if scan { 1 << 20 } else { n.next_power_of_two() };
+        print_memory_latency(&format!("before {n}/{walk}/{train}"));
         let lean = if args.lean { Some(load(n, space, walk, train, false)?) } else { None };
         let mut full = if args.full { Some(load(n, space, walk, train, true)?) } else { None };
         if full.is_none() && lean.is_none() {
@@ -405,5 +453,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.no_metadata
         );
     }
+    print_memory_latency("at the end");
     Ok(())
 }
