@@ -207,6 +207,27 @@ struct lqos_pkt {
 };
 
 /*
+ * One 8-, 4- or 2-byte load from packet memory. Frames are not word-aligned (14 bytes of
+ * Ethernet), which x86 loads and the verifier accept (it checks alignment strictly only on
+ * CPUs without efficient unaligned access); a __builtin_memcpy compiles to one byte load, a
+ * shift and an or per byte on the BPF target (~100 instructions for two IPv6 addresses).
+ */
+static __always_inline __u64 lqos_pkt_u64(const void *p)
+{
+	return *(const __u64 *)p;
+}
+
+static __always_inline __u32 lqos_pkt_u32(const void *p)
+{
+	return *(const __u32 *)p;
+}
+
+static __always_inline __u16 lqos_pkt_u16(const void *p)
+{
+	return *(const __u16 *)p;
+}
+
+/*
  * Ethernet, up to two VLAN tags (802.1Q/802.1ad), PPPoE session, IPv4/IPv6, first L4 header.
  * `hw_tag`/`hw_tci`: a tag the kernel already moved to skb->vlan_tci (tc only); it counts as
  * the outermost. The direction tag is the innermost of the (at most two) tags.
@@ -220,7 +241,7 @@ static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
-	__u16 proto = eth->h_proto;
+	__u16 proto = lqos_pkt_u16(&eth->h_proto); /* ethhdr is packed: byte loads otherwise */
 	__u32 off = sizeof(*eth);
 	if (hw_tag) {
 		p->dir_tci_off = LQOS_TAG_HW;
@@ -281,22 +302,6 @@ static __always_inline int lqos_parse(void *data, void *data_end, int hw_tag, __
 		return 0;
 	}
 	return -1;
-}
-
-/*
- * One 8- or 4-byte load from packet memory. Frames are not word-aligned (14 bytes of
- * Ethernet), which x86 loads and the verifier accept (it checks alignment strictly only on
- * CPUs without efficient unaligned access); a __builtin_memcpy compiles to one byte load, a
- * shift and an or per byte on the BPF target (~100 instructions for two IPv6 addresses).
- */
-static __always_inline __u64 lqos_pkt_u64(const void *p)
-{
-	return *(const __u64 *)p;
-}
-
-static __always_inline __u32 lqos_pkt_u32(const void *p)
-{
-	return *(const __u32 *)p;
 }
 
 /*
