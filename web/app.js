@@ -489,7 +489,17 @@
 
   async function boot() {
     applyTheme(localStorage.getItem("lqos-theme") || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
-    try { session = await api("GET", "/session"); } catch (e) { return; }
+    // Nothing loads without the session. A network error or a 5xx (lqos_web restarting, a
+    // link going down) is shown and tried again, 1 s, 2 s, … 10 s apart, instead of leaving
+    // "Loading…" up for good; a 401 has already sent the browser to the login page.
+    for (let wait = 1000; ; wait = Math.min(wait * 2, 10000)) {
+      try { session = await api("GET", "/session"); break; } catch (e) {
+        if (e.status === undefined && e.message === "login required") return;
+        put(view, el("div", { class: "card bad", role: "alert" },
+          "Could not reach lqos_web (" + (e.message || e) + "); trying again in " + wait / 1000 + " s."));
+        await new Promise(r => setTimeout(r, wait));
+      }
+    }
     document.getElementById("who").textContent = session.username + " (" + session.role + ")";
     document.getElementById("nav-users").hidden = !isAdmin();
     document.getElementById("theme").addEventListener("click", () => applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));

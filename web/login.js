@@ -3,8 +3,15 @@
 (function () {
   if (localStorage.getItem("lqos-theme") === "dark") document.documentElement.dataset.theme = "dark";
   const msg = document.getElementById("msg");
+  // Forms are method="post": should this script not run, a native submit never puts the
+  // password into a URL (history, logs); the page's POST then gets a 405.
   async function post(path, body) {
-    const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "same-origin" });
+    let r;
+    try {
+      r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "same-origin" });
+    } catch (e) {
+      return { ok: false, status: 0, data: { message: "Could not reach lqos_web (" + e.message + "). Try again." } };
+    }
     let data = {};
     try { data = await r.json(); } catch (e) { /* empty body */ }
     return { ok: r.ok, status: r.status, data };
