@@ -212,6 +212,8 @@ fn validate(
     args: &Args,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
+    // run() has printed lqos.conf's warnings already (they stay in the JSON and the counts).
+    let printed = diagnostics.len();
     let pb = spinner("reading and validating inputs");
     let applied = applied_plan(config);
     let loaded = lqos_pipeline::load(config, applied.as_ref());
@@ -248,7 +250,7 @@ fn validate(
         write_json(out, &Refusal { refused, diagnostics, quarantined })?;
         return Ok(if invalid { Outcome::Invalid } else { Outcome::Ok });
     }
-    print_diagnostics(out, &diagnostics)?;
+    print_diagnostics(out, diagnostics.get(printed..).unwrap_or_default())?;
     print_quarantine(out, &quarantined)?;
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.iter().filter(|d| d.severity == Severity::Warning).count();

@@ -103,6 +103,12 @@ fn both_libreqos_example_configs_drive_validate_and_dry_run() {
         let (_d, conf) = dir_with(&fixture(name), &example_rows_13());
         let (code, out) = cli(&conf, &["--validate"]);
         assert_eq!(code, Outcome::Ok, "{name}: {out}");
+        // Settings lqos ignores are each reported once, with their line.
+        let ignored: Vec<&str> = out.lines().filter(|l| l.contains("has no effect")).collect();
+        assert!(!ignored.is_empty(), "{name}: {out}");
+        for l in &ignored {
+            assert_eq!(out.lines().filter(|x| x == l).count(), 1, "{name}: twice: {l}\n{out}");
+        }
         let (code, out) = cli(&conf, &["--dry-run", "--json"]);
         assert_eq!(code, Outcome::Ok, "{name}: {out}");
         let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
