@@ -47,7 +47,7 @@
     if (isDevices && method !== "GET" && devicesEtag) headers["If-Match"] = devicesEtag;
     const r = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
     if (isDevices && r.headers.get("ETag")) devicesEtag = r.headers.get("ETag");
-    if (r.status === 401) { location.href = "/login"; throw new Error("login required"); }
+    if (r.status === 401) { location.href = "/login"; throw Object.assign(new Error("login required"), { status: 401 }); }
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
     if (!r.ok) {
@@ -494,7 +494,7 @@
     // "Loading…" up for good; a 401 has already sent the browser to the login page.
     for (let wait = 1000; ; wait = Math.min(wait * 2, 10000)) {
       try { session = await api("GET", "/session"); break; } catch (e) {
-        if (e.status === undefined && e.message === "login required") return;
+        if (e.status === 401) return;
         put(view, el("div", { class: "card bad", role: "alert" },
           "Could not reach lqos_web (" + (e.message || e) + "); trying again in " + wait / 1000 + " s."));
         await new Promise(r => setTimeout(r, wait));

@@ -95,12 +95,11 @@ fn memory_latency(kib: usize) -> f64 {
 }
 
 fn print_memory_latency(when: &str) {
-    let at = |kib| memory_latency(kib);
     eprintln!(
         "memory latency {when}: a dependent load costs {:.1} ns over 1 MiB, {:.1} ns over 4 MiB, {:.1} ns over 16 MiB",
-        at(1024),
-        at(4096),
-        at(16384)
+        memory_latency(1024),
+        memory_latency(4096),
+        memory_latency(16384)
     );
 }
 
